@@ -11,6 +11,7 @@ use xfrmnetlink::Handle;
 
 use crate::convert::*;
 use crate::error::{extack_message, Error, KernelError, Op};
+use crate::raw::RawSocket;
 use crate::types::*;
 
 /// `UDP_ENCAP_ESPINUDP` (RFC 3948).
@@ -18,6 +19,19 @@ const UDP_ENCAP_ESPINUDP: u16 = 2;
 /// The kernel's `XFRM_POLICY_ALLOW` / `XFRM_POLICY_BLOCK`.
 const POLICY_ALLOW: u8 = 0;
 const POLICY_BLOCK: u8 = 1;
+
+/// Runs a bulk read on tokio's blocking pool (the raw socket blocks in recv).
+async fn blocking<T: Send + 'static>(
+    op: Op,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Connection {
+            op,
+            source: io::Error::other(format!("blocking read task failed: {e}")),
+        })?
+}
 
 /// Which SAs a counters dump returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,12 +56,23 @@ fn kernel_err(op: Op, target: impl Display) -> impl Fn(xfrmnetlink::Error) -> Er
         xfrmnetlink::Error::NetlinkError(msg) => Error::Kernel {
             op,
             target: target.to_string(),
-            kernel: KernelError { errno: -msg.raw_code(), message: extack_message(&msg.header) },
+            kernel: KernelError {
+                errno: -msg.raw_code(),
+                message: extack_message(&msg.header),
+            },
         },
-        xfrmnetlink::Error::RequestFailed => {
-            Error::Connection { op, source: io::Error::new(io::ErrorKind::BrokenPipe, "the netlink connection task has stopped") }
-        }
-        other => Error::Unexpected { op, target: target.to_string(), detail: other.to_string() },
+        xfrmnetlink::Error::RequestFailed => Error::Connection {
+            op,
+            source: io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the netlink connection task has stopped",
+            ),
+        },
+        other => Error::Unexpected {
+            op,
+            target: target.to_string(),
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -56,7 +81,10 @@ impl Xfrm {
     /// runtime. Extended ACKs are enabled so kernel refusals carry the kernel's reason.
     pub fn connect(owner: Owner) -> Result<Xfrm, Error> {
         let (mut conn, handle, _unsolicited) =
-            xfrmnetlink::new_connection().map_err(|source| Error::Connection { op: Op::DumpSa, source })?;
+            xfrmnetlink::new_connection().map_err(|source| Error::Connection {
+                op: Op::DumpSa,
+                source,
+            })?;
         let sock = conn.socket_mut().socket_mut();
         // Best effort: kernels without extack still work, only with bare errnos.
         let _ = sock.set_ext_ack(true);
@@ -73,13 +101,28 @@ impl Xfrm {
 
     /// Reserves an SPI for an inbound SA (`XFRM_MSG_ALLOCSPI`). The kernel creates a larval
     /// SA; install the real one with [`Xfrm::update_sa`], not [`Xfrm::add_sa`].
-    pub async fn alloc_spi(&self, src: IpAddr, dst: IpAddr, reqid: u32, range: (u32, u32)) -> Result<u32, Error> {
+    pub async fn alloc_spi(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        reqid: u32,
+        range: (u32, u32),
+    ) -> Result<u32, Error> {
         let target = format!("esp {src}->{dst} reqid {reqid:#x}");
         if !self.owner.owns_reqid(reqid) {
-            return Err(Error::invalid("spi allocation", format!("{target}: reqid outside vpnd's band")));
+            return Err(Error::invalid(
+                "spi allocation",
+                format!("{target}: reqid outside vpnd's band"),
+            ));
         }
         if range.0 < 256 || range.0 > range.1 {
-            return Err(Error::invalid("spi allocation", format!("{target}: range {:#x}..{:#x} is empty or reserved", range.0, range.1)));
+            return Err(Error::invalid(
+                "spi allocation",
+                format!(
+                    "{target}: range {:#x}..{:#x} is empty or reserved",
+                    range.0, range.1
+                ),
+            ));
         }
         let replies: Vec<_> = self
             .handle
@@ -95,7 +138,11 @@ impl Xfrm {
         replies
             .first()
             .map(|m| m.user_sa_info.id.spi)
-            .ok_or_else(|| Error::Unexpected { op: Op::AllocSpi, target, detail: "no SA in the reply".into() })
+            .ok_or_else(|| Error::Unexpected {
+                op: Op::AllocSpi,
+                target,
+                detail: "no SA in the reply".into(),
+            })
     }
 
     /// Installs a new SA (`XFRM_MSG_NEWSA`).
@@ -114,17 +161,27 @@ impl Xfrm {
         let id = &spec.id;
         let err = |e| kernel_err(op, id)(e);
         let state = self.handle.state();
-        let mut req = if update { state.update(id.src, id.dst) } else { state.add(id.src, id.dst) }
-            .protocol(IPPROTO_ESP)
-            .spi(id.spi)
-            .mode(spec.mode.to_kernel())
-            .reqid(spec.reqid)
-            .flags(if spec.esn { XFRM_STATE_ESN } else { 0 })
-            // After flags: the builder picks the ESN replay attribute from them.
-            .replay_window(spec.replay_window, 0, 0, 0, 0);
+        let mut req = if update {
+            state.update(id.src, id.dst)
+        } else {
+            state.add(id.src, id.dst)
+        }
+        .protocol(IPPROTO_ESP)
+        .spi(id.spi)
+        .mode(spec.mode.to_kernel())
+        .reqid(spec.reqid)
+        .flags(if spec.esn { XFRM_STATE_ESN } else { 0 })
+        // After flags: the builder picks the ESN replay attribute from them.
+        .replay_window(spec.replay_window, 0, 0, 0, 0);
         req = match &spec.algorithms {
-            Algorithms::AesGcm16 { key } => req.encryption_aead("rfc4106(gcm(aes))", &key.0, 128).map_err(err)?,
-            Algorithms::AesCbc { key, integ, integ_key } => req
+            Algorithms::AesGcm16 { key } => req
+                .encryption_aead("rfc4106(gcm(aes))", &key.0, 128)
+                .map_err(err)?,
+            Algorithms::AesCbc {
+                key,
+                integ,
+                integ_key,
+            } => req
                 .encryption("cbc(aes)", &key.0)
                 .map_err(err)?
                 .authentication_trunc(integ.kernel_name(), &integ_key.0, integ.trunc_bits())
@@ -155,7 +212,12 @@ impl Xfrm {
 
     /// Deletes one SA (`XFRM_MSG_DELSA`).
     pub async fn delete_sa(&self, id: &SaId) -> Result<(), Error> {
-        let mut req = self.handle.state().delete(id.src, id.dst).protocol(id.proto).spi(id.spi);
+        let mut req = self
+            .handle
+            .state()
+            .delete(id.src, id.dst)
+            .protocol(id.proto)
+            .spi(id.spi);
         if let Some(m) = id.mark {
             req = req.mark(m.value, m.mask);
         }
@@ -165,31 +227,33 @@ impl Xfrm {
     /// Reads one SA (`XFRM_MSG_GETSA`). This is one round trip per SA: use
     /// [`Xfrm::dump_counters`] to read many.
     pub async fn get_sa(&self, id: &SaId) -> Result<SaCounters, Error> {
-        let mut req = self.handle.state().get(id.src, id.dst).protocol(id.proto).spi(id.spi);
-        if let Some(m) = id.mark {
-            req = req.mark(m.value, m.mask);
-        }
-        let replies: Vec<_> = req.execute().try_collect().await.map_err(kernel_err(Op::GetSa, id))?;
-        replies
-            .first()
-            .map(|m| counters_from_nl(&m.user_sa_info, &m.nlas))
-            .ok_or_else(|| Error::Unexpected { op: Op::GetSa, target: id.to_string(), detail: "empty reply".into() })
+        let id = *id;
+        blocking(Op::GetSa, move || RawSocket::open(Op::GetSa)?.get_sa(&id)).await
+    }
+
+    /// Reads the given SAs one `XFRM_MSG_GETSA` round trip after another on one socket: the
+    /// way strongSwan queries SA usage. Kept for comparison with [`Xfrm::dump_counters`].
+    pub async fn get_sas_one_by_one(&self, ids: Vec<SaId>) -> Result<Vec<SaCounters>, Error> {
+        blocking(Op::GetSa, move || {
+            let mut sock = RawSocket::open(Op::GetSa)?;
+            ids.iter().map(|id| sock.get_sa(id)).collect()
+        })
+        .await
     }
 
     /// Counters for every SA, in one `XFRM_MSG_GETSA` dump: one request, however many SAs.
     pub async fn dump_counters(&self, scope: DumpScope) -> Result<Vec<SaCounters>, Error> {
         let owner = self.owner;
-        self.handle
-            .state()
-            .get_dump()
-            .execute()
-            .map_err(kernel_err(Op::DumpSa, "(all)"))
-            .try_filter_map(|m| {
-                let keep = scope == DumpScope::All || owner.owns_reqid(m.user_sa_info.reqid);
-                futures::future::ready(Ok(keep.then(|| counters_from_nl(&m.user_sa_info, &m.nlas))))
-            })
-            .try_collect()
-            .await
+        blocking(Op::DumpSa, move || {
+            let mut out = Vec::new();
+            RawSocket::open(Op::DumpSa)?.dump_sas(&mut |sa| {
+                if scope == DumpScope::All || owner.owns_reqid(sa.reqid) {
+                    out.push(sa);
+                }
+            })?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Installs a policy (`XFRM_MSG_NEWPOLICY`).
@@ -204,7 +268,11 @@ impl Xfrm {
 
     async fn modify_policy(&self, spec: &PolicySpec, update: bool) -> Result<(), Error> {
         spec.validate(&self.owner)?;
-        let op = if update { Op::UpdatePolicy } else { Op::AddPolicy };
+        let op = if update {
+            Op::UpdatePolicy
+        } else {
+            Op::AddPolicy
+        };
         let sel = &spec.selector;
         let (s, d) = (sel.src, sel.dst);
         let policy = self.handle.policy();
@@ -250,7 +318,9 @@ impl Xfrm {
             req = req.ifid(v);
         }
         req.message_mut().user_policy_id.selector = selector_to_nl(&key.selector);
-        req.execute().await.map_err(kernel_err(Op::DeletePolicy, key))
+        req.execute()
+            .await
+            .map_err(kernel_err(Op::DeletePolicy, key))
     }
 
     /// Every policy in the SPD, in one dump.

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_xfrm::{
-    Address, Lifetime as NlLifetime, LifetimeConfig, Selector as NlSelector, UserPolicyInfo,
-    UserSaInfo, UserTemplate, XfrmAttrs,
+    Address, LifetimeConfig, Selector as NlSelector, UserPolicyInfo, UserSaInfo, UserTemplate,
+    XfrmAttrs,
 };
 
 use crate::types::*;
@@ -56,7 +56,10 @@ pub(crate) fn selector_to_nl(sel: &Selector) -> NlSelector {
 
 /// An "any" selector of the given family (what tunnel-mode SAs carry).
 pub(crate) fn any_selector(family: u16) -> NlSelector {
-    NlSelector { family, ..Default::default() }
+    NlSelector {
+        family,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn selector_from_nl(s: &NlSelector) -> Selector {
@@ -73,10 +76,6 @@ fn limit(v: Option<u64>) -> u64 {
     v.unwrap_or(XFRM_INF)
 }
 
-fn unlimit(v: u64) -> Option<u64> {
-    (v != XFRM_INF && v != 0).then_some(v)
-}
-
 pub(crate) fn lifetime_to_nl(l: &Lifetime) -> LifetimeConfig {
     LifetimeConfig {
         soft_byte_limit: limit(l.soft_bytes),
@@ -88,17 +87,6 @@ pub(crate) fn lifetime_to_nl(l: &Lifetime) -> LifetimeConfig {
         hard_add_expires_seconds: l.hard_seconds.unwrap_or(0),
         soft_use_expires_seconds: 0,
         hard_use_expires_seconds: 0,
-    }
-}
-
-pub(crate) fn lifetime_from_nl(c: &LifetimeConfig) -> Lifetime {
-    Lifetime {
-        soft_seconds: unlimit(c.soft_add_expires_seconds),
-        hard_seconds: unlimit(c.hard_add_expires_seconds),
-        soft_bytes: unlimit(c.soft_byte_limit),
-        hard_bytes: unlimit(c.hard_byte_limit),
-        soft_packets: unlimit(c.soft_packet_limit),
-        hard_packets: unlimit(c.hard_packet_limit),
     }
 }
 
@@ -114,7 +102,10 @@ pub(crate) fn sa_id_from_info(info: &UserSaInfo, nlas: &[XfrmAttrs]) -> SaId {
 
 pub(crate) fn mark_of(nlas: &[XfrmAttrs]) -> Option<Mark> {
     nlas.iter().find_map(|a| match a {
-        XfrmAttrs::Mark(m) => Some(Mark { value: m.value, mask: m.mask }),
+        XfrmAttrs::Mark(m) => Some(Mark {
+            value: m.value,
+            mask: m.mask,
+        }),
         _ => None,
     })
 }
@@ -124,47 +115,6 @@ pub(crate) fn if_id_of(nlas: &[XfrmAttrs]) -> Option<u32> {
         XfrmAttrs::IfId(v) => Some(*v),
         _ => None,
     })
-}
-
-pub(crate) fn counters_from_nl(info: &UserSaInfo, nlas: &[XfrmAttrs]) -> SaCounters {
-    let cur: &NlLifetime = &info.lifetime_cur;
-    let (mut seq, mut oseq, mut window) = (0u64, 0u64, info.replay_window as u32);
-    let mut encap = None;
-    for a in nlas {
-        match a {
-            XfrmAttrs::ReplayState(r) => {
-                seq = r.seq as u64;
-                oseq = r.oseq as u64;
-            }
-            XfrmAttrs::ReplayStateEsn(r) => {
-                seq = ((r.seq_hi as u64) << 32) | r.seq as u64;
-                oseq = ((r.oseq_hi as u64) << 32) | r.oseq as u64;
-                window = r.replay_window;
-            }
-            XfrmAttrs::EncapsulationTemplate(e) => {
-                encap = Some(UdpEncap { sport: e.encap_sport, dport: e.encap_dport });
-            }
-            _ => {}
-        }
-    }
-    SaCounters {
-        id: sa_id_from_info(info, nlas),
-        reqid: info.reqid,
-        mode: Mode::from_kernel(info.mode),
-        bytes: cur.bytes,
-        packets: cur.packets,
-        add_time: cur.add_time,
-        use_time: cur.use_time,
-        replay_dropped: info.stats.replay,
-        integrity_failed: info.stats.integrity_failed,
-        replay_window: window,
-        oseq,
-        seq,
-        lifetime: lifetime_from_nl(&info.lifetime_cfg),
-        esn: info.flags & XFRM_STATE_ESN != 0,
-        encap,
-        if_id: if_id_of(nlas),
-    }
 }
 
 pub(crate) fn template_to_nl(t: &Template) -> UserTemplate {
@@ -200,8 +150,17 @@ pub(crate) fn policy_from_nl(info: &UserPolicyInfo, nlas: &[XfrmAttrs]) -> Optio
         })
         .unwrap_or_default();
     Some(PolicyInfo {
-        key: PolicyKey { selector: selector_from_nl(&info.selector), dir, mark: mark_of(nlas), if_id: if_id_of(nlas) },
-        action: if info.action == 1 { Action::Block } else { Action::Allow },
+        key: PolicyKey {
+            selector: selector_from_nl(&info.selector),
+            dir,
+            mark: mark_of(nlas),
+            if_id: if_id_of(nlas),
+        },
+        action: if info.action == 1 {
+            Action::Block
+        } else {
+            Action::Allow
+        },
         priority: info.priority,
         index: info.index,
         templates,

@@ -91,7 +91,11 @@ fn errno_name(errno: i32) -> String {
 pub enum Error {
     /// The kernel refused a request.
     #[error("{op} {target}: {kernel}")]
-    Kernel { op: Op, target: String, kernel: KernelError },
+    Kernel {
+        op: Op,
+        target: String,
+        kernel: KernelError,
+    },
 
     /// The request was not sent: a field was wrong.
     #[error("invalid {what}: {reason}")]
@@ -103,12 +107,19 @@ pub enum Error {
 
     /// The kernel answered with something this crate did not expect.
     #[error("{op} {target}: unexpected kernel reply: {detail}")]
-    Unexpected { op: Op, target: String, detail: String },
+    Unexpected {
+        op: Op,
+        target: String,
+        detail: String,
+    },
 }
 
 impl Error {
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
-        Error::Invalid { what, reason: reason.into() }
+        Error::Invalid {
+            what,
+            reason: reason.into(),
+        }
     }
 
     /// The kernel's errno, when the kernel refused the request.
@@ -132,7 +143,11 @@ impl Error {
 pub(crate) fn extack_message(after_code: &[u8]) -> Option<String> {
     let echoed_len = u32::from_ne_bytes(after_code.get(0..4)?.try_into().ok()?) as usize;
     // With NETLINK_CAP_ACK the kernel echoes only the header, whatever nlmsg_len says.
-    let skip = if after_code.len() >= 16 && echoed_len > after_code.len() { 16 } else { align4(echoed_len.max(16)) };
+    let skip = if after_code.len() >= 16 && echoed_len > after_code.len() {
+        16
+    } else {
+        align4(echoed_len.max(16))
+    };
     let mut tlvs = after_code.get(skip..)?;
     while tlvs.len() >= 4 {
         let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
@@ -177,7 +192,10 @@ mod tests {
         p.extend_from_slice(&[0u8; 12]);
         p.extend(tlv(4, &7u32.to_ne_bytes())); // NLMSGERR_ATTR_OFFS first
         p.extend(tlv(1, b"Requested type not found\0"));
-        assert_eq!(extack_message(&p).as_deref(), Some("Requested type not found"));
+        assert_eq!(
+            extack_message(&p).as_deref(),
+            Some("Requested type not found")
+        );
     }
 
     #[test]
@@ -199,11 +217,20 @@ mod tests {
         let e = Error::Kernel {
             op: Op::AddSa,
             target: "esp SA 192.0.2.1->192.0.2.2 spi 0x00001000".into(),
-            kernel: KernelError { errno: 93, message: Some("Requested type not found".into()) },
+            kernel: KernelError {
+                errno: 93,
+                message: Some("Requested type not found".into()),
+            },
         };
         let s = e.to_string();
-        assert!(s.starts_with("add SA esp SA 192.0.2.1->192.0.2.2 spi 0x00001000: "), "{s}");
+        assert!(
+            s.starts_with("add SA esp SA 192.0.2.1->192.0.2.2 spi 0x00001000: "),
+            "{s}"
+        );
         assert!(s.contains("EPROTONOSUPPORT"), "{s}");
-        assert!(s.ends_with("kernel says \"Requested type not found\""), "{s}");
+        assert!(
+            s.ends_with("kernel says \"Requested type not found\""),
+            "{s}"
+        );
     }
 }

@@ -21,16 +21,48 @@ use crate::types::*;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// An SA reached a lifetime limit. `hard`: the kernel has deleted it.
-    Expire { id: SaId, reqid: u32, hard: bool, bytes: u64, packets: u64 },
+    Expire {
+        id: SaId,
+        reqid: u32,
+        hard: bool,
+        bytes: u64,
+        packets: u64,
+    },
     /// Outbound traffic matched a policy whose template has no SA yet.
-    Acquire { src: IpAddr, dst: IpAddr, selector: Selector, policy_index: u32, dir: Option<Dir>, reqid: u32, seq: u32 },
-    SaAdded { id: SaId, reqid: u32 },
-    SaUpdated { id: SaId, reqid: u32 },
+    Acquire {
+        src: IpAddr,
+        dst: IpAddr,
+        selector: Selector,
+        policy_index: u32,
+        dir: Option<Dir>,
+        reqid: u32,
+        seq: u32,
+    },
+    SaAdded {
+        id: SaId,
+        reqid: u32,
+    },
+    SaUpdated {
+        id: SaId,
+        reqid: u32,
+    },
     /// `src` is unknown when the kernel's notice does not carry it.
-    SaDeleted { dst: IpAddr, spi: u32, proto: u8, src: Option<IpAddr> },
+    SaDeleted {
+        dst: IpAddr,
+        spi: u32,
+        proto: u8,
+        src: Option<IpAddr>,
+    },
     PolicyAdded(PolicyKey),
-    PolicyDeleted { selector: Selector, dir: Option<Dir>, index: u32 },
-    PolicyExpire { key: PolicyKey, hard: bool },
+    PolicyDeleted {
+        selector: Selector,
+        dir: Option<Dir>,
+        index: u32,
+    },
+    PolicyExpire {
+        key: PolicyKey,
+        hard: bool,
+    },
     /// A NAT-T peer's address or port changed (`XFRM_MSG_MAPPING`).
     Mapping,
     SasFlushed,
@@ -49,13 +81,22 @@ impl Events {
     /// of events can never delay a reply) and joins the EXPIRE, ACQUIRE, SA, POLICY and
     /// MAPPING groups.
     pub fn subscribe() -> Result<Events, Error> {
-        let conn_err = |source| Error::Connection { op: Op::Subscribe, source };
+        let conn_err = |source| Error::Connection {
+            op: Op::Subscribe,
+            source,
+        };
         let (mut conn, _handle, rx) = xfrmnetlink::new_connection().map_err(conn_err)?;
         let sock = conn.socket_mut().socket_mut();
         sock.bind_auto().map_err(conn_err)?;
         // Events that arrive faster than we read must not overflow silently: a big buffer.
         let _ = sock.set_rx_buf_sz(8 << 20);
-        for g in [XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE, XFRMNLGRP_SA, XFRMNLGRP_POLICY, XFRMNLGRP_MAPPING] {
+        for g in [
+            XFRMNLGRP_ACQUIRE,
+            XFRMNLGRP_EXPIRE,
+            XFRMNLGRP_SA,
+            XFRMNLGRP_POLICY,
+            XFRMNLGRP_MAPPING,
+        ] {
             sock.add_membership(g).map_err(conn_err)?;
         }
         tokio::spawn(conn);
@@ -112,8 +153,14 @@ pub(crate) fn event_of(m: XfrmMessage) -> Event {
                 seq: q.seq,
             }
         }
-        XfrmMessage::AddSa(m) => Event::SaAdded { id: sa_id_from_info(&m.user_sa_info, &m.nlas), reqid: m.user_sa_info.reqid },
-        XfrmMessage::UpdateSa(m) => Event::SaUpdated { id: sa_id_from_info(&m.user_sa_info, &m.nlas), reqid: m.user_sa_info.reqid },
+        XfrmMessage::AddSa(m) => Event::SaAdded {
+            id: sa_id_from_info(&m.user_sa_info, &m.nlas),
+            reqid: m.user_sa_info.reqid,
+        },
+        XfrmMessage::UpdateSa(m) => Event::SaUpdated {
+            id: sa_id_from_info(&m.user_sa_info, &m.nlas),
+            reqid: m.user_sa_info.reqid,
+        },
         XfrmMessage::DeleteSa(m) => {
             let id = &m.user_sa_id;
             let src = m.nlas.iter().find_map(|n| match n {
@@ -121,19 +168,29 @@ pub(crate) fn event_of(m: XfrmMessage) -> Event {
                 XfrmAttrs::SaInfo(i) => Some(ip_of(&i.saddr, i.family)),
                 _ => None,
             });
-            Event::SaDeleted { dst: ip_of(&id.daddr, id.family), spi: id.spi, proto: id.proto, src }
+            Event::SaDeleted {
+                dst: ip_of(&id.daddr, id.family),
+                spi: id.spi,
+                proto: id.proto,
+                src,
+            }
         }
-        XfrmMessage::AddPolicy(p) | XfrmMessage::UpdatePolicy(p) => match policy_from_nl(&p.user_policy_info, &p.nlas) {
-            Some(info) => Event::PolicyAdded(info.key),
-            None => Event::Other(XfrmMessage::AddPolicy(p).message_type()),
-        },
+        XfrmMessage::AddPolicy(p) | XfrmMessage::UpdatePolicy(p) => {
+            match policy_from_nl(&p.user_policy_info, &p.nlas) {
+                Some(info) => Event::PolicyAdded(info.key),
+                None => Event::Other(XfrmMessage::AddPolicy(p).message_type()),
+            }
+        }
         XfrmMessage::DeletePolicy(p) => Event::PolicyDeleted {
             selector: selector_from_nl(&p.user_policy_id.selector),
             dir: Dir::from_kernel(p.user_policy_id.direction),
             index: p.user_policy_id.index,
         },
         XfrmMessage::PolicyExpire(p) => match policy_from_nl(&p.expire.pol, &p.nlas) {
-            Some(info) => Event::PolicyExpire { key: info.key, hard: p.expire.hard != 0 },
+            Some(info) => Event::PolicyExpire {
+                key: info.key,
+                hard: p.expire.hard != 0,
+            },
             None => Event::Other(netlink_packet_xfrm::constants::XFRM_MSG_POLEXPIRE),
         },
         XfrmMessage::Mapping(_) => Event::Mapping,

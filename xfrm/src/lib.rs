@@ -22,6 +22,7 @@ mod client;
 mod convert;
 mod error;
 mod events;
+mod raw;
 mod types;
 
 pub use client::{DumpScope, FlushReport, Xfrm};

@@ -35,7 +35,11 @@ pub struct Owner {
 
 impl Default for Owner {
     fn default() -> Self {
-        Owner { reqid_base: 0x7670_0000, reqid_span: 0x0010_0000, priority_band: (0x7670_0000, 0x7680_0000) }
+        Owner {
+            reqid_base: 0x7670_0000,
+            reqid_span: 0x0010_0000,
+            priority_band: (0x7670_0000, 0x7680_0000),
+        }
     }
 }
 
@@ -133,14 +137,28 @@ pub struct SaId {
 
 impl SaId {
     pub fn esp(src: IpAddr, dst: IpAddr, spi: u32) -> SaId {
-        SaId { src, dst, spi, proto: IPPROTO_ESP, mark: None }
+        SaId {
+            src,
+            dst,
+            spi,
+            proto: IPPROTO_ESP,
+            mark: None,
+        }
     }
 }
 
 impl fmt::Display for SaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proto = if self.proto == IPPROTO_ESP { "esp".to_string() } else { format!("proto {}", self.proto) };
-        write!(f, "{} SA {}->{} spi 0x{:08x}", proto, self.src, self.dst, self.spi)?;
+        let proto = if self.proto == IPPROTO_ESP {
+            "esp".to_string()
+        } else {
+            format!("proto {}", self.proto)
+        };
+        write!(
+            f,
+            "{} SA {}->{} spi 0x{:08x}",
+            proto, self.src, self.dst, self.spi
+        )?;
         if let Some(m) = self.mark {
             write!(f, " mark 0x{:x}/0x{:x}", m.value, m.mask)?;
         }
@@ -161,15 +179,35 @@ pub struct Selector {
 
 impl Selector {
     pub fn new(src: IpNet, dst: IpNet) -> Selector {
-        Selector { src, dst, proto: 0, sport: None, dport: None }
+        Selector {
+            src,
+            dst,
+            proto: 0,
+            sport: None,
+            dport: None,
+        }
     }
 
     pub(crate) fn validate(&self, what: &'static str) -> Result<(), Error> {
         if self.src.addr().is_ipv4() != self.dst.addr().is_ipv4() {
-            return Err(Error::invalid(what, format!("source {} and destination {} are of different families", self.src, self.dst)));
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "source {} and destination {} are of different families",
+                    self.src, self.dst
+                ),
+            ));
         }
-        if (self.sport.is_some() || self.dport.is_some()) && !matches!(self.proto, 6 | 17 | 132 | 136) {
-            return Err(Error::invalid(what, format!("ports need a port-carrying protocol (tcp, udp, sctp, udplite), not {}", self.proto)));
+        if (self.sport.is_some() || self.dport.is_some())
+            && !matches!(self.proto, 6 | 17 | 132 | 136)
+        {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "ports need a port-carrying protocol (tcp, udp, sctp, udplite), not {}",
+                    self.proto
+                ),
+            ));
         }
         Ok(())
     }
@@ -255,7 +293,11 @@ pub enum Algorithms {
     /// salt, as IKEv2 derives it (RFC 4106 section 8.1): 20 or 36 bytes.
     AesGcm16 { key: Key },
     /// AES-CBC (RFC 3602) with an HMAC-SHA2 integrity algorithm.
-    AesCbc { key: Key, integ: Integ, integ_key: Key },
+    AesCbc {
+        key: Key,
+        integ: Integ,
+        integ_key: Key,
+    },
 }
 
 impl Algorithms {
@@ -263,15 +305,36 @@ impl Algorithms {
         match self {
             Algorithms::AesGcm16 { key } => {
                 if !matches!(key.len(), 20 | 28 | 36) {
-                    return Err(Error::invalid("algorithm", format!("AES-GCM key with salt must be 20, 28 or 36 bytes, got {}", key.len())));
+                    return Err(Error::invalid(
+                        "algorithm",
+                        format!(
+                            "AES-GCM key with salt must be 20, 28 or 36 bytes, got {}",
+                            key.len()
+                        ),
+                    ));
                 }
             }
-            Algorithms::AesCbc { key, integ, integ_key } => {
+            Algorithms::AesCbc {
+                key,
+                integ,
+                integ_key,
+            } => {
                 if !matches!(key.len(), 16 | 24 | 32) {
-                    return Err(Error::invalid("algorithm", format!("AES-CBC key must be 16, 24 or 32 bytes, got {}", key.len())));
+                    return Err(Error::invalid(
+                        "algorithm",
+                        format!("AES-CBC key must be 16, 24 or 32 bytes, got {}", key.len()),
+                    ));
                 }
                 if integ_key.len() != integ.key_len() {
-                    return Err(Error::invalid("algorithm", format!("{} key must be {} bytes, got {}", integ.kernel_name(), integ.key_len(), integ_key.len())));
+                    return Err(Error::invalid(
+                        "algorithm",
+                        format!(
+                            "{} key must be {} bytes, got {}",
+                            integ.kernel_name(),
+                            integ.key_len(),
+                            integ_key.len()
+                        ),
+                    ));
                 }
             }
         }
@@ -316,7 +379,10 @@ impl Lifetime {
         for (what, soft, hard) in pairs {
             if let (Some(s), Some(h)) = (soft, hard) {
                 if s > h {
-                    return Err(Error::invalid("lifetime", format!("soft {what} limit {s} is above the hard limit {h}")));
+                    return Err(Error::invalid(
+                        "lifetime",
+                        format!("soft {what} limit {s} is above the hard limit {h}"),
+                    ));
                 }
             }
         }
@@ -354,25 +420,43 @@ impl SaSpec {
     pub fn validate(&self, owner: &Owner) -> Result<(), Error> {
         let id = &self.id;
         if id.src.is_ipv4() != id.dst.is_ipv4() {
-            return Err(Error::invalid("sa", format!("{id}: source and destination are of different families")));
+            return Err(Error::invalid(
+                "sa",
+                format!("{id}: source and destination are of different families"),
+            ));
         }
         if id.spi < 256 {
-            return Err(Error::invalid("sa", format!("{id}: SPI values below 256 are reserved (RFC 4303 section 2.1)")));
+            return Err(Error::invalid(
+                "sa",
+                format!("{id}: SPI values below 256 are reserved (RFC 4303 section 2.1)"),
+            ));
         }
         if id.proto != IPPROTO_ESP {
             return Err(Error::invalid("sa", format!("{id}: only ESP is supported")));
         }
         if !owner.owns_reqid(self.reqid) {
-            return Err(Error::invalid("sa", format!("{id}: reqid {:#x} is outside vpnd's band {:#x}+{:#x}", self.reqid, owner.reqid_base, owner.reqid_span)));
+            return Err(Error::invalid(
+                "sa",
+                format!(
+                    "{id}: reqid {:#x} is outside vpnd's band {:#x}+{:#x}",
+                    self.reqid, owner.reqid_base, owner.reqid_span
+                ),
+            ));
         }
         if self.esn && self.replay_window == 0 {
-            return Err(Error::invalid("sa", format!("{id}: ESN needs a replay window above 0")));
+            return Err(Error::invalid(
+                "sa",
+                format!("{id}: ESN needs a replay window above 0"),
+            ));
         }
         if let Some(sel) = &self.selector {
             sel.validate("sa selector")?;
         }
         if self.encap.is_some_and(|e| e.sport == 0 || e.dport == 0) {
-            return Err(Error::invalid("sa", format!("{id}: UDP encapsulation ports must not be 0")));
+            return Err(Error::invalid(
+                "sa",
+                format!("{id}: UDP encapsulation ports must not be 0"),
+            ));
         }
         self.algorithms.validate()?;
         self.lifetime.validate()
@@ -412,14 +496,32 @@ impl PolicySpec {
     pub fn validate(&self, owner: &Owner) -> Result<(), Error> {
         self.selector.validate("policy selector")?;
         if self.templates.is_empty() && !owner.owns_priority(self.priority) {
-            return Err(Error::invalid("policy", format!("{} {}: a policy without templates must use a priority in vpnd's band {}..{}", self.dir, self.selector, owner.priority_band.0, owner.priority_band.1)));
+            return Err(Error::invalid(
+                "policy",
+                format!(
+                    "{} {}: a policy without templates must use a priority in vpnd's band {}..{}",
+                    self.dir, self.selector, owner.priority_band.0, owner.priority_band.1
+                ),
+            ));
         }
         for t in &self.templates {
             if !owner.owns_reqid(t.reqid) {
-                return Err(Error::invalid("policy", format!("{} {}: template reqid {:#x} is outside vpnd's band", self.dir, self.selector, t.reqid)));
+                return Err(Error::invalid(
+                    "policy",
+                    format!(
+                        "{} {}: template reqid {:#x} is outside vpnd's band",
+                        self.dir, self.selector, t.reqid
+                    ),
+                ));
             }
             if t.src.is_ipv4() != t.dst.is_ipv4() {
-                return Err(Error::invalid("policy", format!("{} {}: template endpoints {} and {} are of different families", self.dir, self.selector, t.src, t.dst)));
+                return Err(Error::invalid(
+                    "policy",
+                    format!(
+                        "{} {}: template endpoints {} and {} are of different families",
+                        self.dir, self.selector, t.src, t.dst
+                    ),
+                ));
             }
         }
         Ok(())
@@ -427,7 +529,12 @@ impl PolicySpec {
 
     /// What identifies this policy for deletes.
     pub fn key(&self) -> PolicyKey {
-        PolicyKey { selector: self.selector, dir: self.dir, mark: self.mark, if_id: self.if_id }
+        PolicyKey {
+            selector: self.selector,
+            dir: self.dir,
+            mark: self.mark,
+            if_id: self.if_id,
+        }
     }
 }
 

@@ -116,7 +116,11 @@ fn parse_u32(s: &str) -> Result<u32, String> {
 
 /// Deterministic lab key material for an SPI (both ends compute the same bytes).
 fn lab_key(spi: u32, salt: u8, len: usize) -> Key {
-    Key::new((0..len).map(|i| (spi.rotate_left(i as u32 * 7) as u8) ^ (i as u8).wrapping_mul(37) ^ salt).collect())
+    Key::new(
+        (0..len)
+            .map(|i| (spi.rotate_left(i as u32 * 7) as u8) ^ (i as u8).wrapping_mul(37) ^ salt)
+            .collect(),
+    )
 }
 
 fn algorithms(alg: Alg, spi: u32) -> Algorithms {
@@ -126,8 +130,12 @@ fn algorithms(alg: Alg, spi: u32) -> Algorithms {
         integ_key: lab_key(spi, 2, integ.key_len()),
     };
     match alg {
-        Alg::Gcm128 => Algorithms::AesGcm16 { key: lab_key(spi, 0, 20) },
-        Alg::Gcm256 => Algorithms::AesGcm16 { key: lab_key(spi, 0, 36) },
+        Alg::Gcm128 => Algorithms::AesGcm16 {
+            key: lab_key(spi, 0, 20),
+        },
+        Alg::Gcm256 => Algorithms::AesGcm16 {
+            key: lab_key(spi, 0, 36),
+        },
         Alg::Cbc128Sha256 => cbc(128, Integ::HmacSha256_128),
         Alg::Cbc256Sha256 => cbc(256, Integ::HmacSha256_128),
         Alg::Cbc256Sha384 => cbc(256, Integ::HmacSha384_192),
@@ -136,8 +144,13 @@ fn algorithms(alg: Alg, spi: u32) -> Algorithms {
 }
 
 fn parse_encap(s: &str) -> Result<UdpEncap> {
-    let (a, b) = s.split_once(':').context("--encap wants LOCALPORT:REMOTEPORT")?;
-    Ok(UdpEncap { sport: a.parse()?, dport: b.parse()? })
+    let (a, b) = s
+        .split_once(':')
+        .context("--encap wants LOCALPORT:REMOTEPORT")?;
+    Ok(UdpEncap {
+        sport: a.parse()?,
+        dport: b.parse()?,
+    })
 }
 
 async fn sa_pair(x: &Xfrm, a: &PairArgs) -> Result<()> {
@@ -159,17 +172,46 @@ async fn sa_pair(x: &Xfrm, a: &PairArgs) -> Result<()> {
         if_id: None,
         lifetime: Lifetime::default(),
     };
-    let swapped = encap.map(|e| UdpEncap { sport: e.dport, dport: e.sport });
-    x.add_sa(&sa(SaId::esp(a.local, a.remote, a.spi_out), encap)).await?;
-    x.add_sa(&sa(SaId::esp(a.remote, a.local, a.spi_in), swapped)).await?;
+    let swapped = encap.map(|e| UdpEncap {
+        sport: e.dport,
+        dport: e.sport,
+    });
+    x.add_sa(&sa(SaId::esp(a.local, a.remote, a.spi_out), encap))
+        .await?;
+    x.add_sa(&sa(SaId::esp(a.remote, a.local, a.spi_in), swapped))
+        .await?;
     let out_sel = Selector::new(a.local_net, a.remote_net);
     let in_sel = Selector::new(a.remote_net, a.local_net);
-    let tmpl = |src, dst| vec![Template { src, dst, mode, reqid }];
-    let pol = |selector, dir, templates| PolicySpec { selector, dir, action: Action::Allow, priority: 1000, templates, mark: None, if_id: None };
-    x.add_policy(&pol(out_sel, Dir::Out, tmpl(a.local, a.remote))).await?;
-    x.add_policy(&pol(in_sel, Dir::In, tmpl(a.remote, a.local))).await?;
-    x.add_policy(&pol(in_sel, Dir::Fwd, tmpl(a.remote, a.local))).await?;
-    println!("installed {} pair out 0x{:08x} in 0x{:08x} reqid {:#x}", algorithms(a.alg, 0).name(), a.spi_out, a.spi_in, reqid);
+    let tmpl = |src, dst| {
+        vec![Template {
+            src,
+            dst,
+            mode,
+            reqid,
+        }]
+    };
+    let pol = |selector, dir, templates| PolicySpec {
+        selector,
+        dir,
+        action: Action::Allow,
+        priority: 1000,
+        templates,
+        mark: None,
+        if_id: None,
+    };
+    x.add_policy(&pol(out_sel, Dir::Out, tmpl(a.local, a.remote)))
+        .await?;
+    x.add_policy(&pol(in_sel, Dir::In, tmpl(a.remote, a.local)))
+        .await?;
+    x.add_policy(&pol(in_sel, Dir::Fwd, tmpl(a.remote, a.local)))
+        .await?;
+    println!(
+        "installed {} pair out 0x{:08x} in 0x{:08x} reqid {:#x}",
+        algorithms(a.alg, 0).name(),
+        a.spi_out,
+        a.spi_in,
+        reqid
+    );
     Ok(())
 }
 
@@ -179,11 +221,21 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize) -> Result<()> {
-    let (IpAddr::V4(_), IpAddr::V4(_)) = (local, remote) else { bail!("bench uses IPv4 endpoints") };
+    let (IpAddr::V4(_), IpAddr::V4(_)) = (local, remote) else {
+        bail!("bench uses IPv4 endpoints")
+    };
     let reqid = x.owner().reqid(9);
     let spec = |i: u32, out: bool| {
-        let spi = if out { 0x1000_0000 + i } else { 0x2000_0000 + i };
-        let id = if out { SaId::esp(local, remote, spi) } else { SaId::esp(remote, local, spi) };
+        let spi = if out {
+            0x1000_0000 + i
+        } else {
+            0x2000_0000 + i
+        };
+        let id = if out {
+            SaId::esp(local, remote, spi)
+        } else {
+            SaId::esp(remote, local, spi)
+        };
         SaSpec {
             id,
             reqid,
@@ -209,6 +261,7 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
     }
     let install = t.elapsed();
     let n = pairs as usize * 2;
+    eprintln!("bench: installed {n} SAs in {:.1} s", install.as_secs_f64());
 
     let mut ours = Vec::new();
     for _ in 0..reps {
@@ -219,32 +272,58 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
             bail!("dump returned {} SAs, expected {n}", got.len());
         }
     }
+    eprintln!("bench: vpnd-xfrm dumps done");
     let mut ip = Vec::new();
     for _ in 0..reps {
         let t = Instant::now();
-        let st = std::process::Command::new("ip").args(["-s", "xfrm", "state"]).stdout(Stdio::null()).status()?;
+        // TZ set: otherwise glibc re-reads /etc/localtime for every timestamp it prints,
+        // which on the lab VM's 9p root costs iproute2 ~80 s for 20,000 SAs.
+        let st = std::process::Command::new("ip")
+            .args(["-s", "xfrm", "state"])
+            .env("TZ", "UTC")
+            .stdout(Stdio::null())
+            .status()?;
         ip.push(t.elapsed());
         if !st.success() {
             bail!("ip -s xfrm state failed: {st}");
         }
     }
+    eprintln!("bench: iproute2 dumps done");
     // The per-SA way: one GETSA round trip after another, as strongSwan queries usage.
+    let ids: Vec<SaId> = (0..pairs)
+        .flat_map(|i| [spec(i, true).id, spec(i, false).id])
+        .collect();
     let t = Instant::now();
-    for i in 0..pairs {
-        for out in [true, false] {
-            x.get_sa(&spec(i, out).id).await?;
-        }
-    }
+    let got = x.get_sas_one_by_one(ids).await?;
     let per_sa = t.elapsed();
+    if got.len() != n {
+        bail!("per-SA reads returned {} SAs, expected {n}", got.len());
+    }
 
     let (ours, ip) = (median(ours), median(ip));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("bench: {n} SAs ({pairs} pairs) installed in {:.0} ms ({:.0} SAs/s)", ms(install), n as f64 / install.as_secs_f64());
-    println!("bench: vpnd-xfrm one dump      {:>9.1} ms (median of {reps})", ms(ours));
-    println!("bench: ip -s xfrm state        {:>9.1} ms (median of {reps})", ms(ip));
+    println!(
+        "bench: {n} SAs ({pairs} pairs) installed in {:.0} ms ({:.0} SAs/s)",
+        ms(install),
+        n as f64 / install.as_secs_f64()
+    );
+    println!(
+        "bench: vpnd-xfrm one dump      {:>9.1} ms (median of {reps})",
+        ms(ours)
+    );
+    println!(
+        "bench: ip -s xfrm state        {:>9.1} ms (median of {reps})",
+        ms(ip)
+    );
     println!("bench: {n} single GETSA        {:>9.1} ms", ms(per_sa));
-    println!("bench: ratio dump/iproute2 = {:.2}x (target <= 1.5)", ours.as_secs_f64() / ip.as_secs_f64());
-    println!("bench: ratio per-SA/dump   = {:.1}x (target >= 10)", per_sa.as_secs_f64() / ours.as_secs_f64());
+    println!(
+        "bench: ratio dump/iproute2 = {:.2}x (target <= 1.5)",
+        ours.as_secs_f64() / ip.as_secs_f64()
+    );
+    println!(
+        "bench: ratio per-SA/dump   = {:.1}x (target >= 10)",
+        per_sa.as_secs_f64() / ours.as_secs_f64()
+    );
     let json = serde_json::json!({
         "sas": n, "install_ms": ms(install), "dump_ms": ms(ours), "iproute2_ms": ms(ip), "per_sa_ms": ms(per_sa),
         "ratio_dump_vs_iproute2": ours.as_secs_f64() / ip.as_secs_f64(),
@@ -252,7 +331,10 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
     });
     println!("bench-json: {json}");
     let report = x.flush_owned().await?;
-    println!("bench: flushed {} SAs, {} policies", report.sas, report.policies);
+    println!(
+        "bench: flushed {} SAs, {} policies",
+        report.sas, report.policies
+    );
     Ok(())
 }
 
@@ -263,18 +345,37 @@ async fn main() -> Result<()> {
     match cli.cmd {
         Cmd::SaPair(a) => sa_pair(&x, &a).await?,
         Cmd::Counters { all } => {
-            let scope = if all { DumpScope::All } else { DumpScope::Owned };
-            println!("{}", serde_json::to_string_pretty(&x.dump_counters(scope).await?)?);
+            let scope = if all {
+                DumpScope::All
+            } else {
+                DumpScope::Owned
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&x.dump_counters(scope).await?)?
+            );
         }
         Cmd::Policies { all } => {
-            let scope = if all { DumpScope::All } else { DumpScope::Owned };
-            println!("{}", serde_json::to_string_pretty(&x.dump_policies(scope).await?)?);
+            let scope = if all {
+                DumpScope::All
+            } else {
+                DumpScope::Owned
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&x.dump_policies(scope).await?)?
+            );
         }
         Cmd::Flush => {
             let r = x.flush_owned().await?;
             println!("flushed {} policies, {} SAs", r.policies, r.sas);
         }
-        Cmd::Bench { pairs, local, remote, reps } => bench(&x, pairs, local, remote, reps).await?,
+        Cmd::Bench {
+            pairs,
+            local,
+            remote,
+            reps,
+        } => bench(&x, pairs, local, remote, reps).await?,
     }
     Ok(())
 }
