@@ -1,0 +1,40 @@
+#!/bin/bash
+# integration/install-deps.sh - install what the VM lab needs, only if missing.
+# Idempotent and silent when everything is present. Debian/Ubuntu (apt).
+set -euo pipefail
+
+pkgs=(qemu-system-x86 linux-image-amd64 busybox-static strongswan-charon
+    strongswan-swanctl freeradius freeradius-utils iproute2 iputils-ping socat
+    python3 tcpdump procps util-linux)
+
+SUDO=()
+((EUID == 0)) || SUDO=(sudo -n)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -q "${missing[@]}" </dev/null
+fi
+
+if ! command -v vng >/dev/null 2>&1 && ! [[ -x $HOME/.local/bin/vng ]]; then
+    echo "install-deps: pip install virtme-ng"
+    py=python3
+    command -v "$py" >/dev/null || py=/usr/bin/python3
+    if ! "$py" -m pip --version >/dev/null 2>&1; then
+        "${SUDO[@]}" apt-get install -y -q python3-pip </dev/null
+    fi
+    "$py" -m pip install -q virtme-ng </dev/null ||
+        "$py" -m pip install -q --break-system-packages virtme-ng </dev/null
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    command -v vng >/dev/null 2>&1 || [[ -x $HOME/.local/bin/vng ]] || {
+        echo "install-deps: vng still not on PATH after pip install" >&2
+        exit 1
+    }
+fi
