@@ -3,7 +3,26 @@
 //!
 //! - `codec/`: every payload parsed with bounds checks and encoded back.
 //! - `crypto/`: PRFs, key derivation, DH groups and the SK payload ciphers (aws-lc-rs inside).
+//! - `proposal.rs` / `policy.rs`: what the operator configured, in the engine's terms.
+//! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
+//! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
+//! - `sa.rs`: one IKE SA, its message-ID windows and retransmissions.
+//! - `exchange/`: IKE_SA_INIT, IKE_AUTH, child SAs, INFORMATIONAL, one file each.
 
 pub mod codec;
 pub mod crypto;
+pub mod endpoint;
+mod exchange;
+pub mod negotiate;
+pub mod policy;
 pub mod proposal;
+pub mod sa;
+
+pub use endpoint::{
+    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, IkeSaId, Output, Transmit,
+};
+pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
+pub use sa::DownReason;
+
+#[cfg(test)]
+mod tests;

@@ -161,7 +161,11 @@ fn deleting_what_does_not_exist_says_so() {
         assert!(s.contains("ESRCH"), "{s}");
         let e = x.get_sa(&id).await.unwrap_err();
         assert!(e.is_not_found(), "{e:?}");
-        assert!(e.to_string().starts_with("get SA esp SA 192.0.2.1->192.0.2.2 spi 0xdeadbeef: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("get SA esp SA 192.0.2.1->192.0.2.2 spi 0xdeadbeef: "),
+            "{e}"
+        );
 
         let key = policy(&owner, "198.51.100.0/25", "203.0.113.0/26", Dir::In).key();
         let e = x.delete_policy(&key).await.unwrap_err();

@@ -1,0 +1,437 @@
+//! The engine's front door, in the style of quinn-proto's `Endpoint`: datagrams and time go
+//! in (`handle_datagram`, `handle_timeout`, commands such as `initiate`), outputs come out
+//! (`poll_output`: datagrams to send, child SAs to install or remove, IKE SA up/down), and
+//! `poll_timeout` says when to call again. No sockets, no clock, no kernel.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
+use super::crypto::cipher::{Encr, Integ};
+use super::crypto::RngSource;
+use super::policy::{Mode, PeerPolicy};
+use super::sa::{ChildSa, DownReason, IkeSa, Role};
+
+/// Identifies an IKE SA for the daemon (our own IKE SPI, unique per endpoint).
+pub type IkeSaId = u64;
+/// Identifies a child SA for the daemon (unique per endpoint, never reused).
+pub type ChildId = u64;
+
+/// One datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// Everything the kernel needs for one child SA pair and its policies.
+#[derive(Clone, Debug)]
+pub struct ChildInstall {
+    pub ike: IkeSaId,
+    pub child: ChildId,
+    pub peer: String,
+    pub child_name: String,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub encr: Encr,
+    pub integ: Option<Integ>,
+    pub esn: bool,
+    /// Keys for our inbound SA (peer → us) and outbound SA (us → peer); GCM keys carry the salt.
+    pub inbound_encr_key: Zeroizing<Vec<u8>>,
+    pub inbound_integ_key: Zeroizing<Vec<u8>>,
+    pub outbound_encr_key: Zeroizing<Vec<u8>>,
+    pub outbound_integ_key: Zeroizing<Vec<u8>>,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub mode: Mode,
+    pub lifetime: Duration,
+    pub lifetime_bytes: Option<u64>,
+    pub replay_window: u32,
+}
+
+/// A child SA pair to take out of the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildRemove {
+    pub ike: IkeSaId,
+    pub child: ChildId,
+    pub peer: String,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub mode: Mode,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    InstallChild(Box<ChildInstall>),
+    RemoveChild(ChildRemove),
+    IkeUp {
+        ike: IkeSaId,
+        peer: String,
+        local: SocketAddr,
+        remote: SocketAddr,
+        remote_id: Option<Identity>,
+        initiator: bool,
+    },
+    IkeDown {
+        ike: IkeSaId,
+        peer: String,
+        remote: SocketAddr,
+        was_up: bool,
+        reason: DownReason,
+    },
+    /// Something went wrong that the operator should see (bad packet, refused proposal…);
+    /// nothing else changed.
+    Notice {
+        peer: Option<String>,
+        remote: SocketAddr,
+        text: String,
+    },
+}
+
+/// What exchange handlers get: the current time, randomness, the output queue and id/SPI
+/// allocation.
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub rng: &'a mut dyn RngSource,
+    pub out: &'a mut VecDeque<Output>,
+    pub next_child: &'a mut ChildId,
+}
+
+impl Ctx<'_> {
+    pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
+        self.out.push_back(Output::Transmit(Transmit {
+            local,
+            remote,
+            data,
+        }));
+    }
+
+    pub fn notice(&mut self, peer: Option<&str>, remote: SocketAddr, text: impl Into<String>) {
+        self.out.push_back(Output::Notice {
+            peer: peer.map(str::to_string),
+            remote,
+            text: text.into(),
+        });
+    }
+
+    pub fn failed(&mut self, sa: &IkeSa, text: &str) {
+        self.notice(Some(&sa.peer.name), sa.remote, text);
+    }
+
+    pub fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        // A failing OS RNG is fatal for keys; an all-zero nonce would be caught by the
+        // peer as a weak value, so this never silently proceeds with predictable keys
+        // in practice. The daemon's SystemRng does not fail.
+        let _ = self.rng.fill(&mut v);
+        v
+    }
+
+    pub fn random_u64(&mut self) -> u64 {
+        loop {
+            let b = self.random_bytes(8);
+            let v = u64::from_be_bytes(b.try_into().unwrap_or_default());
+            if v != 0 {
+                return v;
+            }
+        }
+    }
+
+    /// A fresh inbound ESP SPI: random, never below 256 (RFC 4303 2.1). Collisions with an
+    /// SA already in the kernel come back as an install error (EEXIST) and fail that child.
+    pub fn random_esp_spi(&mut self) -> u32 {
+        loop {
+            let b = self.random_bytes(4);
+            let v = u32::from_be_bytes(b.try_into().unwrap_or_default());
+            if v >= 0x100 {
+                return v;
+            }
+        }
+    }
+
+    pub fn next_child_id(&mut self) -> ChildId {
+        *self.next_child += 1;
+        *self.next_child
+    }
+
+    pub fn remove_child(&mut self, sa: &IkeSa, c: &ChildSa) {
+        self.out.push_back(Output::RemoveChild(ChildRemove {
+            ike: sa.id,
+            child: c.id,
+            peer: sa.peer.name.clone(),
+            local: sa.local.ip(),
+            remote: sa.remote.ip(),
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
+            mode: c.mode,
+        }));
+    }
+}
+
+/// Errors of the command API (the daemon's requests), never of the peer's input.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("no peer named '{0}'")]
+    UnknownPeer(String),
+    #[error("peer '{0}' has no single remote address to initiate to")]
+    NotInitiable(String),
+    #[error("no IKE SA {0}")]
+    UnknownSa(IkeSaId),
+}
+
+pub struct Endpoint {
+    peers: Vec<Arc<PeerPolicy>>,
+    sas: HashMap<IkeSaId, IkeSa>,
+    /// Responder SAs by (initiator SPI, initiator address), so a retransmitted IKE_SA_INIT
+    /// gets the cached response instead of a second SA (RFC 7296 2.1).
+    half_open: HashMap<(u64, SocketAddr), IkeSaId>,
+    rng: Box<dyn RngSource + Send>,
+    out: VecDeque<Output>,
+    next_child: ChildId,
+}
+
+impl Endpoint {
+    pub fn new(peers: Vec<PeerPolicy>, rng: Box<dyn RngSource + Send>) -> Endpoint {
+        Endpoint {
+            peers: peers.into_iter().map(Arc::new).collect(),
+            sas: HashMap::new(),
+            half_open: HashMap::new(),
+            rng,
+            out: VecDeque::new(),
+            next_child: 0,
+        }
+    }
+
+    pub fn peers(&self) -> &[Arc<PeerPolicy>] {
+        &self.peers
+    }
+
+    pub fn sa(&self, id: IkeSaId) -> Option<&IkeSa> {
+        self.sas.get(&id)
+    }
+
+    pub fn sas(&self) -> impl Iterator<Item = &IkeSa> {
+        self.sas.values()
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut HashMap<IkeSaId, IkeSa>) {
+        (
+            Ctx {
+                now,
+                rng: &mut *self.rng,
+                out: &mut self.out,
+                next_child: &mut self.next_child,
+            },
+            &mut self.sas,
+        )
+    }
+
+    /// Starts an IKE SA (and its first child) to the named peer from `local`.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        local: SocketAddr,
+    ) -> Result<IkeSaId, CommandError> {
+        let policy = self
+            .peers
+            .iter()
+            .find(|p| p.name == peer)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownPeer(peer.into()))?;
+        let super::policy::RemoteMatch::Single(ip) = policy.remote else {
+            return Err(CommandError::NotInitiable(peer.into()));
+        };
+        let remote = SocketAddr::new(ip, policy.remote_port);
+        let (mut ctx, sas) = self.ctx(now);
+        let spi_i = loop {
+            let s = ctx.random_u64();
+            if !sas.contains_key(&s) {
+                break s;
+            }
+        };
+        let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
+        sa.start_ike_sa_init(&mut ctx, None, None);
+        sas.insert(spi_i, sa);
+        Ok(spi_i)
+    }
+
+    /// Deletes an IKE SA and its children with the peer (clear crypto session, shutdown).
+    pub fn delete(&mut self, now: Instant, id: IkeSaId) -> Result<(), CommandError> {
+        let (mut ctx, sas) = self.ctx(now);
+        let sa = sas.get_mut(&id).ok_or(CommandError::UnknownSa(id))?;
+        sa.request_delete(&mut ctx);
+        self.reap();
+        Ok(())
+    }
+
+    /// Tells the engine the kernel deleted a child SA (hard EXPIRE) or could not install it.
+    pub fn child_gone(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
+        let (mut ctx, sas) = self.ctx(now);
+        if let Some(sa) = sas.get_mut(&ike) {
+            sa.delete_children(&mut ctx, vec![child]);
+        }
+        self.reap();
+    }
+
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let header = match Header::peek(data) {
+            Ok(h) => h,
+            Err(e) => {
+                // Not answerable: we can't even trust the SPIs (RFC 7296 2.21.1).
+                let (mut ctx, _) = self.ctx(now);
+                ctx.notice(
+                    None,
+                    remote,
+                    format!("dropped malformed IKE datagram ({} bytes): {e}", data.len()),
+                );
+                return;
+            }
+        };
+        if header.exchange == ExchangeType::IKE_SA_INIT
+            && !header.flags.response
+            && header.spi_r == 0
+        {
+            self.handle_init_request(now, local, remote, header, data);
+        } else {
+            // The peer's I flag says which SPI is ours: set means the peer is the original
+            // initiator and our SPI is the responder's.
+            let ours = if header.flags.initiator {
+                header.spi_r
+            } else {
+                header.spi_i
+            };
+            let (mut ctx, sas) = self.ctx(now);
+            match sas.get_mut(&ours) {
+                Some(sa) if sa.remote.ip() == remote.ip() => {
+                    sa.handle_message(&mut ctx, header, data, remote)
+                }
+                _ => ctx.notice(
+                    None,
+                    remote,
+                    format!(
+                        "dropped {:?} for unknown IKE SA {:016x}",
+                        header.exchange, ours
+                    ),
+                ),
+            }
+        }
+        self.reap();
+    }
+
+    fn handle_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: Header,
+        data: &[u8],
+    ) {
+        if let Some(id) = self.half_open.get(&(header.spi_i, remote)).copied() {
+            let (mut ctx, sas) = self.ctx(now);
+            if let Some(sa) = sas.get_mut(&id) {
+                sa.handle_message(&mut ctx, header, data, remote);
+                return;
+            }
+        }
+        let Some(policy) = self
+            .peers
+            .iter()
+            .filter(|p| p.remote.matches(remote.ip()))
+            .max_by_key(|p| p.remote.specificity())
+            .cloned()
+        else {
+            let (mut ctx, _) = self.ctx(now);
+            ctx.notice(
+                None,
+                remote,
+                "IKE_SA_INIT from an address no peer is configured for: ignored",
+            );
+            return;
+        };
+        let (mut ctx, sas) = self.ctx(now);
+        let spi_r = loop {
+            let s = ctx.random_u64();
+            if !sas.contains_key(&s) {
+                break s;
+            }
+        };
+        let mut sa = IkeSa::new(
+            spi_r,
+            Role::Responder,
+            header.spi_i,
+            spi_r,
+            local,
+            remote,
+            policy,
+            now,
+        );
+        if sa.answer_ike_sa_init(&mut ctx, header, data) {
+            sas.insert(spi_r, sa);
+            self.half_open.insert((header.spi_i, remote), spi_r);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.next_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        let (mut ctx, sas) = self.ctx(now);
+        for id in due {
+            if let Some(sa) = sas.get_mut(&id) {
+                sa.handle_timeout(&mut ctx);
+            }
+        }
+        self.reap();
+    }
+
+    /// The earliest instant `handle_timeout` has work. O(SAs); the daemon calls it once per
+    /// loop turn.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::next_timeout).min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Forgets dead SAs (their IkeDown and RemoveChild outputs are already queued).
+    fn reap(&mut self) {
+        let dead: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.is_dead())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(sa) = self.sas.remove(&id) {
+                if sa.role == Role::Responder {
+                    self.half_open.remove(&(sa.spi_i, sa.remote));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! IKE_AUTH (RFC 7296 1.2): prove identities with the PSK (2.15) and create the first
+//! child SA, with traffic selector narrowing on the responder (2.9).
+
+use crate::ike::codec::{
+    AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
+    PayloadList, ProtocolId, SaPayload, TrafficSelector, TsPayload,
+};
+use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
+use crate::ike::endpoint::{Ctx, Output};
+use crate::ike::negotiate::{accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within};
+use crate::ike::policy::Mode;
+use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, State};
+
+use super::child::NewChild;
+
+/// Notifies that fail only the child SA in IKE_AUTH, not the IKE SA (RFC 7296 1.2).
+const CHILD_ERRORS: [NotifyType; 6] = [
+    NotifyType::NO_PROPOSAL_CHOSEN,
+    NotifyType::TS_UNACCEPTABLE,
+    NotifyType::SINGLE_PAIR_REQUIRED,
+    NotifyType::INTERNAL_ADDRESS_FAILURE,
+    NotifyType::FAILED_CP_REQUIRED,
+    NotifyType::INVALID_SELECTORS,
+];
+
+fn notify(kind: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(kind, Vec::new()))
+}
+
+impl IkeSa {
+    /// Initiator: IDi, AUTH and the first child's SA and TS, under SK.
+    pub(crate) fn start_ike_auth(&mut self, ctx: &mut Ctx<'_>) {
+        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+            return;
+        };
+        let idi = IdPayload::new(self.peer.local_id.clone());
+        let auth = psk_auth(
+            algs.prf,
+            &self.peer.psk,
+            &self.init_request,
+            &self.nr,
+            &keys.sk_pi,
+            &idi.get_encoding(),
+        );
+        let mut inner = vec![Payload::IdI(idi), notify(NotifyType::INITIAL_CONTACT)];
+        if let Some(r) = &self.peer.remote_id {
+            inner.push(Payload::IdR(IdPayload::new(r.clone())));
+        }
+        inner.push(Payload::Auth(AuthPayload {
+            method: AuthMethod::SHARED_KEY_MIC,
+            data: auth.to_vec(),
+        }));
+        let child = self.peer.children.first().map(|policy| {
+            let inbound_spi = ctx.random_esp_spi();
+            ChildOffer {
+                policy: 0,
+                inbound_spi,
+                offer: esp_sa_payload(&policy.esp, inbound_spi, None),
+                ts_i: policy.local_ts.clone(),
+                ts_r: policy.remote_ts.clone(),
+            }
+        });
+        if let Some(c) = &child {
+            if self.peer.children[c.policy].mode == Mode::Transport {
+                inner.push(notify(NotifyType::USE_TRANSPORT_MODE));
+            }
+            inner.push(Payload::Sa(c.offer.clone()));
+            inner.push(Payload::TsI(TsPayload::from_selectors(
+                c.ts_i.iter().copied(),
+            )));
+            inner.push(Payload::TsR(TsPayload::from_selectors(
+                c.ts_r.iter().copied(),
+            )));
+        }
+        self.state = State::AuthSent(Box::new(AuthPending { child }));
+        self.start_request(ctx, ExchangeType::IKE_AUTH, Purpose::IkeAuth, inner);
+    }
+
+    /// Initiator: the IKE_AUTH response.
+    pub(crate) fn handle_ike_auth_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
+        let State::AuthSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
+            return;
+        };
+        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+            return;
+        };
+        if let Some(n) = inner
+            .error_notify()
+            .filter(|n| !CHILD_ERRORS.contains(&n.kind))
+        {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed(format!("peer refused IKE_AUTH: {:?}", n.kind)),
+            );
+            return;
+        }
+        let (Some(idr), Some(auth)) = (inner.id_r(), inner.auth()) else {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("IKE_AUTH response without IDr or AUTH".into()),
+            );
+            return;
+        };
+        if self
+            .peer
+            .remote_id
+            .as_ref()
+            .is_some_and(|want| *want != idr.identity)
+        {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed(format!(
+                    "peer identity {:?} is not the configured {:?}",
+                    idr.identity, self.peer.remote_id
+                )),
+            );
+            return;
+        }
+        if auth.method != AuthMethod::SHARED_KEY_MIC
+            || verify_psk_auth(
+                algs.prf,
+                &self.peer.psk,
+                &self.init_response,
+                &self.ni,
+                &keys.sk_pr,
+                &idr.get_encoding(),
+                &auth.data,
+            )
+            .is_err()
+        {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("peer's AUTH does not verify with our PSK".into()),
+            );
+            return;
+        }
+        self.state = State::Established;
+        self.established = Some(ctx.now);
+        self.remote_id = Some(idr.identity.clone());
+        ctx.out.push_back(Output::IkeUp {
+            ike: self.id,
+            peer: self.peer.name.clone(),
+            local: self.local,
+            remote: self.remote,
+            remote_id: self.remote_id.clone(),
+            initiator: true,
+        });
+        let Some(offer) = pending.child else { return };
+        let name = self.peer.children[offer.policy].name.clone();
+        if let Some(n) = inner.error_notify() {
+            ctx.failed(
+                self,
+                &format!("child SA {name} not created: peer answered {:?}", n.kind),
+            );
+            return;
+        }
+        match self.accept_child(&inner, &offer) {
+            Ok(c) => {
+                let (ni, nr) = (self.ni.clone(), self.nr.clone());
+                if let Err(e) = self.add_child(ctx, c, true, &ni, &nr) {
+                    ctx.failed(self, &e);
+                }
+            }
+            Err(why) => {
+                // The peer installed something we refuse: don't leave it half up.
+                ctx.failed(
+                    self,
+                    &format!("child SA {name}: {why}; deleting the IKE SA"),
+                );
+                self.request_delete(ctx);
+            }
+        }
+    }
+
+    /// Initiator: checks the responder's child SA answer against what we offered.
+    fn accept_child(&self, inner: &[Payload], offer: &ChildOffer) -> Result<NewChild, String> {
+        let sa = inner.sa().ok_or("no SA payload for the child")?;
+        let chosen =
+            accepted(sa, &offer.offer).ok_or("peer chose an ESP proposal we did not offer")?;
+        let algs = esp_algs(&chosen).ok_or("unsupported ESP transforms")?;
+        let outbound_spi = esp_spi(&chosen)
+            .filter(|s| *s >= 256)
+            .ok_or("invalid ESP SPI")?;
+        let ts_i: Vec<TrafficSelector> = inner
+            .ts_i()
+            .ok_or("no TSi")?
+            .ip_selectors()
+            .copied()
+            .collect();
+        let ts_r: Vec<TrafficSelector> = inner
+            .ts_r()
+            .ok_or("no TSr")?
+            .ip_selectors()
+            .copied()
+            .collect();
+        if !within(&ts_i, &offer.ts_i) || !within(&ts_r, &offer.ts_r) {
+            return Err("peer's traffic selectors are not within ours".into());
+        }
+        let want = self.peer.children[offer.policy].mode;
+        let got = if inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some() {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        };
+        if want != got {
+            return Err(format!("peer answered {got:?} mode, we asked for {want:?}"));
+        }
+        Ok(NewChild {
+            policy: offer.policy,
+            inbound_spi: offer.inbound_spi,
+            outbound_spi,
+            algs,
+            local_ts: ts_i,
+            remote_ts: ts_r,
+            mode: got,
+        })
+    }
+
+    /// Responder: verify the initiator, answer with IDr, AUTH and the child SA.
+    pub(crate) fn answer_ike_auth(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+            return;
+        };
+        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, why: String| {
+            sa.respond_encrypted(
+                ctx,
+                ExchangeType::IKE_AUTH,
+                message_id,
+                &[notify(NotifyType::AUTHENTICATION_FAILED)],
+            );
+            sa.die(ctx, DownReason::NegotiationFailed(why));
+        };
+        let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
+            refuse(self, ctx, "IKE_AUTH without IDi or AUTH".into());
+            return;
+        };
+        if self
+            .peer
+            .remote_id
+            .as_ref()
+            .is_some_and(|want| *want != idi.identity)
+        {
+            refuse(
+                self,
+                ctx,
+                format!(
+                    "peer identity {:?} is not the configured {:?}",
+                    idi.identity, self.peer.remote_id
+                ),
+            );
+            return;
+        }
+        if auth.method != AuthMethod::SHARED_KEY_MIC
+            || verify_psk_auth(
+                algs.prf,
+                &self.peer.psk,
+                &self.init_request,
+                &self.nr,
+                &keys.sk_pi,
+                &idi.get_encoding(),
+                &auth.data,
+            )
+            .is_err()
+        {
+            refuse(
+                self,
+                ctx,
+                format!(
+                    "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
+                    idi.identity
+                ),
+            );
+            return;
+        }
+        let idr = IdPayload::new(self.peer.local_id.clone());
+        let my_auth = psk_auth(
+            algs.prf,
+            &self.peer.psk,
+            &self.init_response,
+            &self.ni,
+            &keys.sk_pr,
+            &idr.get_encoding(),
+        );
+        self.state = State::Established;
+        self.established = Some(ctx.now);
+        self.remote_id = Some(idi.identity.clone());
+        ctx.out.push_back(Output::IkeUp {
+            ike: self.id,
+            peer: self.peer.name.clone(),
+            local: self.local,
+            remote: self.remote,
+            remote_id: self.remote_id.clone(),
+            initiator: false,
+        });
+        let mut reply = vec![
+            Payload::IdR(idr),
+            Payload::Auth(AuthPayload {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: my_auth.to_vec(),
+            }),
+        ];
+        if inner.sa().is_some() {
+            match self.answer_child(ctx, &inner) {
+                Ok((child, payloads)) => {
+                    let (ni, nr) = (self.ni.clone(), self.nr.clone());
+                    // Install before the response leaves, so the initiator's first
+                    // packets find our inbound SA.
+                    match self.add_child(ctx, child, false, &ni, &nr) {
+                        Ok(_) => reply.extend(payloads),
+                        Err(e) => {
+                            ctx.failed(self, &e);
+                            reply.push(notify(NotifyType::NO_PROPOSAL_CHOSEN));
+                        }
+                    }
+                }
+                Err((kind, why)) => {
+                    ctx.failed(self, &format!("child SA refused: {why}; answered {kind:?}"));
+                    reply.push(notify(kind));
+                }
+            }
+        }
+        self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
+    }
+
+    /// Responder: chooses the child policy, ESP proposal and narrowed selectors.
+    fn answer_child(
+        &self,
+        ctx: &mut Ctx<'_>,
+        inner: &[Payload],
+    ) -> Result<(NewChild, Vec<Payload>), (NotifyType, String)> {
+        let sa = inner
+            .sa()
+            .ok_or((NotifyType::INVALID_SYNTAX, "no SA".to_string()))?;
+        let ts_i: Vec<TrafficSelector> = inner
+            .ts_i()
+            .map(|t| t.ip_selectors().copied().collect())
+            .unwrap_or_default();
+        let ts_r: Vec<TrafficSelector> = inner
+            .ts_r()
+            .map(|t| t.ip_selectors().copied().collect())
+            .unwrap_or_default();
+        let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some();
+        // The initiator's TSi is our remote side, its TSr our local side.
+        let (index, policy, narrowed_i, narrowed_r) = self
+            .peer
+            .children
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| {
+                let ni = narrow(&ts_i, &p.remote_ts);
+                let nr = narrow(&ts_r, &p.local_ts);
+                (!ni.is_empty() && !nr.is_empty()).then_some((i, p, ni, nr))
+            })
+            .ok_or((
+                NotifyType::TS_UNACCEPTABLE,
+                format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
+            ))?;
+        let mode = if transport && policy.mode == Mode::Transport {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        };
+        let ours = esp_sa_payload(&policy.esp, 0, None);
+        let mut chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            format!(
+                "no acceptable ESP proposal: peer offered {}",
+                super::ike_sa_init::describe(sa)
+            ),
+        ))?;
+        let algs = esp_algs(&chosen).ok_or((
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            "unsupported ESP transforms".to_string(),
+        ))?;
+        let outbound_spi = esp_spi(&chosen)
+            .filter(|s| *s >= 256)
+            .ok_or((NotifyType::INVALID_SYNTAX, "invalid ESP SPI".to_string()))?;
+        let inbound_spi = ctx.random_esp_spi();
+        chosen.spi = inbound_spi.to_be_bytes().to_vec();
+        let mut payloads = Vec::new();
+        if mode == Mode::Transport {
+            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        payloads.push(Payload::Sa(SaPayload {
+            proposals: vec![chosen],
+        }));
+        payloads.push(Payload::TsI(TsPayload::from_selectors(
+            narrowed_i.iter().copied(),
+        )));
+        payloads.push(Payload::TsR(TsPayload::from_selectors(
+            narrowed_r.iter().copied(),
+        )));
+        Ok((
+            NewChild {
+                policy: index,
+                inbound_spi,
+                outbound_spi,
+                algs,
+                local_ts: narrowed_r,
+                remote_ts: narrowed_i,
+                mode,
+            },
+            payloads,
+        ))
+    }
+}

@@ -1,0 +1,367 @@
+//! IKE_SA_INIT (RFC 7296 1.2): negotiate the IKE SA's algorithms, exchange KE and nonces,
+//! derive SKEYSEED and the SK_* keys (2.14). COOKIE and INVALID_KE_PAYLOAD retries (2.6, 1.2).
+
+use std::net::SocketAddr;
+
+use crate::ike::codec::{
+    ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
+    Payload, PayloadList, ProtocolId, SaPayload,
+};
+use crate::ike::crypto::{DhGroup, IkeKeys, IkeSuite};
+use crate::ike::endpoint::Ctx;
+use crate::ike::negotiate::{accepted, choose, dh_group, ike_algs, ike_sa_payload};
+use crate::ike::sa::{DownReason, IkeSa, InitPending, Purpose, State};
+
+/// An unencrypted error response to an IKE_SA_INIT request; we keep no state (2.6).
+fn refuse(
+    ctx: &mut Ctx<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    req: &Header,
+    kind: NotifyType,
+    data: Vec<u8>,
+) {
+    let msg = Message {
+        header: Header {
+            spi_i: req.spi_i,
+            spi_r: 0,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: Flags {
+                initiator: false,
+                version: false,
+                response: true,
+            },
+            message_id: 0,
+        },
+        payloads: vec![Payload::Notify(NotifyPayload::new(kind, data))],
+    };
+    if let Ok(bytes) = msg.encode() {
+        ctx.transmit(local, remote, bytes);
+    }
+}
+
+impl IkeSa {
+    /// Initiator: sends IKE_SA_INIT. `group` overrides the first proposal's DH group after
+    /// INVALID_KE_PAYLOAD; `cookie` is echoed after a COOKIE notify.
+    pub(crate) fn start_ike_sa_init(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        group: Option<DhGroup>,
+        cookie: Option<Vec<u8>>,
+    ) {
+        let offer = ike_sa_payload(&self.peer.ike_proposals, &[]);
+        let Some(group) = group.or_else(|| {
+            self.peer
+                .ike_proposals
+                .first()
+                .and_then(|p| p.groups.first())
+                .map(|g| dh_group(*g))
+        }) else {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("no IKE proposal configured".into()),
+            );
+            return;
+        };
+        let (dh, ke) = match group.generate(ctx.rng) {
+            Ok(x) => x,
+            Err(e) => {
+                self.die(
+                    ctx,
+                    DownReason::NegotiationFailed(format!("DH key generation failed: {e}")),
+                );
+                return;
+            }
+        };
+        let ni = ctx.random_bytes(self.nonce_len());
+        let mut payloads = Vec::new();
+        if let Some(c) = &cookie {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::COOKIE,
+                c.clone(),
+            )));
+        }
+        payloads.push(Payload::Sa(offer.clone()));
+        payloads.push(Payload::Ke(KePayload {
+            group: group.id(),
+            data: ke,
+        }));
+        payloads.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        let msg = Message {
+            header: self.header(ExchangeType::IKE_SA_INIT, false, 0),
+            payloads,
+        };
+        let Ok(bytes) = msg.encode() else {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("could not encode IKE_SA_INIT".into()),
+            );
+            return;
+        };
+        self.init_request = bytes.clone();
+        self.state = State::InitSent(Box::new(InitPending {
+            dh,
+            ni,
+            offer,
+            cookie,
+        }));
+        self.next_message_id = 1;
+        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, Purpose::IkeSaInit);
+    }
+
+    /// Responder: answers a new IKE_SA_INIT. Returns false when no state should be kept
+    /// (the request was refused with a notify, or dropped).
+    pub(crate) fn answer_ike_sa_init(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        header: Header,
+        data: &[u8],
+    ) -> bool {
+        let (local, remote, name) = (self.local, self.remote, self.peer.name.clone());
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.notice(Some(&name), remote, format!("malformed IKE_SA_INIT: {e}"));
+                refuse(ctx, local, remote, &header, e.notify(), e.notify_data());
+                return false;
+            }
+        };
+        if header.message_id != 0 {
+            return false;
+        }
+        if let Err(e) = msg.check_critical() {
+            refuse(ctx, local, remote, &header, e.notify(), e.notify_data());
+            return false;
+        }
+        let p = &msg.payloads;
+        let (Some(sa), Some(ke), Some(nonce)) = (p.sa(), p.ke(), p.nonce()) else {
+            ctx.notice(Some(&name), remote, "IKE_SA_INIT without SA, KE or Nonce");
+            refuse(
+                ctx,
+                local,
+                remote,
+                &header,
+                NotifyType::INVALID_SYNTAX,
+                Vec::new(),
+            );
+            return false;
+        };
+        let ours = ike_sa_payload(&self.peer.ike_proposals, &[]);
+        let Some((chosen, algs)) =
+            choose(sa, &ours, ProtocolId::IKE).and_then(|c| ike_algs(&c).map(|a| (c, a)))
+        else {
+            ctx.notice(
+                Some(&name),
+                remote,
+                format!(
+                    "no acceptable IKE proposal: peer offered {}; answered NO_PROPOSAL_CHOSEN",
+                    describe(sa)
+                ),
+            );
+            refuse(
+                ctx,
+                local,
+                remote,
+                &header,
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                Vec::new(),
+            );
+            return false;
+        };
+        if ke.group != algs.dh.id() {
+            // 1.2: tell the initiator which group we want; it retries.
+            refuse(
+                ctx,
+                local,
+                remote,
+                &header,
+                NotifyType::INVALID_KE_PAYLOAD,
+                algs.dh.id().0.to_be_bytes().to_vec(),
+            );
+            return false;
+        }
+        let (dh, kr) = match algs.dh.generate(ctx.rng) {
+            Ok(x) => x,
+            Err(_) => return false,
+        };
+        let shared = match dh.agree(&ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.notice(
+                    Some(&name),
+                    remote,
+                    format!("invalid KE value from peer: {e}"),
+                );
+                refuse(
+                    ctx,
+                    local,
+                    remote,
+                    &header,
+                    NotifyType::INVALID_SYNTAX,
+                    Vec::new(),
+                );
+                return false;
+            }
+        };
+        let nr = ctx.random_bytes(self.nonce_len());
+        let reply = Message {
+            header: self.header(ExchangeType::IKE_SA_INIT, true, 0),
+            payloads: vec![
+                Payload::Sa(SaPayload {
+                    proposals: vec![chosen],
+                }),
+                Payload::Ke(KePayload {
+                    group: algs.dh.id(),
+                    data: kr,
+                }),
+                Payload::Nonce(NoncePayload { data: nr.clone() }),
+            ],
+        };
+        let Ok(bytes) = reply.encode() else {
+            return false;
+        };
+        self.ni = nonce.data.clone();
+        self.nr = nr;
+        if !self.set_keys(ctx, algs, shared.as_bytes()) {
+            return false;
+        }
+        self.init_request = data.to_vec();
+        self.init_response = bytes.clone();
+        self.state = State::InitAnswered;
+        self.respond(ctx, 0, bytes);
+        true
+    }
+
+    /// Initiator: the IKE_SA_INIT response (or a COOKIE / INVALID_KE_PAYLOAD / error notify).
+    pub(crate) fn handle_ike_sa_init_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        header: Header,
+        msg: Message,
+        data: &[u8],
+    ) {
+        // Leave a live state behind: a failure below goes through `die`, which ignores dead SAs.
+        let State::InitSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
+            return;
+        };
+        let p = &msg.payloads;
+        if let Some(c) = p.find_notify(NotifyType::COOKIE) {
+            // 2.6: retry with the cookie first, same group and a fresh nonce.
+            let group = pending.dh.group();
+            self.start_ike_sa_init(ctx, Some(group), Some(c.data.clone()));
+            return;
+        }
+        if let Some(n) = p.find_notify(NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            let ok = wanted
+                .and_then(|g| crate::ike::proposal::Group::from_number(g))
+                .filter(|g| self.peer.ike_proposals.iter().any(|p| p.groups.contains(g)));
+            match ok {
+                Some(g) if dh_group(g) != pending.dh.group() => {
+                    self.start_ike_sa_init(ctx, Some(dh_group(g)), pending.cookie);
+                }
+                _ => self.state_fail(
+                    ctx,
+                    format!("peer wants DH group {wanted:?}, which we do not offer"),
+                ),
+            }
+            return;
+        }
+        if let Some(n) = p.error_notify() {
+            self.state_fail(ctx, format!("peer answered IKE_SA_INIT with {:?}", n.kind));
+            return;
+        }
+        let (Some(sa), Some(ke), Some(nonce)) = (p.sa(), p.ke(), p.nonce()) else {
+            self.state_fail(ctx, "IKE_SA_INIT response without SA, KE or Nonce".into());
+            return;
+        };
+        let Some(algs) = accepted(sa, &pending.offer).and_then(|c| ike_algs(&c)) else {
+            self.state_fail(
+                ctx,
+                format!("peer chose a proposal we did not offer: {}", describe(sa)),
+            );
+            return;
+        };
+        if algs.dh != pending.dh.group() || ke.group != algs.dh.id() || header.spi_r == 0 {
+            self.state_fail(
+                ctx,
+                "peer's KE group or SPI does not match the chosen proposal".into(),
+            );
+            return;
+        }
+        let shared = match pending.dh.agree(&ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.state_fail(ctx, format!("invalid KE value from peer: {e}"));
+                return;
+            }
+        };
+        self.spi_r = header.spi_r;
+        self.ni = pending.ni;
+        self.nr = nonce.data.clone();
+        if !self.set_keys(ctx, algs, shared.as_bytes()) {
+            return;
+        }
+        self.init_response = data.to_vec();
+        self.start_ike_auth(ctx);
+    }
+
+    fn state_fail(&mut self, ctx: &mut Ctx<'_>, why: String) {
+        self.die(ctx, DownReason::NegotiationFailed(why));
+    }
+
+    /// Derives SK_* (2.14) and sets up the SK payload ciphers.
+    fn set_keys(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        algs: crate::ike::negotiate::IkeAlgs,
+        shared: &[u8],
+    ) -> bool {
+        let made = IkeSuite::new(algs.encr, algs.integ, algs.prf)
+            .and_then(|suite| {
+                IkeKeys::derive(suite, shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
+            })
+            .and_then(|keys| {
+                let (out, inb) = keys.ciphers(self.role == crate::ike::sa::Role::Initiator)?;
+                Ok((keys, out, inb))
+            });
+        match made {
+            Ok((keys, out, inb)) => {
+                self.algs = Some(algs);
+                self.keys = Some(keys);
+                self.out_cipher = Some(out);
+                self.in_cipher = Some(inb);
+                true
+            }
+            Err(e) => {
+                self.die(
+                    ctx,
+                    DownReason::NegotiationFailed(format!("key derivation failed: {e}")),
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A short description of an SA payload's proposals for logs.
+pub(crate) fn describe(sa: &SaPayload) -> String {
+    sa.proposals
+        .iter()
+        .map(|p| {
+            p.transforms
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{:?}:{}{}",
+                        t.kind,
+                        t.id,
+                        t.key_length().map(|k| format!("/{k}")).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}

@@ -1,0 +1,161 @@
+//! The exchanges of RFC 7296, one file each, as `impl IkeSa` blocks:
+//! `ike_sa_init.rs` (1.2, keys), `ike_auth.rs` (1.2, PSK 2.15, first child SA),
+//! `child.rs` (child SA keys and install, 2.17), `informational.rs` (1.4 delete, 1.4 liveness).
+//! This file routes a received message to them after the message-ID checks of 2.3.
+
+mod child;
+mod ike_auth;
+mod ike_sa_init;
+mod informational;
+
+use std::net::SocketAddr;
+
+use super::codec::{
+    check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload,
+};
+use super::crypto::cipher::OpenError;
+use super::endpoint::Ctx;
+use super::sa::{IkeSa, Purpose, State};
+
+impl IkeSa {
+    /// One received datagram for this SA (routing by SPI and address is done).
+    pub(crate) fn handle_message(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        header: Header,
+        data: &[u8],
+        remote: SocketAddr,
+    ) {
+        if header.flags.response {
+            self.handle_response(ctx, header, data);
+        } else {
+            self.handle_request(ctx, header, data, remote);
+        }
+        self.run_queue(ctx);
+    }
+
+    fn handle_response(&mut self, ctx: &mut Ctx<'_>, header: Header, data: &[u8]) {
+        let Some(o) = &self.outstanding else {
+            return; // late or duplicate response: nothing waits for it
+        };
+        if header.message_id != o.message_id || header.exchange != o.exchange {
+            return;
+        }
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.failed(
+                    self,
+                    &format!("dropped malformed {:?} response: {e}", header.exchange),
+                );
+                return;
+            }
+        };
+        let purpose = o.purpose.clone();
+        if purpose == Purpose::IkeSaInit {
+            self.outstanding = None;
+            self.last_heard = ctx.now;
+            self.handle_ike_sa_init_response(ctx, header, msg, data);
+            return;
+        }
+        // Only a response that decrypts and verifies counts (RFC 7296 2.21.2): anything
+        // else is dropped and the request keeps being retransmitted.
+        let inner = match self.open(data, &msg) {
+            Ok(p) => p,
+            Err(OpenError::Decode(e)) => {
+                ctx.failed(
+                    self,
+                    &format!(
+                        "authenticated {:?} response has a malformed payload: {e}",
+                        header.exchange
+                    ),
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+        self.outstanding = None;
+        self.last_heard = ctx.now;
+        match purpose {
+            Purpose::IkeSaInit => {}
+            Purpose::IkeAuth => self.handle_ike_auth_response(ctx, inner),
+            Purpose::DeleteIke | Purpose::DeleteChildren(_) | Purpose::Liveness => {
+                self.handle_informational_response(ctx, purpose, inner)
+            }
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        header: Header,
+        data: &[u8],
+        remote: SocketAddr,
+    ) {
+        // A retransmitted request gets the cached response (RFC 7296 2.1).
+        if let Some((id, resp)) = &self.last_response {
+            if header.message_id == *id {
+                let resp = resp.clone();
+                ctx.transmit(self.local, remote, resp);
+                return;
+            }
+        }
+        if header.message_id != self.expected_request_id
+            || header.exchange == ExchangeType::IKE_SA_INIT
+        {
+            return; // outside the window (2.3): drop silently
+        }
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.failed(
+                    self,
+                    &format!("dropped malformed {:?} request: {e}", header.exchange),
+                );
+                return;
+            }
+        };
+        let inner = match self.open(data, &msg) {
+            Ok(p) => p,
+            Err(OpenError::Decode(e)) => {
+                // Authenticated but malformed: tell the peer (2.21.2).
+                let n = Payload::Notify(NotifyPayload::new(e.notify(), e.notify_data()));
+                self.respond_encrypted(ctx, header.exchange, header.message_id, &[n]);
+                ctx.failed(
+                    self,
+                    &format!("peer sent a malformed {:?} payload: {e}", header.exchange),
+                );
+                return;
+            }
+            Err(_) => return, // bad ICV or not encrypted: drop (2.21.2)
+        };
+        if let Err(e) = check_critical(&inner) {
+            let n = Payload::Notify(NotifyPayload::new(e.notify(), e.notify_data()));
+            self.respond_encrypted(ctx, header.exchange, header.message_id, &[n]);
+            return;
+        }
+        self.last_heard = ctx.now;
+        match header.exchange {
+            ExchangeType::IKE_AUTH if matches!(self.state, State::InitAnswered) => {
+                self.answer_ike_auth(ctx, header.message_id, inner)
+            }
+            ExchangeType::INFORMATIONAL => self.answer_informational(ctx, header.message_id, inner),
+            ExchangeType::CREATE_CHILD_SA => {
+                // Rekeying arrives with the rekey work; until then say so (RFC 7296 1.3).
+                let n = Payload::Notify(NotifyPayload::new(
+                    NotifyType::NO_ADDITIONAL_SAS,
+                    Vec::new(),
+                ));
+                self.respond_encrypted(ctx, header.exchange, header.message_id, &[n]);
+                ctx.failed(
+                    self,
+                    "peer asked for CREATE_CHILD_SA, not supported yet: answered NO_ADDITIONAL_SAS",
+                );
+            }
+            other => ctx.failed(
+                self,
+                &format!("unexpected {other:?} request in this state: dropped"),
+            ),
+        }
+    }
+}

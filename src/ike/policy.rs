@@ -1,0 +1,109 @@
+//! What the engine is told about each peer: the engine's own view of the configuration, so
+//! the protocol core stays testable without YAML (the daemon converts `crate::config`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use zeroize::Zeroizing;
+
+use super::codec::{Identity, TrafficSelector};
+use super::proposal::{Group, Proposal};
+
+/// Which remote addresses a peer entry accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteMatch {
+    Single(IpAddr),
+    Prefix(IpNet),
+    Any,
+}
+
+impl RemoteMatch {
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        match self {
+            RemoteMatch::Single(a) => *a == ip,
+            RemoteMatch::Prefix(n) => n.contains(&ip),
+            RemoteMatch::Any => true,
+        }
+    }
+    /// How specific the match is, so the most specific peer entry wins.
+    pub fn specificity(&self) -> u8 {
+        match self {
+            RemoteMatch::Single(_) => 200,
+            RemoteMatch::Prefix(n) => n.prefix_len(),
+            RemoteMatch::Any => 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Tunnel,
+    Transport,
+}
+
+/// Retransmission of requests (RFC 7296 2.4): `timeout * base^n`, `tries` sends in all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retransmit {
+    pub timeout: Duration,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Retransmit {
+            timeout: Duration::from_secs(2),
+            base: 1.8,
+            tries: 5,
+        }
+    }
+}
+
+impl Retransmit {
+    /// Delay before retransmission number `n` (0 = after the first send), capped at 60 s.
+    pub fn delay(&self, n: u32) -> Duration {
+        let d = self.timeout.as_secs_f64() * self.base.powi(n as i32);
+        Duration::from_secs_f64(d.min(60.0))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ChildPolicy {
+    pub name: String,
+    /// Our side's selectors (TSi when we initiate, TSr when we respond).
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub mode: Mode,
+    pub esp: Vec<Proposal>,
+    /// DH group for CREATE_CHILD_SA (PFS); never used in IKE_AUTH (RFC 7296 1.2).
+    pub pfs: Option<Group>,
+    pub lifetime: Duration,
+    pub lifetime_bytes: Option<u64>,
+    pub replay_window: u32,
+}
+
+#[derive(Clone)]
+pub struct PeerPolicy {
+    pub name: String,
+    pub remote: RemoteMatch,
+    pub remote_port: u16,
+    pub local_id: Identity,
+    /// None: accept any identity the peer proves with the PSK.
+    pub remote_id: Option<Identity>,
+    pub psk: Zeroizing<Vec<u8>>,
+    pub ike_proposals: Vec<Proposal>,
+    pub ike_lifetime: Duration,
+    pub dpd: Option<Duration>,
+    pub retransmit: Retransmit,
+    pub children: Vec<ChildPolicy>,
+}
+
+impl std::fmt::Debug for PeerPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerPolicy")
+            .field("name", &self.name)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,428 @@
+//! One IKE SA: its keys, its two message-ID windows (RFC 7296 2.3), the retransmission of
+//! its one outstanding request (2.1, 2.4), the cached last response, and its child SAs.
+//! The exchanges themselves live in `exchange/`, one file each, as `impl IkeSa` blocks.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::codec::{
+    ExchangeType, Flags, Header, Identity, Message, Payload, SaPayload, TrafficSelector,
+};
+use super::crypto::cipher::{OpenError, SkCipher};
+use super::crypto::{DhPrivateKey, IkeKeys, RngSource};
+use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
+use super::negotiate::{EspAlgs, IkeAlgs};
+use super::policy::{Mode, PeerPolicy};
+
+/// Which end started this IKE SA (fixes SPI order and key directions for its lifetime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Why an IKE SA ended: logged, shown by vpnctl, mapped to RADIUS Acct-Terminate-Cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// We deleted it (clear crypto session, shutdown, config change).
+    LocalDelete,
+    /// The peer sent a Delete for the IKE SA.
+    PeerDelete,
+    /// No answer to our requests after every retransmission (liveness check or other).
+    PeerUnreachable,
+    /// IKE_SA_INIT or IKE_AUTH failed; the text says why.
+    NegotiationFailed(String),
+    /// Replaced by a new IKE SA after a rekey.
+    Rekeyed,
+}
+
+/// The state of the IKE SA itself.
+pub(crate) enum State {
+    /// Initiator: IKE_SA_INIT sent, waiting for the response.
+    InitSent(Box<InitPending>),
+    /// Initiator: IKE_AUTH sent.
+    AuthSent(Box<AuthPending>),
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitAnswered,
+    Established,
+    /// A Delete for the IKE SA is outstanding (or the SA is going away).
+    Deleting,
+    Dead,
+}
+
+/// What the initiator keeps between sending IKE_SA_INIT and its response.
+pub(crate) struct InitPending {
+    pub dh: DhPrivateKey,
+    pub ni: Vec<u8>,
+    pub offer: SaPayload,
+    pub cookie: Option<Vec<u8>>,
+}
+
+/// What the initiator keeps between sending IKE_AUTH and its response.
+pub(crate) struct AuthPending {
+    pub child: Option<ChildOffer>,
+}
+
+/// A child SA we proposed and wait to hear about.
+pub(crate) struct ChildOffer {
+    pub policy: usize,
+    pub inbound_spi: u32,
+    pub offer: SaPayload,
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+}
+
+/// A child SA as the engine tracks it; the kernel holds the keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildSa {
+    pub id: ChildId,
+    /// Index of the child policy in the peer's configuration.
+    pub policy: usize,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub algs: EspAlgs,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub mode: Mode,
+    pub created: Instant,
+}
+
+/// Our one request in flight (window size 1, RFC 7296 2.3).
+pub(crate) struct Outstanding {
+    pub message_id: u32,
+    pub datagram: Vec<u8>,
+    pub sends: u32,
+    pub next_retransmit: Instant,
+    pub exchange: ExchangeType,
+    pub purpose: Purpose,
+}
+
+/// What an outstanding request is for, so its response is routed to the right handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    IkeSaInit,
+    IkeAuth,
+    DeleteIke,
+    DeleteChildren(Vec<ChildId>),
+    Liveness,
+}
+
+/// Work queued behind the outstanding request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    DeleteIke,
+    DeleteChildren(Vec<ChildId>),
+    Liveness,
+}
+
+pub struct IkeSa {
+    pub id: IkeSaId,
+    pub role: Role,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub peer: Arc<PeerPolicy>,
+    pub(crate) state: State,
+    pub(crate) algs: Option<IkeAlgs>,
+    pub(crate) keys: Option<IkeKeys>,
+    pub(crate) out_cipher: Option<SkCipher>,
+    pub(crate) in_cipher: Option<SkCipher>,
+    pub(crate) ni: Vec<u8>,
+    pub(crate) nr: Vec<u8>,
+    /// The IKE_SA_INIT request and response as sent: the signed octets of AUTH (2.15).
+    pub(crate) init_request: Vec<u8>,
+    pub(crate) init_response: Vec<u8>,
+    pub remote_id: Option<Identity>,
+    pub children: Vec<ChildSa>,
+    // Initiating window.
+    pub(crate) next_message_id: u32,
+    pub(crate) outstanding: Option<Outstanding>,
+    pub(crate) queue: VecDeque<Task>,
+    // Responding window.
+    pub(crate) expected_request_id: u32,
+    pub(crate) last_response: Option<(u32, Vec<u8>)>,
+    pub(crate) iv_counter: u64,
+    pub created: Instant,
+    pub established: Option<Instant>,
+    pub(crate) last_heard: Instant,
+}
+
+impl IkeSa {
+    pub(crate) fn new(
+        id: IkeSaId,
+        role: Role,
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        peer: Arc<PeerPolicy>,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            id,
+            role,
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            peer,
+            state: State::Dead,
+            algs: None,
+            keys: None,
+            out_cipher: None,
+            in_cipher: None,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            remote_id: None,
+            children: Vec::new(),
+            next_message_id: 0,
+            outstanding: None,
+            queue: VecDeque::new(),
+            expected_request_id: 0,
+            last_response: None,
+            iv_counter: 0,
+            created: now,
+            established: None,
+            last_heard: now,
+        }
+    }
+
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established)
+    }
+
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, State::Dead)
+    }
+
+    /// Our own SPI, which routes the peer's messages to this SA.
+    pub fn local_spi(&self) -> u64 {
+        match self.role {
+            Role::Initiator => self.spi_i,
+            Role::Responder => self.spi_r,
+        }
+    }
+
+    pub(crate) fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            exchange,
+            flags: Flags {
+                initiator: self.role == Role::Initiator,
+                version: false,
+                response,
+            },
+            message_id,
+        }
+    }
+
+    /// Encrypts `inner` into a whole datagram (RFC 7296 3.14).
+    pub(crate) fn seal(
+        &mut self,
+        rng: &mut dyn RngSource,
+        exchange: ExchangeType,
+        response: bool,
+        message_id: u32,
+        inner: &[Payload],
+    ) -> Option<Vec<u8>> {
+        let header = self.header(exchange, response, message_id);
+        let cipher = self.out_cipher.as_ref()?;
+        let mut iv = vec![0u8; cipher.iv_len()];
+        if iv.len() == 8 {
+            // GCM: the IV must never repeat under one key; a counter guarantees it.
+            self.iv_counter += 1;
+            iv.copy_from_slice(&self.iv_counter.to_be_bytes());
+        } else if rng.fill(&mut iv).is_err() {
+            return None;
+        }
+        cipher.seal(&header, inner, &iv).ok()
+    }
+
+    pub(crate) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
+        match &self.in_cipher {
+            Some(c) => c.open(datagram, msg),
+            None => Err(OpenError::NotEncrypted),
+        }
+    }
+
+    /// Sends a new request now, or queues the task if one is outstanding (window of 1).
+    pub(crate) fn start_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        exchange: ExchangeType,
+        purpose: Purpose,
+        inner: Vec<Payload>,
+    ) {
+        let message_id = self.next_message_id;
+        let Some(datagram) = self.seal(ctx.rng, exchange, false, message_id, &inner) else {
+            ctx.failed(self, "could not encrypt a request");
+            return;
+        };
+        self.next_message_id += 1;
+        self.send_request(ctx, message_id, datagram, exchange, purpose);
+    }
+
+    pub(crate) fn send_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        message_id: u32,
+        datagram: Vec<u8>,
+        exchange: ExchangeType,
+        purpose: Purpose,
+    ) {
+        ctx.transmit(self.local, self.remote, datagram.clone());
+        self.outstanding = Some(Outstanding {
+            message_id,
+            datagram,
+            sends: 1,
+            next_retransmit: ctx.now + self.peer.retransmit.delay(0),
+            exchange,
+            purpose,
+        });
+    }
+
+    /// Sends (and caches, for retransmitted requests) a response.
+    pub(crate) fn respond(&mut self, ctx: &mut Ctx<'_>, message_id: u32, datagram: Vec<u8>) {
+        ctx.transmit(self.local, self.remote, datagram.clone());
+        self.last_response = Some((message_id, datagram));
+        self.expected_request_id = message_id.wrapping_add(1);
+    }
+
+    pub(crate) fn respond_encrypted(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        exchange: ExchangeType,
+        message_id: u32,
+        inner: &[Payload],
+    ) {
+        if let Some(d) = self.seal(ctx.rng, exchange, true, message_id, inner) {
+            self.respond(ctx, message_id, d);
+        }
+    }
+
+    /// Queues a task; runs it at once when nothing is outstanding.
+    pub(crate) fn queue_task(&mut self, ctx: &mut Ctx<'_>, task: Task) {
+        if !self.queue.contains(&task) {
+            self.queue.push_back(task);
+        }
+        self.run_queue(ctx);
+    }
+
+    /// Starts the next queued task if the window is free. Delete goes before anything else.
+    pub(crate) fn run_queue(&mut self, ctx: &mut Ctx<'_>) {
+        if self.outstanding.is_some() || !matches!(self.state, State::Established | State::Deleting)
+        {
+            return;
+        }
+        let next = match self.queue.iter().position(|t| *t == Task::DeleteIke) {
+            Some(i) => self.queue.remove(i),
+            None => self.queue.pop_front(),
+        };
+        match next {
+            Some(Task::DeleteIke) => self.start_delete_ike(ctx),
+            Some(Task::DeleteChildren(ids)) => self.start_delete_children(ctx, ids),
+            Some(Task::Liveness) => self.start_liveness(ctx),
+            None => {}
+        }
+    }
+
+    /// The next instant this SA needs `handle_timeout`.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let retransmit = self.outstanding.as_ref().map(|o| o.next_retransmit);
+        let dpd = match (&self.state, self.peer.dpd, &self.outstanding) {
+            (State::Established, Some(d), None) => Some(self.last_heard + d),
+            _ => None,
+        };
+        let half_open = match self.state {
+            // A responder whose IKE_AUTH never comes gives up like a retransmitting initiator.
+            State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
+            _ => None,
+        };
+        [retransmit, dpd, half_open].into_iter().flatten().min()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        if matches!(self.state, State::InitAnswered)
+            && now >= self.created + half_open_timeout(&self.peer)
+        {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("no IKE_AUTH from the peer".into()),
+            );
+            return;
+        }
+        if let Some(o) = &mut self.outstanding {
+            if now >= o.next_retransmit {
+                if o.sends >= self.peer.retransmit.tries {
+                    let what = format!(
+                        "{:?} request {} unanswered after {} sends",
+                        o.exchange, o.message_id, o.sends
+                    );
+                    let purpose = o.purpose.clone();
+                    self.outstanding = None;
+                    let reason = match purpose {
+                        Purpose::IkeSaInit | Purpose::IkeAuth => {
+                            DownReason::NegotiationFailed(what)
+                        }
+                        // A Delete that is never answered still deletes (RFC 7296 1.4.1).
+                        Purpose::DeleteIke => DownReason::LocalDelete,
+                        _ => DownReason::PeerUnreachable,
+                    };
+                    self.die(ctx, reason);
+                    return;
+                }
+                let delay = self.peer.retransmit.delay(o.sends);
+                o.sends += 1;
+                o.next_retransmit = now + delay;
+                let d = o.datagram.clone();
+                ctx.transmit(self.local, self.remote, d);
+            }
+        }
+        if let (State::Established, Some(d), None) = (&self.state, self.peer.dpd, &self.outstanding)
+        {
+            if now >= self.last_heard + d {
+                self.queue_task(ctx, Task::Liveness);
+            }
+        }
+    }
+
+    /// Ends the SA: every child leaves the kernel, the daemon hears why.
+    pub(crate) fn die(&mut self, ctx: &mut Ctx<'_>, reason: DownReason) {
+        if matches!(self.state, State::Dead) {
+            return;
+        }
+        let was_up = self.established.is_some();
+        for c in std::mem::take(&mut self.children) {
+            ctx.remove_child(self, &c);
+        }
+        self.state = State::Dead;
+        self.outstanding = None;
+        self.queue.clear();
+        ctx.out.push_back(Output::IkeDown {
+            ike: self.id,
+            peer: self.peer.name.clone(),
+            remote: self.remote,
+            was_up,
+            reason,
+        });
+    }
+
+    pub(crate) fn nonce_len(&self) -> usize {
+        // At least half the PRF key size and at least 16 bytes (RFC 7296 2.10); 32 covers all.
+        32
+    }
+}
+
+fn half_open_timeout(peer: &PeerPolicy) -> Duration {
+    (0..peer.retransmit.tries)
+        .map(|n| peer.retransmit.delay(n))
+        .sum::<Duration>()
+        .max(Duration::from_secs(30))
+}
