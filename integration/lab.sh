@@ -1,28 +1,31 @@
 #!/bin/bash
 # integration/lab.sh - host-side entry point of the vpnd VM test lab.
 #
-#   integration/lab.sh [--list] [--bench] [SCENARIO ...]
+#   integration/lab.sh [--list] [--bench] [--demo] [SCENARIO ...]
 #
-#   no names   all scenarios in integration/scenarios/ not starting with bench-
+#   no names   all scenarios in integration/scenarios/ not starting with bench- or demo-
 #   --bench    the bench-* scenarios (plus any names given)
+#   --demo     the demo-* scenarios (plus any names given)
 #   --list     print the scenario names and exit
 #
 # Steps: install missing dependencies (install-deps.sh), build the workspace
 # (skipped with LAB_SKIP_BUILD=1), boot ONE VM with virtme-ng (software
 # emulation) running integration/guest.sh over the selected scenarios, then
-# print each result and a final line "lab: N passed, M failed".
+# print each result, the reports the scenarios left in the results dir
+# (bench-*.txt, demo*.txt), and a final line "lab: N passed, M failed".
 # Exit status: 0 only if every scenario passed and the VM ran to the end.
 #
 # Environment: LAB_SKIP_BUILD=1, LAB_SKIP_DEPS=1, LAB_VM_TIMEOUT (seconds,
 # default 1500), LAB_VM_MEMORY (2G), LAB_VM_CPUS (2), LAB_KERNEL (default:
 # newest /boot/vmlinuz-*-amd64), LAB_RESULTS_KEEP (results are always kept;
-# the directory is printed).
+# the directory is printed). LAB_IPV6, LAB_RADIUS_DEBUG, LAB_CONSOLE_LINES,
+# LAB_DUMP_LINES and BENCH_PAIRS are passed into the VM when set.
 set -euo pipefail
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$LAB_ROOT/.." && pwd)
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 
 scenario_names() { # all scenario names, sorted
     local f
@@ -33,12 +36,13 @@ scenario_names() { # all scenario names, sorted
     done | sort
 }
 
-list=0 bench=0
+list=0 bench=0 demo=0
 names=()
 for arg in "$@"; do
     case $arg in
     --list) list=1 ;;
     --bench) bench=1 ;;
+    --demo) demo=1 ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "lab: unknown option $arg" >&2; usage >&2; exit 2 ;;
     *)
@@ -57,8 +61,12 @@ fi
 
 if ((bench)); then
     mapfile -t -O "${#names[@]}" names < <(scenario_names | grep '^bench-' || true)
-elif ((${#names[@]} == 0)); then
-    mapfile -t names < <(scenario_names | grep -v '^bench-' || true)
+fi
+if ((demo)); then
+    mapfile -t -O "${#names[@]}" names < <(scenario_names | grep '^demo-' || true)
+fi
+if ((!bench && !demo && ${#names[@]} == 0)); then
+    mapfile -t names < <(scenario_names | grep -Ev '^(bench|demo)-' || true)
 fi
 # de-duplicate, keep order
 mapfile -t names < <(printf '%s\n' "${names[@]}" | awk 'NF && !seen[$0]++')
@@ -94,7 +102,12 @@ newest_kernel() { # newest /boot/vmlinuz-*-amd64 by version
 kernel=${LAB_KERNEL:-$(newest_kernel)}
 [[ -n $kernel && -r $kernel ]] || { echo "lab: no readable /boot/vmlinuz-*-amd64" >&2; echo "lab: 0 passed, ${#names[@]} failed"; exit 1; }
 vm_timeout=${LAB_VM_TIMEOUT:-1500}
-cmd="bash $(printf '%q' "$LAB_ROOT/guest.sh") $(printf '%q' "$results")"
+# vng does not pass the environment into the guest: forward the knobs that are set
+cmd="env"
+for v in LAB_IPV6 LAB_RADIUS_DEBUG LAB_CONSOLE_LINES LAB_DUMP_LINES BENCH_PAIRS; do
+    [[ -z ${!v:-} ]] || cmd+=" $v=$(printf '%q' "${!v}")"
+done
+cmd+=" bash $(printf '%q' "$LAB_ROOT/guest.sh") $(printf '%q' "$results")"
 for n in "${names[@]}"; do cmd+=" $(printf '%q' "$n")"; done
 
 echo "lab: scenarios: ${names[*]}"
@@ -126,6 +139,14 @@ for n in "${names[@]}"; do
     if [[ $status != PASS && -f $results/$n/FAILED ]]; then
         sed 's/^/           /' "$results/$n/FAILED"
     fi
+done
+# reports written by bench-*/demo-* scenarios for the host (LAB_RESULTS in the VM)
+for f in "$results"/bench-*.txt "$results"/demo*.txt; do
+    [[ -f $f ]] || continue
+    echo
+    echo "===== ${f##*/} ====="
+    cat "$f"
+    ((fail == 0)) || echo "(a scenario FAILED: this report may be incomplete; see above)"
 done
 vm_ok=1
 if [[ ! -e $results/guest.done ]]; then

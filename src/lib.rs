@@ -3,4 +3,6 @@
 //! The kernel crate lives in `vpnd-xfrm` (`xfrm/`), RADIUS accounting in `vpnd-radius`
 //! (`radius/`). `ike` is the sans-IO protocol engine.
 
+pub mod config;
+pub mod daemon;
 pub mod ike;

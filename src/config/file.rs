@@ -1,0 +1,164 @@
+//! The file layer: the YAML as written, with source locations.
+//!
+//! Every scalar that needs more than serde's parsing (durations, addresses, identities,
+//! proposals, traffic selectors) is kept as `Spanned<String>` so validation can point at it.
+//! Every field is optional here; `validate` applies defaults and reports missing required
+//! keys against the enclosing mapping, so all problems are collected, not only the first.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport};
+
+pub(super) type S<T> = Spanned<T>;
+pub(super) type Str = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileConfig {
+    pub local: Option<S<LocalFile>>,
+    pub control: Option<S<ControlFile>>,
+    pub log: Option<S<LogFile>>,
+    pub syslog: Option<S<SyslogFile>>,
+    pub radius: Option<S<RadiusFile>>,
+    pub accounting: Option<S<AccountingFile>>,
+    pub ike_defaults: Option<S<IkeFile>>,
+    pub peers: Vec<S<PeerFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct LocalFile {
+    pub addresses: Option<S<Vec<Str>>>,
+    pub port: Option<S<u16>>,
+    pub nat_t_port: Option<S<u16>>,
+    pub nas_ip: Option<Str>,
+    pub reqid_base: Option<Str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ControlFile {
+    pub socket: Option<Str>,
+    pub group: Option<Str>,
+    pub mode: Option<Str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct LogFile {
+    pub level: Option<LogLevel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct SyslogFile {
+    pub local: Option<bool>,
+    pub facility: Option<Facility>,
+    pub servers: Vec<S<SyslogServerFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct SyslogServerFile {
+    pub address: Option<Str>,
+    pub port: Option<S<u16>>,
+    pub transport: Option<SyslogTransport>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RadiusFile {
+    pub servers: Vec<S<RadiusServerFile>>,
+    pub timeout: Option<Str>,
+    pub retransmit: Option<S<u32>>,
+    pub dead_time: Option<Str>,
+    pub vsa_send_accounting: Option<bool>,
+    pub groups: BTreeMap<String, S<Vec<Str>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RadiusServerFile {
+    pub name: Option<Str>,
+    pub address: Option<Str>,
+    pub auth_port: Option<S<u16>>,
+    pub acct_port: Option<S<u16>>,
+    pub key: Option<Str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AccountingFile {
+    pub update_periodic: Option<Str>,
+    pub journal: Option<Str>,
+    pub outbox_limit: Option<S<u64>>,
+    pub lists: BTreeMap<String, S<AccountingListFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AccountingListFile {
+    pub mode: Option<AccountingMode>,
+    pub broadcast: Option<bool>,
+    pub groups: Option<S<Vec<Str>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct IkeFile {
+    pub proposals: Option<S<Vec<Str>>>,
+    pub lifetime: Option<Str>,
+    pub dpd: Option<Str>,
+    pub retransmit: Option<S<RetransmitFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RetransmitFile {
+    pub timeout: Option<Str>,
+    pub base: Option<S<f64>>,
+    pub tries: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct PeerFile {
+    pub name: Option<Str>,
+    pub address: Option<Str>,
+    pub port: Option<S<u16>>,
+    pub description: Option<Str>,
+    pub local_id: Option<Str>,
+    pub remote_id: Option<Str>,
+    pub psk: Option<Str>,
+    pub psk_file: Option<Str>,
+    pub start: Option<S<StartAction>>,
+    pub fvrf: Option<Str>,
+    pub ivrf: Option<Str>,
+    pub group: Option<Str>,
+    pub accounting: Option<Str>,
+    pub ike: Option<S<IkeFile>>,
+    pub children: Option<S<Vec<S<ChildFile>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ChildFile {
+    pub name: Option<Str>,
+    pub local_ts: Option<S<Vec<Str>>>,
+    pub remote_ts: Option<S<Vec<Str>>>,
+    pub mode: Option<S<Mode>>,
+    pub esp: Option<S<Vec<Str>>>,
+    pub pfs: Option<Str>,
+    pub lifetime: Option<S<ChildLifetimeFile>>,
+    pub replay_window: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ChildLifetimeFile {
+    pub seconds: Option<Str>,
+    pub kilobytes: Option<S<u64>>,
+}

@@ -1,0 +1,586 @@
+//! The daemon's configuration: `/etc/vpnd/vpnd.yaml`.
+//!
+//! Two layers: `file` holds the YAML as written (with source locations), `validate` turns
+//! it into the typed [`Config`] below, applying defaults and checking everything it can
+//! before the daemon touches the kernel. Loading is all or nothing: [`Config::load`]
+//! returns either a whole, valid configuration or a [`ConfigError`] listing every problem
+//! found, each as `file:line:column: field: what is wrong`.
+//!
+//! ```no_run
+//! let cfg = vpnd::config::Config::load("/etc/vpnd/vpnd.yaml")?;
+//! for peer in &cfg.peers {
+//!     println!("{} -> {:?}", peer.name, peer.remote);
+//! }
+//! # Ok::<(), vpnd::config::ConfigError>(())
+//! ```
+
+mod file;
+pub mod parse;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::ike::codec::Identity;
+use crate::ike::proposal::{Group, Proposal};
+
+/// Where the daemon reads its configuration unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/vpnd/vpnd.yaml";
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses and ports IKE uses, and kernel SA tagging.
+    pub local: LocalConfig,
+    /// The vpnctl control socket.
+    pub control: ControlConfig,
+    /// Daemon log verbosity.
+    pub log: LogConfig,
+    /// Syslog output (local and remote).
+    pub syslog: SyslogConfig,
+    /// RADIUS servers and server groups.
+    pub radius: RadiusConfig,
+    /// Accounting method lists and the on-disk journal.
+    pub accounting: AccountingConfig,
+    /// The IKE peers, in file order.
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Config {
+    /// Reads and validates `path`. Every problem is reported, with line and column.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map(Zeroizing::new)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names the file in messages, and relative
+    /// `psk_file` paths are taken relative to its directory.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let raw: file::FileConfig = serde_saphyr::from_str(text).map_err(|e| {
+            use serde_saphyr::MessageFormatter;
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = serde_saphyr::DefaultMessageFormatter
+                .format_message(e.without_snippet())
+                .into_owned();
+            ConfigError::Syntax(Problem {
+                file: path.to_path_buf(),
+                line,
+                column,
+                field: String::new(),
+                message,
+            })
+        })?;
+        validate::validate(raw, path)
+    }
+
+    /// The peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, as given to [`Config::load`] / [`Config::from_str`].
+    pub file: PathBuf,
+    /// 1-based line; 0 if the parser could not tell.
+    pub line: u64,
+    /// 1-based column; 0 if the parser could not tell.
+    pub column: u64,
+    /// The key path, e.g. `peers[0].description`; empty for YAML syntax errors.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Why a configuration was refused. Nothing of it was loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file itself could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Not valid YAML, a value of the wrong type, or an unknown key (the parser stops at
+    /// the first).
+    #[error("{0}")]
+    Syntax(Problem),
+    /// Well-formed YAML that does not make a valid configuration: every problem found,
+    /// in file order.
+    #[error("{}", display_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn display_problems(p: &[Problem]) -> String {
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// The located problems (empty for [`ConfigError::Read`]).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Read { .. } => &[],
+            ConfigError::Syntax(p) => std::slice::from_ref(p),
+            ConfigError::Invalid(v) => v,
+        }
+    }
+}
+
+/// A secret (pre-shared key, RADIUS shared secret): wiped from memory when dropped and
+/// never shown by `Debug`.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(Zeroizing::new(bytes))
+    }
+    /// The secret bytes, for the code that needs them (PSK AUTH, RADIUS authenticators).
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl PartialEq for Secret {
+    /// Length and content, without an early exit on the first differing byte.
+    fn eq(&self, other: &Secret) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(other.0.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+impl Eq for Secret {}
+
+/// `local:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// Addresses IKE binds to; empty means all addresses.
+    pub addresses: Vec<IpAddr>,
+    /// IKE port [500].
+    pub port: u16,
+    /// NAT-T (UDP-encapsulated) port [4500].
+    pub nat_t_port: u16,
+    /// RADIUS NAS-IP-Address [first of `addresses`]; `None`: the daemon uses the source
+    /// address of its RADIUS socket.
+    pub nas_ip: Option<IpAddr>,
+    /// First reqid of the band vpnd tags its kernel SAs with [0x76700000].
+    pub reqid_base: u32,
+}
+
+/// `control:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Unix socket path [/run/vpnd/vpnd.sock].
+    pub socket: PathBuf,
+    /// Group allowed to use the socket; `None`: root only.
+    pub group: Option<String>,
+    /// Socket permission bits [0o660].
+    pub mode: u32,
+}
+
+/// `log:`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Verbosity [info].
+    pub level: LogLevel,
+}
+
+/// Log verbosity, as `tracing` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The name as written (and as `tracing_subscriber::EnvFilter` takes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// `syslog:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogConfig {
+    /// Also log to the local syslog socket /dev/log [true].
+    pub local: bool,
+    /// Facility for every message [local4].
+    pub facility: Facility,
+    /// Remote receivers.
+    pub servers: Vec<SyslogServer>,
+}
+
+/// Syslog facilities (RFC 5424 6.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Facility {
+    Kern,
+    User,
+    Mail,
+    Daemon,
+    Auth,
+    Syslog,
+    Lpr,
+    News,
+    Uucp,
+    Cron,
+    Authpriv,
+    Ftp,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    #[default]
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    /// The facility number (RFC 5424 6.2.1); PRI = code * 8 + severity.
+    pub fn code(self) -> u8 {
+        match self {
+            Facility::Kern => 0,
+            Facility::User => 1,
+            Facility::Mail => 2,
+            Facility::Daemon => 3,
+            Facility::Auth => 4,
+            Facility::Syslog => 5,
+            Facility::Lpr => 6,
+            Facility::News => 7,
+            Facility::Uucp => 8,
+            Facility::Cron => 9,
+            Facility::Authpriv => 10,
+            Facility::Ftp => 11,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
+}
+
+/// One remote syslog receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogServer {
+    /// Receiver address.
+    pub address: IpAddr,
+    /// Receiver port [514].
+    pub port: u16,
+    /// UDP (RFC 5426) or TCP (RFC 6587) [udp].
+    pub transport: SyslogTransport,
+}
+
+/// Transport to a remote syslog receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+/// `radius:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusConfig {
+    /// Servers, in file order (`radius-server host`).
+    pub servers: Vec<RadiusServer>,
+    /// Wait for a reply before retransmitting [5s] (`radius-server timeout`).
+    pub timeout: Duration,
+    /// Retransmissions per server before trying the next [3] (`radius-server retransmit`).
+    pub retransmit: u32,
+    /// How long a server that did not answer is skipped [60s] (`radius-server deadtime`).
+    pub dead_time: Duration,
+    /// Send Cisco VSAs in accounting records [false] (`radius-server vsa send accounting`).
+    pub vsa_send_accounting: bool,
+    /// Server groups, name → server names, in order (`aaa group server radius`). Includes
+    /// the implicit group `radius` (all servers) unless the file defines one by that name.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl RadiusConfig {
+    /// The servers of group `name`, in order; `None` if there is no such group.
+    pub fn group_servers(&self, name: &str) -> Option<Vec<&RadiusServer>> {
+        let names = self.groups.get(name)?;
+        Some(
+            names
+                .iter()
+                .filter_map(|n| self.servers.iter().find(|s| &s.name == n))
+                .collect(),
+        )
+    }
+}
+
+/// One RADIUS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusServer {
+    /// Name used in groups [the address as written].
+    pub name: String,
+    /// Server address.
+    pub address: IpAddr,
+    /// Access-Request port [1812].
+    pub auth_port: u16,
+    /// Accounting-Request port [1813].
+    pub acct_port: u16,
+    /// The shared secret.
+    pub key: Secret,
+}
+
+/// `accounting:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountingConfig {
+    /// Interim-Update interval; `None`: no interim updates (`aaa accounting update periodic`).
+    pub update_periodic: Option<Duration>,
+    /// Where records wait until a server acknowledged them
+    /// [/var/lib/vpnd/accounting.journal].
+    pub journal: PathBuf,
+    /// At most this many unacknowledged records are kept [100000].
+    pub outbox_limit: u64,
+    /// Method lists by name (`aaa accounting network NAME …`).
+    pub lists: BTreeMap<String, AccountingList>,
+}
+
+/// One accounting method list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountingList {
+    /// Which records are sent.
+    pub mode: AccountingMode,
+    /// Send to every group (true) or to the first that answers (false) [false].
+    pub broadcast: bool,
+    /// RADIUS server groups, in order; each exists in [`RadiusConfig::groups`].
+    pub groups: Vec<String>,
+}
+
+/// `start-stop` or `stop-only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountingMode {
+    /// Start, interim and stop records.
+    StartStop,
+    /// Only stop records.
+    StopOnly,
+}
+
+/// Where a peer may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAddress {
+    /// One address; the only kind that can be initiated to.
+    Single(IpAddr),
+    /// Any address (respond only).
+    Any,
+    /// Any address in this prefix (respond only).
+    Prefix(IpNet),
+}
+
+impl PeerAddress {
+    /// Whether a request from `ip` may be for this peer.
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        match self {
+            PeerAddress::Single(a) => *a == ip,
+            PeerAddress::Any => true,
+            PeerAddress::Prefix(n) => n.contains(&ip),
+        }
+    }
+}
+
+/// What the daemon does with a peer at start and after `clear`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAction {
+    /// Bring the SAs up at start and after a clear (static crypto map).
+    Initiate,
+    /// Wait for the peer (dynamic crypto map).
+    #[default]
+    Respond,
+}
+
+/// One IKE peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerConfig {
+    /// Unique name, used by vpnctl and in logs.
+    pub name: String,
+    /// The peer's address, or what addresses may respond as this peer.
+    pub remote: PeerAddress,
+    /// The peer's IKE port [500].
+    pub port: u16,
+    /// Free text, at most 80 characters (`crypto isakmp peer … description`).
+    pub description: Option<String>,
+    /// Our IDi/IDr [the local address of the peer's family].
+    pub local_id: Identity,
+    /// The identity the peer must present; `None`: any [the peer's address].
+    pub remote_id: Option<Identity>,
+    /// The pre-shared key.
+    pub psk: Secret,
+    /// Initiate or respond.
+    pub start: StartAction,
+    /// Front-door VRF name (shown in sessions and syslog).
+    pub fvrf: Option<String>,
+    /// Inside VRF name (vrf-id in accounting).
+    pub ivrf: Option<String>,
+    /// isakmp-group-id for accounting.
+    pub group: Option<String>,
+    /// Accounting method list; exists in [`AccountingConfig::lists`].
+    pub accounting: Option<String>,
+    /// IKE SA parameters (from `ike_defaults` where the peer does not say).
+    pub ike: IkeConfig,
+    /// Child SAs; at least one.
+    pub children: Vec<ChildConfig>,
+}
+
+/// IKE SA parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IkeConfig {
+    /// Proposals in order of preference.
+    pub proposals: Vec<Proposal>,
+    /// IKE SA rekey time (hard); the daemon derives the soft time.
+    pub lifetime: Duration,
+    /// Liveness check interval; `None`: disabled.
+    pub dpd: Option<Duration>,
+    /// Request retransmission (RFC 7296 2.4).
+    pub retransmit: RetransmitConfig,
+}
+
+/// Retransmission schedule: `timeout * base^n` for try n, `tries` retransmissions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetransmitConfig {
+    /// First timeout [2s].
+    pub timeout: Duration,
+    /// Backoff factor [1.8].
+    pub base: f64,
+    /// Retransmissions before giving up [5].
+    pub tries: u32,
+}
+
+/// One child SA (IPsec SA pair) of a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildConfig {
+    /// Name, unique within the peer.
+    pub name: String,
+    /// Our side's traffic selectors.
+    pub local_ts: Vec<TsSpec>,
+    /// The peer's side's traffic selectors.
+    pub remote_ts: Vec<TsSpec>,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// ESP proposals in order of preference.
+    pub esp: Vec<Proposal>,
+    /// DH group for CREATE_CHILD_SA (PFS); `None`: no PFS unless an ESP proposal names a
+    /// group itself (the two are not combined: the file may set only one of them).
+    pub pfs: Option<Group>,
+    /// Hard lifetime in seconds [3600] (`set security-association lifetime seconds`).
+    pub lifetime_seconds: u64,
+    /// Hard lifetime in kilobytes; `None`: unlimited
+    /// (`set security-association lifetime kilobytes`).
+    pub lifetime_kilobytes: Option<u64>,
+    /// Anti-replay window in packets [64]; 0 disables.
+    pub replay_window: u32,
+}
+
+/// IPsec mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Tunnel,
+    Transport,
+}
+
+/// A traffic selector: a prefix, an IP protocol and a port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TsSpec {
+    /// Addresses.
+    pub net: IpNet,
+    /// IP protocol number; 0: any.
+    pub proto: u8,
+    /// Inclusive port range; (0, 65535): any.
+    pub ports: (u16, u16),
+}
+
+impl fmt::Display for TsSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.net)?;
+        if self.proto != 0 {
+            let name = match self.proto {
+                1 => "icmp".to_string(),
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                58 => "icmpv6".to_string(),
+                n => n.to_string(),
+            };
+            match self.ports {
+                (0, 65535) => write!(f, "[{name}]")?,
+                (a, b) if a == b => write!(f, "[{name}/{a}]")?,
+                (a, b) => write!(f, "[{name}/{a}-{b}]")?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,864 @@
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::parse::{self, IdSpec};
+use super::*;
+use crate::ike::proposal::Group;
+
+const FILE: &str = "/etc/vpnd/vpnd.yaml";
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str(text, FILE)
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match load(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.problems().to_vec(),
+    }
+}
+
+/// Asserts one problem is at `line:column`, for `field`, with `msg` in its message, and that
+/// its Display names file, line, column and field.
+#[track_caller]
+fn has(ps: &[Problem], line: u64, column: u64, field: &str, msg: &str) {
+    let found = ps.iter().any(|p| {
+        p.line == line && p.column == column && p.field == field && p.message.contains(msg)
+    });
+    assert!(
+        found,
+        "no problem {line}:{column} {field}: ..{msg}.. in:\n{}",
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let p = ps
+        .iter()
+        .find(|p| p.line == line && p.field == field)
+        .unwrap();
+    assert!(p
+        .to_string()
+        .starts_with(&format!("{FILE}:{line}:{column}: {field}: ")));
+}
+
+/// A valid file; tests replace a line to break it. Line numbers matter.
+const BASE: &str = "\
+local:
+  addresses: [192.0.2.1]
+peers:
+  - name: site-b
+    address: 192.0.2.2
+    psk: secret
+    children:
+      - name: net
+        local_ts: [10.1.0.0/16]
+        remote_ts: [10.2.0.0/16]
+";
+
+fn with(extra_peer_keys: &str, extra_child_keys: &str) -> String {
+    let mut s = String::from(
+        "local:\n  addresses: [192.0.2.1]\npeers:\n  - name: site-b\n    address: 192.0.2.2\n",
+    );
+    s.push_str(extra_peer_keys);
+    s.push_str("    children:\n      - name: net\n");
+    s.push_str(extra_child_keys);
+    s
+}
+
+#[test]
+fn base_is_valid_and_defaults_apply() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.local.port, 500);
+    assert_eq!(c.local.nat_t_port, 4500);
+    assert_eq!(c.local.nas_ip, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(c.local.reqid_base, 0x7670_0000);
+    assert_eq!(
+        c.control.socket,
+        std::path::Path::new("/run/vpnd/vpnd.sock")
+    );
+    assert_eq!(c.control.group, None);
+    assert_eq!(c.control.mode, 0o660);
+    assert_eq!(c.log.level, LogLevel::Info);
+    assert!(c.syslog.local);
+    assert_eq!(c.syslog.facility, Facility::Local4);
+    assert_eq!(c.radius.timeout, Duration::from_secs(5));
+    assert_eq!(c.radius.retransmit, 3);
+    assert_eq!(c.radius.dead_time, Duration::from_secs(60));
+    assert!(!c.radius.vsa_send_accounting);
+    assert!(c.radius.groups.is_empty());
+    assert_eq!(c.accounting.update_periodic, None);
+    assert_eq!(
+        c.accounting.journal,
+        std::path::Path::new("/var/lib/vpnd/accounting.journal")
+    );
+    assert_eq!(c.accounting.outbox_limit, 100_000);
+    let p = &c.peers[0];
+    assert_eq!(p.port, 500);
+    assert_eq!(p.start, StartAction::Respond);
+    assert_eq!(p.local_id, Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(
+        p.remote_id,
+        Some(Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 2)))
+    );
+    assert_eq!(p.psk.expose(), b"secret");
+    assert_eq!(p.ike.proposals.len(), 2);
+    assert_eq!(p.ike.proposals[0].groups, vec![Group::Curve25519]);
+    assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
+    assert_eq!(p.ike.dpd, Some(Duration::from_secs(30)));
+    assert_eq!(p.ike.retransmit.timeout, Duration::from_secs(2));
+    assert_eq!(p.ike.retransmit.base, 1.8);
+    assert_eq!(p.ike.retransmit.tries, 5);
+    let ch = &p.children[0];
+    assert_eq!(ch.mode, Mode::Tunnel);
+    assert_eq!(ch.esp.len(), 3);
+    assert_eq!(ch.pfs, None);
+    assert_eq!(ch.lifetime_seconds, 3600);
+    assert_eq!(ch.lifetime_kilobytes, None);
+    assert_eq!(ch.replay_window, 64);
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let c = load("# nothing yet\n").unwrap();
+    assert!(c.peers.is_empty());
+    assert!(c.local.addresses.is_empty());
+    assert_eq!(c.local.nas_ip, None);
+}
+
+#[test]
+fn everything_set() {
+    let text = "\
+local:
+  addresses: [192.0.2.1, 2001:db8::1]
+  port: 1500
+  nat_t_port: 14500
+  nas_ip: 192.0.2.9
+  reqid_base: 0x10000
+control:
+  socket: /tmp/v.sock
+  group: vpnadmin
+  mode: 0640
+log:
+  level: debug
+syslog:
+  local: false
+  facility: daemon
+  servers:
+    - address: 192.0.2.20
+    - address: 192.0.2.21
+      port: 6514
+      transport: tcp
+radius:
+  servers:
+    - name: r1
+      address: 192.0.2.30
+      key: k1
+    - address: 192.0.2.31
+      key: k2
+  timeout: 3s
+  retransmit: 2
+  dead_time: 5m
+  vsa_send_accounting: true
+  groups:
+    g1: [r1, 192.0.2.31]
+accounting:
+  update_periodic: 90
+  journal: /tmp/acct.journal
+  outbox_limit: 10
+  lists:
+    l1: { mode: stop-only, broadcast: true, groups: [g1, radius] }
+ike_defaults:
+  proposals: [aes128gcm16-prfsha384-ecp384]
+  lifetime: 8h
+  dpd: 0
+  retransmit: { timeout: 1s, base: 2, tries: 3 }
+peers:
+  - name: v6
+    address: 2001:db8::2
+    port: 4501
+    local_id: '@gw.example.net'
+    remote_id: 'user@example.org'
+    psk: s
+    start: initiate
+    fvrf: outside
+    ivrf: inside
+    group: g
+    accounting: l1
+    ike:
+      lifetime: 1h
+    children:
+      - name: c
+        local_ts: ['fd00:1::/64', 10.0.0.0/8]
+        remote_ts: ['fd00:2::/64[tcp/443]', 10.1.0.0/16]
+        esp: [aes256gcm16-esn]
+        pfs: ecp256
+        lifetime: { seconds: 2h, kilobytes: 4608000 }
+        replay_window: 0
+";
+    let c = load(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.local.port, 1500);
+    assert_eq!(c.local.nat_t_port, 14500);
+    assert_eq!(c.local.nas_ip, Some("192.0.2.9".parse().unwrap()));
+    assert_eq!(c.local.reqid_base, 0x10000);
+    assert_eq!(c.control.group.as_deref(), Some("vpnadmin"));
+    assert_eq!(c.control.mode, 0o640);
+    assert_eq!(c.log.level, LogLevel::Debug);
+    assert!(!c.syslog.local);
+    assert_eq!(c.syslog.facility.code(), 3);
+    assert_eq!(c.syslog.servers[0].port, 514);
+    assert_eq!(c.syslog.servers[1].transport, SyslogTransport::Tcp);
+    assert_eq!(c.radius.servers[1].name, "192.0.2.31");
+    assert_eq!(c.radius.dead_time, Duration::from_secs(300));
+    assert_eq!(c.radius.groups["radius"].len(), 2);
+    assert_eq!(c.radius.group_servers("g1").unwrap()[1].key.expose(), b"k2");
+    assert_eq!(c.accounting.update_periodic, Some(Duration::from_secs(90)));
+    assert_eq!(c.accounting.lists["l1"].mode, AccountingMode::StopOnly);
+    assert!(c.accounting.lists["l1"].broadcast);
+    let p = &c.peers[0];
+    assert_eq!(p.local_id, Identity::Fqdn("gw.example.net".into()));
+    assert_eq!(
+        p.remote_id,
+        Some(Identity::UserFqdn("user@example.org".into()))
+    );
+    assert_eq!(p.port, 4501);
+    assert_eq!(p.fvrf.as_deref(), Some("outside"));
+    // Peer ike: lifetime overridden, the rest from ike_defaults.
+    assert_eq!(p.ike.lifetime, Duration::from_secs(3600));
+    assert_eq!(p.ike.dpd, None);
+    assert_eq!(p.ike.proposals[0].groups, vec![Group::Ecp384]);
+    assert_eq!(p.ike.retransmit.base, 2.0);
+    let ch = &p.children[0];
+    assert_eq!(ch.remote_ts[0].proto, 6);
+    assert_eq!(ch.remote_ts[0].ports, (443, 443));
+    assert_eq!(ch.pfs, Some(Group::Ecp256));
+    assert_eq!(ch.esp[0].esn, vec![true]);
+    assert_eq!(ch.lifetime_seconds, 7200);
+    assert_eq!(ch.lifetime_kilobytes, Some(4_608_000));
+    assert_eq!(ch.replay_window, 0);
+}
+
+#[test]
+fn unknown_key_is_an_error_with_location() {
+    let text = BASE.replace("    psk: secret\n", "    psk: secret\n    descripton: x\n");
+    let e = load(&text).unwrap_err();
+    let ConfigError::Syntax(p) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((p.line, p.column), (7, 5));
+    assert!(
+        p.message.contains("unknown field `descripton`"),
+        "{}",
+        p.message
+    );
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{FILE}:7:5: unknown field")),
+        "{e}"
+    );
+    // A typo in a nested section too.
+    let e = load("radius:\n  timout: 5s\n").unwrap_err();
+    assert_eq!((e.problems()[0].line, e.problems()[0].column), (2, 3));
+}
+
+#[test]
+fn wrong_type_and_bad_enum_are_located() {
+    let e = load("log:\n  level: loud\n").unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!((p.line, p.column), (2, 10));
+    assert!(p.message.contains("loud"), "{}", p.message);
+    let e = load(&BASE.replace("192.0.2.2\n", "192.0.2.2\n    port: 70000\n")).unwrap_err();
+    assert_eq!(e.problems()[0].line, 6);
+}
+
+#[test]
+fn description_at_most_80_characters() {
+    let ok = with(
+        &format!("    psk: x\n    description: {}\n", "é".repeat(80)),
+        "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
+    );
+    assert_eq!(
+        load(&ok).unwrap().peers[0]
+            .description
+            .as_ref()
+            .unwrap()
+            .chars()
+            .count(),
+        80
+    );
+    let bad = with(
+        &format!("    psk: x\n    description: {}\n", "a".repeat(81)),
+        "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
+    );
+    let ps = problems(&bad);
+    has(
+        &ps,
+        7,
+        18,
+        "peers[0].description",
+        "81 characters, at most 80",
+    );
+    assert_eq!(
+        ps[0].to_string(),
+        format!("{FILE}:7:18: peers[0].description: 81 characters, at most 80")
+    );
+}
+
+#[test]
+fn duplicate_peer_and_child_names() {
+    let text = format!(
+        "{BASE}  - name: site-b\n    address: 192.0.2.3\n    psk: x\n    children:\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.3.0.0/16]\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.4.0.0/16]\n"
+    );
+    let ps = problems(&text);
+    has(
+        &ps,
+        11,
+        11,
+        "peers[1].name",
+        "duplicate peer name 'site-b' (first on line 4)",
+    );
+    has(
+        &ps,
+        18,
+        15,
+        "peers[1].children[1].name",
+        "duplicate child name 'a'",
+    );
+    assert_eq!(ps.len(), 2);
+}
+
+#[test]
+fn ts_families_must_match_in_tunnel_mode() {
+    let ps = problems(&BASE.replace("[10.2.0.0/16]", "['fd00::/64', 10.2.0.0/16, 'fd01::/64']"));
+    has(
+        &ps,
+        10,
+        21,
+        "peers[0].children[0].remote_ts[0]",
+        "IPv6 but local_ts has no IPv6",
+    );
+    has(&ps, 10, 47, "peers[0].children[0].remote_ts[2]", "IPv6");
+    assert_eq!(ps.len(), 2);
+    // The other way round.
+    let ps = problems(&BASE.replace("[10.1.0.0/16]", "['fd00::/64']"));
+    has(
+        &ps,
+        9,
+        20,
+        "peers[0].children[0].local_ts[0]",
+        "remote_ts has no IPv6",
+    );
+}
+
+#[test]
+fn transport_mode_ts_are_the_hosts() {
+    // Defaults: the two addresses.
+    let c = load(&with("    psk: x\n", "        mode: transport\n")).unwrap();
+    let ch = &c.peers[0].children[0];
+    assert_eq!(ch.local_ts[0].net, "192.0.2.1/32".parse().unwrap());
+    assert_eq!(ch.remote_ts[0].net, "192.0.2.2/32".parse().unwrap());
+    // Explicit, with a port.
+    let c = load(&with(
+        "    psk: x\n",
+        "        mode: transport\n        local_ts: [192.0.2.1]\n        remote_ts: ['192.0.2.2/32[udp/1701]']\n",
+    ))
+    .unwrap();
+    assert_eq!(c.peers[0].children[0].remote_ts[0].proto, 17);
+    // Outside the hosts.
+    let ps = problems(&with(
+        "    psk: x\n",
+        "        mode: transport\n        local_ts: [10.0.0.0/8]\n        remote_ts: [192.0.2.0/24]\n",
+    ));
+    has(
+        &ps,
+        10,
+        20,
+        "peers[0].children[0].local_ts[0]",
+        "not one of local.addresses",
+    );
+    has(
+        &ps,
+        11,
+        21,
+        "peers[0].children[0].remote_ts[0]",
+        "not within the peer address 192.0.2.2/32",
+    );
+    // Tunnel mode needs them.
+    let ps = problems(&with("    psk: x\n", ""));
+    has(
+        &ps,
+        8,
+        9,
+        "peers[0].children[0].local_ts",
+        "required in tunnel mode",
+    );
+    has(
+        &ps,
+        8,
+        9,
+        "peers[0].children[0].remote_ts",
+        "required in tunnel mode",
+    );
+}
+
+#[test]
+fn proposals_must_parse() {
+    let ps = problems(&BASE.replace(
+        "    psk: secret\n",
+        "    psk: secret\n    ike:\n      proposals: [aes128-sha1-modp1024, aes256gcm16-prfsha256]\n",
+    ));
+    has(
+        &ps,
+        8,
+        19,
+        "peers[0].ike.proposals[0]",
+        "unknown algorithm 'sha1'",
+    );
+    has(
+        &ps,
+        8,
+        41,
+        "peers[0].ike.proposals[1]",
+        "an IKE proposal needs a DH group",
+    );
+    let ps = problems(&BASE.replace("[10.2.0.0/16]\n", "[10.2.0.0/16]\n        esp: [aes128]\n"));
+    has(
+        &ps,
+        11,
+        15,
+        "peers[0].children[0].esp[0]",
+        "AES-CBC needs an integrity algorithm",
+    );
+    let ps = problems("ike_defaults:\n  proposals: []\n");
+    has(
+        &ps,
+        2,
+        14,
+        "ike_defaults.proposals",
+        "at least one proposal",
+    );
+}
+
+#[test]
+fn psk_xor_psk_file() {
+    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: secret\n    psk_file: /x\n"));
+    has(&ps, 7, 15, "peers[0].psk_file", "not both");
+    let ps = problems(&BASE.replace("    psk: secret\n", ""));
+    has(&ps, 4, 5, "peers[0].psk", "required: psk or psk_file");
+    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: ''\n"));
+    has(&ps, 6, 10, "peers[0].psk", "must not be empty");
+}
+
+#[test]
+fn psk_file_is_read_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("vpnd-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b.psk"), b"from-file\r\n").unwrap();
+    std::fs::write(dir.join("empty.psk"), b"\n").unwrap();
+    let cfg_path = dir.join("vpnd.yaml");
+    let text = BASE.replace("    psk: secret\n", "    psk_file: b.psk\n");
+    let c = Config::from_str(&text, &cfg_path).unwrap();
+    assert_eq!(c.peers[0].psk.expose(), b"from-file");
+    // Written to disk, through load().
+    std::fs::write(&cfg_path, &text).unwrap();
+    assert_eq!(
+        Config::load(&cfg_path).unwrap().peers[0].psk.expose(),
+        b"from-file"
+    );
+
+    let e = Config::from_str(
+        &BASE.replace("    psk: secret\n", "    psk_file: missing.psk\n"),
+        &cfg_path,
+    )
+    .unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!(
+        (p.line, p.column, p.field.as_str()),
+        (6, 15, "peers[0].psk_file")
+    );
+    assert!(
+        p.message
+            .contains(&dir.join("missing.psk").display().to_string()),
+        "{}",
+        p.message
+    );
+    let e = Config::from_str(
+        &BASE.replace("    psk: secret\n", "    psk_file: empty.psk\n"),
+        &cfg_path,
+    )
+    .unwrap_err();
+    assert!(e.problems()[0].message.contains("is empty"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_config_file() {
+    let e = Config::load("/nonexistent/vpnd.yaml").unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(e
+        .to_string()
+        .starts_with("/nonexistent/vpnd.yaml: cannot read"));
+}
+
+const ACCT: &str = "\
+radius:
+  servers:
+    - name: r1
+      address: 192.0.2.30
+      key: k
+  groups:
+    g1: [r1, r2]
+accounting:
+  lists:
+    l1:
+      mode: start-stop
+      groups: [g1, nope, radius]
+";
+
+#[test]
+fn accounting_references() {
+    let ps = problems(ACCT);
+    has(
+        &ps,
+        7,
+        14,
+        "radius.groups.g1[1]",
+        "no RADIUS server named 'r2'",
+    );
+    has(
+        &ps,
+        12,
+        20,
+        "accounting.lists.l1.groups[1]",
+        "no RADIUS group 'nope'",
+    );
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    // A peer naming a list that does not exist.
+    let ps = problems(&BASE.replace(
+        "    psk: secret\n",
+        "    psk: secret\n    accounting: acc\n",
+    ));
+    has(
+        &ps,
+        7,
+        17,
+        "peers[0].accounting",
+        "no accounting list 'acc'",
+    );
+    // "radius" without servers.
+    let ps = problems("accounting:\n  lists:\n    l: { mode: start-stop, groups: [radius] }\n");
+    has(
+        &ps,
+        3,
+        37,
+        "accounting.lists.l.groups[0]",
+        "radius.servers defines none",
+    );
+    // Mode and groups are required.
+    let ps = problems("accounting:\n  lists:\n    l: {}\n");
+    has(&ps, 3, 8, "accounting.lists.l.mode", "required");
+    has(&ps, 3, 8, "accounting.lists.l.groups", "required");
+}
+
+#[test]
+fn radius_key_required_and_not_empty() {
+    let ps = problems(
+        "radius:\n  servers:\n    - address: 192.0.2.1\n    - address: 192.0.2.2\n      key: ''\n",
+    );
+    has(&ps, 3, 7, "radius.servers[0].key", "required");
+    has(&ps, 5, 12, "radius.servers[1].key", "must not be empty");
+}
+
+#[test]
+fn lifetimes_at_least_60_seconds() {
+    let ps = problems(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        lifetime: { seconds: 59 }\n",
+    ));
+    has(
+        &ps,
+        11,
+        30,
+        "peers[0].children[0].lifetime.seconds",
+        "59 s is too short",
+    );
+    let ps = problems("ike_defaults:\n  lifetime: 30s\n");
+    has(&ps, 2, 13, "ike_defaults.lifetime", "at least 60 s");
+    assert!(load("ike_defaults:\n  lifetime: 1m\n").is_ok());
+}
+
+#[test]
+fn initiate_needs_a_single_address() {
+    for addr in ["any", "10.0.0.0/8"] {
+        let ps = problems(&BASE.replace(
+            "    address: 192.0.2.2\n",
+            &format!("    address: {addr}\n    remote_id: '%any'\n    start: initiate\n"),
+        ));
+        has(
+            &ps,
+            7,
+            12,
+            "peers[0].start",
+            "initiate needs a single peer address",
+        );
+    }
+    // Respond-only: fine, and remote_id defaults to any.
+    let c = load(&BASE.replace("192.0.2.2\n", "10.0.0.0/8\n")).unwrap();
+    assert_eq!(
+        c.peers[0].remote,
+        PeerAddress::Prefix("10.0.0.0/8".parse().unwrap())
+    );
+    assert_eq!(c.peers[0].remote_id, None);
+    assert!(c.peers[0].remote.matches("10.9.9.9".parse().unwrap()));
+}
+
+#[test]
+fn port_zero_is_an_error() {
+    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: secret\n    port: 0\n"));
+    has(&ps, 7, 11, "peers[0].port", "port 0");
+    let ps = problems(
+        "local:\n  nat_t_port: 0\nsyslog:\n  servers:\n    - { address: 192.0.2.1, port: 0 }\n",
+    );
+    has(&ps, 2, 15, "local.nat_t_port", "port 0");
+    has(&ps, 5, 35, "syslog.servers[0].port", "port 0");
+}
+
+#[test]
+fn all_problems_are_collected_in_file_order() {
+    let text = "\
+local:
+  addresses: [192.0.2.1]
+  reqid_base: 0
+control:
+  mode: 0999
+peers:
+  - name: 'bad name'
+    address: host.example.com
+    psk: x
+    children:
+      - name: c
+        local_ts: [10.0.0.1/24]
+        remote_ts: ['10.2.0.0/16[/80]']
+        pfs: modp1024
+        replay_window: 100000
+";
+    let e = load(text).unwrap_err();
+    let ps = e.problems();
+    has(ps, 3, 15, "local.reqid_base", "0 is not usable");
+    has(ps, 5, 9, "control.mode", "octal");
+    has(ps, 7, 11, "peers[0].name", "only letters");
+    has(ps, 8, 14, "peers[0].address", "host names are not resolved");
+    has(
+        ps,
+        12,
+        20,
+        "peers[0].children[0].local_ts[0]",
+        "did you mean 10.0.0.0/24?",
+    );
+    has(
+        ps,
+        13,
+        21,
+        "peers[0].children[0].remote_ts[0]",
+        "a port needs a protocol",
+    );
+    has(ps, 14, 14, "peers[0].children[0].pfs", "unknown DH group");
+    has(
+        ps,
+        15,
+        24,
+        "peers[0].children[0].replay_window",
+        "at most 4096",
+    );
+    assert_eq!(ps.len(), 8);
+    let lines: Vec<u64> = ps.iter().map(|p| p.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(e.to_string().lines().count(), 8);
+}
+
+#[test]
+fn local_id_needs_an_address_to_default_to() {
+    let ps = problems(&BASE.replace("local:\n  addresses: [192.0.2.1]\n", ""));
+    has(
+        &ps,
+        2,
+        5,
+        "peers[0].local_id",
+        "required when local.addresses is not set",
+    );
+    let c = load(
+        &BASE
+            .replace("local:\n  addresses: [192.0.2.1]\n", "")
+            .replace(
+                "    psk: secret\n",
+                "    psk: secret\n    local_id: 'keyid:#0102'\n",
+            ),
+    )
+    .unwrap();
+    assert_eq!(c.peers[0].local_id, Identity::KeyId(vec![1, 2]));
+    let ps = problems(&BASE.replace(
+        "    psk: secret\n",
+        "    psk: secret\n    local_id: '%any'\n",
+    ));
+    has(&ps, 7, 15, "peers[0].local_id", "only for remote_id");
+}
+
+#[test]
+fn pfs_in_one_place_only() {
+    let ps = problems(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        esp: [aes256gcm16-modp2048]\n        pfs: x25519\n",
+    ));
+    has(&ps, 12, 14, "peers[0].children[0].pfs", "in one place");
+}
+
+#[test]
+fn secrets_are_not_printed() {
+    let text = ACCT
+        .replace(", nope", "")
+        .replace(", r2", "")
+        .replace("key: k", "key: radius-secret-xyz")
+        + "peers:\n  - name: p\n    address: 192.0.2.2\n    local_id: a.example\n    psk: peer-secret-xyz\n    children:\n      - { name: c, local_ts: [10.0.0.0/8], remote_ts: [10.1.0.0/16] }\n";
+    let c = load(&text).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("secret-xyz"), "{dbg}");
+    assert!(dbg.contains("Secret(<redacted>)"));
+}
+
+#[test]
+fn durations() {
+    let d = |s: &str| parse::duration(s).map(|d| d.as_secs());
+    assert_eq!(d("30"), Ok(30));
+    assert_eq!(d("30s"), Ok(30));
+    assert_eq!(d("10m"), Ok(600));
+    assert_eq!(d("24h"), Ok(86400));
+    assert_eq!(d("1d"), Ok(86400));
+    assert_eq!(d("1h30m"), Ok(5400));
+    assert_eq!(d(" 5s "), Ok(5));
+    assert_eq!(d("0"), Ok(0));
+    assert!(d("").is_err());
+    assert!(d("5x").unwrap_err().contains("unknown unit 'x'"));
+    assert!(d("1h30").unwrap_err().contains("needs a unit"));
+    assert!(d("-5s").is_err());
+    assert!(d("1.5h").is_err());
+    assert!(d("99999999999999999999").is_err());
+    assert!(d("9999999999999999d").unwrap_err().contains("too large"));
+    // In a file, an integer or a string.
+    let c = load("radius:\n  timeout: 7\n  dead_time: 2m\n").unwrap();
+    assert_eq!(c.radius.timeout, Duration::from_secs(7));
+    assert_eq!(c.radius.dead_time, Duration::from_secs(120));
+    let ps = problems("radius:\n  timeout: soon\n");
+    has(&ps, 2, 12, "radius.timeout", "not a duration");
+}
+
+#[test]
+fn identities() {
+    let id = |s: &str| parse::identity(s);
+    assert_eq!(
+        id("192.0.2.1"),
+        Ok(IdSpec::Id(Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 1))))
+    );
+    assert_eq!(
+        id("2001:db8::1"),
+        Ok(IdSpec::Id(Identity::Ipv6("2001:db8::1".parse().unwrap())))
+    );
+    assert_eq!(
+        id("user@example.com"),
+        Ok(IdSpec::Id(Identity::UserFqdn("user@example.com".into())))
+    );
+    assert_eq!(
+        id("@@user@example.com"),
+        Ok(IdSpec::Id(Identity::UserFqdn("user@example.com".into())))
+    );
+    assert_eq!(
+        id("@vpn.example.com"),
+        Ok(IdSpec::Id(Identity::Fqdn("vpn.example.com".into())))
+    );
+    assert_eq!(
+        id("vpn.example.com"),
+        Ok(IdSpec::Id(Identity::Fqdn("vpn.example.com".into())))
+    );
+    assert_eq!(
+        id("keyid:abc"),
+        Ok(IdSpec::Id(Identity::KeyId(b"abc".to_vec())))
+    );
+    assert_eq!(
+        id("keyid:#0aff"),
+        Ok(IdSpec::Id(Identity::KeyId(vec![0x0a, 0xff])))
+    );
+    assert_eq!(id("%any"), Ok(IdSpec::Any));
+    assert!(id("").is_err());
+    assert!(id("@").is_err());
+    assert!(id("keyid:").is_err());
+    assert!(id("keyid:#abc").is_err());
+    assert!(id("keyid:#zz").is_err());
+    assert!(id("C=CH, O=Example")
+        .unwrap_err()
+        .contains("distinguished names"));
+    assert!(id("@user@").is_err());
+    assert!(id("a@b@c").is_err());
+    // In a file: remote_id %any means any.
+    let c = load(&BASE.replace(
+        "    psk: secret\n",
+        "    psk: secret\n    remote_id: '%any'\n",
+    ))
+    .unwrap();
+    assert_eq!(c.peers[0].remote_id, None);
+}
+
+#[test]
+fn traffic_selectors() {
+    let t = |s: &str| parse::ts(s);
+    let x = t("10.0.0.0/24[tcp/443]").unwrap();
+    assert_eq!(x.net, "10.0.0.0/24".parse().unwrap());
+    assert_eq!((x.proto, x.ports), (6, (443, 443)));
+    assert_eq!(x.to_string(), "10.0.0.0/24[tcp/443]");
+    let x = t("10.0.0.0/24[udp/1000-2000]").unwrap();
+    assert_eq!((x.proto, x.ports), (17, (1000, 2000)));
+    let x = t("10.0.0.0/24[tcp]").unwrap();
+    assert_eq!((x.proto, x.ports), (6, (0, 65535)));
+    let x = t("10.0.0.0/24[tcp/%any]").unwrap();
+    assert_eq!((x.proto, x.ports), (6, (0, 65535)));
+    let x = t("fd00::/64[58]").unwrap();
+    assert_eq!(x.proto, 58);
+    let x = t("10.20.20.20").unwrap();
+    assert_eq!(x.net, "10.20.20.20/32".parse().unwrap());
+    assert_eq!((x.proto, x.ports), (0, (0, 65535)));
+    assert_eq!(x.to_string(), "10.20.20.20/32");
+    assert!(t("10.0.0.0/24[tcp/443")
+        .unwrap_err()
+        .contains("missing ']'"));
+    assert!(t("10.0.0.0/24[foo]")
+        .unwrap_err()
+        .contains("unknown protocol"));
+    assert!(t("10.0.0.0/24[tcp/2000-1000]")
+        .unwrap_err()
+        .contains("reversed"));
+    assert!(t("10.0.0.0/24[tcp/70000]").is_err());
+    assert!(t("10.0.0.0/33").is_err());
+    assert!(t("10.0.0.5/24")
+        .unwrap_err()
+        .contains("did you mean 10.0.0.0/24?"));
+    assert!(t("[tcp/443]").is_err());
+}
+
+#[test]
+fn scalars() {
+    assert_eq!(parse::mode("0660"), Ok(0o660));
+    assert_eq!(parse::mode("600"), Ok(0o600));
+    assert_eq!(parse::mode("0o640"), Ok(0o640));
+    assert!(parse::mode("0999").is_err());
+    assert!(parse::mode("01777").is_err());
+    assert_eq!(parse::u32_number("0x76700000"), Ok(0x7670_0000));
+    assert_eq!(parse::u32_number("1000"), Ok(1000));
+    assert!(parse::u32_number("0x1_0000_0000").is_err());
+    assert_eq!(parse::peer_address("any"), Ok(PeerAddress::Any));
+    assert_eq!(parse::peer_address("%any"), Ok(PeerAddress::Any));
+    assert_eq!(
+        parse::peer_address("192.0.2.1/32"),
+        Ok(PeerAddress::Single("192.0.2.1".parse().unwrap()))
+    );
+    assert_eq!(parse::pfs("none"), Ok(None));
+    assert_eq!(parse::pfs("x25519"), Ok(Some(Group::Curve25519)));
+    assert_eq!(parse::pfs("modp3072"), Ok(Some(Group::Modp3072)));
+}

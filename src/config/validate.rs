@@ -1,0 +1,1153 @@
+//! From the file layer to the typed [`Config`]: defaults, cross-references and every
+//! check that can be made before the daemon starts. Problems are collected, not returned
+//! at the first; a value that failed is replaced by a placeholder so later checks still
+//! run, and the result is discarded when anything failed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_saphyr::Location;
+
+use crate::ike::codec::Identity;
+use crate::ike::proposal::{Proposal, ProposalKind};
+
+use super::file::{self, Str, S};
+use super::parse::{self, IdSpec};
+use super::*;
+
+/// Default IKE proposals: AEAD first, then CBC+HMAC for peers without GCM.
+pub const DEFAULT_IKE_PROPOSALS: &[&str] =
+    &["aes256gcm16-prfsha256-x25519", "aes256-sha256-modp2048"];
+/// Default ESP proposals.
+pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes128gcm16", "aes256-sha256"];
+/// The shortest IKE or child SA lifetime accepted.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
+/// The largest anti-replay window the kernel takes (XFRMA_REPLAY_ESN_MAX, in packets).
+pub const MAX_REPLAY_WINDOW: u32 = 4096;
+/// Longest description (IOS `crypto isakmp peer … description`).
+pub const MAX_DESCRIPTION: usize = 80;
+
+struct Ctx {
+    file: PathBuf,
+    dir: PathBuf,
+    problems: Vec<Problem>,
+}
+
+fn id_of(ip: IpAddr) -> Identity {
+    match ip {
+        IpAddr::V4(a) => Identity::Ipv4(a),
+        IpAddr::V6(a) => Identity::Ipv6(a),
+    }
+}
+
+fn family(net: &IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "IPv4",
+        IpNet::V6(_) => "IPv6",
+    }
+}
+
+pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, ConfigError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut cx = Ctx {
+        file: path.to_path_buf(),
+        dir,
+        problems: Vec::new(),
+    };
+    let local = cx.local(raw.local.map(|s| s.value).unwrap_or_default());
+    let control = cx.control(raw.control.map(|s| s.value).unwrap_or_default());
+    let log = LogConfig {
+        level: raw.log.and_then(|l| l.value.level).unwrap_or_default(),
+    };
+    let syslog = cx.syslog(raw.syslog.map(|s| s.value).unwrap_or_default());
+    let radius = cx.radius(raw.radius.map(|s| s.value).unwrap_or_default());
+    let accounting = cx.accounting(raw.accounting.map(|s| s.value).unwrap_or_default(), &radius);
+    let builtin = IkeConfig {
+        proposals: DEFAULT_IKE_PROPOSALS
+            .iter()
+            .map(|p| Proposal::parse(p, ProposalKind::Ike).expect("built-in proposal"))
+            .collect(),
+        lifetime: Duration::from_secs(24 * 3600),
+        dpd: Some(Duration::from_secs(30)),
+        retransmit: RetransmitConfig {
+            timeout: Duration::from_secs(2),
+            base: 1.8,
+            tries: 5,
+        },
+    };
+    let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
+    let mut peers = Vec::new();
+    let mut names: HashMap<String, u64> = HashMap::new();
+    for (i, p) in raw.peers.into_iter().enumerate() {
+        if let Some(peer) = cx.peer(i, p, &local, &accounting, &ike_defaults, &mut names) {
+            peers.push(peer);
+        }
+    }
+    if cx.problems.is_empty() {
+        Ok(Config {
+            local,
+            control,
+            log,
+            syslog,
+            radius,
+            accounting,
+            peers,
+        })
+    } else {
+        let mut problems = cx.problems;
+        problems.sort_by_key(|p| (p.line, p.column));
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+impl Ctx {
+    fn err(&mut self, loc: Location, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line: loc.line(),
+            column: loc.column(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses a spanned string, reporting a failure at its location.
+    fn parse<T>(
+        &mut self,
+        s: &Str,
+        field: impl Into<String>,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match f(&s.value) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.err(s.referenced, field, m);
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, p: Option<&S<u16>>, field: &str, default: u16) -> u16 {
+        match p {
+            None => default,
+            Some(p) if p.value == 0 => {
+                self.err(p.referenced, field, "port 0 is not a usable port");
+                default
+            }
+            Some(p) => p.value,
+        }
+    }
+
+    fn duration(&mut self, s: Option<&Str>, field: &str, default: Duration) -> Duration {
+        match s {
+            None => default,
+            Some(s) => self.parse(s, field, parse::duration).unwrap_or(default),
+        }
+    }
+
+    fn lifetime(&mut self, s: Option<&Str>, field: &str, default: Duration) -> Duration {
+        let d = self.duration(s, field, default);
+        if let Some(s) = s {
+            if d < MIN_LIFETIME {
+                self.err(
+                    s.referenced,
+                    field,
+                    format!(
+                        "{} s is too short a lifetime (at least {} s)",
+                        d.as_secs(),
+                        MIN_LIFETIME.as_secs()
+                    ),
+                );
+                return default;
+            }
+        }
+        d
+    }
+
+    /// A short name, label or VRF: non-empty, printable, at most `max` characters.
+    fn label(&mut self, s: Option<&Str>, field: &str, max: usize) -> Option<String> {
+        let s = s?;
+        let v = s.value.trim();
+        if v.is_empty() {
+            self.err(s.referenced, field, "empty (leave the key out instead)");
+        } else if v.chars().any(char::is_control) {
+            self.err(s.referenced, field, "contains control characters");
+        } else if v.chars().count() > max {
+            self.err(
+                s.referenced,
+                field,
+                format!("{} characters, at most {max}", v.chars().count()),
+            );
+        } else {
+            return Some(v.to_string());
+        }
+        None
+    }
+
+    /// A name vpnctl can take as an argument: letters, digits, `.`, `-`, `_`.
+    fn name(&mut self, s: &Str, field: &str) -> Option<String> {
+        let v = s.value.trim();
+        if v.is_empty() || v.len() > 64 {
+            self.err(s.referenced, field, "must be 1 to 64 characters");
+            return None;
+        }
+        if !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            self.err(
+                s.referenced,
+                field,
+                format!("'{v}': use only letters, digits, '.', '-' and '_'"),
+            );
+            return None;
+        }
+        Some(v.to_string())
+    }
+
+    fn absolute_path(&mut self, s: Option<&Str>, field: &str, default: &str) -> PathBuf {
+        let Some(s) = s else {
+            return PathBuf::from(default);
+        };
+        let p = PathBuf::from(s.value.trim());
+        if !p.is_absolute() {
+            self.err(
+                s.referenced,
+                field,
+                format!("'{}': must be an absolute path", s.value.trim()),
+            );
+            return PathBuf::from(default);
+        }
+        p
+    }
+
+    fn local(&mut self, f: file::LocalFile) -> LocalConfig {
+        let mut addresses = Vec::new();
+        if let Some(list) = &f.addresses {
+            for (i, a) in list.value.iter().enumerate() {
+                let field = format!("local.addresses[{i}]");
+                if a.value.trim().eq_ignore_ascii_case("all") {
+                    if list.value.len() > 1 {
+                        self.err(
+                            a.referenced,
+                            field,
+                            "'all' cannot be combined with addresses",
+                        );
+                    }
+                    continue;
+                }
+                if let Some(ip) = self.parse(a, &field, parse::ip) {
+                    if addresses.contains(&ip) {
+                        self.err(a.referenced, field, format!("{ip} is listed twice"));
+                    } else {
+                        addresses.push(ip);
+                    }
+                }
+            }
+        }
+        let port = self.port(f.port.as_ref(), "local.port", 500);
+        let nat_t_port = self.port(f.nat_t_port.as_ref(), "local.nat_t_port", 4500);
+        if port == nat_t_port {
+            if let Some(p) = f.nat_t_port.as_ref().or(f.port.as_ref()) {
+                self.err(
+                    p.referenced,
+                    "local.nat_t_port",
+                    "must differ from local.port",
+                );
+            }
+        }
+        let nas_ip = match &f.nas_ip {
+            Some(s) => self.parse(s, "local.nas_ip", parse::ip),
+            None => addresses.first().copied(),
+        };
+        let reqid_base = match &f.reqid_base {
+            None => 0x7670_0000,
+            Some(s) => match self.parse(s, "local.reqid_base", parse::u32_number) {
+                Some(0) => {
+                    self.err(
+                        s.referenced,
+                        "local.reqid_base",
+                        "0 is not usable (reqid 0 means 'any' to the kernel)",
+                    );
+                    0x7670_0000
+                }
+                Some(v) => v,
+                None => 0x7670_0000,
+            },
+        };
+        LocalConfig {
+            addresses,
+            port,
+            nat_t_port,
+            nas_ip,
+            reqid_base,
+        }
+    }
+
+    fn control(&mut self, f: file::ControlFile) -> ControlConfig {
+        let socket = self.absolute_path(f.socket.as_ref(), "control.socket", "/run/vpnd/vpnd.sock");
+        let group = self.label(f.group.as_ref(), "control.group", 32);
+        let mode = match &f.mode {
+            None => 0o660,
+            Some(s) => self.parse(s, "control.mode", parse::mode).unwrap_or(0o660),
+        };
+        ControlConfig {
+            socket,
+            group,
+            mode,
+        }
+    }
+
+    fn syslog(&mut self, f: file::SyslogFile) -> SyslogConfig {
+        let mut servers = Vec::new();
+        for (i, s) in f.servers.iter().enumerate() {
+            let field = format!("syslog.servers[{i}]");
+            let address = match &s.value.address {
+                None => {
+                    self.err(s.referenced, format!("{field}.address"), "required");
+                    None
+                }
+                Some(a) => self.parse(a, format!("{field}.address"), parse::ip),
+            };
+            let port = self.port(s.value.port.as_ref(), &format!("{field}.port"), 514);
+            if let Some(address) = address {
+                servers.push(SyslogServer {
+                    address,
+                    port,
+                    transport: s.value.transport.unwrap_or_default(),
+                });
+            }
+        }
+        SyslogConfig {
+            local: f.local.unwrap_or(true),
+            facility: f.facility.unwrap_or_default(),
+            servers,
+        }
+    }
+
+    fn radius(&mut self, f: file::RadiusFile) -> RadiusConfig {
+        let mut servers: Vec<RadiusServer> = Vec::new();
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        for (i, s) in f.servers.into_iter().enumerate() {
+            let field = format!("radius.servers[{i}]");
+            let loc = s.referenced;
+            let s = s.value;
+            let address = match &s.address {
+                None => {
+                    self.err(loc, format!("{field}.address"), "required");
+                    None
+                }
+                Some(a) => self.parse(a, format!("{field}.address"), parse::ip),
+            };
+            let name = match (&s.name, &s.address) {
+                (Some(n), _) => self
+                    .name(n, &format!("{field}.name"))
+                    .map(|v| (v, n.referenced)),
+                (None, Some(a)) => Some((a.value.trim().to_string(), a.referenced)),
+                (None, None) => None,
+            };
+            if let Some((n, nloc)) = &name {
+                if let Some(first) = seen.get(n) {
+                    self.err(
+                        *nloc,
+                        format!("{field}.name"),
+                        format!("duplicate server name '{n}' (first on line {first})"),
+                    );
+                } else {
+                    seen.insert(n.clone(), nloc.line());
+                }
+            }
+            let auth_port = self.port(s.auth_port.as_ref(), &format!("{field}.auth_port"), 1812);
+            let acct_port = self.port(s.acct_port.as_ref(), &format!("{field}.acct_port"), 1813);
+            let key = match s.key {
+                None => {
+                    self.err(
+                        loc,
+                        format!("{field}.key"),
+                        "required (the RADIUS shared secret)",
+                    );
+                    None
+                }
+                Some(k) if k.value.is_empty() => {
+                    self.err(k.referenced, format!("{field}.key"), "must not be empty");
+                    None
+                }
+                Some(k) => Some(Secret::new(k.value.into_bytes())),
+            };
+            if let (Some(address), Some((name, _)), Some(key)) = (address, name, key) {
+                servers.push(RadiusServer {
+                    name,
+                    address,
+                    auth_port,
+                    acct_port,
+                    key,
+                });
+            }
+        }
+        let timeout = self.duration(f.timeout.as_ref(), "radius.timeout", Duration::from_secs(5));
+        if timeout.is_zero() {
+            if let Some(t) = &f.timeout {
+                self.err(t.referenced, "radius.timeout", "must be at least 1 s");
+            }
+        }
+        let retransmit = f.retransmit.as_ref().map_or(3, |r| r.value);
+        if let Some(r) = &f.retransmit {
+            if r.value > 100 {
+                self.err(r.referenced, "radius.retransmit", "at most 100");
+            }
+        }
+        let dead_time = self.duration(
+            f.dead_time.as_ref(),
+            "radius.dead_time",
+            Duration::from_secs(60),
+        );
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (gname, members) in &f.groups {
+            let field = format!("radius.groups.{gname}");
+            if gname.trim().is_empty() {
+                self.err(members.referenced, "radius.groups", "empty group name");
+                continue;
+            }
+            if members.value.is_empty() {
+                self.err(
+                    members.referenced,
+                    &field,
+                    "a group needs at least one server",
+                );
+            }
+            let mut list: Vec<String> = Vec::new();
+            for (j, m) in members.value.iter().enumerate() {
+                let mname = m.value.trim();
+                let mfield = format!("{field}[{j}]");
+                if !seen.contains_key(mname) {
+                    let known: Vec<&str> = seen.keys().map(String::as_str).collect();
+                    self.err(
+                        m.referenced,
+                        mfield,
+                        format!(
+                            "no RADIUS server named '{mname}' in radius.servers{}",
+                            if known.is_empty() {
+                                String::new()
+                            } else {
+                                let mut k = known;
+                                k.sort_unstable();
+                                format!(" (defined: {})", k.join(", "))
+                            }
+                        ),
+                    );
+                } else if list.iter().any(|x| x == mname) {
+                    self.err(m.referenced, mfield, format!("'{mname}' is listed twice"));
+                } else {
+                    list.push(mname.to_string());
+                }
+            }
+            groups.insert(gname.clone(), list);
+        }
+        if !groups.contains_key("radius") && !servers.is_empty() {
+            groups.insert(
+                "radius".to_string(),
+                servers.iter().map(|s| s.name.clone()).collect(),
+            );
+        }
+        RadiusConfig {
+            servers,
+            timeout,
+            retransmit,
+            dead_time,
+            vsa_send_accounting: f.vsa_send_accounting.unwrap_or(false),
+            groups,
+        }
+    }
+
+    fn accounting(&mut self, f: file::AccountingFile, radius: &RadiusConfig) -> AccountingConfig {
+        let update_periodic = match &f.update_periodic {
+            None => None,
+            Some(s) => self
+                .parse(s, "accounting.update_periodic", parse::duration)
+                .filter(|d| !d.is_zero()),
+        };
+        let journal = self.absolute_path(
+            f.journal.as_ref(),
+            "accounting.journal",
+            "/var/lib/vpnd/accounting.journal",
+        );
+        let outbox_limit = f.outbox_limit.as_ref().map_or(100_000, |o| o.value);
+        if let Some(o) = &f.outbox_limit {
+            if o.value == 0 {
+                self.err(
+                    o.referenced,
+                    "accounting.outbox_limit",
+                    "must be at least 1",
+                );
+            }
+        }
+        let mut lists = BTreeMap::new();
+        for (name, l) in f.lists {
+            let field = format!("accounting.lists.{name}");
+            let loc = l.referenced;
+            let l = l.value;
+            let mode = l.mode.unwrap_or_else(|| {
+                self.err(
+                    loc,
+                    format!("{field}.mode"),
+                    "required: start-stop or stop-only",
+                );
+                AccountingMode::StartStop
+            });
+            let mut groups = Vec::new();
+            match &l.groups {
+                None => self.err(loc, format!("{field}.groups"), "required (e.g. [radius])"),
+                Some(g) if g.value.is_empty() => self.err(
+                    g.referenced,
+                    format!("{field}.groups"),
+                    "at least one group",
+                ),
+                Some(g) => {
+                    for (j, gname) in g.value.iter().enumerate() {
+                        let gn = gname.value.trim();
+                        let gfield = format!("{field}.groups[{j}]");
+                        if radius.groups.contains_key(gn) {
+                            groups.push(gn.to_string());
+                        } else if gn == "radius" {
+                            self.err(
+                                gname.referenced,
+                                gfield,
+                                "group 'radius' means all RADIUS servers, but radius.servers \
+                                 defines none",
+                            );
+                        } else {
+                            let known: Vec<&str> =
+                                radius.groups.keys().map(String::as_str).collect();
+                            self.err(
+                                gname.referenced,
+                                gfield,
+                                format!(
+                                    "no RADIUS group '{gn}' in radius.groups (defined: {})",
+                                    if known.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        known.join(", ")
+                                    }
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            lists.insert(
+                name,
+                AccountingList {
+                    mode,
+                    broadcast: l.broadcast.unwrap_or(false),
+                    groups,
+                },
+            );
+        }
+        AccountingConfig {
+            update_periodic,
+            journal,
+            outbox_limit,
+            lists,
+        }
+    }
+
+    fn proposals(
+        &mut self,
+        list: Option<&S<Vec<Str>>>,
+        field: &str,
+        kind: ProposalKind,
+        default: &[Proposal],
+    ) -> Vec<Proposal> {
+        let Some(list) = list else {
+            return default.to_vec();
+        };
+        if list.value.is_empty() {
+            self.err(list.referenced, field, "at least one proposal");
+            return default.to_vec();
+        }
+        let mut out = Vec::new();
+        for (i, p) in list.value.iter().enumerate() {
+            match Proposal::parse(p.value.trim(), kind) {
+                Ok(v) => out.push(v),
+                Err(e) => self.err(p.referenced, format!("{field}[{i}]"), e.to_string()),
+            }
+        }
+        if out.is_empty() {
+            default.to_vec()
+        } else {
+            out
+        }
+    }
+
+    /// `ike:` of a peer or `ike_defaults:`; each key not given comes from `fallback`.
+    fn ike(
+        &mut self,
+        f: Option<&S<file::IkeFile>>,
+        field: &str,
+        fallback: &IkeConfig,
+    ) -> IkeConfig {
+        let Some(f) = f else {
+            return fallback.clone();
+        };
+        let f = &f.value;
+        let proposals = self.proposals(
+            f.proposals.as_ref(),
+            &format!("{field}.proposals"),
+            ProposalKind::Ike,
+            &fallback.proposals,
+        );
+        let lifetime = self.lifetime(
+            f.lifetime.as_ref(),
+            &format!("{field}.lifetime"),
+            fallback.lifetime,
+        );
+        let dpd = match &f.dpd {
+            None => fallback.dpd,
+            Some(s) => self
+                .parse(s, format!("{field}.dpd"), parse::duration)
+                .map_or(fallback.dpd, |d| (!d.is_zero()).then_some(d)),
+        };
+        let mut retransmit = fallback.retransmit;
+        if let Some(r) = &f.retransmit {
+            let r = &r.value;
+            let rf = format!("{field}.retransmit");
+            if let Some(t) = &r.timeout {
+                let d = self.duration(Some(t), &format!("{rf}.timeout"), retransmit.timeout);
+                if d.is_zero() {
+                    self.err(
+                        t.referenced,
+                        format!("{rf}.timeout"),
+                        "must be at least 1 s",
+                    );
+                } else {
+                    retransmit.timeout = d;
+                }
+            }
+            if let Some(b) = &r.base {
+                if !(1.0..=10.0).contains(&b.value) {
+                    self.err(
+                        b.referenced,
+                        format!("{rf}.base"),
+                        "must be between 1.0 and 10.0",
+                    );
+                } else {
+                    retransmit.base = b.value;
+                }
+            }
+            if let Some(t) = &r.tries {
+                if t.value > 20 {
+                    self.err(t.referenced, format!("{rf}.tries"), "at most 20");
+                } else {
+                    retransmit.tries = t.value;
+                }
+            }
+        }
+        IkeConfig {
+            proposals,
+            lifetime,
+            dpd,
+            retransmit,
+        }
+    }
+
+    fn peer(
+        &mut self,
+        i: usize,
+        p: S<file::PeerFile>,
+        local: &LocalConfig,
+        accounting: &AccountingConfig,
+        ike_defaults: &IkeConfig,
+        names: &mut HashMap<String, u64>,
+    ) -> Option<PeerConfig> {
+        let field = format!("peers[{i}]");
+        let ploc = p.referenced;
+        let p = p.value;
+        let f = |k: &str| format!("{field}.{k}");
+
+        let name = match &p.name {
+            None => {
+                self.err(ploc, f("name"), "required");
+                None
+            }
+            Some(n) => self.name(n, &f("name")).and_then(|v| {
+                if let Some(first) = names.get(&v) {
+                    self.err(
+                        n.referenced,
+                        f("name"),
+                        format!("duplicate peer name '{v}' (first on line {first})"),
+                    );
+                    None
+                } else {
+                    names.insert(v.clone(), n.referenced.line());
+                    Some(v)
+                }
+            }),
+        };
+        let remote = match &p.address {
+            None => {
+                self.err(
+                    ploc,
+                    f("address"),
+                    "required (an address, a prefix or 'any')",
+                );
+                None
+            }
+            Some(a) => self.parse(a, f("address"), parse::peer_address),
+        };
+        let port = self.port(p.port.as_ref(), &f("port"), 500);
+        let description = p.description.as_ref().and_then(|d| {
+            let n = d.value.chars().count();
+            if n > MAX_DESCRIPTION {
+                self.err(
+                    d.referenced,
+                    f("description"),
+                    format!("{n} characters, at most {MAX_DESCRIPTION}"),
+                );
+                None
+            } else if d.value.chars().any(char::is_control) {
+                self.err(
+                    d.referenced,
+                    f("description"),
+                    "contains control characters",
+                );
+                None
+            } else {
+                Some(d.value.clone())
+            }
+        });
+        let start = p.start.as_ref().map_or(StartAction::Respond, |s| s.value);
+        if let (Some(s), Some(r)) = (&p.start, remote) {
+            if s.value == StartAction::Initiate && !matches!(r, PeerAddress::Single(_)) {
+                self.err(
+                    s.referenced,
+                    f("start"),
+                    "initiate needs a single peer address, not 'any' or a prefix \
+                     (use start: respond)",
+                );
+            }
+        }
+
+        // Identities.
+        let peer_family = match remote {
+            Some(PeerAddress::Single(a)) => Some(a.is_ipv4()),
+            Some(PeerAddress::Prefix(n)) => Some(matches!(n, IpNet::V4(_))),
+            _ => None,
+        };
+        let local_addr = local
+            .addresses
+            .iter()
+            .find(|a| peer_family.map_or(true, |v4| a.is_ipv4() == v4))
+            .or(local.addresses.first())
+            .copied();
+        let local_id = match &p.local_id {
+            Some(s) => match self.parse(s, f("local_id"), parse::identity) {
+                Some(IdSpec::Id(id)) => Some(id),
+                Some(IdSpec::Any) => {
+                    self.err(s.referenced, f("local_id"), "%any is only for remote_id");
+                    None
+                }
+                None => None,
+            },
+            None => match local_addr {
+                Some(a) => Some(id_of(a)),
+                None => {
+                    self.err(
+                        ploc,
+                        f("local_id"),
+                        "required when local.addresses is not set (there is no local \
+                         address to use as the identity)",
+                    );
+                    None
+                }
+            },
+        };
+        let remote_id = match &p.remote_id {
+            Some(s) => match self.parse(s, f("remote_id"), parse::identity) {
+                Some(IdSpec::Id(id)) => Some(id),
+                _ => None,
+            },
+            None => match remote {
+                Some(PeerAddress::Single(a)) => Some(id_of(a)),
+                _ => None,
+            },
+        };
+
+        // The pre-shared key.
+        let psk = match (&p.psk, &p.psk_file) {
+            (Some(_), Some(pf)) => {
+                self.err(
+                    pf.referenced,
+                    f("psk_file"),
+                    "give psk or psk_file, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(ploc, f("psk"), "required: psk or psk_file");
+                None
+            }
+            (Some(k), None) => {
+                if k.value.is_empty() {
+                    self.err(k.referenced, f("psk"), "must not be empty");
+                    None
+                } else {
+                    Some(Secret::new(k.value.clone().into_bytes()))
+                }
+            }
+            (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
+        };
+
+        let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
+        let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
+        let group = self.label(p.group.as_ref(), &f("group"), 64);
+        let accounting_list = p.accounting.as_ref().and_then(|a| {
+            let n = a.value.trim();
+            if accounting.lists.contains_key(n) {
+                Some(n.to_string())
+            } else {
+                let known: Vec<&str> = accounting.lists.keys().map(String::as_str).collect();
+                self.err(
+                    a.referenced,
+                    f("accounting"),
+                    format!(
+                        "no accounting list '{n}' in accounting.lists (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        });
+        let ike = self.ike(p.ike.as_ref(), &f("ike"), ike_defaults);
+
+        let mut children = Vec::new();
+        match &p.children {
+            None => self.err(ploc, f("children"), "at least one child SA is required"),
+            Some(c) if c.value.is_empty() => self.err(
+                c.referenced,
+                f("children"),
+                "at least one child SA is required",
+            ),
+            Some(c) => {
+                let mut cnames: HashMap<String, u64> = HashMap::new();
+                for (j, ch) in c.value.iter().enumerate() {
+                    if let Some(child) = self.child(
+                        &format!("{field}.children[{j}]"),
+                        ch,
+                        remote,
+                        local,
+                        &mut cnames,
+                    ) {
+                        children.push(child);
+                    }
+                }
+            }
+        }
+
+        Some(PeerConfig {
+            name: name?,
+            remote: remote?,
+            port,
+            description,
+            local_id: local_id?,
+            remote_id,
+            psk: psk?,
+            start,
+            fvrf,
+            ivrf,
+            group,
+            accounting: accounting_list,
+            ike,
+            children,
+        })
+    }
+
+    fn psk_file(&mut self, pf: &Str, field: &str) -> Option<Secret> {
+        let raw = PathBuf::from(pf.value.trim());
+        let path = if raw.is_absolute() {
+            raw
+        } else {
+            self.dir.join(raw)
+        };
+        match std::fs::read(&path) {
+            Err(e) => {
+                self.err(
+                    pf.referenced,
+                    field,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                let mut end = bytes.len();
+                while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+                    end -= 1;
+                }
+                if end == 0 {
+                    self.err(pf.referenced, field, format!("{} is empty", path.display()));
+                    None
+                } else {
+                    Some(Secret::new(bytes[..end].to_vec()))
+                }
+            }
+        }
+    }
+
+    fn ts_list(&mut self, list: &S<Vec<Str>>, field: &str) -> Vec<(TsSpec, Location)> {
+        if list.value.is_empty() {
+            self.err(list.referenced, field, "at least one traffic selector");
+        }
+        list.value
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| {
+                self.parse(s, format!("{field}[{k}]"), parse::ts)
+                    .map(|t| (t, s.referenced))
+            })
+            .collect()
+    }
+
+    fn child(
+        &mut self,
+        field: &str,
+        ch: &S<file::ChildFile>,
+        remote: Option<PeerAddress>,
+        local: &LocalConfig,
+        names: &mut HashMap<String, u64>,
+    ) -> Option<ChildConfig> {
+        let cloc = ch.referenced;
+        let c = &ch.value;
+        let f = |k: &str| format!("{field}.{k}");
+        let name = match &c.name {
+            None => {
+                self.err(cloc, f("name"), "required");
+                None
+            }
+            Some(n) => self.name(n, &f("name")).and_then(|v| {
+                if let Some(first) = names.get(&v) {
+                    self.err(
+                        n.referenced,
+                        f("name"),
+                        format!("duplicate child name '{v}' in this peer (first on line {first})"),
+                    );
+                    None
+                } else {
+                    names.insert(v.clone(), n.referenced.line());
+                    Some(v)
+                }
+            }),
+        };
+        let mode = c.mode.as_ref().map_or(Mode::Tunnel, |m| m.value);
+
+        // Traffic selectors. In transport mode they default to the hosts themselves.
+        let mut local_ts = match &c.local_ts {
+            Some(l) => self.ts_list(l, &f("local_ts")),
+            None => {
+                let family = match remote {
+                    Some(PeerAddress::Single(a)) => Some(a.is_ipv4()),
+                    _ => None,
+                };
+                let own = local
+                    .addresses
+                    .iter()
+                    .find(|a| family.map_or(true, |v4| a.is_ipv4() == v4));
+                match (mode, own) {
+                    (Mode::Transport, Some(a)) => vec![(host_ts(*a), cloc)],
+                    (Mode::Transport, None) => {
+                        self.err(
+                            cloc,
+                            f("local_ts"),
+                            "required (transport mode takes it from local.addresses, which \
+                             lists no address of the peer's family)",
+                        );
+                        vec![]
+                    }
+                    (Mode::Tunnel, _) => {
+                        self.err(cloc, f("local_ts"), "required in tunnel mode");
+                        vec![]
+                    }
+                }
+            }
+        };
+        let mut remote_ts = match &c.remote_ts {
+            Some(l) => self.ts_list(l, &f("remote_ts")),
+            None => match (mode, remote) {
+                (Mode::Transport, Some(PeerAddress::Single(a))) => vec![(host_ts(a), cloc)],
+                (Mode::Transport, _) => {
+                    self.err(
+                        cloc,
+                        f("remote_ts"),
+                        "required (transport mode takes it from a single peer address)",
+                    );
+                    vec![]
+                }
+                (Mode::Tunnel, _) => {
+                    self.err(cloc, f("remote_ts"), "required in tunnel mode");
+                    vec![]
+                }
+            },
+        };
+        match mode {
+            Mode::Tunnel => {
+                // Each side must have a selector of every family the other side has.
+                let fams = |v: &[(TsSpec, Location)]| -> Vec<&'static str> {
+                    v.iter().map(|(t, _)| family(&t.net)).collect()
+                };
+                let (lf, rf) = (fams(&local_ts), fams(&remote_ts));
+                if !local_ts.is_empty() && !remote_ts.is_empty() {
+                    for (k, (t, loc)) in local_ts.iter().enumerate() {
+                        if !rf.contains(&family(&t.net)) {
+                            self.err(
+                                *loc,
+                                format!("{}[{k}]", f("local_ts")),
+                                format!(
+                                    "{t} is {} but remote_ts has no {} selector",
+                                    family(&t.net),
+                                    family(&t.net)
+                                ),
+                            );
+                        }
+                    }
+                    for (k, (t, loc)) in remote_ts.iter().enumerate() {
+                        if !lf.contains(&family(&t.net)) {
+                            self.err(
+                                *loc,
+                                format!("{}[{k}]", f("remote_ts")),
+                                format!(
+                                    "{t} is {} but local_ts has no {} selector",
+                                    family(&t.net),
+                                    family(&t.net)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            Mode::Transport => {
+                if !local.addresses.is_empty() {
+                    for (k, (t, loc)) in local_ts.iter().enumerate() {
+                        if !local
+                            .addresses
+                            .iter()
+                            .any(|a| host_ts(*a).net.contains(&t.net))
+                        {
+                            self.err(
+                                *loc,
+                                format!("{}[{k}]", f("local_ts")),
+                                format!(
+                                    "transport mode protects only this host: {} is not one \
+                                     of local.addresses",
+                                    t.net
+                                ),
+                            );
+                        }
+                    }
+                }
+                let peer_net = match remote {
+                    Some(PeerAddress::Single(a)) => Some(IpNet::from(a)),
+                    Some(PeerAddress::Prefix(n)) => Some(n),
+                    _ => None,
+                };
+                if let Some(pn) = peer_net {
+                    for (k, (t, loc)) in remote_ts.iter().enumerate() {
+                        if !pn.contains(&t.net) {
+                            self.err(
+                                *loc,
+                                format!("{}[{k}]", f("remote_ts")),
+                                format!(
+                                    "transport mode protects only the peer itself: {} is not \
+                                     within the peer address {pn}",
+                                    t.net
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        let default_esp: Vec<Proposal> = DEFAULT_ESP_PROPOSALS
+            .iter()
+            .map(|p| Proposal::parse(p, ProposalKind::Esp).expect("built-in proposal"))
+            .collect();
+        let esp = self.proposals(c.esp.as_ref(), &f("esp"), ProposalKind::Esp, &default_esp);
+        let pfs = c
+            .pfs
+            .as_ref()
+            .and_then(|s| self.parse(s, f("pfs"), parse::pfs))
+            .flatten();
+        if let (Some(_), Some(s)) = (pfs, &c.pfs) {
+            if esp.iter().any(|p| !p.groups.is_empty()) {
+                self.err(
+                    s.referenced,
+                    f("pfs"),
+                    "the esp proposals already name a DH group; give the group in one place",
+                );
+            }
+        }
+        let (lifetime_seconds, lifetime_kilobytes) = match &c.lifetime {
+            None => (3600, None),
+            Some(l) => {
+                let secs = self
+                    .lifetime(
+                        l.value.seconds.as_ref(),
+                        &f("lifetime.seconds"),
+                        Duration::from_secs(3600),
+                    )
+                    .as_secs();
+                let kb = l.value.kilobytes.as_ref().and_then(|k| {
+                    if k.value == 0 {
+                        self.err(
+                            k.referenced,
+                            f("lifetime.kilobytes"),
+                            "must be at least 1 (leave it out for no volume limit)",
+                        );
+                        None
+                    } else {
+                        Some(k.value)
+                    }
+                });
+                (secs, kb)
+            }
+        };
+        let replay_window = c.replay_window.as_ref().map_or(64, |r| r.value);
+        if let Some(r) = &c.replay_window {
+            if r.value > MAX_REPLAY_WINDOW {
+                self.err(
+                    r.referenced,
+                    f("replay_window"),
+                    format!("at most {MAX_REPLAY_WINDOW} packets"),
+                );
+            }
+        }
+        Some(ChildConfig {
+            name: name?,
+            local_ts: local_ts.drain(..).map(|(t, _)| t).collect(),
+            remote_ts: remote_ts.drain(..).map(|(t, _)| t).collect(),
+            mode,
+            esp,
+            pfs,
+            lifetime_seconds,
+            lifetime_kilobytes,
+            replay_window,
+        })
+    }
+}
+
+fn host_ts(a: IpAddr) -> TsSpec {
+    TsSpec {
+        net: IpNet::from(a),
+        proto: 0,
+        ports: (0, 65535),
+    }
+}

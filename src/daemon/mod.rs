@@ -1,0 +1,341 @@
+//! The tokio shell around the sans-IO engine: UDP sockets, the timer, kernel events, and
+//! the outputs applied in order (a child is in the kernel before the IKE_AUTH response that
+//! announces it leaves). One task owns the engine and the kernel bookkeeping; socket
+//! readers and the XFRM event stream feed it through channels.
+
+pub mod kernel;
+mod peers;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use vpnd_xfrm::{Event, Events, Owner, Xfrm};
+
+use crate::config::{Config, StartAction};
+use crate::ike::crypto::SystemRng;
+use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
+use kernel::Kernel;
+
+/// How long shutdown waits for peers to acknowledge our Deletes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+struct Datagram {
+    local: SocketAddr,
+    remote: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// A child as the daemon knows it: enough to route kernel events back to the engine.
+struct ChildInfo {
+    ike: IkeSaId,
+    name: String,
+}
+
+struct Daemon {
+    endpoint: Endpoint,
+    kernel: Kernel,
+    sockets: Vec<Arc<UdpSocket>>,
+    children: HashMap<ChildId, ChildInfo>,
+    /// Inbound and outbound SPIs of live children.
+    by_spi: HashMap<u32, ChildId>,
+    /// Peers to bring back up after their IKE SA ends (static crypto map behaviour).
+    initiate: Vec<String>,
+    port: u16,
+}
+
+/// The local address the kernel would use towards `remote` (a connected UDP socket's
+/// source address: the route lookup, without sending anything).
+fn source_towards(remote: IpAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if remote.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect((remote, 9)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+impl Daemon {
+    fn local_for(&self, remote: IpAddr) -> SocketAddr {
+        let bound = self
+            .sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .find(|a| !a.ip().is_unspecified() && a.is_ipv4() == remote.is_ipv4());
+        match bound {
+            Some(a) => a,
+            None => SocketAddr::new(
+                source_towards(remote).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                self.port,
+            ),
+        }
+    }
+
+    fn socket_for(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        self.sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a == local))
+            .or_else(|| {
+                self.sockets.iter().find(|s| {
+                    s.local_addr()
+                        .is_ok_and(|a| a.ip().is_unspecified() && a.is_ipv4() == local.is_ipv4())
+                })
+            })
+    }
+
+    fn initiate(&mut self, peer: &str, remote: IpAddr) {
+        let local = self.local_for(remote);
+        match self.endpoint.initiate(Instant::now(), peer, local) {
+            Ok(id) => info!(peer, ike = format_args!("{id:016x}"), %local, "initiating IKE SA"),
+            Err(e) => error!(peer, "cannot initiate: {e}"),
+        }
+    }
+
+    /// Applies every pending engine output, in order.
+    async fn apply_outputs(&mut self) {
+        while let Some(o) = self.endpoint.poll_output() {
+            match o {
+                Output::Transmit(t) => match self.socket_for(t.local) {
+                    Some(s) => {
+                        if let Err(e) = s.send_to(&t.data, t.remote).await {
+                            warn!(remote = %t.remote, "send failed: {e}");
+                        }
+                    }
+                    None => warn!(local = %t.local, "no socket for local address"),
+                },
+                Output::InstallChild(c) => match self.kernel.install(&c).await {
+                    Ok(()) => {
+                        info!(
+                            peer = c.peer,
+                            child = c.child_name,
+                            inbound = format_args!("{:08x}", c.inbound_spi),
+                            outbound = format_args!("{:08x}", c.outbound_spi),
+                            "child SA installed"
+                        );
+                        self.by_spi.insert(c.inbound_spi, c.child);
+                        self.by_spi.insert(c.outbound_spi, c.child);
+                        self.children.insert(
+                            c.child,
+                            ChildInfo {
+                                ike: c.ike,
+                                name: c.child_name.clone(),
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        error!("install failed: {e}");
+                        self.endpoint.child_gone(Instant::now(), c.ike, c.child);
+                    }
+                },
+                Output::RemoveChild(c) => {
+                    let name = self
+                        .children
+                        .remove(&c.child)
+                        .map(|i| i.name)
+                        .unwrap_or_default();
+                    self.by_spi.remove(&c.inbound_spi);
+                    self.by_spi.remove(&c.outbound_spi);
+                    for e in self.kernel.remove(&c, &name).await {
+                        error!(peer = c.peer, "removing child SA: {e}");
+                    }
+                    info!(
+                        peer = c.peer,
+                        child = name,
+                        inbound = format_args!("{:08x}", c.inbound_spi),
+                        "child SA removed"
+                    );
+                }
+                Output::IkeUp {
+                    ike,
+                    peer,
+                    remote,
+                    remote_id,
+                    initiator,
+                    ..
+                } => {
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
+                }
+                Output::IkeDown {
+                    ike,
+                    peer,
+                    remote,
+                    was_up,
+                    reason,
+                } => {
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
+                    if self.initiate.contains(&peer)
+                        && reason != crate::ike::DownReason::LocalDelete
+                    {
+                        // A static peer comes back (after a back-off, so a refusing peer is
+                        // not hammered): the retransmit timer of the new SA paces it.
+                        self.initiate(&peer, remote.ip());
+                    }
+                }
+                Output::Notice { peer, remote, text } => {
+                    warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")
+                }
+            }
+        }
+    }
+
+    fn kernel_event(&mut self, ev: Event) {
+        if let Event::Expire { id, hard: true, .. } = ev {
+            if let Some(child) = self.by_spi.get(&id.spi).copied() {
+                if let Some(info) = self.children.get(&child) {
+                    info!(
+                        spi = format_args!("{:08x}", id.spi),
+                        "kernel hard-expired a child SA"
+                    );
+                    self.endpoint.child_gone(Instant::now(), info.ike, child);
+                }
+            }
+        }
+    }
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    let owner = Owner {
+        reqid_base: config.local.reqid_base,
+        ..Owner::default()
+    };
+    let xfrm = Xfrm::connect(owner).context("opening the XFRM netlink socket")?;
+    // SAs and policies left by a previous run that died: ours alone, by reqid band.
+    let stale = xfrm
+        .flush_owned()
+        .await
+        .context("removing stale vpnd SAs and policies")?;
+    if stale.sas + stale.policies > 0 {
+        warn!(
+            sas = stale.sas,
+            policies = stale.policies,
+            "removed state left by a previous run"
+        );
+    }
+    let mut events = Events::subscribe().context("subscribing to XFRM events")?;
+
+    let addrs: Vec<IpAddr> = if config.local.addresses.is_empty() {
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+    } else {
+        config.local.addresses.clone()
+    };
+    let mut sockets = Vec::new();
+    for a in addrs {
+        let s = UdpSocket::bind((a, config.local.port))
+            .await
+            .with_context(|| format!("binding UDP {a}:{}", config.local.port))?;
+        sockets.push(Arc::new(s));
+    }
+    let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
+    for s in &sockets {
+        let (s, tx) = (s.clone(), tx.clone());
+        let local = s.local_addr()?;
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.recv_from(&mut buf).await {
+                    Ok((n, remote)) => {
+                        let local = if local.ip().is_unspecified() {
+                            SocketAddr::new(
+                                source_towards(remote.ip()).unwrap_or(local.ip()),
+                                local.port(),
+                            )
+                        } else {
+                            local
+                        };
+                        if tx
+                            .send(Datagram {
+                                local,
+                                remote,
+                                data: buf[..n].to_vec(),
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(%local, "receive failed: {e}"),
+                }
+            }
+        });
+    }
+
+    let peers = config.peers.iter().map(peers::peer_policy).collect();
+    let mut d = Daemon {
+        endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
+        kernel: Kernel::new(xfrm),
+        sockets,
+        children: HashMap::new(),
+        by_spi: HashMap::new(),
+        initiate: config
+            .peers
+            .iter()
+            .filter(|p| p.start == StartAction::Initiate)
+            .map(|p| p.name.clone())
+            .collect(),
+        port: config.local.port,
+    };
+    for p in config
+        .peers
+        .iter()
+        .filter(|p| p.start == StartAction::Initiate)
+    {
+        if let crate::config::PeerAddress::Single(remote) = p.remote {
+            d.initiate(&p.name, remote);
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    info!(peers = config.peers.len(), "vpnd running");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        d.apply_outputs().await;
+        let deadline = d
+            .endpoint
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some(dg) = rx.recv() => d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data),
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                d.endpoint.handle_timeout(Instant::now());
+            }
+            Some(ev) = events.next() => d.kernel_event(ev),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    // Shutdown: tell every peer, wait a little for their answers, then clean the kernel.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    info!("stopping: deleting IKE SAs");
+    d.initiate.clear();
+    let ids: Vec<IkeSaId> = d.endpoint.sas().map(|s| s.id).collect();
+    for id in ids {
+        let _ = d.endpoint.delete(Instant::now(), id);
+    }
+    let until = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while d.endpoint.sas().next().is_some() && tokio::time::Instant::now() < until {
+        d.apply_outputs().await;
+        tokio::select! {
+            Some(dg) = rx.recv() => d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => d.endpoint.handle_timeout(Instant::now()),
+        }
+    }
+    d.apply_outputs().await;
+    let left = d.kernel.xfrm().flush_owned().await?;
+    info!(
+        sas = left.sas,
+        policies = left.policies,
+        "stopped; removed what was left"
+    );
+    Ok(())
+}
