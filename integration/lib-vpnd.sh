@@ -53,6 +53,9 @@ write_vpnd_conf() {
 start_vpnd() {
     local ns=$1 conf=$2 log=$LAB_LOGDIR/vpnd-$1.log
     "$VPND" --check -c "$conf" >&2 || lab_fail "vpnd --check refused $conf"
+    # A gateway's uplink: the kernel needs a route before it consults the IPsec policy
+    # (vpnd does not install routes the way charon's table 220 does).
+    ip -n "$ns" route replace default dev t0
     ip netns exec "$ns" "$VPND" -c "$conf" >>"$log" 2>&1 &
     echo $! >"$LAB_WORKDIR/vpnd-$ns.pid"
     lab_wait 20 "vpnd running in $ns" grep -q 'vpnd running' "$log"

@@ -179,6 +179,24 @@ impl Daemon {
                         self.initiate(&peer, remote.ip());
                     }
                 }
+                Output::IkeRekeyed {
+                    old,
+                    new,
+                    peer,
+                    children,
+                } => {
+                    info!(
+                        peer,
+                        old = format_args!("{old:016x}"),
+                        new = format_args!("{new:016x}"),
+                        "IKE SA rekeyed"
+                    );
+                    for c in children {
+                        if let Some(info) = self.children.get_mut(&c) {
+                            info.ike = new;
+                        }
+                    }
+                }
                 Output::Notice { peer, remote, text } => {
                     warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")
                 }
@@ -187,6 +205,21 @@ impl Daemon {
     }
 
     fn kernel_event(&mut self, ev: Event) {
+        if let Event::Expire {
+            id, hard: false, ..
+        } = ev
+        {
+            // Soft expiry: time (or bytes) to rekey, make before break.
+            if let Some(child) = self.by_spi.get(&id.spi).copied() {
+                if let Some(info) = self.children.get(&child) {
+                    info!(
+                        spi = format_args!("{:08x}", id.spi),
+                        "kernel soft-expired a child SA: rekeying"
+                    );
+                    let _ = self.endpoint.rekey_child(Instant::now(), info.ike, child);
+                }
+            }
+        }
         if let Event::Expire { id, hard: true, .. } = ev {
             if let Some(child) = self.by_spi.get(&id.spi).copied() {
                 if let Some(info) = self.children.get(&child) {

@@ -54,6 +54,8 @@ pub struct ChildInstall {
     pub lifetime: Duration,
     pub lifetime_bytes: Option<u64>,
     pub replay_window: u32,
+    /// The child this one rekeys (same flow; the old pair is removed after this one is in).
+    pub replaces: Option<ChildId>,
 }
 
 /// A child SA pair to take out of the kernel.
@@ -91,6 +93,13 @@ pub enum Output {
         was_up: bool,
         reason: DownReason,
     },
+    /// An IKE SA was rekeyed: `new` replaces `old` and now owns `children`.
+    IkeRekeyed {
+        old: IkeSaId,
+        new: IkeSaId,
+        peer: String,
+        children: Vec<ChildId>,
+    },
     /// Something went wrong that the operator should see (bad packet, refused proposal…);
     /// nothing else changed.
     Notice {
@@ -107,6 +116,8 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut dyn RngSource,
     pub out: &'a mut VecDeque<Output>,
     pub next_child: &'a mut ChildId,
+    /// IKE SAs created by a rekey, for the endpoint to adopt.
+    pub spawned: &'a mut Vec<IkeSa>,
 }
 
 impl Ctx<'_> {
@@ -202,6 +213,7 @@ pub struct Endpoint {
     rng: Box<dyn RngSource + Send>,
     out: VecDeque<Output>,
     next_child: ChildId,
+    spawned: Vec<IkeSa>,
 }
 
 impl Endpoint {
@@ -213,6 +225,7 @@ impl Endpoint {
             rng,
             out: VecDeque::new(),
             next_child: 0,
+            spawned: Vec::new(),
         }
     }
 
@@ -235,6 +248,7 @@ impl Endpoint {
                 rng: &mut *self.rng,
                 out: &mut self.out,
                 next_child: &mut self.next_child,
+                spawned: &mut self.spawned,
             },
             &mut self.sas,
         )
@@ -418,8 +432,36 @@ impl Endpoint {
         self.out.pop_front()
     }
 
-    /// Forgets dead SAs (their IkeDown and RemoveChild outputs are already queued).
+    /// Rekeys a child SA (the kernel's soft expiry or an operator): make before break.
+    pub fn rekey_child(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        child: ChildId,
+    ) -> Result<(), CommandError> {
+        let (mut ctx, sas) = self.ctx(now);
+        let sa = sas.get_mut(&ike).ok_or(CommandError::UnknownSa(ike))?;
+        sa.queue_task(&mut ctx, super::sa::Task::RekeyChild(child));
+        self.reap();
+        Ok(())
+    }
+
+    /// Rekeys an IKE SA now (normally its own timer does).
+    pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        let (mut ctx, sas) = self.ctx(now);
+        let sa = sas.get_mut(&ike).ok_or(CommandError::UnknownSa(ike))?;
+        sa.rekey_at = None;
+        sa.queue_task(&mut ctx, super::sa::Task::RekeyIke);
+        self.reap();
+        Ok(())
+    }
+
+    /// Adopts SAs born from rekeys and forgets dead ones (their IkeDown and RemoveChild
+    /// outputs are already queued).
     fn reap(&mut self) {
+        for sa in self.spawned.drain(..) {
+            self.sas.insert(sa.id, sa);
+        }
         let dead: Vec<IkeSaId> = self
             .sas
             .iter()

@@ -87,6 +87,8 @@ pub struct ChildSa {
     pub remote_ts: Vec<TrafficSelector>,
     pub mode: Mode,
     pub created: Instant,
+    /// A CREATE_CHILD_SA rekeying this child is in flight.
+    pub rekeying: bool,
 }
 
 /// Our one request in flight (window size 1, RFC 7296 2.3).
@@ -107,6 +109,8 @@ pub(crate) enum Purpose {
     DeleteIke,
     DeleteChildren(Vec<ChildId>),
     Liveness,
+    CreateChild,
+    RekeyIke,
 }
 
 /// Work queued behind the outstanding request.
@@ -115,6 +119,11 @@ pub(crate) enum Task {
     DeleteIke,
     DeleteChildren(Vec<ChildId>),
     Liveness,
+    /// Rekey a child SA (the kernel's soft expiry, or an operator).
+    RekeyChild(ChildId),
+    /// Another child of the peer's configuration (index), after IKE_AUTH created the first.
+    CreateChild(usize),
+    RekeyIke,
 }
 
 pub struct IkeSa {
@@ -148,6 +157,12 @@ pub struct IkeSa {
     pub created: Instant,
     pub established: Option<Instant>,
     pub(crate) last_heard: Instant,
+    pub(crate) pending_child: Option<super::exchange::ChildPending>,
+    pub(crate) pending_ike_rekey: Option<super::exchange::IkeRekeyPending>,
+    /// When to rekey this IKE SA (RFC 7296 2.8); None while a rekey runs or after it.
+    pub(crate) rekey_at: Option<Instant>,
+    /// The IKE SA that replaced this one.
+    pub rekeyed_to: Option<IkeSaId>,
 }
 
 impl IkeSa {
@@ -189,6 +204,10 @@ impl IkeSa {
             created: now,
             established: None,
             last_heard: now,
+            pending_child: None,
+            pending_ike_rekey: None,
+            rekey_at: None,
+            rekeyed_to: None,
         }
     }
 
@@ -328,6 +347,20 @@ impl IkeSa {
             Some(Task::DeleteIke) => self.start_delete_ike(ctx),
             Some(Task::DeleteChildren(ids)) => self.start_delete_children(ctx, ids),
             Some(Task::Liveness) => self.start_liveness(ctx),
+            Some(Task::RekeyChild(id)) => {
+                if let Some(policy) = self
+                    .children
+                    .iter()
+                    .find(|c| c.id == id && !c.rekeying)
+                    .map(|c| c.policy)
+                {
+                    self.start_create_child(ctx, policy, Some(id));
+                } else {
+                    self.run_queue(ctx);
+                }
+            }
+            Some(Task::CreateChild(policy)) => self.start_create_child(ctx, policy, None),
+            Some(Task::RekeyIke) => self.start_rekey_ike(ctx),
             None => {}
         }
     }
@@ -344,7 +377,14 @@ impl IkeSa {
             State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
             _ => None,
         };
-        [retransmit, dpd, half_open].into_iter().flatten().min()
+        let rekey = match self.state {
+            State::Established => self.rekey_at,
+            _ => None,
+        };
+        [retransmit, dpd, half_open, rekey]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
@@ -385,6 +425,10 @@ impl IkeSa {
                 ctx.transmit(self.local, self.remote, d);
             }
         }
+        if matches!(self.state, State::Established) && self.rekey_at.is_some_and(|t| now >= t) {
+            self.rekey_at = None;
+            self.queue_task(ctx, Task::RekeyIke);
+        }
         if let (State::Established, Some(d), None) = (&self.state, self.peer.dpd, &self.outstanding)
         {
             if now >= self.last_heard + d {
@@ -399,6 +443,12 @@ impl IkeSa {
             return;
         }
         let was_up = self.established.is_some();
+        // Children that moved to a successor IKE SA are not ours to remove.
+        let reason = if self.rekeyed_to.is_some() {
+            DownReason::Rekeyed
+        } else {
+            reason
+        };
         for c in std::mem::take(&mut self.children) {
             ctx.remove_child(self, &c);
         }
@@ -412,6 +462,19 @@ impl IkeSa {
             was_up,
             reason,
         });
+    }
+
+    /// Marks the SA established and schedules its rekey: the original initiator at 90% of
+    /// the lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
+    pub(crate) fn set_established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.established = Some(now);
+        let share = if self.role == Role::Initiator {
+            0.90
+        } else {
+            0.95
+        };
+        self.rekey_at = Some(now + self.peer.ike_lifetime.mul_f64(share));
     }
 
     pub(crate) fn nonce_len(&self) -> usize {

@@ -539,3 +539,154 @@ fn ts_unacceptable_keeps_the_ike_sa() {
         p.a_out
     );
 }
+
+fn child_ids(e: &Endpoint) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = e
+        .sas()
+        .flat_map(|s| s.children.iter().map(|c| (c.inbound_spi, c.outbound_spi)))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn child_rekey_from_either_side_is_make_before_break() {
+    for (initiator_rekeys, pfs) in [
+        (true, None),
+        (false, None),
+        (true, Some(super::proposal::Group::Curve25519)),
+        (false, Some(super::proposal::Group::Modp2048)),
+    ] {
+        let left = ts("198.51.100.0", "198.51.100.127");
+        let right = ts("203.0.113.0", "203.0.113.63");
+        let s = ["aes256gcm16-prfsha256-x25519"];
+        let (mut pa, mut pb) = (
+            peer("b", B, "k", &s, &["aes256gcm16"], left, right),
+            peer("a", A, "k", &s, &["aes256gcm16"], right, left),
+        );
+        pa.children[0].pfs = pfs;
+        pb.children[0].pfs = pfs;
+        let mut p = Pair::new(pa, pb);
+        up(&mut p);
+        let old = Pair::installs(&p.a_out)[0].child;
+        let side = if initiator_rekeys { &mut p.a } else { &mut p.b };
+        let ike = side.sas().next().unwrap().id;
+        let child = side.sas().next().unwrap().children[0].id;
+        side.rekey_child(p.now, ike, child).unwrap();
+        p.drive();
+        let (ia, ib) = (Pair::installs(&p.a_out), Pair::installs(&p.b_out));
+        assert_eq!(
+            (ia.len(), ib.len()),
+            (2, 2),
+            "pfs {pfs:?}: a new pair on each side"
+        );
+        assert_matching_children(ia[1], ib[1]);
+        assert_ne!(ia[1].inbound_encr_key, ia[0].inbound_encr_key, "fresh keys");
+        assert_eq!(
+            ia[1].replaces,
+            Some(ia[0].child),
+            "the new pair says which one it rekeys"
+        );
+        assert_eq!(ib[1].replaces, Some(ib[0].child));
+        // The old pair is removed on both sides, after the new one was installed.
+        let (ra, rb) = (Pair::removes(&p.a_out), Pair::removes(&p.b_out));
+        assert_eq!((ra.len(), rb.len()), (1, 1), "pfs {pfs:?}");
+        assert_eq!(ra[0].inbound_spi, ia[0].inbound_spi);
+        let pos =
+            |out: &[Output], f: &dyn Fn(&Output) -> bool| out.iter().position(|o| f(o)).unwrap();
+        let installed = pos(
+            &p.a_out,
+            &|o| matches!(o, Output::InstallChild(c) if c.inbound_spi == ia[1].inbound_spi),
+        );
+        let removed = pos(
+            &p.a_out,
+            &|o| matches!(o, Output::RemoveChild(c) if c.inbound_spi == ia[0].inbound_spi),
+        );
+        assert!(installed < removed, "make before break");
+        assert_eq!(
+            child_ids(&p.a),
+            vec![(ia[1].inbound_spi, ia[1].outbound_spi)]
+        );
+        assert_eq!(Pair::downs(&p.a_out).len() + Pair::downs(&p.b_out).len(), 0);
+        assert_eq!(old, ia[0].child);
+    }
+}
+
+#[test]
+fn ike_rekey_moves_children_and_retires_the_old_sa() {
+    for initiator_rekeys in [true, false] {
+        let mut p = site_pair(
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16"],
+        );
+        up(&mut p);
+        let children_before = child_ids(&p.a);
+        let (old_a, old_b) = (p.a.sas().next().unwrap().id, p.b.sas().next().unwrap().id);
+        if initiator_rekeys {
+            p.a.rekey_ike(p.now, old_a).unwrap();
+        } else {
+            p.b.rekey_ike(p.now, old_b).unwrap();
+        }
+        p.drive();
+        assert_eq!(
+            (p.a.sas().count(), p.b.sas().count()),
+            (1, 1),
+            "old IKE SAs deleted"
+        );
+        let (na, nb) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+        assert!(na.id != old_a && nb.id != old_b);
+        assert!(na.is_established() && nb.is_established());
+        assert_eq!(
+            (na.spi_i, na.spi_r),
+            (nb.spi_i, nb.spi_r),
+            "both sides agree on the new SPIs"
+        );
+        assert_eq!(
+            child_ids(&p.a),
+            children_before,
+            "children moved, not re-created"
+        );
+        assert!(
+            Pair::removes(&p.a_out).is_empty() && Pair::removes(&p.b_out).is_empty(),
+            "no child left the kernel"
+        );
+        assert_eq!(Pair::downs(&p.a_out), vec![DownReason::Rekeyed]);
+        assert_eq!(Pair::downs(&p.b_out), vec![DownReason::Rekeyed]);
+        // The new SA works: a child rekey and a delete go through it.
+        let (ike, child) = (na.id, na.children[0].id);
+        p.a.rekey_child(p.now, ike, child).unwrap();
+        p.drive();
+        assert_eq!(Pair::installs(&p.b_out).len(), 2);
+        p.a.delete(p.now, ike).unwrap();
+        p.drive();
+        assert_eq!(p.a.sas().count() + p.b.sas().count(), 0);
+        assert_eq!(
+            Pair::removes(&p.b_out).len(),
+            2,
+            "the rekeyed child's old pair, then the new one"
+        );
+    }
+}
+
+#[test]
+fn ike_sa_rekeys_itself_before_its_lifetime() {
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let first = p.a.sas().next().unwrap().id;
+    let start = p.now;
+    while p.a.sas().next().map(|s| s.id) == Some(first) {
+        assert!(p.step_time());
+    }
+    // 24 h lifetime: the original initiator rekeys at 90%.
+    let took = p.now - start;
+    assert!(
+        took >= Duration::from_secs(77_760) && took < Duration::from_secs(86_400),
+        "{took:?}"
+    );
+    assert_eq!(Pair::downs(&p.a_out), vec![DownReason::Rekeyed]);
+}

@@ -22,13 +22,18 @@ impl IkeSa {
     /// Derives the child's keys from SK_d and the exchange's nonces, records the child and
     /// asks the daemon to install it. `we_initiated`: we sent the request of the exchange
     /// that created it (the key order of 2.17 follows the exchange, not the IKE SA).
+    /// `pfs`: the exchange's DH shared secret (CREATE_CHILD_SA with PFS); `replaces`: the
+    /// child this one rekeys.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_child(
         &mut self,
         ctx: &mut Ctx<'_>,
         c: NewChild,
         we_initiated: bool,
+        pfs: Option<&[u8]>,
         ni: &[u8],
         nr: &[u8],
+        replaces: Option<ChildId>,
     ) -> Result<ChildId, String> {
         let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
             return Err("IKE SA has no keys".into());
@@ -37,7 +42,7 @@ impl IkeSa {
         let k = ChildKeys::derive(
             algs.prf,
             &keys.sk_d,
-            None,
+            pfs,
             ni,
             nr,
             c.algs.encr.key_len(),
@@ -74,6 +79,7 @@ impl IkeSa {
                 lifetime: policy.lifetime,
                 lifetime_bytes: policy.lifetime_bytes,
                 replay_window: policy.replay_window,
+                replaces,
             })));
         self.children.push(ChildSa {
             id,
@@ -85,6 +91,7 @@ impl IkeSa {
             remote_ts: c.remote_ts,
             mode: c.mode,
             created: ctx.now,
+            rekeying: false,
         });
         Ok(id)
     }

@@ -9,7 +9,7 @@ use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::{accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within};
 use crate::ike::policy::Mode;
-use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, State};
+use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, State, Task};
 
 use super::child::NewChild;
 
@@ -134,8 +134,7 @@ impl IkeSa {
             );
             return;
         }
-        self.state = State::Established;
-        self.established = Some(ctx.now);
+        self.set_established(ctx.now);
         self.remote_id = Some(idr.identity.clone());
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -157,8 +156,12 @@ impl IkeSa {
         match self.accept_child(&inner, &offer) {
             Ok(c) => {
                 let (ni, nr) = (self.ni.clone(), self.nr.clone());
-                if let Err(e) = self.add_child(ctx, c, true, &ni, &nr) {
+                if let Err(e) = self.add_child(ctx, c, true, None, &ni, &nr, None) {
                     ctx.failed(self, &e);
+                }
+                // Further children of this peer come with CREATE_CHILD_SA (1.3.1).
+                for i in 1..self.peer.children.len() {
+                    self.queue_task(ctx, Task::CreateChild(i));
                 }
             }
             Err(why) => {
@@ -286,8 +289,7 @@ impl IkeSa {
             &keys.sk_pr,
             &idr.get_encoding(),
         );
-        self.state = State::Established;
-        self.established = Some(ctx.now);
+        self.set_established(ctx.now);
         self.remote_id = Some(idi.identity.clone());
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -310,7 +312,7 @@ impl IkeSa {
                     let (ni, nr) = (self.ni.clone(), self.nr.clone());
                     // Install before the response leaves, so the initiator's first
                     // packets find our inbound SA.
-                    match self.add_child(ctx, child, false, &ni, &nr) {
+                    match self.add_child(ctx, child, false, None, &ni, &nr, None) {
                         Ok(_) => reply.extend(payloads),
                         Err(e) => {
                             ctx.failed(self, &e);

@@ -4,11 +4,14 @@
 //! This file routes a received message to them after the message-ID checks of 2.3.
 
 mod child;
+mod create_child_sa;
 mod ike_auth;
 mod ike_sa_init;
 mod informational;
 
 use std::net::SocketAddr;
+
+pub(crate) use create_child_sa::{ChildPending, IkeRekeyPending};
 
 use super::codec::{
     check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload,
@@ -82,6 +85,8 @@ impl IkeSa {
             Purpose::DeleteIke | Purpose::DeleteChildren(_) | Purpose::Liveness => {
                 self.handle_informational_response(ctx, purpose, inner)
             }
+            Purpose::CreateChild => self.handle_create_child_response(ctx, inner),
+            Purpose::RekeyIke => self.handle_rekey_ike_response(ctx, inner),
         }
     }
 
@@ -140,17 +145,16 @@ impl IkeSa {
                 self.answer_ike_auth(ctx, header.message_id, inner)
             }
             ExchangeType::INFORMATIONAL => self.answer_informational(ctx, header.message_id, inner),
+            ExchangeType::CREATE_CHILD_SA if matches!(self.state, State::Established) => {
+                self.answer_create_child_sa(ctx, header.message_id, inner)
+            }
             ExchangeType::CREATE_CHILD_SA => {
-                // Rekeying arrives with the rekey work; until then say so (RFC 7296 1.3).
+                // Being deleted or rekeyed away: no new SAs here (2.8.2, 1.3).
                 let n = Payload::Notify(NotifyPayload::new(
-                    NotifyType::NO_ADDITIONAL_SAS,
+                    NotifyType::TEMPORARY_FAILURE,
                     Vec::new(),
                 ));
                 self.respond_encrypted(ctx, header.exchange, header.message_id, &[n]);
-                ctx.failed(
-                    self,
-                    "peer asked for CREATE_CHILD_SA, not supported yet: answered NO_ADDITIONAL_SAS",
-                );
             }
             other => ctx.failed(
                 self,
