@@ -6,7 +6,8 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 
 # write_vpnd_conf FILE KEY=VALUE... : a site-to-site vpnd.yaml for gw1 <-> peer1.
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
-#   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS
+#   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
+#   ike_lifetime=24h
 write_vpnd_conf() {
     local f=$1
     shift
@@ -14,7 +15,7 @@ write_vpnd_conf() {
         [ike]=aes256gcm16-prfsha256-x25519 [esp]=aes256gcm16 [start]=initiate
         [psk]=lab-secret-0123456789 [peer_addr]=192.0.2.2 [peer_name]=peer1
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
-        [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600
+        [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
         [description]="lab peer1 strongSwan"
     )
     local kv
@@ -40,6 +41,7 @@ write_vpnd_conf() {
         echo "    ike:"
         echo "      proposals: [${o[ike]}]"
         echo "      dpd: ${o[dpd]}"
+        echo "      lifetime: ${o[ike_lifetime]}"
         echo "    children:"
         echo "      - name: lan"
         echo "        local_ts: [${o[local_ts]}]"
@@ -71,3 +73,16 @@ stop_vpnd() {
 
 # vpnd_log_has NS PATTERN : grep -E the vpnd log of NS.
 vpnd_log_has() { grep -qE -- "$2" "$LAB_LOGDIR/vpnd-$1.log"; }
+
+# ping_background NS DEST COUNT NAME : start a ping (0.2 s interval) in the background; its
+# output goes to $LAB_LOGDIR/ping-NAME.log. ping_summary NAME waits and prints "sent recv".
+ping_background() {
+    ip netns exec "$1" ping -n -i 0.2 -c "$3" -W 1 "$2" >"$LAB_LOGDIR/ping-$4.log" 2>&1 &
+    echo $! >"$LAB_WORKDIR/ping-$4.pid"
+}
+ping_summary() {
+    local pid
+    pid=$(cat "$LAB_WORKDIR/ping-$1.pid")
+    wait "$pid" 2>/dev/null || true
+    sed -n 's/^\([0-9]\+\) packets transmitted, \([0-9]\+\) received.*/\1 \2/p' "$LAB_LOGDIR/ping-$1.log"
+}
