@@ -26,6 +26,7 @@ pub fn peer_policy(p: &PeerConfig) -> PeerPolicy {
             PeerAddress::Any => RemoteMatch::Any,
         },
         remote_port: p.port,
+        initial_contact: true,
         local_id: p.local_id.clone(),
         remote_id: p.remote_id.clone(),
         psk: Zeroizing::new(p.psk.expose().to_vec()),

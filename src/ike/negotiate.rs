@@ -79,8 +79,14 @@ pub fn ike_sa_payload(props: &[Proposal], spi: &[u8]) -> SaPayload {
     SaPayload { proposals }
 }
 
-/// Our ESP proposals for a child SA. `pfs`: include DH transforms (CREATE_CHILD_SA only).
-pub fn esp_sa_payload(props: &[Proposal], spi: u32, pfs: Option<Group>) -> SaPayload {
+/// Our ESP proposals for a child SA. DH transforms are only for CREATE_CHILD_SA (never in
+/// IKE_AUTH, RFC 7296 1.2): then a proposal's own groups, else the child's `pfs` group.
+pub fn esp_sa_payload(
+    props: &[Proposal],
+    spi: u32,
+    create_child: bool,
+    pfs: Option<Group>,
+) -> SaPayload {
     let proposals = props
         .iter()
         .enumerate()
@@ -92,7 +98,7 @@ pub fn esp_sa_payload(props: &[Proposal], spi: u32, pfs: Option<Group>) -> SaPay
             } else {
                 p.groups.clone()
             };
-            if pfs.is_some() {
+            if create_child {
                 t.extend(groups.iter().map(|g| Transform::dh(group_id(*g))));
             }
             t.extend(
@@ -382,8 +388,8 @@ mod tests {
     #[test]
     fn esp_proposal_with_esn() {
         let p = vec![Proposal::parse("aes128-sha256-esn", ProposalKind::Esp).unwrap()];
-        let peer = esp_sa_payload(&p, 0xc000_0001, None);
-        let ours = esp_sa_payload(&p, 0xd000_0001, None);
+        let peer = esp_sa_payload(&p, 0xc000_0001, false, None);
+        let ours = esp_sa_payload(&p, 0xd000_0001, false, None);
         let c = choose(&peer, &ours, ProtocolId::ESP).unwrap();
         assert_eq!(
             esp_spi(&c),

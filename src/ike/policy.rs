@@ -97,6 +97,9 @@ pub struct PeerPolicy {
     pub dpd: Option<Duration>,
     pub retransmit: Retransmit,
     pub children: Vec<ChildPolicy>,
+    /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 2.4): the peer then drops IKE SAs it
+    /// still holds for us from before a restart. Off only for load generators.
+    pub initial_contact: bool,
 }
 
 impl std::fmt::Debug for PeerPolicy {

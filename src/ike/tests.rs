@@ -52,6 +52,7 @@ fn peer(
         name: name.into(),
         remote: RemoteMatch::Single(remote.ip()),
         remote_port: 500,
+        initial_contact: true,
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
@@ -610,6 +611,35 @@ fn child_rekey_from_either_side_is_make_before_break() {
         assert_eq!(Pair::downs(&p.a_out).len() + Pair::downs(&p.b_out).len(), 0);
         assert_eq!(old, ia[0].child);
     }
+}
+
+#[test]
+fn child_rekey_with_the_pfs_group_in_the_esp_proposal() {
+    // As strongSwan writes it: esp_proposals = aes256gcm16-x25519.
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-x25519"],
+    );
+    up(&mut p);
+    assert_eq!(
+        Pair::installs(&p.b_out).len(),
+        1,
+        "IKE_AUTH carries no DH, so the first child comes up"
+    );
+    let (ike, child) = (
+        p.b.sas().next().unwrap().id,
+        p.b.sas().next().unwrap().children[0].id,
+    );
+    p.b.rekey_child(p.now, ike, child).unwrap();
+    p.drive();
+    assert!(
+        Pair::notices(&p.a_out).is_empty(),
+        "{:?}",
+        Pair::notices(&p.a_out)
+    );
+    assert_eq!(Pair::installs(&p.a_out).len(), 2);
+    assert_matching_children(Pair::installs(&p.a_out)[1], Pair::installs(&p.b_out)[1]);
 }
 
 #[test]

@@ -14,6 +14,8 @@ use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
 use vpnd_xfrm::*;
 
+mod ike_load;
+
 #[derive(Parser)]
 #[command(name = "labtool", about = "Drive vpnd-xfrm in the lab")]
 struct Cli {
@@ -103,6 +105,38 @@ enum Cmd {
         /// Repetitions of each timed read (the median is reported).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+    },
+    /// Open COUNT IKE SAs (one child each) to TARGET as fast as it answers, with vpnd's own
+    /// engine as the initiator, and print IKE SAs per second.
+    IkeLoad {
+        #[arg(long)]
+        local: IpAddr,
+        #[arg(long)]
+        target: IpAddr,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// UDP source ports to spread the IKE SAs over (20000 upwards).
+        #[arg(long, default_value_t = 32)]
+        ports: u16,
+        #[arg(long, default_value = "lab-load-secret")]
+        psk: String,
+        #[arg(long, default_value = "aes256gcm16-prfsha256-x25519")]
+        ike: String,
+        #[arg(long, default_value = "aes256gcm16")]
+        esp: String,
+        #[arg(long, default_value = "load.lab.example")]
+        local_id: String,
+        #[arg(long, default_value = "gw1.lab.example")]
+        remote_id: String,
+        #[arg(long)]
+        local_ts: IpNet,
+        #[arg(long)]
+        remote_ts: IpNet,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -376,6 +410,38 @@ async fn main() -> Result<()> {
             remote,
             reps,
         } => bench(&x, pairs, local, remote, reps).await?,
+        Cmd::IkeLoad {
+            local,
+            target,
+            count,
+            concurrency,
+            ports,
+            psk,
+            ike,
+            esp,
+            local_id,
+            remote_id,
+            local_ts,
+            remote_ts,
+            timeout,
+        } => {
+            let args = ike_load::LoadArgs {
+                local,
+                target,
+                count,
+                concurrency,
+                ports,
+                psk,
+                ike,
+                esp,
+                local_id,
+                remote_id,
+                local_ts,
+                remote_ts,
+                timeout: Duration::from_secs(timeout),
+            };
+            ike_load::run(args).await?
+        }
     }
     Ok(())
 }

@@ -60,7 +60,13 @@ impl IkeSa {
             return; // deleted meanwhile: nothing to rekey
         }
         let inbound_spi = ctx.random_esp_spi();
-        let dh = match p.pfs.map(|g| dh_group(g).generate(ctx.rng)) {
+        // PFS: the child's `pfs` group, or the first group written in its ESP proposals;
+        // the KE is for the first proposal's group (the responder asks for another with
+        // INVALID_KE_PAYLOAD).
+        let pfs = p
+            .pfs
+            .or_else(|| p.esp.first().and_then(|e| e.groups.first().copied()));
+        let dh = match pfs.map(|g| dh_group(g).generate(ctx.rng)) {
             Some(Ok((k, pubv))) => Some((k, pubv)),
             Some(Err(e)) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));
@@ -69,7 +75,7 @@ impl IkeSa {
             None => None,
         };
         let ni = ctx.random_bytes(self.nonce_len());
-        let offer = esp_sa_payload(&p.esp, inbound_spi, p.pfs);
+        let offer = esp_sa_payload(&p.esp, inbound_spi, true, p.pfs);
         let (ts_i, ts_r) = match &old {
             Some(c) => (c.local_ts.clone(), c.remote_ts.clone()),
             None => (p.local_ts.clone(), p.remote_ts.clone()),
@@ -564,7 +570,7 @@ impl IkeSa {
                 )
             })?;
         let policy = self.peer.children[index].clone();
-        let ours = esp_sa_payload(&policy.esp, 0, policy.pfs);
+        let ours = esp_sa_payload(&policy.esp, 0, true, policy.pfs);
         let mut chosen = choose(sa, &ours, ProtocolId::ESP).ok_or_else(|| {
             fail(
                 NotifyType::NO_PROPOSAL_CHOSEN,

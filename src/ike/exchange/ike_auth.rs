@@ -42,7 +42,10 @@ impl IkeSa {
             &keys.sk_pi,
             &idi.get_encoding(),
         );
-        let mut inner = vec![Payload::IdI(idi), notify(NotifyType::INITIAL_CONTACT)];
+        let mut inner = vec![Payload::IdI(idi)];
+        if self.peer.initial_contact {
+            inner.push(notify(NotifyType::INITIAL_CONTACT));
+        }
         if let Some(r) = &self.peer.remote_id {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
@@ -55,7 +58,7 @@ impl IkeSa {
             ChildOffer {
                 policy: 0,
                 inbound_spi,
-                offer: esp_sa_payload(&policy.esp, inbound_spi, None),
+                offer: esp_sa_payload(&policy.esp, inbound_spi, false, None),
                 ts_i: policy.local_ts.clone(),
                 ts_r: policy.remote_ts.clone(),
             }
@@ -367,7 +370,7 @@ impl IkeSa {
         } else {
             Mode::Tunnel
         };
-        let ours = esp_sa_payload(&policy.esp, 0, None);
+        let ours = esp_sa_payload(&policy.esp, 0, false, None);
         let mut chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
             NotifyType::NO_PROPOSAL_CHOSEN,
             format!(
