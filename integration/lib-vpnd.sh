@@ -83,6 +83,8 @@ ping_background() {
 ping_summary() {
     local pid
     pid=$(cat "$LAB_WORKDIR/ping-$1.pid")
-    wait "$pid" 2>/dev/null || true
+    # Polled, not `wait`ed: callers use $(ping_summary), a subshell that can't wait for
+    # the scenario shell's jobs.
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
     sed -n 's/^\([0-9]\+\) packets transmitted, \([0-9]\+\) received.*/\1 \2/p' "$LAB_LOGDIR/ping-$1.log"
 }

@@ -2,8 +2,8 @@
 # demo-lab: the lab demo (integration/demo.sh, or integration/lab.sh --demo). Brings up
 #   - strongSwan <-> strongSwan: IKEv2 PSK, peer2 initiates to peer1, ESP AES-GCM-256,
 #     hostp2 203.0.113.70 <-> hostp1 203.0.113.10; 5 pings across;
-#   - a vpnd-xfrm tunnel gw1 <-> peer1 (SAs and policies installed by labtool through
-#     vpnd-xfrm, no IKE), host1 198.51.100.10 <-> hostp1; 5 pings across;
+#   - vpnd in gw1 negotiating IKEv2 with charon in peer1 (PSK, aes256gcm16-prfsha256-x25519)
+#     and installing the SAs in gw1's kernel, host1 198.51.100.10 <-> hostp1; 5 pings across;
 #   - FreeRADIUS in ns radius: gw1 sends Start and Stop for the gw1 tunnel, the Stop
 #     carrying the octets/packets read from vpnd-xfrm's counters dump;
 # and writes the story (topology, swanctl --list-sas, the ping, ip -s xfrm state next to
@@ -14,6 +14,8 @@
 # shellcheck source-path=SCRIPTDIR/..
 # shellcheck source=lib-xfrm.sh
 source "$LAB_ROOT/lib-xfrm.sh"
+# shellcheck source=lib-vpnd.sh
+source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=300
 
@@ -72,10 +74,10 @@ PY
     lab_log "ok: vpnd-xfrm and iproute2 counters agree in $ns"
 }
 
-# demo_json_field FILE SPI FIELD : FIELD of SPI in a saved labtool counters dump.
+# demo_json_field FILE SRC FIELD : FIELD of the one SA from SRC in a saved labtool dump.
 demo_json_field() {
     python3 -c 'import json, sys
-m = [sa for sa in json.load(open(sys.argv[1])) if sa["id"]["spi"] == int(sys.argv[2], 0)]
+m = [sa for sa in json.load(open(sys.argv[1])) if sa["id"]["src"] == sys.argv[2]]
 print(m[0][sys.argv[3]] if len(m) == 1 else "missing")' "$@"
 }
 
@@ -87,13 +89,13 @@ print(m[0][sys.argv[3]] if len(m) == 1 else "missing")' "$@"
 # and assert on it (session UP, its counters = the ones in the table above).
 demo_vpnd_sessions() {
     story_section "vpnd crypto sessions in gw1 (vpnctl show crypto session detail)"
-    story "(not yet: the vpnd daemon is in progress; the gw1 <-> peer1 SAs above were" \
-        " installed by labtool through vpnd-xfrm, without IKE)"
+    story "(not yet: vpnctl and crypto sessions arrive with the sessions issue; vpnd's own" \
+        " log of this tunnel is shown above)"
 }
 # ------------------------------------------------------------------------------------------
 
 scenario_run() {
-    local t0=$SECONDS spi_out=0xc0010001 spi_in=0xc0020001
+    local t0=$SECONDS
     : >"$DEMO_STORY"
     story "vpnd lab demo: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), guest kernel $(uname -r), $(nproc) CPUs" \
         "(everything below ran inside one VM, in network namespaces, TEST-NET addresses only)"
@@ -102,7 +104,7 @@ scenario_run() {
     story "  transport network 192.0.2.0/24 (bridge br0 in namespace \"net\")" \
         "  gw1 .1 (vpnd side)   peer1 .2 (strongSwan)   peer2 .3 (strongSwan)   radius .10 (FreeRADIUS)" \
         "" \
-        "  host1  198.51.100.10 -- gw1   ==ESP, SAs installed by vpnd-xfrm (labtool)==  peer1 -- hostp1 203.0.113.10" \
+        "  host1  198.51.100.10 -- gw1   ==ESP, IKEv2 PSK vpnd <-> strongSwan==        peer1 -- hostp1 203.0.113.10" \
         "  hostp2 203.0.113.70  -- peer2 ==ESP, IKEv2 PSK strongSwan <-> strongSwan==  peer1 -- hostp1 203.0.113.10" \
         "  gw1 --RADIUS accounting (UDP 1813, secret testing123)--> radius" \
         "" "  addresses as configured (ip -br -4 addr):"
@@ -117,6 +119,10 @@ scenario_run() {
     write_swanctl_conf "$d1" name=site local_addr=192.0.2.2 remote_addr=192.0.2.3 \
         local_id=peer1.lab.example remote_id=peer2.lab.example \
         local_ts=203.0.113.0/26 remote_ts=203.0.113.64/26 start_action=none
+    # charon in peer1 also answers vpnd (connection "gw1").
+    write_swanctl_conf "$d1" name=gw1 local_addr=192.0.2.2 remote_addr=192.0.2.1 \
+        local_id=peer1.lab.example remote_id=gw1.lab.example \
+        local_ts=203.0.113.0/26 remote_ts=198.51.100.0/25 start_action=none
     write_swanctl_conf "$d2" name=site local_addr=192.0.2.3 remote_addr=192.0.2.2 \
         local_id=peer2.lab.example remote_id=peer1.lab.example \
         local_ts=203.0.113.64/26 remote_ts=203.0.113.0/26 start_action=start
@@ -141,11 +147,22 @@ scenario_run() {
     story "" "peer2's ESP SAs counted exactly 5 packets / 420 bytes each way (84-byte echo packets)."
 
     # --- vpnd-xfrm tunnel gw1 <-> peer1, plus the RADIUS session for it
-    story_section "vpnd-xfrm tunnel (gw1 <-> peer1): SAs and policies installed through vpnd-xfrm"
+    story_section "vpnd (gw1) <-> strongSwan (peer1): IKEv2 PSK, SAs in gw1's kernel"
     start_freeradius radius
-    xfrm_install_pair gcm256 2>>"$LAB_LOGDIR/install-pair.txt"
-    story "\$ labtool sa-pair --alg gcm256 ...   (in gw1, mirrored in peer1; keys derived from the SPIs)"
-    story_file "$LAB_LOGDIR/install-pair.txt" '1s/^/gw1:   /; 2s/^/peer1: /'
+    write_vpnd_conf "$LAB_WORKDIR/vpnd.yaml" start=initiate
+    sed -i 's/level: debug/level: info/' "$LAB_WORKDIR/vpnd.yaml"
+    story "\$ cat vpnd.yaml   (gw1)"
+    story_file "$LAB_WORKDIR/vpnd.yaml"
+    start_vpnd gw1 "$LAB_WORKDIR/vpnd.yaml"
+    wait_ike_established peer1 gw1 40
+    lab_wait 10 "vpnd installed the child SA pair" test "$(xfrm_sa_count gw1)" = 2
+    story "" "\$ vpnd log (gw1)"
+    sed 's/\x1b\[[0-9;]*m//g; s/^[0-9T:.-]*Z *//' "$LAB_LOGDIR/vpnd-gw1.log" >"$LAB_LOGDIR/vpnd-gw1-plain.log"
+    story_file "$LAB_LOGDIR/vpnd-gw1-plain.log"
+    swanctl_in peer1 --list-sas --ike gw1 >"$LAB_LOGDIR/list-sas-peer1-gw1.txt"
+    assert_contains "$LAB_LOGDIR/list-sas-peer1-gw1.txt" 'gw1: #[0-9]+, ESTABLISHED, IKEv2' "charon's IKE SA with vpnd"
+    story "" "\$ swanctl --list-sas --ike gw1   (charon in peer1: its view of vpnd)"
+    story_file "$LAB_LOGDIR/list-sas-peer1-gw1.txt"
     local sid t_start=$SECONDS srv=192.0.2.10:1813
     sid="demo-$(date +%s)"
     local -a acct=("Acct-Session-Id = \"$sid\"" 'User-Name = "peer1.lab.example"'
@@ -154,20 +171,20 @@ scenario_run() {
     radius_acct gw1 "$srv" testing123 "${acct[@]}" 'Acct-Status-Type = Start' \
         >"$LAB_LOGDIR/radclient-start.txt" 2>&1 || lab_fail "Accounting Start: no Accounting-Response"
     story "" "gw1 -> FreeRADIUS: Accounting-Request Start (session $sid): Accounting-Response received"
-    story "" "ping host1 -> hostp1 (5 echo requests through gw1's vpnd-xfrm SAs)"
+    story "" "ping host1 -> hostp1 (5 echo requests through the SAs vpnd negotiated)"
     ping_ok host1 203.0.113.10 5
     story "    ping_ok host1 203.0.113.10 5: all 5 echo requests answered"
 
     story_section "ESP counters: ip -s xfrm state next to vpnd-xfrm's one dump"
-    story "gw1 (the SAs vpnd-xfrm installed):"
+    story "gw1 (the SAs vpnd installed):"
     demo_counters gw1
     local g=$LAB_LOGDIR/gw1-demo-labtool.json out_b out_p in_b in_p
-    out_b=$(demo_json_field "$g" $spi_out bytes) out_p=$(demo_json_field "$g" $spi_out packets)
-    in_b=$(demo_json_field "$g" $spi_in bytes) in_p=$(demo_json_field "$g" $spi_in packets)
+    out_b=$(demo_json_field "$g" 192.0.2.1 bytes) out_p=$(demo_json_field "$g" 192.0.2.1 packets)
+    in_b=$(demo_json_field "$g" 192.0.2.2 bytes) in_p=$(demo_json_field "$g" 192.0.2.2 packets)
     assert_eq "5 420 5 420" "$out_p $out_b $in_p $in_b" "gw1 ESP packets/bytes out and in (vpnd-xfrm dump)"
     story "" "peer2 (the SAs strongSwan's charon installed, read by vpnd-xfrm with --all):"
     demo_counters peer2 --all
-    story "" "\$ TZ=UTC ip -n gw1 -s xfrm state   (lab keys, derived from the SPIs)"
+    story "" "\$ TZ=UTC ip -n gw1 -s xfrm state   (keys negotiated by vpnd and charon)"
     TZ=UTC ip -n gw1 -s xfrm state >"$LAB_LOGDIR/gw1-xfrm-state.txt"
     story_file "$LAB_LOGDIR/gw1-xfrm-state.txt"
 
@@ -175,16 +192,16 @@ scenario_run() {
 
     # --- tear the gw1 tunnel down, account for it, show what FreeRADIUS stored
     story_section "FreeRADIUS accounting records (detail file of the server in ns radius)"
-    local flushed
-    flushed=$(ip netns exec gw1 "$LABTOOL" flush) || lab_fail "labtool flush in gw1 failed"
-    assert_eq "flushed 3 policies, 2 SAs" "$flushed" "flush of vpnd-owned state in gw1"
+    stop_vpnd gw1
+    lab_wait 20 "charon saw vpnd's Delete" bash -c '! grep -q . <<<"$(nsenter -t "$0" -m -n swanctl --list-sas --ike gw1 2>/dev/null)"' "$(charon_pid peer1)"
+    assert_eq 0 "$(xfrm_sa_count gw1)" "SAs left in gw1 after vpnd stopped"
     radius_acct gw1 "$srv" testing123 "${acct[@]}" 'Acct-Status-Type = Stop' \
         "Acct-Session-Time = $((SECONDS - t_start))" \
         "Acct-Input-Octets = $in_b" "Acct-Output-Octets = $out_b" \
         "Acct-Input-Packets = $in_p" "Acct-Output-Packets = $out_p" \
         'Acct-Terminate-Cause = Admin-Reset' \
         >"$LAB_LOGDIR/radclient-stop.txt" 2>&1 || lab_fail "Accounting Stop: no Accounting-Response"
-    story "gw1 tunnel torn down (labtool flush: $flushed); Stop sent with the vpnd-xfrm counters" \
+    story "vpnd stopped (SIGTERM): it deleted the IKE SA with charon and its SAs in gw1;" "Stop sent with the vpnd-xfrm counters" \
         "(Input = peer1 -> gw1 SA, Output = gw1 -> peer1 SA). Records FreeRADIUS wrote:"
     local f=$RADIUS_DETAIL_FILE
     assert_eq 2 "$(radius_detail_records "$f" --count)" "accounting records in the detail file"

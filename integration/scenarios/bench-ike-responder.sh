@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# bench-ike-responder: how many IKE SAs (one child SA each, installed in the kernel) a
+# responder establishes per second: vpnd, then strongSwan's charon, in gw1, against the
+# same load generator (labtool ike-load, built on vpnd's engine) in peer2 opening SAs from
+# many UDP source ports at once. Same suite (aes256gcm16-prfsha256-x25519 / aes256gcm16),
+# same machine, same run; both with logging at "info"-like levels. Reports, never gates.
+source "$LAB_ROOT/lib-vpnd.sh"
+# shellcheck disable=SC2034 # read by guest.sh
+SCENARIO_TIMEOUT=900
+
+BENCH_IKE_COUNT=${BENCH_IKE_COUNT:-400}
+BENCH_IKE_CONCURRENCY=${BENCH_IKE_CONCURRENCY:-32}
+
+_load() { # NAME : run the generator against gw1, keep its output
+    ip netns exec peer2 "$LABTOOL" ike-load --local 192.0.2.3 --target 192.0.2.1 \
+        --count "$BENCH_IKE_COUNT" --concurrency "$BENCH_IKE_CONCURRENCY" --ports 16 \
+        --local-ts 203.0.113.64/26 --remote-ts 198.51.100.0/25 --timeout 300 \
+        >"$LAB_LOGDIR/load-$1.txt" 2>&1 || lab_fail "load generator against $1 failed: $(tail -3 "$LAB_LOGDIR/load-$1.txt")"
+    cat "$LAB_LOGDIR/load-$1.txt" >&2
+    sed -n 's/^ike-load-json: //p' "$LAB_LOGDIR/load-$1.txt"
+}
+
+scenario_run() {
+    LABTOOL=${LABTOOL:-$LAB_TARGET/labtool}
+    local conf=$LAB_WORKDIR/vpnd.yaml d=$LAB_WORKDIR/charon-gw1 ours theirs
+    ip -n gw1 route replace default dev t0
+    ip -n peer2 route replace default dev t0
+
+    write_vpnd_conf "$conf" start=respond peer_name=load peer_addr=192.0.2.3 \
+        remote_id=load.lab.example psk=lab-load-secret remote_ts=203.0.113.64/26 dpd=0
+    sed -i 's/level: debug/level: info/' "$conf"
+    start_vpnd gw1 "$conf"
+    ours=$(_load vpnd)
+    stop_vpnd gw1
+
+    write_swanctl_conf "$d" name=load local_addr=192.0.2.1 remote_addr=192.0.2.3 \
+        local_id=gw1.lab.example remote_id=load.lab.example psk=lab-load-secret \
+        local_ts=198.51.100.0/25 remote_ts=203.0.113.64/26 start_action=none
+    write_strongswan_conf "$d" "$LAB_LOGDIR/charon-gw1.log"
+    # charon logs as little as vpnd does at info: one line per IKE SA, no packet dumps.
+    sed -i 's/default = 1/default = 0/; s/ike = 2/ike = 1/; s/flush_line = yes/flush_line = no/' "$d/strongswan.conf"
+    start_charon gw1 "$d"
+    theirs=$(_load charon)
+    stop_charon gw1
+
+    python3 - "$ours" "$theirs" <<'PY' | tee "$LAB_RESULTS/bench-ike-responder.txt" >&2
+import json, sys
+o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"bench-ike: responder IKE SAs/s (each with one child SA in the kernel), same generator, same VM run")
+print(f"bench-ike: vpnd   {o['rate']:8.1f} /s  ({o['established']} of {o['count']} in {o['seconds']:.1f} s, {o['failed']} failed)")
+print(f"bench-ike: charon {t['rate']:8.1f} /s  ({t['established']} of {t['count']} in {t['seconds']:.1f} s, {t['failed']} failed)")
+r = o['rate'] / t['rate'] if t['rate'] else float('inf')
+print(f"bench-ike: ratio vpnd/charon = {r:.2f}x (target > 1: {'MET' if r > 1 else 'NOT MET'})")
+PY
+}
