@@ -166,6 +166,8 @@ pub struct IkeSa {
 }
 
 impl IkeSa {
+    // Every field a fresh SA needs from its creator; a builder would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: IkeSaId,
         role: Role,

@@ -593,8 +593,7 @@ fn child_rekey_from_either_side_is_make_before_break() {
         let (ra, rb) = (Pair::removes(&p.a_out), Pair::removes(&p.b_out));
         assert_eq!((ra.len(), rb.len()), (1, 1), "pfs {pfs:?}");
         assert_eq!(ra[0].inbound_spi, ia[0].inbound_spi);
-        let pos =
-            |out: &[Output], f: &dyn Fn(&Output) -> bool| out.iter().position(|o| f(o)).unwrap();
+        let pos = |out: &[Output], f: &dyn Fn(&Output) -> bool| out.iter().position(f).unwrap();
         let installed = pos(
             &p.a_out,
             &|o| matches!(o, Output::InstallChild(c) if c.inbound_spi == ia[1].inbound_spi),

@@ -1,9 +1,14 @@
 //! Child SA keys (RFC 7296 2.17) and the install command for the daemon.
 
-use crate::ike::codec::TrafficSelector;
+use crate::ike::codec::{
+    NotifyPayload, NotifyType, Payload, PayloadList, Proposal as WireProposal, ProtocolId,
+    SaPayload, TrafficSelector, TsPayload,
+};
 use crate::ike::crypto::ChildKeys;
 use crate::ike::endpoint::{ChildId, ChildInstall, Ctx, Output};
-use crate::ike::negotiate::EspAlgs;
+use crate::ike::negotiate::{
+    accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within, EspAlgs,
+};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{ChildSa, IkeSa};
 
@@ -95,4 +100,162 @@ impl IkeSa {
         });
         Ok(id)
     }
+}
+
+/// The responder's choice for a child SA request, in IKE_AUTH or CREATE_CHILD_SA.
+pub(crate) struct ChildChoice {
+    pub policy: usize,
+    /// The chosen proposal; its SPI is still the peer's (our outbound SPI).
+    pub chosen: WireProposal,
+    pub algs: EspAlgs,
+    pub outbound_spi: u32,
+    /// Narrowed selectors (RFC 7296 2.9): TSi is the initiator's side, our remote side.
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+    pub mode: Mode,
+}
+
+impl ChildChoice {
+    /// The answer's SA, TSi and TSr (and USE_TRANSPORT_MODE), with our inbound SPI; `extra`
+    /// (Nr, KEr in CREATE_CHILD_SA) goes after the SA payload.
+    pub(crate) fn answer(&self, inbound_spi: u32, extra: Vec<Payload>) -> Vec<Payload> {
+        let mut chosen = self.chosen.clone();
+        chosen.spi = inbound_spi.to_be_bytes().to_vec();
+        let mut p = Vec::new();
+        if self.mode == Mode::Transport {
+            p.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::USE_TRANSPORT_MODE,
+                Vec::new(),
+            )));
+        }
+        p.push(Payload::Sa(SaPayload {
+            proposals: vec![chosen],
+        }));
+        p.extend(extra);
+        p.push(Payload::TsI(TsPayload::from_selectors(
+            self.ts_i.iter().copied(),
+        )));
+        p.push(Payload::TsR(TsPayload::from_selectors(
+            self.ts_r.iter().copied(),
+        )));
+        p
+    }
+
+    pub(crate) fn new_child(&self, inbound_spi: u32) -> NewChild {
+        NewChild {
+            policy: self.policy,
+            inbound_spi,
+            outbound_spi: self.outbound_spi,
+            algs: self.algs,
+            local_ts: self.ts_r.clone(),
+            remote_ts: self.ts_i.clone(),
+            mode: self.mode,
+        }
+    }
+}
+
+fn selectors(ts: Option<&TsPayload>) -> Vec<TrafficSelector> {
+    ts.map(|t| t.ip_selectors().copied().collect())
+        .unwrap_or_default()
+}
+
+impl IkeSa {
+    /// Responder: the first of `candidates` (child policy indexes) whose selectors narrow
+    /// the request to something non-empty, and its ESP proposal. `create_child`: DH
+    /// transforms take part (CREATE_CHILD_SA; never in IKE_AUTH, RFC 7296 1.2).
+    pub(crate) fn choose_child(
+        &self,
+        inner: &[Payload],
+        candidates: &[usize],
+        create_child: bool,
+    ) -> Result<ChildChoice, (NotifyType, String)> {
+        let sa = inner
+            .sa()
+            .ok_or((NotifyType::INVALID_SYNTAX, "no SA".to_string()))?;
+        let (ts_i, ts_r) = (selectors(inner.ts_i()), selectors(inner.ts_r()));
+        // The initiator's TSi is our remote side, its TSr our local side.
+        let (policy, narrowed_i, narrowed_r) = candidates
+            .iter()
+            .find_map(|&i| {
+                let p = self.peer.children.get(i)?;
+                let (ni, nr) = (narrow(&ts_i, &p.remote_ts), narrow(&ts_r, &p.local_ts));
+                (!ni.is_empty() && !nr.is_empty()).then_some((i, ni, nr))
+            })
+            .ok_or((
+                NotifyType::TS_UNACCEPTABLE,
+                format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
+            ))?;
+        let p = &self.peer.children[policy];
+        let ours = esp_sa_payload(&p.esp, 0, create_child, p.pfs);
+        let chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            format!(
+                "no acceptable ESP proposal: peer offered {}",
+                super::ike_sa_init::describe(sa)
+            ),
+        ))?;
+        let algs = esp_algs(&chosen).ok_or((
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            "unsupported ESP transforms".to_string(),
+        ))?;
+        let outbound_spi = esp_spi(&chosen)
+            .filter(|s| *s >= 256)
+            .ok_or((NotifyType::INVALID_SYNTAX, "invalid ESP SPI".to_string()))?;
+        let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some()
+            && p.mode == Mode::Transport;
+        Ok(ChildChoice {
+            policy,
+            chosen,
+            algs,
+            outbound_spi,
+            ts_i: narrowed_i,
+            ts_r: narrowed_r,
+            mode: if transport {
+                Mode::Transport
+            } else {
+                Mode::Tunnel
+            },
+        })
+    }
+}
+
+/// What the initiator reads from a child SA answer (IKE_AUTH or CREATE_CHILD_SA).
+pub(crate) struct ChildAnswer {
+    pub algs: EspAlgs,
+    pub outbound_spi: u32,
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+    pub mode: Mode,
+}
+
+/// Initiator: the answer must pick one of our proposals (2.7) and narrow within our
+/// selectors (2.9).
+pub(crate) fn read_child_answer(
+    inner: &[Payload],
+    offer: &SaPayload,
+    our_ts_i: &[TrafficSelector],
+    our_ts_r: &[TrafficSelector],
+) -> Result<ChildAnswer, String> {
+    let sa = inner.sa().ok_or("no SA payload for the child")?;
+    let chosen = accepted(sa, offer).ok_or("peer chose an ESP proposal we did not offer")?;
+    let algs = esp_algs(&chosen).ok_or("unsupported ESP transforms")?;
+    let outbound_spi = esp_spi(&chosen)
+        .filter(|s| *s >= 256)
+        .ok_or("invalid ESP SPI")?;
+    let (ts_i, ts_r) = (selectors(inner.ts_i()), selectors(inner.ts_r()));
+    if !within(&ts_i, our_ts_i) || !within(&ts_r, our_ts_r) {
+        return Err("peer's traffic selectors are missing or not within ours".into());
+    }
+    let mode = if inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some() {
+        Mode::Transport
+    } else {
+        Mode::Tunnel
+    };
+    Ok(ChildAnswer {
+        algs,
+        outbound_spi,
+        ts_i,
+        ts_r,
+        mode,
+    })
 }

@@ -11,14 +11,11 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{DhPrivateKey, IkeKeys, IkeSuite, SharedSecret};
 use crate::ike::endpoint::{ChildId, Ctx, Output};
-use crate::ike::negotiate::{
-    accepted, choose, dh_group, esp_algs, esp_sa_payload, esp_spi, ike_algs, ike_sa_payload,
-    narrow, within,
-};
+use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{ChildSa, IkeSa, Purpose, Role, State, Task};
 
-use super::child::NewChild;
+use super::child::{read_child_answer, NewChild};
 
 /// What the initiator of a child exchange keeps until the response.
 pub(crate) struct ChildPending {
@@ -156,15 +153,9 @@ impl IkeSa {
             return;
         }
         let result = (|| -> Result<(NewChild, Option<SharedSecret>, Vec<u8>), String> {
-            let sa = inner.sa().ok_or("no SA payload")?;
-            let chosen =
-                accepted(sa, &p.offer).ok_or("peer chose an ESP proposal we did not offer")?;
-            let algs = esp_algs(&chosen).ok_or("unsupported ESP transforms")?;
-            let outbound_spi = esp_spi(&chosen)
-                .filter(|s| *s >= 256)
-                .ok_or("invalid ESP SPI")?;
+            let a = read_child_answer(&inner, &p.offer, &p.ts_i, &p.ts_r)?;
             let nr = inner.nonce().ok_or("no nonce")?.data.clone();
-            let shared = match (&p.dh, algs.dh) {
+            let shared = match (&p.dh, a.algs.dh) {
                 (Some(k), Some(g)) if g == k.group() => {
                     let ke = inner
                         .ke()
@@ -175,39 +166,16 @@ impl IkeSa {
                 (None, None) => None,
                 _ => return Err("PFS group mismatch".into()),
             };
-            let ts_i: Vec<TrafficSelector> = inner
-                .ts_i()
-                .ok_or("no TSi")?
-                .ip_selectors()
-                .copied()
-                .collect();
-            let ts_r: Vec<TrafficSelector> = inner
-                .ts_r()
-                .ok_or("no TSr")?
-                .ip_selectors()
-                .copied()
-                .collect();
-            if !within(&ts_i, &p.ts_i) || !within(&ts_r, &p.ts_r) {
-                return Err("peer's traffic selectors are not within ours".into());
-            }
-            let mode = if inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some() {
-                Mode::Transport
-            } else {
-                Mode::Tunnel
+            let child = NewChild {
+                policy: p.policy,
+                inbound_spi: p.inbound_spi,
+                outbound_spi: a.outbound_spi,
+                algs: a.algs,
+                local_ts: a.ts_i,
+                remote_ts: a.ts_r,
+                mode: a.mode,
             };
-            Ok((
-                NewChild {
-                    policy: p.policy,
-                    inbound_spi: p.inbound_spi,
-                    outbound_spi,
-                    algs,
-                    local_ts: ts_i,
-                    remote_ts: ts_r,
-                    mode,
-                },
-                shared,
-                nr,
-            ))
+            Ok((child, shared, nr))
         })();
         match result {
             Ok((child, shared, nr)) => {
@@ -520,9 +488,6 @@ impl IkeSa {
         inner: &[Payload],
     ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
         let fail = |kind: NotifyType, why: String| (kind, Vec::new(), why);
-        let sa = inner
-            .sa()
-            .ok_or_else(|| fail(NotifyType::INVALID_SYNTAX, "no SA".into()))?;
         // REKEY_SA names the SA the peer receives on: our outbound SPI (1.3.3).
         let old: Option<ChildSa> = match inner.find_notify(NotifyType::REKEY_SA) {
             Some(n) => {
@@ -543,54 +508,14 @@ impl IkeSa {
             }
             None => None,
         };
-        let ts_i: Vec<TrafficSelector> = inner
-            .ts_i()
-            .map(|t| t.ip_selectors().copied().collect())
-            .unwrap_or_default();
-        let ts_r: Vec<TrafficSelector> = inner
-            .ts_r()
-            .map(|t| t.ip_selectors().copied().collect())
-            .unwrap_or_default();
         let candidates: Vec<usize> = match &old {
             Some(c) => vec![c.policy],
             None => (0..self.peer.children.len()).collect(),
         };
-        let (index, narrowed_i, narrowed_r) = candidates
-            .into_iter()
-            .find_map(|i| {
-                let p = &self.peer.children[i];
-                let ni = narrow(&ts_i, &p.remote_ts);
-                let nr = narrow(&ts_r, &p.local_ts);
-                (!ni.is_empty() && !nr.is_empty()).then_some((i, ni, nr))
-            })
-            .ok_or_else(|| {
-                fail(
-                    NotifyType::TS_UNACCEPTABLE,
-                    format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
-                )
-            })?;
-        let policy = self.peer.children[index].clone();
-        let ours = esp_sa_payload(&policy.esp, 0, true, policy.pfs);
-        let mut chosen = choose(sa, &ours, ProtocolId::ESP).ok_or_else(|| {
-            fail(
-                NotifyType::NO_PROPOSAL_CHOSEN,
-                format!(
-                    "no acceptable ESP proposal: peer offered {}",
-                    super::ike_sa_init::describe(sa)
-                ),
-            )
-        })?;
-        let algs = esp_algs(&chosen).ok_or_else(|| {
-            fail(
-                NotifyType::NO_PROPOSAL_CHOSEN,
-                "unsupported ESP transforms".into(),
-            )
-        })?;
-        let outbound_spi = esp_spi(&chosen)
-            .filter(|s| *s >= 256)
-            .ok_or_else(|| fail(NotifyType::INVALID_SYNTAX, "invalid ESP SPI".into()))?;
-        let mut reply_ke = None;
-        let shared = match algs.dh {
+        let choice = self
+            .choose_child(inner, &candidates, true)
+            .map_err(|(k, why)| fail(k, why))?;
+        let (shared, reply_ke) = match choice.algs.dh {
             Some(g) => {
                 let ke = inner.ke().filter(|k| k.group == g.id()).ok_or((
                     NotifyType::INVALID_KE_PAYLOAD,
@@ -603,13 +528,15 @@ impl IkeSa {
                 let s = k
                     .agree(&ke.data)
                     .map_err(|e| fail(NotifyType::INVALID_SYNTAX, format!("invalid KE: {e}")))?;
-                reply_ke = Some(Payload::Ke(KePayload {
-                    group: g.id(),
-                    data: pubv,
-                }));
-                Some(s)
+                (
+                    Some(s),
+                    Some(Payload::Ke(KePayload {
+                        group: g.id(),
+                        data: pubv,
+                    })),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         let ni = inner
             .nonce()
@@ -618,26 +545,9 @@ impl IkeSa {
             .clone();
         let nr = ctx.random_bytes(self.nonce_len());
         let inbound_spi = ctx.random_esp_spi();
-        chosen.spi = inbound_spi.to_be_bytes().to_vec();
-        let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some()
-            && policy.mode == Mode::Transport;
-        let mode = if transport {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        };
-        let child = NewChild {
-            policy: index,
-            inbound_spi,
-            outbound_spi,
-            algs,
-            local_ts: narrowed_r.clone(),
-            remote_ts: narrowed_i.clone(),
-            mode,
-        };
         self.add_child(
             ctx,
-            child,
+            choice.new_child(inbound_spi),
             false,
             shared.as_ref().map(|s| s.as_bytes()),
             &ni,
@@ -645,21 +555,8 @@ impl IkeSa {
             old.as_ref().map(|c| c.id),
         )
         .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
-        let mut payloads = Vec::new();
-        if transport {
-            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE, Vec::new()));
-        }
-        payloads.push(Payload::Sa(SaPayload {
-            proposals: vec![chosen],
-        }));
-        payloads.push(Payload::Nonce(NoncePayload { data: nr }));
-        payloads.extend(reply_ke);
-        payloads.push(Payload::TsI(TsPayload::from_selectors(
-            narrowed_i.iter().copied(),
-        )));
-        payloads.push(Payload::TsR(TsPayload::from_selectors(
-            narrowed_r.iter().copied(),
-        )));
-        Ok(payloads)
+        let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
+        extra.extend(reply_ke);
+        Ok(choice.answer(inbound_spi, extra))
     }
 }

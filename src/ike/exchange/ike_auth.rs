@@ -3,15 +3,15 @@
 
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
-    PayloadList, ProtocolId, SaPayload, TrafficSelector, TsPayload,
+    PayloadList, TsPayload,
 };
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
-use crate::ike::negotiate::{accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within};
+use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
 use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, State, Task};
 
-use super::child::NewChild;
+use super::child::{read_child_answer, NewChild};
 
 /// Notifies that fail only the child SA in IKE_AUTH, not the IKE SA (RFC 7296 1.2).
 const CHILD_ERRORS: [NotifyType; 6] = [
@@ -180,45 +180,22 @@ impl IkeSa {
 
     /// Initiator: checks the responder's child SA answer against what we offered.
     fn accept_child(&self, inner: &[Payload], offer: &ChildOffer) -> Result<NewChild, String> {
-        let sa = inner.sa().ok_or("no SA payload for the child")?;
-        let chosen =
-            accepted(sa, &offer.offer).ok_or("peer chose an ESP proposal we did not offer")?;
-        let algs = esp_algs(&chosen).ok_or("unsupported ESP transforms")?;
-        let outbound_spi = esp_spi(&chosen)
-            .filter(|s| *s >= 256)
-            .ok_or("invalid ESP SPI")?;
-        let ts_i: Vec<TrafficSelector> = inner
-            .ts_i()
-            .ok_or("no TSi")?
-            .ip_selectors()
-            .copied()
-            .collect();
-        let ts_r: Vec<TrafficSelector> = inner
-            .ts_r()
-            .ok_or("no TSr")?
-            .ip_selectors()
-            .copied()
-            .collect();
-        if !within(&ts_i, &offer.ts_i) || !within(&ts_r, &offer.ts_r) {
-            return Err("peer's traffic selectors are not within ours".into());
-        }
+        let a = read_child_answer(inner, &offer.offer, &offer.ts_i, &offer.ts_r)?;
         let want = self.peer.children[offer.policy].mode;
-        let got = if inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some() {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        };
-        if want != got {
-            return Err(format!("peer answered {got:?} mode, we asked for {want:?}"));
+        if want != a.mode {
+            return Err(format!(
+                "peer answered {:?} mode, we asked for {want:?}",
+                a.mode
+            ));
         }
         Ok(NewChild {
             policy: offer.policy,
             inbound_spi: offer.inbound_spi,
-            outbound_spi,
-            algs,
-            local_ts: ts_i,
-            remote_ts: ts_r,
-            mode: got,
+            outbound_spi: a.outbound_spi,
+            algs: a.algs,
+            local_ts: a.ts_i,
+            remote_ts: a.ts_r,
+            mode: a.mode,
         })
     }
 
@@ -338,79 +315,12 @@ impl IkeSa {
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
     ) -> Result<(NewChild, Vec<Payload>), (NotifyType, String)> {
-        let sa = inner
-            .sa()
-            .ok_or((NotifyType::INVALID_SYNTAX, "no SA".to_string()))?;
-        let ts_i: Vec<TrafficSelector> = inner
-            .ts_i()
-            .map(|t| t.ip_selectors().copied().collect())
-            .unwrap_or_default();
-        let ts_r: Vec<TrafficSelector> = inner
-            .ts_r()
-            .map(|t| t.ip_selectors().copied().collect())
-            .unwrap_or_default();
-        let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some();
-        // The initiator's TSi is our remote side, its TSr our local side.
-        let (index, policy, narrowed_i, narrowed_r) = self
-            .peer
-            .children
-            .iter()
-            .enumerate()
-            .find_map(|(i, p)| {
-                let ni = narrow(&ts_i, &p.remote_ts);
-                let nr = narrow(&ts_r, &p.local_ts);
-                (!ni.is_empty() && !nr.is_empty()).then_some((i, p, ni, nr))
-            })
-            .ok_or((
-                NotifyType::TS_UNACCEPTABLE,
-                format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
-            ))?;
-        let mode = if transport && policy.mode == Mode::Transport {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        };
-        let ours = esp_sa_payload(&policy.esp, 0, false, None);
-        let mut chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            format!(
-                "no acceptable ESP proposal: peer offered {}",
-                super::ike_sa_init::describe(sa)
-            ),
-        ))?;
-        let algs = esp_algs(&chosen).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            "unsupported ESP transforms".to_string(),
-        ))?;
-        let outbound_spi = esp_spi(&chosen)
-            .filter(|s| *s >= 256)
-            .ok_or((NotifyType::INVALID_SYNTAX, "invalid ESP SPI".to_string()))?;
+        let all: Vec<usize> = (0..self.peer.children.len()).collect();
+        let choice = self.choose_child(inner, &all, false)?;
         let inbound_spi = ctx.random_esp_spi();
-        chosen.spi = inbound_spi.to_be_bytes().to_vec();
-        let mut payloads = Vec::new();
-        if mode == Mode::Transport {
-            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
-        }
-        payloads.push(Payload::Sa(SaPayload {
-            proposals: vec![chosen],
-        }));
-        payloads.push(Payload::TsI(TsPayload::from_selectors(
-            narrowed_i.iter().copied(),
-        )));
-        payloads.push(Payload::TsR(TsPayload::from_selectors(
-            narrowed_r.iter().copied(),
-        )));
         Ok((
-            NewChild {
-                policy: index,
-                inbound_spi,
-                outbound_spi,
-                algs,
-                local_ts: narrowed_r,
-                remote_ts: narrowed_i,
-                mode,
-            },
-            payloads,
+            choice.new_child(inbound_spi),
+            choice.answer(inbound_spi, Vec::new()),
         ))
     }
 }

@@ -254,7 +254,7 @@ impl IkeSa {
         if let Some(n) = p.find_notify(NotifyType::INVALID_KE_PAYLOAD) {
             let wanted = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
             let ok = wanted
-                .and_then(|g| crate::ike::proposal::Group::from_number(g))
+                .and_then(crate::ike::proposal::Group::from_number)
                 .filter(|g| self.peer.ike_proposals.iter().any(|p| p.groups.contains(g)));
             match ok {
                 Some(g) if dh_group(g) != pending.dh.group() => {
