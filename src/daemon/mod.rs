@@ -25,6 +25,9 @@ use kernel::Kernel;
 
 /// How long shutdown waits for peers to acknowledge our Deletes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Back-off before bringing a static peer back: doubles per failure, reset when it is up.
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 struct Datagram {
     local: SocketAddr,
@@ -47,6 +50,10 @@ struct Daemon {
     by_spi: HashMap<u32, ChildId>,
     /// Peers to bring back up after their IKE SA ends (static crypto map behaviour).
     initiate: Vec<String>,
+    /// Static peers waiting to be re-initiated: when, and to which address.
+    retries: HashMap<String, (Instant, IpAddr)>,
+    /// The next back-off per static peer.
+    backoff: HashMap<String, Duration>,
     port: u16,
 }
 
@@ -162,6 +169,7 @@ impl Daemon {
                     ..
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
+                    self.backoff.remove(&peer);
                 }
                 Output::IkeDown {
                     ike,
@@ -171,13 +179,7 @@ impl Daemon {
                     reason,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
-                    if self.initiate.contains(&peer)
-                        && reason != crate::ike::DownReason::LocalDelete
-                    {
-                        // A static peer comes back (after a back-off, so a refusing peer is
-                        // not hammered): the retransmit timer of the new SA paces it.
-                        self.initiate(&peer, remote.ip());
-                    }
+                    self.schedule_retry(&peer, remote.ip(), &reason);
                 }
                 Output::IkeRekeyed {
                     old,
@@ -201,6 +203,51 @@ impl Daemon {
                     warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")
                 }
             }
+        }
+    }
+
+    /// A static peer whose IKE SA ended comes back, after a back-off so that a peer that
+    /// refuses us is not hammered. Not after our own delete, not after a rekey (the
+    /// successor carries on), and not while another IKE SA to the peer is alive.
+    fn schedule_retry(&mut self, peer: &str, remote: IpAddr, reason: &crate::ike::DownReason) {
+        use crate::ike::DownReason::{LocalDelete, Rekeyed};
+        if !self.initiate.iter().any(|p| p == peer) || matches!(reason, LocalDelete | Rekeyed) {
+            return;
+        }
+        if self
+            .endpoint
+            .sas()
+            .any(|s| s.peer.name == peer && !s.is_dead())
+        {
+            return;
+        }
+        let delay = self.backoff.get(peer).copied().unwrap_or(RETRY_FIRST);
+        self.backoff
+            .insert(peer.to_string(), (delay * 2).min(RETRY_MAX));
+        info!(
+            peer,
+            delay_s = delay.as_secs(),
+            "re-initiating after a back-off"
+        );
+        self.retries
+            .insert(peer.to_string(), (Instant::now() + delay, remote));
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.retries.values().map(|r| r.0).min()
+    }
+
+    fn run_retries(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, IpAddr)> = self
+            .retries
+            .iter()
+            .filter(|(_, r)| r.0 <= now)
+            .map(|(p, r)| (p.clone(), r.1))
+            .collect();
+        for (peer, remote) in due {
+            self.retries.remove(&peer);
+            self.initiate(&peer, remote);
         }
     }
 
@@ -314,6 +361,8 @@ pub async fn run(config: Config) -> Result<()> {
             .filter(|p| p.start == StartAction::Initiate)
             .map(|p| p.name.clone())
             .collect(),
+        retries: HashMap::new(),
+        backoff: HashMap::new(),
         port: config.local.port,
     };
     for p in config
@@ -332,14 +381,16 @@ pub async fn run(config: Config) -> Result<()> {
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         d.apply_outputs().await;
-        let deadline = d
-            .endpoint
-            .poll_timeout()
+        let deadline = [d.endpoint.poll_timeout(), d.next_retry()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             Some(dg) = rx.recv() => d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data),
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 d.endpoint.handle_timeout(Instant::now());
+                d.run_retries();
             }
             Some(ev) = events.next() => d.kernel_event(ev),
             _ = term.recv() => break,
@@ -351,6 +402,7 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     info!("stopping: deleting IKE SAs");
     d.initiate.clear();
+    d.retries.clear();
     let ids: Vec<IkeSaId> = d.endpoint.sas().map(|s| s.id).collect();
     for id in ids {
         let _ = d.endpoint.delete(Instant::now(), id);
