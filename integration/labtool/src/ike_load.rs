@@ -94,6 +94,7 @@ pub async fn run(a: LoadArgs) -> Result<()> {
     let start = Instant::now();
     let (mut started, mut up, mut failed) = (0usize, 0usize, 0usize);
     let mut first_failure = None;
+    let mut last_up = Duration::ZERO;
     let launch = |endpoint: &mut Endpoint, started: &mut usize| {
         let local = locals[*started % locals.len()];
         *started += 1;
@@ -113,6 +114,7 @@ pub async fn run(a: LoadArgs) -> Result<()> {
                 }
                 Output::IkeUp { .. } => {
                     up += 1;
+                    last_up = start.elapsed();
                     if started < a.count {
                         launch(&mut endpoint, &mut started)?;
                     }
@@ -131,6 +133,9 @@ pub async fn run(a: LoadArgs) -> Result<()> {
                 _ => {}
             }
         }
+        if up + failed >= a.count {
+            break; // don't wait in select! for a datagram that will never come
+        }
         let next = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some((local, remote, data)) = rx.recv() => endpoint.handle_datagram(Instant::now(), local, remote, &data),
@@ -138,7 +143,8 @@ pub async fn run(a: LoadArgs) -> Result<()> {
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    let took = start.elapsed();
+    // The rate counts up to the last IKE SA established, not to the loop's end.
+    let took = if up > 0 { last_up } else { start.elapsed() };
     let rate = up as f64 / took.as_secs_f64();
     println!("ike-load: {up} IKE SAs (one child each) established, {failed} failed, of {} in {:.2} s: {rate:.1} IKE SAs/s ({} in flight, {} source ports)", a.count, took.as_secs_f64(), a.concurrency, a.ports);
     println!(
