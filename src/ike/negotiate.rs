@@ -215,16 +215,20 @@ fn first(p: &WireProposal, kind: TransformType) -> Option<&Transform> {
     p.transforms.iter().find(|t| t.kind == kind)
 }
 
-pub fn ike_algs(p: &WireProposal) -> Option<IkeAlgs> {
+/// The encryption and integrity transforms of a chosen proposal: an AEAD without integrity,
+/// or CBC with it (RFC 5282 section 8).
+fn ciphers(p: &WireProposal) -> Option<(CEncr, Option<CInteg>)> {
     let e = first(p, TransformType::ENCR)?;
     let encr = CEncr::from_transform(EncrId(e.id), e.key_length())?;
     let integ = match first(p, TransformType::INTEG) {
         Some(t) if t.id != 0 => Some(CInteg::from_id(IntegId(t.id))?),
         _ => None,
     };
-    if encr.is_aead() != integ.is_none() {
-        return None;
-    }
+    (encr.is_aead() == integ.is_none()).then_some((encr, integ))
+}
+
+pub fn ike_algs(p: &WireProposal) -> Option<IkeAlgs> {
+    let (encr, integ) = ciphers(p)?;
     Some(IkeAlgs {
         encr,
         integ,
@@ -234,15 +238,7 @@ pub fn ike_algs(p: &WireProposal) -> Option<IkeAlgs> {
 }
 
 pub fn esp_algs(p: &WireProposal) -> Option<EspAlgs> {
-    let e = first(p, TransformType::ENCR)?;
-    let encr = CEncr::from_transform(EncrId(e.id), e.key_length())?;
-    let integ = match first(p, TransformType::INTEG) {
-        Some(t) if t.id != 0 => Some(CInteg::from_id(IntegId(t.id))?),
-        _ => None,
-    };
-    if encr.is_aead() != integ.is_none() {
-        return None;
-    }
+    let (encr, integ) = ciphers(p)?;
     let dh = match first(p, TransformType::DH) {
         Some(t) if t.id != 0 => Some(DhGroup::from_id(DhGroupId(t.id))?),
         _ => None,

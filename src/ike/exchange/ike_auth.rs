@@ -9,7 +9,7 @@ use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
-use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, State, Task};
+use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, Role, State, Task};
 
 use super::child::{read_child_answer, NewChild};
 
@@ -28,6 +28,49 @@ fn notify(kind: NotifyType) -> Payload {
 }
 
 impl IkeSa {
+    /// Checks the peer's identity against the configuration and its PSK AUTH (RFC 7296
+    /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
+    /// SK_p (the initiator's SK_pi, the responder's SK_pr).
+    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), String> {
+        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+            return Err("IKE SA has no keys".into());
+        };
+        if self
+            .peer
+            .remote_id
+            .as_ref()
+            .is_some_and(|want| *want != id.identity)
+        {
+            return Err(format!(
+                "peer identity {:?} is not the configured {:?}",
+                id.identity, self.peer.remote_id
+            ));
+        }
+        let (signed, nonce, sk_p) = match self.role {
+            Role::Initiator => (&self.init_response, &self.ni, &keys.sk_pr),
+            Role::Responder => (&self.init_request, &self.nr, &keys.sk_pi),
+        };
+        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
+            && verify_psk_auth(
+                algs.prf,
+                &self.peer.psk,
+                signed,
+                nonce,
+                sk_p,
+                &id.get_encoding(),
+                &auth.data,
+            )
+            .is_ok();
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
+                id.identity
+            ))
+        }
+    }
+
     /// Initiator: IDi, AUTH and the first child's SA and TS, under SK.
     pub(crate) fn start_ike_auth(&mut self, ctx: &mut Ctx<'_>) {
         let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
@@ -84,9 +127,6 @@ impl IkeSa {
         let State::AuthSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
             return;
         };
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
-            return;
-        };
         if let Some(n) = inner
             .error_notify()
             .filter(|n| !CHILD_ERRORS.contains(&n.kind))
@@ -104,37 +144,8 @@ impl IkeSa {
             );
             return;
         };
-        if self
-            .peer
-            .remote_id
-            .as_ref()
-            .is_some_and(|want| *want != idr.identity)
-        {
-            self.die(
-                ctx,
-                DownReason::NegotiationFailed(format!(
-                    "peer identity {:?} is not the configured {:?}",
-                    idr.identity, self.peer.remote_id
-                )),
-            );
-            return;
-        }
-        if auth.method != AuthMethod::SHARED_KEY_MIC
-            || verify_psk_auth(
-                algs.prf,
-                &self.peer.psk,
-                &self.init_response,
-                &self.ni,
-                &keys.sk_pr,
-                &idr.get_encoding(),
-                &auth.data,
-            )
-            .is_err()
-        {
-            self.die(
-                ctx,
-                DownReason::NegotiationFailed("peer's AUTH does not verify with our PSK".into()),
-            );
+        if let Err(why) = self.verify_peer(idr, auth) {
+            self.die(ctx, DownReason::NegotiationFailed(why));
             return;
         }
         self.set_established(ctx.now);
@@ -222,42 +233,8 @@ impl IkeSa {
             refuse(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
-        if self
-            .peer
-            .remote_id
-            .as_ref()
-            .is_some_and(|want| *want != idi.identity)
-        {
-            refuse(
-                self,
-                ctx,
-                format!(
-                    "peer identity {:?} is not the configured {:?}",
-                    idi.identity, self.peer.remote_id
-                ),
-            );
-            return;
-        }
-        if auth.method != AuthMethod::SHARED_KEY_MIC
-            || verify_psk_auth(
-                algs.prf,
-                &self.peer.psk,
-                &self.init_request,
-                &self.nr,
-                &keys.sk_pi,
-                &idi.get_encoding(),
-                &auth.data,
-            )
-            .is_err()
-        {
-            refuse(
-                self,
-                ctx,
-                format!(
-                    "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
-                    idi.identity
-                ),
-            );
+        if let Err(why) = self.verify_peer(idi, auth) {
+            refuse(self, ctx, why);
             return;
         }
         let idr = IdPayload::new(self.peer.local_id.clone());
