@@ -274,7 +274,7 @@ impl Daemon {
                         spi = format_args!("{:08x}", id.spi),
                         "kernel hard-expired a child SA"
                     );
-                    self.endpoint.child_gone(Instant::now(), info.ike, child);
+                    self.endpoint.child_expired(Instant::now(), info.ike, child);
                 }
             }
         }

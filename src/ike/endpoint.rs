@@ -293,11 +293,24 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Tells the engine the kernel deleted a child SA (hard EXPIRE) or could not install it.
+    /// Tells the engine the kernel could not install a child SA: it is deleted with the peer.
     pub fn child_gone(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
         let (mut ctx, sas) = self.ctx(now);
         if let Some(sa) = sas.get_mut(&ike) {
             sa.delete_children(&mut ctx, vec![child]);
+        }
+        self.reap();
+    }
+
+    /// Tells the engine the kernel hard-expired a child SA (its rekey never happened): it is
+    /// deleted with the peer and its configuration brought up again in a new child SA.
+    pub fn child_expired(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
+        let (mut ctx, sas) = self.ctx(now);
+        if let Some(sa) = sas.get_mut(&ike) {
+            if let Some(policy) = sa.children.iter().find(|c| c.id == child).map(|c| c.policy) {
+                sa.delete_children(&mut ctx, vec![child]);
+                sa.queue_task(&mut ctx, super::sa::Task::CreateChild(policy));
+            }
         }
         self.reap();
     }

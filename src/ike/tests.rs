@@ -719,3 +719,59 @@ fn ike_sa_rekeys_itself_before_its_lifetime() {
     );
     assert_eq!(Pair::downs(&p.a_out), vec![DownReason::Rekeyed]);
 }
+
+#[test]
+fn child_rekey_queued_during_an_ike_rekey_follows_the_children() {
+    // The kernel's soft expiry of a child and the IKE SA's rekey timer fire together
+    // (equal lifetimes): the child rekey must still happen, on the successor IKE SA.
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let (ike, child) = (
+        p.a.sas().next().unwrap().id,
+        p.a.sas().next().unwrap().children[0].id,
+    );
+    p.a.rekey_ike(p.now, ike).unwrap(); // outstanding: the IKE rekey
+    p.a.rekey_child(p.now, ike, child).unwrap(); // queued behind it on the old SA
+    p.drive();
+    assert_eq!(p.a.sas().count(), 1);
+    let ia = Pair::installs(&p.a_out);
+    assert_eq!(ia.len(), 2, "the child was rekeyed on the new IKE SA");
+    assert_eq!(ia[1].replaces, Some(child));
+    assert_eq!(
+        child_ids(&p.a),
+        vec![(ia[1].inbound_spi, ia[1].outbound_spi)]
+    );
+    assert_eq!(
+        child_ids(&p.b),
+        vec![(ia[1].outbound_spi, ia[1].inbound_spi)]
+    );
+}
+
+#[test]
+fn a_hard_expired_child_is_brought_up_again() {
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let (ike, child) = (
+        p.a.sas().next().unwrap().id,
+        p.a.sas().next().unwrap().children[0].id,
+    );
+    p.a.child_expired(p.now, ike, child);
+    p.drive();
+    assert_eq!(Pair::removes(&p.a_out).len(), 1);
+    assert_eq!(Pair::removes(&p.b_out).len(), 1);
+    assert_eq!(
+        Pair::installs(&p.a_out).len(),
+        2,
+        "a new child for the same configuration"
+    );
+    assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
+    assert_eq!(p.b.sas().next().unwrap().children.len(), 1);
+}

@@ -344,6 +344,16 @@ impl IkeSa {
         for c in &mut new.children {
             c.rekeying = false;
         }
+        // Child work queued here (a rekey the kernel asked for meanwhile, a delete) belongs
+        // to the children and moves with them.
+        let (child_tasks, rest): (Vec<Task>, Vec<Task>) = self.queue.drain(..).partition(|t| {
+            matches!(
+                t,
+                Task::RekeyChild(_) | Task::DeleteChildren(_) | Task::CreateChild(_)
+            )
+        });
+        self.queue = rest.into();
+        new.queue = child_tasks.into();
         self.rekeyed_to = Some(id);
         ctx.out.push_back(Output::IkeRekeyed {
             old: self.id,
@@ -351,6 +361,7 @@ impl IkeSa {
             peer: self.peer.name.clone(),
             children: new.children.iter().map(|c| c.id).collect(),
         });
+        new.run_queue(ctx);
         ctx.spawned.push(new);
         if role == Role::Initiator {
             // The rekey initiator deletes the old SA (1.3.2); its children have moved.
