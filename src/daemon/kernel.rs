@@ -100,6 +100,8 @@ struct Slot {
 pub struct Kernel {
     xfrm: Xfrm,
     slots: HashMap<(String, String, IpAddr), Slot>,
+    /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
+    deferred: HashMap<ChildId, SaSpec>,
     next_reqid: u32,
 }
 
@@ -108,6 +110,7 @@ impl Kernel {
         Kernel {
             xfrm,
             slots: HashMap::new(),
+            deferred: HashMap::new(),
             next_reqid: 1,
         }
     }
@@ -232,11 +235,11 @@ impl Kernel {
             .add_sa(&sa(inbound, &c.inbound_encr_key, &c.inbound_integ_key))
             .await
             .map_err(kerr)?;
-        if let Err(e) = self
-            .xfrm
-            .add_sa(&sa(outbound, &c.outbound_encr_key, &c.outbound_integ_key))
-            .await
-        {
+        let out_spec = sa(outbound, &c.outbound_encr_key, &c.outbound_integ_key);
+        if c.defer_outbound {
+            // The old outbound SA keeps carrying traffic until the engine says so.
+            self.deferred.insert(c.child, out_spec);
+        } else if let Err(e) = self.xfrm.add_sa(&out_spec).await {
             let _ = self.xfrm.delete_sa(&inbound).await;
             return Err(kerr(e));
         }
@@ -256,7 +259,16 @@ impl Kernel {
 
     /// Removes a child's SAs; its slot's policies go first when it was the slot's last child.
     /// Already-gone objects (a hard expire raced us) are not errors.
+    /// Installs a child's deferred outbound SA: from now on traffic leaves through it.
+    pub async fn activate_outbound(&mut self, child: ChildId) -> Result<(), vpnd_xfrm::Error> {
+        match self.deferred.remove(&child) {
+            Some(spec) => self.xfrm.add_sa(&spec).await,
+            None => Ok(()),
+        }
+    }
+
     pub async fn remove(&mut self, c: &ChildRemove, child_name: &str) -> Vec<vpnd_xfrm::Error> {
+        self.deferred.remove(&c.child);
         let mut errors = Vec::new();
         let key = (c.peer.clone(), child_name.to_string(), c.remote);
         let last = match self.slots.get_mut(&key) {

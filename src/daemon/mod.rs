@@ -142,6 +142,11 @@ impl Daemon {
                         self.endpoint.child_gone(Instant::now(), c.ike, c.child);
                     }
                 },
+                Output::ActivateOutbound { child, .. } => {
+                    if let Err(e) = self.kernel.activate_outbound(child).await {
+                        error!("activating the rekeyed outbound SA of child {child}: {e}");
+                    }
+                }
                 Output::RemoveChild(c) => {
                     let name = self
                         .children

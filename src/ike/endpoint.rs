@@ -56,6 +56,8 @@ pub struct ChildInstall {
     pub replay_window: u32,
     /// The child this one rekeys (same flow; the old pair is removed after this one is in).
     pub replaces: Option<ChildId>,
+    /// Install only the inbound SA now; the outbound one on `Output::ActivateOutbound`.
+    pub defer_outbound: bool,
 }
 
 /// A child SA pair to take out of the kernel.
@@ -78,6 +80,11 @@ pub enum Output {
     Transmit(Transmit),
     InstallChild(Box<ChildInstall>),
     RemoveChild(ChildRemove),
+    /// Install the deferred outbound SA of a child (before the old pair is removed).
+    ActivateOutbound {
+        ike: IkeSaId,
+        child: ChildId,
+    },
     IkeUp {
         ike: IkeSaId,
         peer: String,

@@ -89,6 +89,11 @@ pub struct ChildSa {
     pub created: Instant,
     /// A CREATE_CHILD_SA rekeying this child is in flight.
     pub rekeying: bool,
+    /// The child this one rekeyed.
+    pub replaces: Option<ChildId>,
+    /// Our new outbound SA waits in the daemon until the old pair is deleted (we answered
+    /// the rekey: the initiator may not have our new inbound SA's peer installed yet).
+    pub outbound_pending: bool,
 }
 
 /// Our one request in flight (window size 1, RFC 7296 2.3).

@@ -775,3 +775,37 @@ fn a_hard_expired_child_is_brought_up_again() {
     assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
     assert_eq!(p.b.sas().next().unwrap().children.len(), 1);
 }
+
+#[test]
+fn rekey_responder_switches_outbound_only_when_the_old_pair_is_deleted() {
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let (ike, child) = (
+        p.a.sas().next().unwrap().id,
+        p.a.sas().next().unwrap().children[0].id,
+    );
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    p.drive();
+    let (ia, ib) = (Pair::installs(&p.a_out), Pair::installs(&p.b_out));
+    assert!(
+        !ia[1].defer_outbound,
+        "the rekey initiator sends on the new SA at once"
+    );
+    assert!(
+        ib[1].defer_outbound,
+        "the responder waits for the initiator's delete"
+    );
+    let pos = |f: &dyn Fn(&Output) -> bool| p.b_out.iter().position(f).unwrap();
+    let activate =
+        pos(&|o| matches!(o, Output::ActivateOutbound { child, .. } if *child == ib[1].child));
+    let remove_old = pos(&|o| matches!(o, Output::RemoveChild(c) if c.child == ib[0].child));
+    assert!(
+        activate < remove_old,
+        "new outbound SA before the old pair leaves"
+    );
+    assert!(!p.b.sas().next().unwrap().children[0].outbound_pending);
+}

@@ -59,6 +59,10 @@ impl IkeSa {
         } else {
             ((k.encr_i, k.integ_i), (k.encr_r, k.integ_r))
         };
+        // The responder of a child rekey switches outbound traffic to the new SA only when
+        // the initiator deletes the old pair (as strongSwan does): until the initiator has
+        // processed our response it cannot decrypt the new SA (RFC 7296 2.8).
+        let defer_outbound = !we_initiated && replaces.is_some();
         let policy = &self.peer.children[c.policy];
         let id = ctx.next_child_id();
         ctx.out
@@ -85,6 +89,7 @@ impl IkeSa {
                 lifetime_bytes: policy.lifetime_bytes,
                 replay_window: policy.replay_window,
                 replaces,
+                defer_outbound,
             })));
         self.children.push(ChildSa {
             id,
@@ -97,6 +102,8 @@ impl IkeSa {
             mode: c.mode,
             created: ctx.now,
             rekeying: false,
+            replaces,
+            outbound_pending: defer_outbound,
         });
         Ok(id)
     }

@@ -92,6 +92,19 @@ impl IkeSa {
             .partition(|c| ids.contains(&c.id));
         self.children = keep;
         for c in &gone {
+            // A successor waiting to send: it takes over before its predecessor leaves.
+            for n in self
+                .children
+                .iter_mut()
+                .filter(|n| n.replaces == Some(c.id) && n.outbound_pending)
+            {
+                n.outbound_pending = false;
+                ctx.out
+                    .push_back(crate::ike::endpoint::Output::ActivateOutbound {
+                        ike: self.id,
+                        child: n.id,
+                    });
+            }
             ctx.remove_child(self, c);
         }
     }
