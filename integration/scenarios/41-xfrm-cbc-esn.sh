@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # vpnd-xfrm: AES-CBC with HMAC-SHA2-256-128 (and -384, -512) with extended sequence numbers.
 source "$LAB_ROOT/lib-xfrm.sh"
+# shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=150
 
 scenario_run() {

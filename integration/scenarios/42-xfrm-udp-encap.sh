@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # vpnd-xfrm: ESP in UDP (RFC 3948, NAT-T) on port 4500: the packets on the wire are UDP.
 source "$LAB_ROOT/lib-xfrm.sh"
+# shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=120
 
 scenario_run() {
@@ -11,6 +13,7 @@ scenario_run() {
             >"$LAB_LOGDIR/encap-$g.log" 2>&1 &
         echo $! >"$LAB_WORKDIR/encap-$g.pid"
     done
+    # shellcheck disable=SC2016 # expanded by the inner bash
     lab_wait 10 "encap sockets bound" bash -c 'grep -q bound "$0" && grep -q bound "$1"' \
         "$LAB_LOGDIR/encap-gw1.log" "$LAB_LOGDIR/encap-peer1.log"
     start_capture gw1 t0 udp port 4500 or esp

@@ -34,6 +34,7 @@ scenario_run() {
     ping_background host1 203.0.113.10 200 rekey-a
     # 40 s: at least two child rekeys and one IKE rekey by charon.
     lab_wait 90 "A: vpnd saw charon rekey the IKE SA" vpnd_log_has gw1 'IKE SA rekeyed'
+    # shellcheck disable=SC2016 # expanded by the inner bash
     lab_wait 90 "A: vpnd installed a rekeyed child twice" \
         bash -c '(( $(grep -c "child SA installed" "$0") >= 3 ))' "$LAB_LOGDIR/vpnd-gw1.log"
     _check_no_loss rekey-a

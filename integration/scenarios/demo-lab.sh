@@ -193,6 +193,7 @@ scenario_run() {
     # --- tear the gw1 tunnel down, account for it, show what FreeRADIUS stored
     story_section "FreeRADIUS accounting records (detail file of the server in ns radius)"
     stop_vpnd gw1
+    # shellcheck disable=SC2016 # expanded by the inner bash
     lab_wait 20 "charon saw vpnd's Delete" bash -c '! grep -q . <<<"$(nsenter -t "$0" -m -n swanctl --list-sas --ike gw1 2>/dev/null)"' "$(charon_pid peer1)"
     assert_eq 0 "$(xfrm_sa_count gw1)" "SAs left in gw1 after vpnd stopped"
     radius_acct gw1 "$srv" testing123 "${acct[@]}" 'Acct-Status-Type = Stop' \
