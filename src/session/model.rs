@@ -1,0 +1,148 @@
+//! What `vpnctl show crypto session` and its JSON show: the crypto sessions as the session
+//! table owns them (IOS "Background Crypto Sessions": the IKE and IPsec SAs between two
+//! crypto endpoints, keyed by peer address and port, fvrf and ivrf).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// IOS session states (the IP Security VPN Monitoring chapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// An IKE SA and at least one IPsec SA pair.
+    #[serde(rename = "UP-ACTIVE")]
+    UpActive,
+    /// An IKE SA, no IPsec SA.
+    #[serde(rename = "UP-IDLE")]
+    UpIdle,
+    /// IPsec SAs whose IKE SA is gone.
+    #[serde(rename = "UP-NO-IKE")]
+    UpNoIke,
+    /// An IKE SA being negotiated.
+    #[serde(rename = "DOWN-NEGOTIATING")]
+    DownNegotiating,
+    #[serde(rename = "DOWN")]
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::UpActive => "UP-ACTIVE",
+            Status::UpIdle => "UP-IDLE",
+            Status::UpNoIke => "UP-NO-IKE",
+            Status::DownNegotiating => "DOWN-NEGOTIATING",
+            Status::Down => "DOWN",
+        }
+    }
+    pub fn is_up(self) -> bool {
+        matches!(self, Status::UpActive | Status::UpIdle | Status::UpNoIke)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies a session (IOS: peer address and port, fvrf, ivrf).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub peer: SocketAddr,
+    pub fvrf: Option<String>,
+    pub ivrf: Option<String>,
+}
+
+/// Byte and packet totals. 64-bit and never going backwards across rekeys: the table folds
+/// the last reading of every SA that left into `retired` (RADIUS gigawords are derived).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.packets_in += o.packets_in;
+        self.packets_out += o.packets_out;
+    }
+}
+
+/// One IKE SA of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeSaView {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// "Active" when established, else "Negotiating" (IOS wording).
+    pub state: String,
+    /// Our IKE SPI, shown as IOS's connid.
+    pub connid: u64,
+    /// Seconds until the IKE SA is rekeyed (IOS "lifetime:hh:mm:ss").
+    pub lifetime_remaining_s: u64,
+    pub capabilities: Vec<String>,
+}
+
+/// One direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowDirection {
+    /// Packets decrypted (inbound) or encrypted (outbound).
+    pub packets: u64,
+    /// Replay-check and integrity (ICV) drops, from the kernel's per-SA stats.
+    pub dropped: u64,
+    /// Remaining life of the newest SA, kilobytes (None: no volume limit) and seconds.
+    pub life_kb: Option<u64>,
+    pub life_s: u64,
+}
+
+/// One IPsec flow: a pair of traffic selectors and the SA pairs serving it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowView {
+    /// Protocol (0 = ip) and the two selectors, local first, as prefixes or ranges.
+    pub protocol: u8,
+    pub local: String,
+    pub remote: String,
+    /// SAs in the kernel for this flow (both directions; during a rekey more than 2).
+    pub active_sas: u32,
+    /// "crypto map" for configured peers, as IOS says.
+    pub origin: String,
+    pub inbound: FlowDirection,
+    pub outbound: FlowDirection,
+}
+
+/// One session as `show crypto session detail` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub key: SessionKey,
+    /// The configured peer's name (vpnd's own; IOS has none).
+    pub peer_name: String,
+    /// The interface the IKE traffic uses (IOS "Interface:"), when known.
+    pub interface: Option<String>,
+    pub status: Status,
+    pub description: Option<String>,
+    /// The peer's IKE identity (IOS "Phase1_id").
+    pub phase1_id: Option<String>,
+    pub local: IpAddr,
+    pub ike_sas: Vec<IkeSaView>,
+    pub flows: Vec<FlowView>,
+    /// Session totals across every SA it ever had.
+    pub totals: Totals,
+    /// Unix time the session came up (its first IPsec SA pair).
+    pub up_since: Option<u64>,
+}
+
+/// One configured peer as `show crypto isakmp peer` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub description: Option<String>,
+    /// IOS flags, e.g. PEER_POLICY.
+    pub flags: Vec<String>,
+}

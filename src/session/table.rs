@@ -1,0 +1,535 @@
+//! The session table: one owner (the daemon's main task) feeds it the engine's outputs and
+//! one kernel counter dump per cycle; it answers `show crypto session` and says, exactly once
+//! per transition, when a session comes up (its first IPsec SA pair) or goes down (its last
+//! pair gone) — the moments IOS logs `%CRYPTO-5-SESSION_STATUS` and accounts Start/Stop.
+//!
+//! Totals never go backwards: every SA's latest kernel reading is kept, and when an SA
+//! leaves (rekey, delete, expiry) its last reading moves into the session's retired sum.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+use vpnd_xfrm::SaCounters;
+
+use super::model::*;
+use crate::ike::{ChildId, IkeSaId};
+
+/// Who the session is with, as configured.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub fvrf: Option<String>,
+    pub ivrf: Option<String>,
+}
+
+/// A child SA pair as the table needs it.
+#[derive(Clone, Debug)]
+pub struct ChildInfo {
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub protocol: u8,
+    pub local_ts: String,
+    pub remote_ts: String,
+    pub lifetime_s: u64,
+    pub lifetime_kb: Option<u64>,
+    /// Unix time of the install, for remaining-life figures.
+    pub installed_at: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Ike {
+    local: SocketAddr,
+    remote: SocketAddr,
+    established: bool,
+    /// Unix time of the planned rekey.
+    rekey_at: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Reading {
+    bytes: u64,
+    packets: u64,
+    dropped: u64,
+}
+
+struct Session {
+    peer: PeerInfo,
+    local: IpAddr,
+    phase1_id: Option<String>,
+    ikes: BTreeMap<IkeSaId, Ike>,
+    children: BTreeMap<ChildId, ChildInfo>,
+    /// Latest kernel reading per live SA, by SPI.
+    readings: HashMap<u32, Reading>,
+    retired: Totals,
+    up_since: Option<u64>,
+}
+
+/// A session transition, for syslog and accounting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Up(SessionView),
+    Down(SessionView),
+}
+
+#[derive(Default)]
+pub struct SessionTable {
+    sessions: BTreeMap<SessionKey, Session>,
+    by_ike: HashMap<IkeSaId, SessionKey>,
+    by_child: HashMap<ChildId, SessionKey>,
+}
+
+impl Session {
+    fn status(&self) -> Status {
+        let ike = self.ikes.values().any(|i| i.established);
+        match (ike, !self.children.is_empty()) {
+            (true, true) => Status::UpActive,
+            (true, false) => Status::UpIdle,
+            (false, true) => Status::UpNoIke,
+            (false, false) if !self.ikes.is_empty() => Status::DownNegotiating,
+            _ => Status::Down,
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        let mut t = self.retired;
+        for c in self.children.values() {
+            let i = self
+                .readings
+                .get(&c.inbound_spi)
+                .copied()
+                .unwrap_or_default();
+            let o = self
+                .readings
+                .get(&c.outbound_spi)
+                .copied()
+                .unwrap_or_default();
+            t.add(&Totals {
+                bytes_in: i.bytes,
+                bytes_out: o.bytes,
+                packets_in: i.packets,
+                packets_out: o.packets,
+            });
+        }
+        t
+    }
+
+    /// Folds the last reading of a leaving child into the retired sum.
+    fn retire(&mut self, c: &ChildInfo) {
+        let i = self.readings.remove(&c.inbound_spi).unwrap_or_default();
+        let o = self.readings.remove(&c.outbound_spi).unwrap_or_default();
+        self.retired.add(&Totals {
+            bytes_in: i.bytes,
+            bytes_out: o.bytes,
+            packets_in: i.packets,
+            packets_out: o.packets,
+        });
+    }
+
+    fn view(&self, key: &SessionKey, now: u64) -> SessionView {
+        // Flows: children grouped by their selectors (a rekey briefly has two pairs).
+        let mut flows: BTreeMap<(u8, String, String), FlowView> = BTreeMap::new();
+        for c in self.children.values() {
+            let f = flows
+                .entry((c.protocol, c.local_ts.clone(), c.remote_ts.clone()))
+                .or_insert_with(|| FlowView {
+                    protocol: c.protocol,
+                    local: c.local_ts.clone(),
+                    remote: c.remote_ts.clone(),
+                    active_sas: 0,
+                    origin: "crypto map".into(),
+                    inbound: FlowDirection::default(),
+                    outbound: FlowDirection::default(),
+                });
+            f.active_sas += 2;
+            let i = self
+                .readings
+                .get(&c.inbound_spi)
+                .copied()
+                .unwrap_or_default();
+            let o = self
+                .readings
+                .get(&c.outbound_spi)
+                .copied()
+                .unwrap_or_default();
+            f.inbound.packets += i.packets;
+            f.inbound.dropped += i.dropped;
+            f.outbound.packets += o.packets;
+            f.outbound.dropped += o.dropped;
+            // Remaining life of the newest pair (the one a rekey just installed).
+            let life_s = (c.installed_at + c.lifetime_s).saturating_sub(now);
+            let life_kb = |used: u64| c.lifetime_kb.map(|kb| kb.saturating_sub(used / 1024));
+            f.inbound.life_s = life_s;
+            f.outbound.life_s = life_s;
+            f.inbound.life_kb = life_kb(i.bytes);
+            f.outbound.life_kb = life_kb(o.bytes);
+        }
+        SessionView {
+            key: key.clone(),
+            peer_name: self.peer.name.clone(),
+            interface: None,
+            status: self.status(),
+            description: self.peer.description.clone(),
+            phase1_id: self.phase1_id.clone(),
+            local: self.local,
+            ike_sas: self
+                .ikes
+                .iter()
+                .map(|(id, i)| IkeSaView {
+                    local: i.local,
+                    remote: i.remote,
+                    state: if i.established {
+                        "Active".into()
+                    } else {
+                        "Negotiating".into()
+                    },
+                    connid: *id,
+                    lifetime_remaining_s: i.rekey_at.saturating_sub(now),
+                    capabilities: Vec::new(),
+                })
+                .collect(),
+            flows: flows.into_values().collect(),
+            totals: self.totals(),
+            up_since: self.up_since,
+        }
+    }
+}
+
+impl SessionTable {
+    pub fn new() -> SessionTable {
+        SessionTable::default()
+    }
+
+    /// An IKE SA is up (or negotiating, `established` false) with `remote`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ike_up(
+        &mut self,
+        ike: IkeSaId,
+        peer: PeerInfo,
+        local: SocketAddr,
+        remote: SocketAddr,
+        phase1_id: Option<String>,
+        established: bool,
+        rekey_at: u64,
+    ) {
+        let key = SessionKey {
+            peer: remote,
+            fvrf: peer.fvrf.clone(),
+            ivrf: peer.ivrf.clone(),
+        };
+        let s = self.sessions.entry(key.clone()).or_insert_with(|| Session {
+            peer: peer.clone(),
+            local: local.ip(),
+            phase1_id: None,
+            ikes: BTreeMap::new(),
+            children: BTreeMap::new(),
+            readings: HashMap::new(),
+            retired: Totals::default(),
+            up_since: None,
+        });
+        if phase1_id.is_some() {
+            s.phase1_id = phase1_id;
+        }
+        s.ikes.insert(
+            ike,
+            Ike {
+                local,
+                remote,
+                established,
+                rekey_at,
+            },
+        );
+        self.by_ike.insert(ike, key);
+    }
+
+    /// The IKE SA `old` was replaced by `new` (rekey): same session.
+    pub fn ike_rekeyed(&mut self, old: IkeSaId, new: IkeSaId, rekey_at: u64) {
+        if let Some(key) = self.by_ike.remove(&old) {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                if let Some(mut i) = s.ikes.remove(&old) {
+                    i.rekey_at = rekey_at;
+                    s.ikes.insert(new, i);
+                }
+            }
+            self.by_ike.insert(new, key);
+        }
+    }
+
+    /// An IKE SA ended. The session ends with it unless IPsec SAs remain (UP-NO-IKE).
+    pub fn ike_down(&mut self, ike: IkeSaId, now: u64) -> Option<Transition> {
+        let key = self.by_ike.remove(&ike)?;
+        let s = self.sessions.get_mut(&key)?;
+        s.ikes.remove(&ike);
+        self.forget_if_empty(&key, now)
+    }
+
+    /// A child SA pair is in the kernel. The session's first pair brings it up.
+    pub fn child_installed(
+        &mut self,
+        ike: IkeSaId,
+        child: ChildId,
+        info: ChildInfo,
+        now: u64,
+    ) -> Option<Transition> {
+        let key = self.by_ike.get(&ike)?.clone();
+        let s = self.sessions.get_mut(&key)?;
+        let first = s.children.is_empty() && s.up_since.is_none();
+        s.children.insert(child, info);
+        self.by_child.insert(child, key.clone());
+        if first {
+            s.up_since = Some(now);
+            return Some(Transition::Up(s.view(&key, now)));
+        }
+        None
+    }
+
+    /// A child SA pair left the kernel; its last reading is kept in the totals. The last
+    /// pair of a session whose IKE SA is gone or idle ends it (IOS accounting's Stop).
+    pub fn child_removed(&mut self, child: ChildId, now: u64) -> Option<Transition> {
+        let key = self.by_child.remove(&child)?;
+        let s = self.sessions.get_mut(&key)?;
+        if let Some(c) = s.children.remove(&child) {
+            s.retire(&c);
+        }
+        if s.children.is_empty() && s.up_since.is_some() {
+            let view = s.view(&key, now);
+            s.up_since = None;
+            s.retired = Totals::default();
+            let down = Transition::Down(view);
+            self.forget_if_empty(&key, now);
+            return Some(down);
+        }
+        None
+    }
+
+    /// One kernel dump: the latest reading of every SA a session knows. Kernel counters of
+    /// one SA only grow; a smaller value would be a different SA reusing an SPI, so the
+    /// larger is kept.
+    pub fn counters(&mut self, dump: &[SaCounters]) {
+        let by_spi: HashMap<u32, &SaCounters> = dump.iter().map(|c| (c.id.spi, c)).collect();
+        for s in self.sessions.values_mut() {
+            for c in s.children.values() {
+                for spi in [c.inbound_spi, c.outbound_spi] {
+                    if let Some(k) = by_spi.get(&spi) {
+                        let r = s.readings.entry(spi).or_default();
+                        r.bytes = r.bytes.max(k.bytes);
+                        r.packets = r.packets.max(k.packets);
+                        r.dropped = r
+                            .dropped
+                            .max(u64::from(k.replay_dropped) + u64::from(k.integrity_failed));
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget_if_empty(&mut self, key: &SessionKey, now: u64) -> Option<Transition> {
+        let s = self.sessions.get(key)?;
+        if !s.ikes.is_empty() || !s.children.is_empty() {
+            return None;
+        }
+        let was_up = s.up_since.is_some();
+        let view = s.view(key, now);
+        self.sessions.remove(key);
+        was_up.then_some(Transition::Down(view))
+    }
+
+    pub fn views(&self, now: u64) -> Vec<SessionView> {
+        self.sessions.iter().map(|(k, s)| s.view(k, now)).collect()
+    }
+
+    /// The sessions an IKE SA id belongs to (for `clear crypto session`).
+    pub fn ike_sas_of(&self, key: &SessionKey) -> Vec<IkeSaId> {
+        self.sessions
+            .get(key)
+            .map(|s| s.ikes.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpnd_xfrm::{Lifetime, SaId};
+
+    fn peer() -> PeerInfo {
+        PeerInfo {
+            name: "site-b".into(),
+            description: Some("SJC24-2-VPN-Gateway".into()),
+            fvrf: Some("name10".into()),
+            ivrf: Some("name20".into()),
+        }
+    }
+
+    fn child(i: u32, o: u32) -> ChildInfo {
+        ChildInfo {
+            inbound_spi: i,
+            outbound_spi: o,
+            protocol: 0,
+            local_ts: "198.51.100.0/25".into(),
+            remote_ts: "203.0.113.0/26".into(),
+            lifetime_s: 3600,
+            lifetime_kb: Some(4_608_000),
+            installed_at: 1000,
+        }
+    }
+
+    fn reading(spi: u32, bytes: u64, packets: u64) -> SaCounters {
+        SaCounters {
+            id: SaId::esp(
+                "192.0.2.1".parse().unwrap(),
+                "192.0.2.2".parse().unwrap(),
+                spi,
+            ),
+            reqid: 0,
+            mode: None,
+            bytes,
+            packets,
+            add_time: 0,
+            use_time: 0,
+            replay_dropped: 0,
+            integrity_failed: 0,
+            replay_window: 0,
+            oseq: 0,
+            seq: 0,
+            lifetime: Lifetime::default(),
+            esn: false,
+            encap: None,
+            if_id: None,
+        }
+    }
+
+    fn table() -> SessionTable {
+        let mut t = SessionTable::new();
+        t.ike_up(
+            1,
+            peer(),
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.2:500".parse().unwrap(),
+            Some("192.0.2.2".into()),
+            true,
+            5000,
+        );
+        t
+    }
+
+    #[test]
+    fn first_pair_brings_the_session_up_once() {
+        let mut t = table();
+        assert_eq!(t.views(1000)[0].status, Status::UpIdle);
+        let up = t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        assert!(
+            matches!(up, Some(Transition::Up(ref v)) if v.status == Status::UpActive && v.description.as_deref() == Some("SJC24-2-VPN-Gateway"))
+        );
+        // A rekey's successor is no new session (IOS: no new record on rekey).
+        assert_eq!(t.child_installed(1, 11, child(0x101, 0x201), 1100), None);
+        assert_eq!(
+            t.views(1100)[0].flows[0].active_sas,
+            4,
+            "both pairs during the rekey"
+        );
+        assert_eq!(t.child_removed(10, 1101), None);
+    }
+
+    #[test]
+    fn totals_never_go_backwards_across_rekeys() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.counters(&[reading(0x100, 1000, 10), reading(0x200, 2000, 20)]);
+        t.child_installed(1, 11, child(0x101, 0x201), 1100);
+        t.child_removed(10, 1101); // the old pair's last reading stays in the totals
+        t.counters(&[reading(0x101, 5, 1), reading(0x201, 7, 1)]);
+        let v = &t.views(1200)[0];
+        assert_eq!(
+            v.totals,
+            Totals {
+                bytes_in: 1005,
+                bytes_out: 2007,
+                packets_in: 11,
+                packets_out: 21
+            }
+        );
+        // A stale, smaller reading of a live SA is ignored.
+        t.counters(&[reading(0x101, 1, 0)]);
+        assert_eq!(t.views(1201)[0].totals.bytes_in, 1005);
+    }
+
+    #[test]
+    fn totals_are_64_bit() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.counters(&[reading(0x100, 5 << 32, 1)]);
+        t.child_installed(1, 11, child(0x101, 0x201), 1100);
+        t.child_removed(10, 1101);
+        t.counters(&[reading(0x101, 3 << 32, 1)]);
+        assert_eq!(t.views(1200)[0].totals.bytes_in, 8 << 32);
+    }
+
+    #[test]
+    fn last_pair_gone_is_down_once_with_final_totals() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.counters(&[reading(0x100, 420, 5), reading(0x200, 420, 5)]);
+        let down = t.child_removed(10, 1700);
+        match down {
+            Some(Transition::Down(v)) => assert_eq!(
+                v.totals,
+                Totals {
+                    bytes_in: 420,
+                    bytes_out: 420,
+                    packets_in: 5,
+                    packets_out: 5
+                }
+            ),
+            other => panic!("expected Down, got {other:?}"),
+        }
+        assert_eq!(
+            t.views(1700)[0].status,
+            Status::UpIdle,
+            "the IKE SA is still there"
+        );
+        assert_eq!(t.ike_down(1, 1701), None, "no second Down");
+        assert!(t.views(1701).is_empty());
+    }
+
+    #[test]
+    fn ike_sa_gone_with_pairs_left_is_up_no_ike() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        assert_eq!(t.ike_down(1, 1100), None);
+        assert_eq!(t.views(1100)[0].status, Status::UpNoIke);
+        assert!(matches!(
+            t.child_removed(10, 1200),
+            Some(Transition::Down(_))
+        ));
+        assert!(t.views(1200).is_empty());
+    }
+
+    #[test]
+    fn ike_rekey_keeps_the_session() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.ike_rekeyed(1, 2, 9000);
+        assert_eq!(
+            t.ike_down(1, 1100),
+            None,
+            "the old id is gone from the index"
+        );
+        let v = &t.views(1100)[0];
+        assert_eq!(v.ike_sas.len(), 1);
+        assert_eq!(v.ike_sas[0].connid, 2);
+        assert_eq!(v.ike_sas[0].lifetime_remaining_s, 7900);
+        assert_eq!(v.status, Status::UpActive);
+    }
+
+    #[test]
+    fn remaining_life_in_seconds_and_kilobytes() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.counters(&[reading(0x100, 10 * 1024, 10)]);
+        let f = &t.views(1600)[0].flows[0];
+        assert_eq!(f.inbound.life_s, 3000);
+        assert_eq!(f.inbound.life_kb, Some(4_608_000 - 10));
+        assert_eq!(f.outbound.life_kb, Some(4_608_000));
+    }
+}
