@@ -4,6 +4,7 @@
 //! (`radius/`). `ike` is the sans-IO protocol engine.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod ike;
 pub mod session;

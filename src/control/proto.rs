@@ -1,0 +1,321 @@
+//! The control socket protocol between `vpnctl` (and scripts) and the daemon: one JSON
+//! object per line each way, versioned, so a script can speak it with `socat` and a future
+//! vpnctl can tell an old daemon apart. The JSON schema of the sessions is
+//! `session::model`; this file is the envelope.
+//!
+//! Request:  `{"v":1,"cmd":"show_sessions"}`
+//! Response: `{"v":1,"ok":true,"sessions":[...]}` or `{"v":1,"ok":false,"error":"..."}`
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::model::{PeerView, SessionView};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// At most this many bytes in one request line; a client sending more is disconnected.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Which sessions a command applies to; no field set means all (IOS `clear crypto session`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fvrf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivrf: Option<String>,
+}
+
+impl Filter {
+    /// Exactly the sessions the filter names (IOS: a local address clears every session
+    /// using it as the local crypto endpoint).
+    pub fn matches(&self, s: &SessionView) -> bool {
+        let local_port = s.ike_sas.first().map(|i| i.local.port());
+        self.local.map_or(true, |a| a == s.local)
+            && self.local_port.map_or(true, |p| Some(p) == local_port)
+            && self.remote.map_or(true, |a| a == s.key.peer.ip())
+            && self.remote_port.map_or(true, |p| p == s.key.peer.port())
+            && self
+                .fvrf
+                .as_ref()
+                .map_or(true, |v| Some(v) == s.key.fvrf.as_ref())
+            && self
+                .ivrf
+                .as_ref()
+                .map_or(true, |v| Some(v) == s.key.ivrf.as_ref())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    ShowSessions {
+        #[serde(default)]
+        filter: Filter,
+    },
+    ShowPeers {},
+    ClearSessions {
+        #[serde(default)]
+        filter: Filter,
+    },
+    /// `debug crypto isakmp [aaa] on|off`: the daemon's log filter, without a restart.
+    Debug {
+        aaa: bool,
+        on: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Body {
+    Sessions { sessions: Vec<SessionView> },
+    Peers { peers: Vec<PeerView> },
+    Cleared { cleared: usize },
+    Done {},
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub v: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
+}
+
+impl Response {
+    pub fn ok(body: Body) -> Response {
+        Response {
+            v: VERSION,
+            ok: true,
+            error: None,
+            body: Some(body),
+        }
+    }
+    pub fn error(message: impl Into<String>) -> Response {
+        Response {
+            v: VERSION,
+            ok: false,
+            error: Some(message.into()),
+            body: None,
+        }
+    }
+}
+
+/// Why a request line was refused (the connection is then closed; the daemon carries on).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("request longer than {MAX_REQUEST} bytes")]
+    TooLong,
+    #[error("not a request: {0}")]
+    Malformed(String),
+    #[error("protocol version {0} not supported (this daemon speaks {VERSION})")]
+    Version(u32),
+}
+
+/// Parses one request line.
+pub fn parse_request(line: &[u8]) -> Result<Command, RequestError> {
+    if line.len() > MAX_REQUEST {
+        return Err(RequestError::TooLong);
+    }
+    // The version first, so an unknown command from a newer client says "version"; then the
+    // command alone, strictly (serde cannot deny unknown fields through `flatten`).
+    let mut value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| RequestError::Malformed(e.to_string()))?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| RequestError::Malformed("not a JSON object".into()))?;
+    let v = obj
+        .remove("v")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| RequestError::Malformed("no protocol version \"v\"".into()))?;
+    if v != u64::from(VERSION) {
+        return Err(RequestError::Version(u32::try_from(v).unwrap_or(u32::MAX)));
+    }
+    serde_json::from_value(value).map_err(|e| RequestError::Malformed(e.to_string()))
+}
+
+pub fn request_line(command: Command) -> String {
+    let mut s = serde_json::to_string(&Request {
+        v: VERSION,
+        command,
+    })
+    .expect("requests always serialize");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_a_stable_wire_form() {
+        let line = request_line(Command::ShowSessions {
+            filter: Filter {
+                remote: Some("10.1.1.3".parse().unwrap()),
+                ..Default::default()
+            },
+        });
+        assert_eq!(
+            line,
+            "{\"v\":1,\"cmd\":\"show_sessions\",\"filter\":{\"remote\":\"10.1.1.3\"}}\n"
+        );
+        assert_eq!(
+            parse_request(line.trim_end().as_bytes()),
+            Ok(Command::ShowSessions {
+                filter: Filter {
+                    remote: Some("10.1.1.3".parse().unwrap()),
+                    ..Default::default()
+                }
+            })
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"show_peers"}"#),
+            Ok(Command::ShowPeers {})
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"debug","aaa":true,"on":false}"#),
+            Ok(Command::Debug {
+                aaa: true,
+                on: false
+            })
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"cmd":"clear_sessions"}"#),
+            Ok(Command::ClearSessions {
+                filter: Filter::default()
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        assert!(matches!(
+            parse_request(b"hello"),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(br#"{"v":1,"cmd":"reboot"}"#),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(br#"{"v":1,"cmd":"show_peers","extra":1}"#),
+            Err(RequestError::Malformed(_))
+        ));
+        assert_eq!(
+            parse_request(br#"{"v":2,"cmd":"future"}"#),
+            Err(RequestError::Version(2))
+        );
+        assert_eq!(
+            parse_request(&vec![b' '; MAX_REQUEST + 1]),
+            Err(RequestError::TooLong)
+        );
+    }
+
+    #[test]
+    fn responses_carry_either_a_body_or_an_error() {
+        let ok = serde_json::to_string(&Response::ok(Body::Cleared { cleared: 2 })).unwrap();
+        assert_eq!(ok, r#"{"v":1,"ok":true,"cleared":2}"#);
+        let err = serde_json::to_string(&Response::error("no such peer")).unwrap();
+        assert_eq!(err, r#"{"v":1,"ok":false,"error":"no such peer"}"#);
+        let back: Response = serde_json::from_str(&ok).unwrap();
+        assert_eq!(back.body, Some(Body::Cleared { cleared: 2 }));
+    }
+
+    #[test]
+    fn filters_match_exactly_the_named_sessions() {
+        use crate::session::table::{PeerInfo, SessionTable};
+        let mut t = SessionTable::new();
+        let peer = |name: &str, ivrf: Option<&str>| PeerInfo {
+            name: name.into(),
+            description: None,
+            fvrf: None,
+            ivrf: ivrf.map(str::to_string),
+        };
+        t.ike_up(
+            1,
+            peer("a", None),
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.2:500".parse().unwrap(),
+            None,
+            true,
+            0,
+        );
+        t.ike_up(
+            2,
+            peer("b", Some("blue")),
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.3:4500".parse().unwrap(),
+            None,
+            true,
+            0,
+        );
+        let views = t.views(0);
+        let names = |f: &Filter| {
+            views
+                .iter()
+                .filter(|s| f.matches(s))
+                .map(|s| s.peer_name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&Filter::default()),
+            ["a", "b"],
+            "no filter: every session"
+        );
+        assert_eq!(
+            names(&Filter {
+                remote: Some("192.0.2.3".parse().unwrap()),
+                ..Default::default()
+            }),
+            ["b"]
+        );
+        assert_eq!(
+            names(&Filter {
+                remote: Some("192.0.2.3".parse().unwrap()),
+                remote_port: Some(500),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&Filter {
+                local: Some("192.0.2.1".parse().unwrap()),
+                ..Default::default()
+            }),
+            ["a", "b"]
+        );
+        assert_eq!(
+            names(&Filter {
+                ivrf: Some("blue".into()),
+                ..Default::default()
+            }),
+            ["b"]
+        );
+        assert_eq!(
+            names(&Filter {
+                fvrf: Some("blue".into()),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
+        );
+    }
+}
