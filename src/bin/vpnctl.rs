@@ -1,9 +1,59 @@
-//! vpnctl: the operator's CLI. The control socket arrives with the sessions issue.
+//! vpnctl: the operator's CLI, in Cisco IOS words (`vpnctl sh cr sess det`). The grammar is
+//! `vpnd::control::cli`, the wire `vpnd::control::proto`, the text `vpnd::control::render`.
+//!
+//! Exit codes: 0 success, 1 the daemon said no, 2 usage error, 3 vpnd not reachable.
 
-fn main() {
-    eprintln!(
-        "vpnctl {}: no daemon control socket yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(3)
+use std::process::ExitCode;
+
+use vpnd::control::cli::{self, Command, SessionDisplay, EXIT_UNREACHABLE};
+use vpnd::control::client::{call, ClientError};
+use vpnd::control::proto::Body;
+use vpnd::control::render;
+
+fn main() -> ExitCode {
+    // A usage error is printed with the usage line and exits 2 (`--help`, `--version`: 0).
+    let inv = cli::parse();
+    let response = match call(&inv.socket, inv.command.request()) {
+        Ok(r) => r,
+        Err(e @ ClientError::Unreachable { .. }) => {
+            eprintln!("vpnctl: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+        Err(e) => {
+            eprintln!("vpnctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !response.ok {
+        eprintln!(
+            "vpnctl: vpnd refused: {}",
+            response.error.as_deref().unwrap_or("no reason given")
+        );
+        return ExitCode::from(1);
+    }
+    if inv.json {
+        // The stable schema: the response object itself (see control/proto.rs).
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match (&inv.command, response.body) {
+        (Command::ShowCryptoSession { display, .. }, Some(Body::Sessions { sessions })) => {
+            // brief and summary print the plain layout until they get their own.
+            print!(
+                "{}",
+                render::crypto_session(&sessions, *display == SessionDisplay::Detail)
+            );
+        }
+        (Command::ShowCryptoIsakmpPeer, Some(Body::Peers { peers })) => {
+            print!("{}", render::isakmp_peers(&peers))
+        }
+        (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
+            eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");
+        }
+        _ => {}
+    }
+    ExitCode::SUCCESS
 }

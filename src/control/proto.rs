@@ -37,12 +37,16 @@ pub struct Filter {
 
 impl Filter {
     /// Exactly the sessions the filter names (IOS: a local address clears every session
-    /// using it as the local crypto endpoint).
+    /// using it as the local crypto endpoint). Addresses compare in canonical form
+    /// (`::ffff:192.0.2.1` is `192.0.2.1`); the local port is that of the session's IKE
+    /// SAs, so a session without one (UP-NO-IKE) never matches a local port.
     pub fn matches(&self, s: &SessionView) -> bool {
-        let local_port = s.ike_sas.first().map(|i| i.local.port());
-        self.local.map_or(true, |a| a == s.local)
-            && self.local_port.map_or(true, |p| Some(p) == local_port)
-            && self.remote.map_or(true, |a| a == s.key.peer.ip())
+        let same = |a: IpAddr, b: IpAddr| a.to_canonical() == b.to_canonical();
+        self.local.map_or(true, |a| same(a, s.local))
+            && self
+                .local_port
+                .map_or(true, |p| s.ike_sas.iter().any(|i| i.local.port() == p))
+            && self.remote.map_or(true, |a| same(a, s.key.peer.ip()))
             && self.remote_port.map_or(true, |p| p == s.key.peer.port())
             && self
                 .fvrf

@@ -23,6 +23,25 @@ use crate::ike::crypto::SystemRng;
 use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
 use kernel::Kernel;
 
+use crate::control::proto::{Body, Command, Response};
+use crate::session::model::PeerView;
+use crate::session::table::{ChildInfo as SessionChild, PeerInfo, SessionTable, Transition};
+
+/// An identity as operators write it (Phase1_id, RADIUS isakmp-phase1-id).
+fn identity_text(id: &crate::ike::codec::Identity) -> String {
+    use crate::ike::codec::Identity::*;
+    match id {
+        Ipv4(a) => a.to_string(),
+        Ipv6(a) => a.to_string(),
+        Fqdn(s) | UserFqdn(s) => s.clone(),
+        KeyId(k) => format!(
+            "keyid:{}",
+            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 /// How long shutdown waits for peers to acknowledge our Deletes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Back-off before bringing a static peer back: doubles per failure, reset when it is up.
@@ -55,6 +74,43 @@ struct Daemon {
     /// The next back-off per static peer.
     backoff: HashMap<String, Duration>,
     port: u16,
+    /// The crypto sessions (this task is their one owner).
+    sessions: SessionTable,
+    /// Description, fvrf, ivrf and lifetime per configured peer, for sessions and show.
+    peer_info: HashMap<String, (PeerInfo, Duration)>,
+    peer_views: Vec<PeerView>,
+}
+
+/// How often the kernel's counters are read (one dump for every SA).
+const COUNTERS_EVERY: Duration = Duration::from_secs(10);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A child's selectors as `show crypto session` lists them: prefixes, or ranges.
+fn ts_text(ts: &[crate::ike::codec::TrafficSelector]) -> (u8, String) {
+    let proto = ts.first().map_or(0, |t| t.ip_protocol);
+    let text = ts
+        .iter()
+        .map(|t| match prefix_of(t.start_addr(), t.end_addr()) {
+            Some(n) => n.to_string(),
+            None => format!("{}-{}", t.start_addr(), t.end_addr()),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    (proto, text)
+}
+
+/// The prefix exactly covering start..=end, if the range is one.
+fn prefix_of(start: IpAddr, end: IpAddr) -> Option<ipnet::IpNet> {
+    let bits = if start.is_ipv4() { 32 } else { 128 };
+    (0..=bits)
+        .rev()
+        .filter_map(|len| ipnet::IpNet::new(start, len).ok())
+        .find(|n| n.network() == start && n.broadcast() == end)
 }
 
 /// The local address the kernel would use towards `remote` (a connected UDP socket's
@@ -136,6 +192,24 @@ impl Daemon {
                                 name: c.child_name.clone(),
                             },
                         );
+                        let (protocol, local_ts) = ts_text(&c.local_ts);
+                        let (_, remote_ts) = ts_text(&c.remote_ts);
+                        let info = SessionChild {
+                            inbound_spi: c.inbound_spi,
+                            outbound_spi: c.outbound_spi,
+                            protocol,
+                            local_ts,
+                            remote_ts,
+                            lifetime_s: c.lifetime.as_secs(),
+                            lifetime_kb: c.lifetime_bytes.map(|b| b / 1024),
+                            installed_at: unix_now(),
+                        };
+                        if let Some(t) =
+                            self.sessions
+                                .child_installed(c.ike, c.child, info, unix_now())
+                        {
+                            self.transition(t);
+                        }
                     }
                     Err(e) => {
                         error!("install failed: {e}");
@@ -155,6 +229,8 @@ impl Daemon {
                         .unwrap_or_default();
                     self.by_spi.remove(&c.inbound_spi);
                     self.by_spi.remove(&c.outbound_spi);
+                    // The pair's last reading, taken before its SAs leave the kernel.
+                    self.read_counters().await;
                     for e in self.kernel.remove(&c, &name).await {
                         error!(peer = c.peer, "removing child SA: {e}");
                     }
@@ -164,17 +240,32 @@ impl Daemon {
                         inbound = format_args!("{:08x}", c.inbound_spi),
                         "child SA removed"
                     );
+                    if let Some(t) = self.sessions.child_removed(c.child, unix_now()) {
+                        self.transition(t);
+                    }
                 }
                 Output::IkeUp {
                     ike,
                     peer,
+                    local,
                     remote,
                     remote_id,
                     initiator,
-                    ..
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
+                    let (info, lifetime) = self.peer_info.get(&peer).cloned().unwrap_or_default();
+                    let share = if initiator { 0.90 } else { 0.95 };
+                    let rekey_at = unix_now() + lifetime.mul_f64(share).as_secs();
+                    self.sessions.ike_up(
+                        ike,
+                        info,
+                        local,
+                        remote,
+                        remote_id.as_ref().map(identity_text),
+                        true,
+                        rekey_at,
+                    );
                 }
                 Output::IkeDown {
                     ike,
@@ -184,6 +275,9 @@ impl Daemon {
                     reason,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
+                    if let Some(t) = self.sessions.ike_down(ike, unix_now()) {
+                        self.transition(t);
+                    }
                     self.schedule_retry(&peer, remote.ip(), &reason);
                 }
                 Output::IkeRekeyed {
@@ -203,11 +297,88 @@ impl Daemon {
                             info.ike = new;
                         }
                     }
+                    let lifetime = self.peer_info.get(&peer).map_or(Duration::ZERO, |p| p.1);
+                    self.sessions.ike_rekeyed(
+                        old,
+                        new,
+                        unix_now() + lifetime.mul_f64(0.9).as_secs(),
+                    );
                 }
                 Output::Notice { peer, remote, text } => {
                     warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")
                 }
             }
+        }
+    }
+
+    /// A session came up (its first IPsec SA pair) or went down (its last): the IOS notice.
+    /// The syslog transport arrives with the syslog work; until then it goes to the log.
+    fn transition(&mut self, t: Transition) {
+        let (up, view) = match &t {
+            Transition::Up(v) => (true, v),
+            Transition::Down(v) => (false, v),
+        };
+        info!(
+            peer = view.peer_name,
+            "{}",
+            crate::control::render::session_status_syslog(up, view)
+        );
+    }
+
+    /// One kernel dump: every SA's counters, into the session table.
+    async fn read_counters(&mut self) {
+        match self
+            .kernel
+            .xfrm()
+            .dump_counters(vpnd_xfrm::DumpScope::Owned)
+            .await
+        {
+            Ok(dump) => self.sessions.counters(&dump),
+            Err(e) => warn!("reading the kernel's SA counters: {e}"),
+        }
+    }
+
+    /// A command from the control socket.
+    async fn control(&mut self, command: Command) -> Response {
+        match command {
+            Command::ShowSessions { filter } => {
+                // Fresh counters for the operator: one dump, whatever the number of SAs.
+                self.read_counters().await;
+                let sessions = self
+                    .sessions
+                    .views(unix_now())
+                    .into_iter()
+                    .filter(|s| filter.matches(s))
+                    .collect();
+                Response::ok(Body::Sessions { sessions })
+            }
+            Command::ShowPeers {} => Response::ok(Body::Peers {
+                peers: self.peer_views.clone(),
+            }),
+            Command::ClearSessions { filter } => {
+                let now = Instant::now();
+                let mut cleared = 0;
+                for s in self
+                    .sessions
+                    .views(unix_now())
+                    .into_iter()
+                    .filter(|s| filter.matches(s))
+                {
+                    for ike in self.sessions.ike_sas_of(&s.key) {
+                        if self.endpoint.delete(now, ike).is_ok() {
+                            cleared += 1;
+                        }
+                    }
+                    // IOS brings a configured initiator back up after a clear.
+                    if self.initiate.contains(&s.peer_name) {
+                        self.retries
+                            .insert(s.peer_name.clone(), (now + RETRY_FIRST, s.key.peer.ip()));
+                    }
+                    info!(peer = s.peer_name, remote = %s.key.peer, "clear crypto session");
+                }
+                Response::ok(Body::Cleared { cleared })
+            }
+            Command::Debug { .. } => Response::error("debug crypto isakmp is not implemented yet"),
         }
     }
 
@@ -369,7 +540,46 @@ pub async fn run(config: Config) -> Result<()> {
         retries: HashMap::new(),
         backoff: HashMap::new(),
         port: config.local.port,
+        sessions: SessionTable::new(),
+        peer_info: config
+            .peers
+            .iter()
+            .map(|p| {
+                let info = PeerInfo {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    fvrf: p.fvrf.clone(),
+                    ivrf: p.ivrf.clone(),
+                };
+                (p.name.clone(), (info, p.ike.lifetime))
+            })
+            .collect(),
+        peer_views: config
+            .peers
+            .iter()
+            .map(|p| PeerView {
+                name: p.name.clone(),
+                address: match p.remote {
+                    crate::config::PeerAddress::Single(a) => a.to_string(),
+                    crate::config::PeerAddress::Prefix(n) => n.to_string(),
+                    crate::config::PeerAddress::Any => "any".into(),
+                },
+                port: p.port,
+                description: p.description.clone(),
+                flags: vec!["PEER_POLICY".into()],
+            })
+            .collect(),
     };
+    let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
+    crate::control::server::spawn(
+        &config.control.socket,
+        config.control.mode,
+        config.control.group.as_deref(),
+        control_tx,
+    )
+    .context("starting the control socket")?;
+    let mut counters = tokio::time::interval(COUNTERS_EVERY);
+    counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for p in config
         .peers
         .iter()
@@ -398,6 +608,11 @@ pub async fn run(config: Config) -> Result<()> {
                 d.run_retries();
             }
             Some(ev) = events.next() => d.kernel_event(ev),
+            Some(req) = control_rx.recv() => {
+                let response = d.control(req.command).await;
+                let _ = req.reply.send(response);
+            }
+            _ = counters.tick() => d.read_counters().await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

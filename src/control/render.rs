@@ -1,0 +1,502 @@
+//! Text output in the Cisco IOS layout ("IP Security VPN Monitoring"): `show crypto session
+//! [detail]`, `show crypto isakmp peer` and the `%CRYPTO-5-SESSION_STATUS` syslog line.
+//!
+//! Pure functions from the session model to text; every line ends with `\n`. Operators and
+//! their scripts parse this output, so its spacing and colons are pinned by golden tests
+//! against the IOS guide's samples.
+//!
+//! Where IOS has no sample, vpnd's choices are:
+//! - a flow selector given as a prefix prints as IOS does, `addr/netmask`
+//!   (`10.10.10.0/255.255.255.0`), a single host as `host 10.1.1.4`; an IPv6 prefix keeps its
+//!   prefix length (`2001:db8::/64`, as IOS prints IPv6 flows); a range (`10.0.0.1-10.0.0.6`)
+//!   or anything else is printed as given.
+//! - an SA without a volume limit shows [`UNLIMITED`] in place of the kilobytes:
+//!   `life (KB/Sec) unlimited/2949`.
+//! - `show crypto session detail` adds one line per session after its flows (vpnd's own;
+//!   neither IOS nor strongSwan shows it):
+//!   `  Totals: in <bytes> bytes/<packets> pkts, out <bytes> bytes/<packets> pkts`.
+//! - an IPv6 peer in the syslog line is bracketed (`Peer [2001:db8::1]:500`), so the port
+//!   stays separable.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use crate::session::model::{FlowDirection, FlowView, IkeSaView, PeerView, SessionView};
+
+/// Shown for an absent value, as IOS does.
+pub const NONE: &str = "(none)";
+
+/// Shown in `life (KB/Sec) <kb>/<sec>` when the SA has no volume limit.
+pub const UNLIMITED: &str = "unlimited";
+
+/// `show crypto session` (`detail == false`) or `show crypto session detail`.
+pub fn crypto_session(sessions: &[SessionView], detail: bool) -> String {
+    let mut out = String::from("Crypto session current status\n");
+    for s in sessions {
+        out.push('\n');
+        session(&mut out, s, detail);
+    }
+    out
+}
+
+fn session(out: &mut String, s: &SessionView, detail: bool) {
+    let peer = s.key.peer;
+    let _ = writeln!(out, "Interface: {}", s.interface.as_deref().unwrap_or(NONE));
+    let _ = writeln!(out, "Session status: {}", s.status);
+    if detail {
+        let _ = writeln!(
+            out,
+            "Peer: {} port {} fvrf: {} ivrf: {}",
+            peer.ip(),
+            peer.port(),
+            s.key.fvrf.as_deref().unwrap_or(NONE),
+            s.key.ivrf.as_deref().unwrap_or(NONE)
+        );
+        let _ = writeln!(out, "  Desc: {}", s.description.as_deref().unwrap_or(NONE));
+        let _ = writeln!(
+            out,
+            "  Phase1_id: {}",
+            s.phase1_id.as_deref().unwrap_or(NONE)
+        );
+    } else {
+        let _ = writeln!(out, "Peer: {}", slash(peer));
+    }
+    for sa in &s.ike_sas {
+        ike_sa(out, sa, detail);
+    }
+    for f in &s.flows {
+        flow(out, f, detail);
+    }
+    if detail {
+        let t = &s.totals;
+        let _ = writeln!(
+            out,
+            "  Totals: in {} bytes/{} pkts, out {} bytes/{} pkts",
+            t.bytes_in, t.packets_in, t.bytes_out, t.packets_out
+        );
+    }
+}
+
+fn ike_sa(out: &mut String, sa: &IkeSaView, detail: bool) {
+    let _ = writeln!(
+        out,
+        "  IKE SA: local {} remote {} {}",
+        slash(sa.local),
+        slash(sa.remote),
+        sa.state
+    );
+    if detail {
+        let caps = if sa.capabilities.is_empty() {
+            NONE.to_string()
+        } else {
+            sa.capabilities.join(",")
+        };
+        let _ = writeln!(
+            out,
+            "    Capabilities:{caps} connid:{} lifetime:{}",
+            sa.connid,
+            hms(sa.lifetime_remaining_s)
+        );
+    }
+}
+
+fn flow(out: &mut String, f: &FlowView, detail: bool) {
+    let proto = match f.protocol {
+        0 => "ip".to_string(),
+        p => p.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  IPSEC FLOW: permit {proto} {} {}",
+        selector(&f.local),
+        selector(&f.remote)
+    );
+    let _ = writeln!(
+        out,
+        "    Active SAs: {}, origin: {}",
+        f.active_sas, f.origin
+    );
+    if detail {
+        let _ = writeln!(out, "    Inbound:  #pkts dec'ed {}", direction(&f.inbound));
+        let _ = writeln!(out, "    Outbound: #pkts enc'ed {}", direction(&f.outbound));
+    }
+}
+
+/// `4 drop 0 life (KB/Sec) 4605665/2949`
+fn direction(d: &FlowDirection) -> String {
+    let kb = d.life_kb.map_or(UNLIMITED.to_string(), |kb| kb.to_string());
+    format!(
+        "{} drop {} life (KB/Sec) {kb}/{}",
+        d.packets, d.dropped, d.life_s
+    )
+}
+
+/// IOS's `address/port` (no brackets for IPv6).
+fn slash(a: SocketAddr) -> String {
+    format!("{}/{}", a.ip(), a.port())
+}
+
+/// Seconds as `hh:mm:ss` (hours grow past 99 rather than wrap).
+fn hms(s: u64) -> String {
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// A traffic selector in IOS words: `host a`, `a/netmask` (IPv4), `a/len` (IPv6), or as given.
+pub fn selector(sel: &str) -> String {
+    let sel = sel.trim();
+    if let Ok(addr) = sel.parse::<IpAddr>() {
+        return format!("host {addr}");
+    }
+    match sel.parse::<IpNet>() {
+        Ok(net) if net.prefix_len() == net.max_prefix_len() => format!("host {}", net.addr()),
+        Ok(IpNet::V4(net)) => format!("{}/{}", net.addr(), net.netmask()),
+        Ok(net @ IpNet::V6(_)) => net.to_string(),
+        Err(_) => sel.to_string(),
+    }
+}
+
+/// `show crypto isakmp peer`.
+pub fn isakmp_peers(peers: &[PeerView]) -> String {
+    let mut out = String::new();
+    for p in peers {
+        let _ = writeln!(out, "Peer: {} Port: {}", p.address, p.port);
+        if let Some(d) = &p.description {
+            let _ = writeln!(out, "  Description: {d}");
+        }
+        let flags = if p.flags.is_empty() {
+            NONE.to_string()
+        } else {
+            p.flags.join(" ")
+        };
+        let _ = writeln!(out, "  flags: {flags}");
+    }
+    out
+}
+
+/// The `%CRYPTO-5-SESSION_STATUS` line logged when a session comes up or goes down (no
+/// trailing newline). `fvrf=`, `ivrf=`, `Description:` and `Id:` (the phase 1 id) are left out
+/// when the session has none.
+pub fn session_status_syslog(up: bool, s: &SessionView) -> String {
+    let mut out = format!(
+        "%CRYPTO-5-SESSION_STATUS: Crypto session is {}. Peer {}",
+        if up { "UP" } else { "DOWN" },
+        s.key.peer
+    );
+    if let Some(v) = &s.key.fvrf {
+        let _ = write!(out, " fvrf={v}");
+    }
+    if let Some(v) = &s.key.ivrf {
+        let _ = write!(out, " ivrf={v}");
+    }
+    if let Some(d) = &s.description {
+        let _ = write!(out, " Description: {d}");
+    }
+    if let Some(id) = &s.phase1_id {
+        let _ = write!(out, " Id: {id}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::model::{SessionKey, Status, Totals};
+
+    // The IOS guide's samples, verbatim (IP Security VPN Monitoring, "show crypto session
+    // Command Output Examples", "Verifying Peer Descriptions", the syslog notifications).
+    // The guide prints the session block right under the header, and its detail sample omits
+    // the header; IOS itself (and vpnd) prints the header, then a blank line before every
+    // session: `header()` adds exactly that and nothing else.
+    const GUIDE_BRIEF: &str = "\
+Interface: FastEthernet0/1
+Session status: UP-ACTIVE
+Peer: 172.0.0.2/500
+  IKE SA: local 172.0.0.1/500 remote 172.0.0.2/500 Active
+  IPSEC FLOW: permit ip 10.10.10.0/255.255.255.0 10.30.30.0/255.255.255.0
+    Active SAs: 2, origin: crypto map
+";
+
+    const GUIDE_DETAIL: &str = "\
+Interface: Tunnel0
+Session status: UP-ACTIVE
+Peer: 10.1.1.3 port 500 fvrf: (none) ivrf: (none)
+  Desc: this is my peer at 10.1.1.3:500 Green
+  Phase1_id: 10.1.1.3
+  IKE SA: local 10.1.1.4/500 remote 10.1.1.3/500 Active
+    Capabilities:(none) connid:3 lifetime:22:03:24
+  IPSEC FLOW: permit 47 host 10.1.1.4 host 10.1.1.3
+    Active SAs: 0, origin: crypto map
+    Inbound:  #pkts dec'ed 0 drop 0 life (KB/Sec) 0/0
+    Outbound: #pkts enc'ed 0 drop 0 life (KB/Sec) 0/0
+  IPSEC FLOW: permit ip host 10.1.1.4 host 10.1.1.3
+    Active SAs: 4, origin: crypto map
+    Inbound:  #pkts dec'ed 4 drop 0 life (KB/Sec) 4605665/2949
+    Outbound: #pkts enc'ed 4 drop 1 life (KB/Sec) 4605665/2949
+";
+
+    const GUIDE_PEER: &str = "\
+Peer: 10.2.2.9 Port: 500
+  Description: connection from site A
+  flags: PEER_POLICY
+";
+
+    // The guide wraps these at 80 columns; the message is one line.
+    const GUIDE_SYSLOG_UP: &str = "%CRYPTO-5-SESSION_STATUS: Crypto session is UP. Peer 10.6.6.1:500 fvrf=name10 ivrf=name20 Description: SJC24-2-VPN-Gateway Id: 10.5.5.2";
+    const GUIDE_SYSLOG_DOWN: &str = "%CRYPTO-5-SESSION_STATUS: Crypto session is DOWN. Peer 10.6.6.1:500 fvrf=name10 ivrf=name20 Description: SJC24-2-VPN-Gateway Id: 10.5.5.2";
+
+    fn header(blocks: &[&str]) -> String {
+        let mut s = String::from("Crypto session current status\n");
+        for b in blocks {
+            s.push('\n');
+            s.push_str(b);
+        }
+        s
+    }
+
+    fn sock(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn dir(packets: u64, dropped: u64, life_kb: Option<u64>, life_s: u64) -> FlowDirection {
+        FlowDirection {
+            packets,
+            dropped,
+            life_kb,
+            life_s,
+        }
+    }
+
+    fn flow(protocol: u8, local: &str, remote: &str, active_sas: u32) -> FlowView {
+        FlowView {
+            protocol,
+            local: local.into(),
+            remote: remote.into(),
+            active_sas,
+            origin: "crypto map".into(),
+            inbound: FlowDirection::default(),
+            outbound: FlowDirection::default(),
+        }
+    }
+
+    fn session(peer: &str) -> SessionView {
+        let peer = sock(peer);
+        SessionView {
+            key: SessionKey {
+                peer,
+                fvrf: None,
+                ivrf: None,
+            },
+            peer_name: "test".into(),
+            interface: None,
+            status: Status::UpActive,
+            description: None,
+            phase1_id: None,
+            local: "192.0.2.1".parse().unwrap(),
+            ike_sas: vec![],
+            flows: vec![],
+            totals: Totals::default(),
+            up_since: None,
+        }
+    }
+
+    /// The guide's `show crypto session` sample.
+    fn brief_sample() -> SessionView {
+        let mut s = session("172.0.0.2:500");
+        s.interface = Some("FastEthernet0/1".into());
+        s.local = "172.0.0.1".parse().unwrap();
+        s.ike_sas.push(IkeSaView {
+            local: sock("172.0.0.1:500"),
+            remote: sock("172.0.0.2:500"),
+            state: "Active".into(),
+            connid: 1,
+            lifetime_remaining_s: 86_000,
+            capabilities: vec![],
+        });
+        s.flows.push(flow(0, "10.10.10.0/24", "10.30.30.0/24", 2));
+        s
+    }
+
+    /// The guide's `show crypto session detail` sample.
+    fn detail_sample() -> SessionView {
+        let mut s = session("10.1.1.3:500");
+        s.interface = Some("Tunnel0".into());
+        s.description = Some("this is my peer at 10.1.1.3:500 Green".into());
+        s.phase1_id = Some("10.1.1.3".into());
+        s.local = "10.1.1.4".parse().unwrap();
+        s.ike_sas.push(IkeSaView {
+            local: sock("10.1.1.4:500"),
+            remote: sock("10.1.1.3:500"),
+            state: "Active".into(),
+            connid: 3,
+            lifetime_remaining_s: 22 * 3600 + 3 * 60 + 24,
+            capabilities: vec![],
+        });
+        let mut gre = flow(47, "10.1.1.4/32", "10.1.1.3/32", 0);
+        gre.inbound = dir(0, 0, Some(0), 0);
+        gre.outbound = dir(0, 0, Some(0), 0);
+        let mut ip = flow(0, "10.1.1.4/32", "10.1.1.3/32", 4);
+        ip.inbound = dir(4, 0, Some(4_605_665), 2949);
+        ip.outbound = dir(4, 1, Some(4_605_665), 2949);
+        s.flows = vec![gre, ip];
+        s.totals = Totals {
+            bytes_in: 480,
+            bytes_out: 520,
+            packets_in: 4,
+            packets_out: 4,
+        };
+        s
+    }
+
+    fn syslog_sample() -> SessionView {
+        let mut s = session("10.6.6.1:500");
+        s.key.fvrf = Some("name10".into());
+        s.key.ivrf = Some("name20".into());
+        s.description = Some("SJC24-2-VPN-Gateway".into());
+        s.phase1_id = Some("10.5.5.2".into());
+        s
+    }
+
+    /// Line-by-line first (a readable failure), then the whole text (trailing newlines).
+    fn assert_text(got: &str, want: &str) {
+        let (g, w): (Vec<_>, Vec<_>) = (got.lines().collect(), want.lines().collect());
+        for (i, (g, w)) in g.iter().zip(&w).enumerate() {
+            assert_eq!(g, w, "line {}", i + 1);
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn show_crypto_session_matches_the_guide() {
+        assert_text(
+            &crypto_session(&[brief_sample()], false),
+            &header(&[GUIDE_BRIEF]),
+        );
+    }
+
+    #[test]
+    fn show_crypto_session_detail_matches_the_guide_plus_totals() {
+        let got = crypto_session(&[detail_sample()], true);
+        let totals = "  Totals: in 480 bytes/4 pkts, out 520 bytes/4 pkts\n";
+        // vpnd's own line comes last in the session block; the rest is the guide's sample.
+        let (ios, ours) = got.split_at(got.len() - totals.len());
+        assert_eq!(ours, totals);
+        assert_text(ios, &header(&[GUIDE_DETAIL]));
+    }
+
+    #[test]
+    fn no_sessions_is_just_the_header() {
+        assert_eq!(
+            crypto_session(&[], false),
+            "Crypto session current status\n"
+        );
+        assert_eq!(crypto_session(&[], true), "Crypto session current status\n");
+    }
+
+    #[test]
+    fn sessions_are_separated_by_a_blank_line() {
+        let got = crypto_session(&[brief_sample(), brief_sample()], false);
+        assert_text(&got, &header(&[GUIDE_BRIEF, GUIDE_BRIEF]));
+    }
+
+    #[test]
+    fn detail_of_the_brief_sample_fills_none_and_ranges() {
+        let mut s = brief_sample();
+        s.interface = None;
+        s.key.fvrf = Some("blue".into());
+        s.ike_sas[0].capabilities = vec!["D".into(), "N".into()];
+        s.ike_sas[0].lifetime_remaining_s = 100 * 3600 + 59;
+        s.flows[0].local = "10.0.0.1-10.0.0.6".into();
+        s.flows[0].inbound = dir(7, 0, None, 3600);
+        s.flows[0].outbound = dir(9, 2, Some(10), 60);
+        let want = header(&["\
+Interface: (none)
+Session status: UP-ACTIVE
+Peer: 172.0.0.2 port 500 fvrf: blue ivrf: (none)
+  Desc: (none)
+  Phase1_id: (none)
+  IKE SA: local 172.0.0.1/500 remote 172.0.0.2/500 Active
+    Capabilities:D,N connid:1 lifetime:100:00:59
+  IPSEC FLOW: permit ip 10.0.0.1-10.0.0.6 10.30.30.0/255.255.255.0
+    Active SAs: 2, origin: crypto map
+    Inbound:  #pkts dec'ed 7 drop 0 life (KB/Sec) unlimited/3600
+    Outbound: #pkts enc'ed 9 drop 2 life (KB/Sec) 10/60
+  Totals: in 0 bytes/0 pkts, out 0 bytes/0 pkts
+"]);
+        assert_text(&crypto_session(&[s], true), &want);
+    }
+
+    #[test]
+    fn selectors_in_ios_words() {
+        assert_eq!(selector("10.10.10.0/24"), "10.10.10.0/255.255.255.0");
+        assert_eq!(selector("0.0.0.0/0"), "0.0.0.0/0.0.0.0");
+        assert_eq!(selector("10.1.1.4/32"), "host 10.1.1.4");
+        assert_eq!(selector("10.1.1.4"), "host 10.1.1.4");
+        assert_eq!(selector("2001:db8::1/128"), "host 2001:db8::1");
+        assert_eq!(selector("2001:db8::/64"), "2001:db8::/64");
+        assert_eq!(selector("10.0.0.1-10.0.0.6"), "10.0.0.1-10.0.0.6");
+    }
+
+    #[test]
+    fn ipv6_peer_is_address_slash_port() {
+        let mut s = brief_sample();
+        s.key.peer = sock("[2001:db8::2]:4500");
+        s.ike_sas[0].local = sock("[2001:db8::1]:4500");
+        s.ike_sas[0].remote = sock("[2001:db8::2]:4500");
+        let got = crypto_session(&[s], false);
+        assert!(got.contains("\nPeer: 2001:db8::2/4500\n"), "{got}");
+        assert!(
+            got.contains("\n  IKE SA: local 2001:db8::1/4500 remote 2001:db8::2/4500 Active\n"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn show_crypto_isakmp_peer_matches_the_guide() {
+        let peer = PeerView {
+            name: "siteA".into(),
+            address: "10.2.2.9".into(),
+            port: 500,
+            description: Some("connection from site A".into()),
+            flags: vec!["PEER_POLICY".into()],
+        };
+        assert_text(&isakmp_peers(std::slice::from_ref(&peer)), GUIDE_PEER);
+
+        let bare = PeerView {
+            description: None,
+            flags: vec![],
+            ..peer.clone()
+        };
+        assert_text(
+            &isakmp_peers(&[peer, bare]),
+            &format!("{GUIDE_PEER}Peer: 10.2.2.9 Port: 500\n  flags: (none)\n"),
+        );
+        assert_eq!(isakmp_peers(&[]), "");
+    }
+
+    #[test]
+    fn syslog_up_and_down_match_the_guide() {
+        let s = syslog_sample();
+        assert_eq!(session_status_syslog(true, &s), GUIDE_SYSLOG_UP);
+        assert_eq!(session_status_syslog(false, &s), GUIDE_SYSLOG_DOWN);
+    }
+
+    #[test]
+    fn syslog_omits_what_the_session_lacks() {
+        // The guide's peer-description sample, with "session" (this module's wording).
+        let mut s = session("10.2.2.9:500");
+        s.description = Some("connection from site A".into());
+        s.phase1_id = Some("ezvpn".into());
+        assert_eq!(
+            session_status_syslog(true, &s),
+            "%CRYPTO-5-SESSION_STATUS: Crypto session is UP. Peer 10.2.2.9:500 Description: connection from site A Id: ezvpn"
+        );
+        let mut s = session("[2001:db8::9]:4500");
+        s.key.ivrf = Some("inside".into());
+        assert_eq!(
+            session_status_syslog(false, &s),
+            "%CRYPTO-5-SESSION_STATUS: Crypto session is DOWN. Peer [2001:db8::9]:4500 ivrf=inside"
+        );
+    }
+}
