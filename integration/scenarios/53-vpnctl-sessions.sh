@@ -131,7 +131,7 @@ scenario_run() {
     assert_eq 2 "$(xfrm_sa_count peer2)" "peer2 still holds its pair"
     ping_ok host1 203.0.113.70 3
     assert_eq 1 "$(grep -c 'Crypto session is DOWN. Peer 192.0.2.2:500' "$LAB_LOGDIR/vpnd-gw1.log")" "one DOWN notice for peer1"
-    assert_eq 0 "$(grep -c 'Crypto session is DOWN. Peer 192.0.2.3:500' "$LAB_LOGDIR/vpnd-gw1.log")" "no DOWN notice for peer2"
+    assert_eq 0 "$(grep -c 'Crypto session is DOWN. Peer 192.0.2.3:500' "$LAB_LOGDIR/vpnd-gw1.log" || true)" "no DOWN notice for peer2"
     # A configured initiator comes back (IOS), after vpnd's 5 s back-off.
     wait_ike_established peer1 site 40
     ping_ok host1 203.0.113.10 3

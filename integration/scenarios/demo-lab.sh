@@ -82,15 +82,20 @@ print(m[0][sys.argv[3]] if len(m) == 1 else "missing")' "$@"
 }
 
 # ------------------------------------------------------------------------------------------
-# PLACEHOLDER for the vpnd daemon: when vpnd runs in gw1 (negotiating with a strongSwan peer
-# instead of labtool keying the SAs), show its own view here, e.g.
-#   ip netns exec gw1 "$LAB_TARGET/vpnctl" show crypto session detail >"$LAB_LOGDIR/vpnctl.txt"
-#   story_file "$LAB_LOGDIR/vpnctl.txt"
-# and assert on it (session UP, its counters = the ones in the table above).
+# vpnd's own view of the tunnel: vpnctl over the daemon's control socket.
 demo_vpnd_sessions() {
     story_section "vpnd crypto sessions in gw1 (vpnctl show crypto session detail)"
-    story "(not yet: vpnctl and crypto sessions arrive with the sessions issue; vpnd's own" \
-        " log of this tunnel is shown above)"
+    local out=$LAB_LOGDIR/vpnctl-detail.txt
+    ip netns exec gw1 "$LAB_TARGET/vpnctl" --socket "$LAB_WORKDIR/vpnd.sock" show crypto session detail >"$out" ||
+        lab_fail "vpnctl show crypto session detail failed"
+    assert_contains "$out" '^Session status: UP-ACTIVE$' "vpnd's session with peer1 is UP-ACTIVE"
+    assert_contains "$out" "^    Inbound:  #pkts dec'ed 5 " "vpnctl counts the 5 decrypted pings"
+    story "\$ vpnctl show crypto session detail   (in gw1)"
+    story_file "$out"
+    ip netns exec gw1 "$LAB_TARGET/vpnctl" --socket "$LAB_WORKDIR/vpnd.sock" sh cr isa peer >"$LAB_LOGDIR/vpnctl-peer.txt" ||
+        lab_fail "vpnctl show crypto isakmp peer failed"
+    story "" "\$ vpnctl sh cr isa peer"
+    story_file "$LAB_LOGDIR/vpnctl-peer.txt"
 }
 # ------------------------------------------------------------------------------------------
 
