@@ -53,6 +53,18 @@ struct Reading {
     dropped: u64,
 }
 
+impl Totals {
+    /// A child pair's totals: its inbound SA counts "in", its outbound SA "out".
+    fn of_pair((i, o): (Reading, Reading)) -> Totals {
+        Totals {
+            bytes_in: i.bytes,
+            bytes_out: o.bytes,
+            packets_in: i.packets,
+            packets_out: o.packets,
+        }
+    }
+}
+
 struct Session {
     peer: PeerInfo,
     local: IpAddr,
@@ -91,39 +103,26 @@ impl Session {
         }
     }
 
+    /// The latest readings of a child's inbound and outbound SA (zero before the first dump).
+    fn pair(&self, c: &ChildInfo) -> (Reading, Reading) {
+        let r = |spi| self.readings.get(&spi).copied().unwrap_or_default();
+        (r(c.inbound_spi), r(c.outbound_spi))
+    }
+
     fn totals(&self) -> Totals {
         let mut t = self.retired;
         for c in self.children.values() {
-            let i = self
-                .readings
-                .get(&c.inbound_spi)
-                .copied()
-                .unwrap_or_default();
-            let o = self
-                .readings
-                .get(&c.outbound_spi)
-                .copied()
-                .unwrap_or_default();
-            t.add(&Totals {
-                bytes_in: i.bytes,
-                bytes_out: o.bytes,
-                packets_in: i.packets,
-                packets_out: o.packets,
-            });
+            t.add(&Totals::of_pair(self.pair(c)));
         }
         t
     }
 
     /// Folds the last reading of a leaving child into the retired sum.
     fn retire(&mut self, c: &ChildInfo) {
-        let i = self.readings.remove(&c.inbound_spi).unwrap_or_default();
-        let o = self.readings.remove(&c.outbound_spi).unwrap_or_default();
-        self.retired.add(&Totals {
-            bytes_in: i.bytes,
-            bytes_out: o.bytes,
-            packets_in: i.packets,
-            packets_out: o.packets,
-        });
+        let pair = self.pair(c);
+        self.readings.remove(&c.inbound_spi);
+        self.readings.remove(&c.outbound_spi);
+        self.retired.add(&Totals::of_pair(pair));
     }
 
     fn view(&self, key: &SessionKey, now: u64) -> SessionView {
@@ -142,16 +141,7 @@ impl Session {
                     outbound: FlowDirection::default(),
                 });
             f.active_sas += 2;
-            let i = self
-                .readings
-                .get(&c.inbound_spi)
-                .copied()
-                .unwrap_or_default();
-            let o = self
-                .readings
-                .get(&c.outbound_spi)
-                .copied()
-                .unwrap_or_default();
+            let (i, o) = self.pair(c);
             f.inbound.packets += i.packets;
             f.inbound.dropped += i.dropped;
             f.outbound.packets += o.packets;
