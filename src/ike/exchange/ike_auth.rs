@@ -28,6 +28,33 @@ fn notify(kind: NotifyType) -> Payload {
 }
 
 impl IkeSa {
+    /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
+    /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
+    fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
+        let (algs, keys) = (self.algs?, self.keys.as_ref()?);
+        let (signed, nonce, sk_p) = match self.role {
+            Role::Initiator => (&self.init_request, &self.nr, &keys.sk_pi),
+            Role::Responder => (&self.init_response, &self.ni, &keys.sk_pr),
+        };
+        let id = IdPayload::new(self.peer.local_id.clone());
+        let data = psk_auth(
+            algs.prf,
+            &self.peer.psk,
+            signed,
+            nonce,
+            sk_p,
+            &id.get_encoding(),
+        )
+        .to_vec();
+        Some((
+            id,
+            AuthPayload {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data,
+            },
+        ))
+    }
+
     /// Checks the peer's identity against the configuration and its PSK AUTH (RFC 7296
     /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
     /// SK_p (the initiator's SK_pi, the responder's SK_pr).
@@ -73,18 +100,9 @@ impl IkeSa {
 
     /// Initiator: IDi, AUTH and the first child's SA and TS, under SK.
     pub(crate) fn start_ike_auth(&mut self, ctx: &mut Ctx<'_>) {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+        let Some((idi, auth)) = self.own_auth() else {
             return;
         };
-        let idi = IdPayload::new(self.peer.local_id.clone());
-        let auth = psk_auth(
-            algs.prf,
-            &self.peer.psk,
-            &self.init_request,
-            &self.nr,
-            &keys.sk_pi,
-            &idi.get_encoding(),
-        );
         let mut inner = vec![Payload::IdI(idi)];
         if self.peer.initial_contact {
             inner.push(notify(NotifyType::INITIAL_CONTACT));
@@ -92,10 +110,7 @@ impl IkeSa {
         if let Some(r) = &self.peer.remote_id {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
-        inner.push(Payload::Auth(AuthPayload {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: auth.to_vec(),
-        }));
+        inner.push(Payload::Auth(auth));
         let child = self.peer.children.first().map(|policy| {
             let inbound_spi = ctx.random_esp_spi();
             ChildOffer {
@@ -217,9 +232,6 @@ impl IkeSa {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
-            return;
-        };
         let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, why: String| {
             sa.respond_encrypted(
                 ctx,
@@ -237,15 +249,9 @@ impl IkeSa {
             refuse(self, ctx, why);
             return;
         }
-        let idr = IdPayload::new(self.peer.local_id.clone());
-        let my_auth = psk_auth(
-            algs.prf,
-            &self.peer.psk,
-            &self.init_response,
-            &self.ni,
-            &keys.sk_pr,
-            &idr.get_encoding(),
-        );
+        let Some((idr, my_auth)) = self.own_auth() else {
+            return;
+        };
         self.set_established(ctx.now);
         self.remote_id = Some(idi.identity.clone());
         ctx.out.push_back(Output::IkeUp {
@@ -256,13 +262,7 @@ impl IkeSa {
             remote_id: self.remote_id.clone(),
             initiator: false,
         });
-        let mut reply = vec![
-            Payload::IdR(idr),
-            Payload::Auth(AuthPayload {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: my_auth.to_vec(),
-            }),
-        ];
+        let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
         if inner.sa().is_some() {
             match self.answer_child(ctx, &inner) {
                 Ok((child, payloads)) => {
