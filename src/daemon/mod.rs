@@ -164,6 +164,9 @@ impl Daemon {
 
     /// Applies every pending engine output, in order.
     async fn apply_outputs(&mut self) {
+        // One counter dump per batch, before its first removal, however many pairs leave
+        // (a clear or a stop removes every pair at once).
+        let mut counted = false;
         while let Some(o) = self.endpoint.poll_output() {
             match o {
                 Output::Transmit(t) => match self.socket_for(t.local) {
@@ -230,7 +233,10 @@ impl Daemon {
                     self.by_spi.remove(&c.inbound_spi);
                     self.by_spi.remove(&c.outbound_spi);
                     // The pair's last reading, taken before its SAs leave the kernel.
-                    self.read_counters().await;
+                    if !counted {
+                        self.read_counters().await;
+                        counted = true;
+                    }
                     for e in self.kernel.remove(&c, &name).await {
                         error!(peer = c.peer, "removing child SA: {e}");
                     }
