@@ -113,3 +113,62 @@ async fn serve(stream: UnixStream, to_main: mpsc::Sender<Request>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::proto::{request_line, Body};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn garbage_gets_an_error_and_a_hangup_while_good_clients_are_served() {
+        let dir = std::env::temp_dir().join(format!("vpnd-ctl-test-{}", std::process::id()));
+        let path = dir.join("vpnd.sock");
+        let (tx, mut rx) = mpsc::channel::<Request>(4);
+        spawn(&path, 0o660, None, tx).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o660
+        );
+        // Stand-in for the daemon's main task: answers every command.
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Response::ok(Body::Cleared { cleared: 7 }));
+            }
+        });
+
+        let mut bad = UnixStream::connect(&path).await.unwrap();
+        bad.write_all(b"hello daemon\n").await.unwrap();
+        let mut answer = String::new();
+        // Reading to the end only ends if the server hung up.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            bad.read_to_string(&mut answer),
+        )
+        .await
+        .expect("the server must disconnect a client that sent garbage")
+        .unwrap();
+        let r: Response = serde_json::from_str(answer.trim_end()).unwrap();
+        assert!(!r.ok);
+        assert!(r.error.unwrap().starts_with("not a request: "));
+
+        // Another client, after the bad one, is served as usual, twice on one connection.
+        let good = UnixStream::connect(&path).await.unwrap();
+        let (r, mut w) = good.into_split();
+        let mut lines = BufReader::new(r).lines();
+        for _ in 0..2 {
+            w.write_all(
+                request_line(Command::ClearSessions {
+                    filter: Default::default(),
+                })
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let line = lines.next_line().await.unwrap().unwrap();
+            let r: Response = serde_json::from_str(&line).unwrap();
+            assert_eq!(r.body, Some(Body::Cleared { cleared: 7 }));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
