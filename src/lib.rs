@@ -8,3 +8,4 @@ pub mod control;
 pub mod daemon;
 pub mod ike;
 pub mod session;
+pub mod syslog;

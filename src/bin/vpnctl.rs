@@ -10,6 +10,12 @@ use vpnd::control::client::{call, ClientError};
 use vpnd::control::proto::Body;
 use vpnd::control::render;
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn main() -> ExitCode {
     // A usage error is printed with the usage line and exits 2 (`--help`, `--version`: 0).
     let inv = cli::parse();
@@ -41,12 +47,15 @@ fn main() -> ExitCode {
     }
     match (&inv.command, response.body) {
         (Command::ShowCryptoSession { display, .. }, Some(Body::Sessions { sessions })) => {
-            // brief and summary print the plain layout until they get their own.
-            print!(
-                "{}",
-                render::crypto_session(&sessions, *display == SessionDisplay::Detail)
-            );
+            let text = match display {
+                SessionDisplay::Normal => render::crypto_session(&sessions, false),
+                SessionDisplay::Detail => render::crypto_session(&sessions, true),
+                SessionDisplay::Brief => render::crypto_session_brief(&sessions, unix_now()),
+                SessionDisplay::Summary => render::crypto_session_summary(&sessions),
+            };
+            print!("{text}");
         }
+        (Command::DebugCryptoIsakmp { .. }, Some(Body::Debug { debug })) => println!("{debug}"),
         (Command::ShowCryptoIsakmpPeer, Some(Body::Peers { peers })) => {
             print!("{}", render::isakmp_peers(&peers))
         }

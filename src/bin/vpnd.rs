@@ -39,12 +39,23 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VPND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log.level.as_str()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    // The filter sits behind a reload layer: `vpnctl debug crypto isakmp on` changes it live.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let base = std::env::var("VPND_LOG").unwrap_or_else(|_| config.log.level.as_str().to_string());
+    let filter = match tracing_subscriber::EnvFilter::try_new(&base) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vpnd: VPND_LOG={base:?} is not a log filter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(false))
         .init();
+    let log = vpnd::daemon::logging::LogControl::new(handle, base);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(vpnd::daemon::run(config)) {
+    match rt.block_on(vpnd::daemon::run(config, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -91,6 +91,8 @@ pub enum Body {
     Sessions { sessions: Vec<SessionView> },
     Peers { peers: Vec<PeerView> },
     Cleared { cleared: usize },
+    /// The answer to `debug crypto isakmp [aaa] on|off`, in IOS words.
+    Debug { debug: String },
     Done {},
 }
 

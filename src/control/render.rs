@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::session::model::{FlowDirection, FlowView, IkeSaView, PeerView, SessionView};
+use crate::session::model::{FlowDirection, FlowView, IkeSaView, PeerView, SessionView, Status};
 
 /// Shown for an absent value, as IOS does.
 pub const NONE: &str = "(none)";
@@ -133,6 +133,90 @@ fn direction(d: &FlowDirection) -> String {
     )
 }
 
+/// The status letters of `show crypto session brief` (IOS's legend: A Active, U Up, D Down,
+/// I Idle, N Negotiating, K No IKE).
+pub fn status_letters(s: Status) -> &'static str {
+    match s {
+        Status::UpActive => "UA",
+        Status::UpIdle => "UI",
+        Status::UpNoIke => "UK",
+        Status::DownNegotiating => "DN",
+        Status::Down => "D",
+    }
+}
+
+/// `show crypto session brief`: one line per session, grouped by ivrf, as IOS lays it out.
+/// `Username` stays empty (vpnd has no XAUTH); `Uptime` counts from the session's first IPsec
+/// SA pair (`hh:mm:ss`, or `NdHHh` past a day, as IOS abbreviates), `-` while it has none.
+pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
+    let mut out = String::from(
+        "Status: A- Active, U - Up, D - Down, I - Idle, S - Standby, N - Negotiating\n        K - No IKE\n",
+    );
+    let mut by_ivrf: std::collections::BTreeMap<Option<&str>, Vec<&SessionView>> =
+        std::collections::BTreeMap::new();
+    for s in sessions {
+        by_ivrf.entry(s.key.ivrf.as_deref()).or_default().push(s);
+    }
+    for (ivrf, list) in by_ivrf {
+        let _ = writeln!(out, "ivrf = {}", ivrf.unwrap_or(NONE));
+        let _ = writeln!(
+            out,
+            "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
+            "Peer", "I/F", "Username", "Group/Phase1_id", "Uptime", "Status"
+        );
+        for s in list {
+            let uptime = s
+                .up_since
+                .map_or_else(|| "-".to_string(), |t| uptime(now.saturating_sub(t)));
+            let _ = writeln!(
+                out,
+                "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
+                s.key.peer.ip(),
+                s.interface.as_deref().unwrap_or("-"),
+                "",
+                s.phase1_id.as_deref().unwrap_or("-"),
+                uptime,
+                status_letters(s.status)
+            );
+        }
+    }
+    out
+}
+
+/// IOS's uptime: `hh:mm:ss` below a day, `1d02h` from then on.
+fn uptime(s: u64) -> String {
+    if s < 86_400 {
+        hms(s)
+    } else {
+        format!("{}d{:02}h", s / 86_400, s / 3600 % 24)
+    }
+}
+
+/// `show crypto session summary` (no IOS sample: vpnd's layout): how many sessions are in
+/// each state, and the total of IKE SAs and IPsec SAs behind them.
+pub fn crypto_session_summary(sessions: &[SessionView]) -> String {
+    let count = |st: Status| sessions.iter().filter(|s| s.status == st).count();
+    let ike: usize = sessions.iter().map(|s| s.ike_sas.len()).sum();
+    let ipsec: u64 = sessions
+        .iter()
+        .flat_map(|s| &s.flows)
+        .map(|f| u64::from(f.active_sas))
+        .sum();
+    let mut out = String::from("Crypto session summary\n");
+    let _ = writeln!(out, "Total sessions: {}", sessions.len());
+    for st in [
+        Status::UpActive,
+        Status::UpIdle,
+        Status::UpNoIke,
+        Status::DownNegotiating,
+        Status::Down,
+    ] {
+        let _ = writeln!(out, "  {:<17} {}", format!("{st}:"), count(st));
+    }
+    let _ = writeln!(out, "IKE SAs: {ike}, IPsec SAs: {ipsec}");
+    out
+}
+
 /// IOS's `address/port` (no brackets for IPv6).
 fn slash(a: SocketAddr) -> String {
     format!("{}/{}", a.ip(), a.port())
@@ -202,7 +286,7 @@ pub fn session_status_syslog(up: bool, s: &SessionView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::model::{SessionKey, Status, Totals};
+    use crate::session::model::{SessionKey, Totals};
 
     // The IOS guide's samples, verbatim (IP Security VPN Monitoring, "show crypto session
     // Command Output Examples", "Verifying Peer Descriptions", the syslog notifications).
@@ -497,6 +581,53 @@ Peer: 172.0.0.2 port 500 fvrf: blue ivrf: (none)
         assert_eq!(
             session_status_syslog(false, &s),
             "%CRYPTO-5-SESSION_STATUS: Crypto session is DOWN. Peer [2001:db8::9]:4500 ivrf=inside"
+        );
+    }
+
+    #[test]
+    fn brief_is_one_line_per_session_grouped_by_ivrf() {
+        let mut a = detail_sample();
+        a.up_since = Some(1_000_000);
+        let mut b = syslog_sample();
+        b.status = Status::UpNoIke;
+        b.up_since = Some(1_000_000 - 2 * 86_400 - 3 * 3600);
+        let mut c = session("192.0.2.9:500");
+        c.status = Status::DownNegotiating;
+        let got = crypto_session_brief(&[a, b, c], 1_000_014);
+        let want = "\
+Status: A- Active, U - Up, D - Down, I - Idle, S - Standby, N - Negotiating
+        K - No IKE
+ivrf = (none)
+Peer            I/F          Username        Group/Phase1_id          Uptime   Status
+10.1.1.3        Tunnel0                      10.1.1.3                 00:00:14 UA
+192.0.2.9       -                            -                        -        DN
+ivrf = name20
+Peer            I/F          Username        Group/Phase1_id          Uptime   Status
+10.6.6.1        -                            10.5.5.2                 2d03h    UK
+";
+        assert_text(&got, want);
+    }
+
+    #[test]
+    fn summary_counts_each_state_and_the_sas() {
+        let mut idle = session("192.0.2.7:500");
+        idle.status = Status::UpIdle;
+        idle.ike_sas = brief_sample().ike_sas;
+        let got = crypto_session_summary(&[brief_sample(), detail_sample(), idle]);
+        let want = "\
+Crypto session summary
+Total sessions: 3
+  UP-ACTIVE:        2
+  UP-IDLE:          1
+  UP-NO-IKE:        0
+  DOWN-NEGOTIATING: 0
+  DOWN:             0
+IKE SAs: 3, IPsec SAs: 6
+";
+        assert_text(&got, want);
+        assert_eq!(
+            crypto_session_summary(&[]).lines().nth(1),
+            Some("Total sessions: 0")
         );
     }
 }

@@ -4,6 +4,7 @@
 //! readers and the XFRM event stream feed it through channels.
 
 pub mod kernel;
+pub mod logging;
 mod peers;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use vpnd_xfrm::{Event, Events, Owner, Xfrm};
 
 use crate::config::{Config, StartAction};
@@ -39,6 +40,23 @@ fn identity_text(id: &crate::ike::codec::Identity) -> String {
             k.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
         other => format!("{other:?}"),
+    }
+}
+
+/// One IKE datagram in `debug crypto isakmp` words: exchange, request or response, message
+/// ID, SPIs and length (or why its header does not parse).
+fn describe(data: &[u8]) -> String {
+    match crate::ike::codec::Header::peek(data) {
+        Ok(h) => format!(
+            "{:?} {} msgid {} spi {:016x}/{:016x} len {}",
+            h.exchange,
+            if h.flags.response { "response" } else { "request" },
+            h.message_id,
+            h.spi_i,
+            h.spi_r,
+            data.len()
+        ),
+        Err(e) => format!("{} bytes, bad header ({e})", data.len()),
     }
 }
 
@@ -79,6 +97,10 @@ struct Daemon {
     /// Description, fvrf, ivrf and lifetime per configured peer, for sessions and show.
     peer_info: HashMap<String, (PeerInfo, Duration)>,
     peer_views: Vec<PeerView>,
+    /// `debug crypto isakmp [aaa]`: the live log filter.
+    log: logging::LogControl,
+    /// `%CRYPTO-5-SESSION_STATUS` notices to the local and remote syslog receivers.
+    syslog: crate::syslog::Syslog,
 }
 
 /// How often the kernel's counters are read (one dump for every SA).
@@ -171,6 +193,7 @@ impl Daemon {
             match o {
                 Output::Transmit(t) => match self.socket_for(t.local) {
                     Some(s) => {
+                        debug!(target: logging::ISAKMP, "ISAKMP: sending {} to {}", describe(&t.data), t.remote);
                         if let Err(e) = s.send_to(&t.data, t.remote).await {
                             warn!(remote = %t.remote, "send failed: {e}");
                         }
@@ -317,18 +340,16 @@ impl Daemon {
         }
     }
 
-    /// A session came up (its first IPsec SA pair) or went down (its last): the IOS notice.
-    /// The syslog transport arrives with the syslog work; until then it goes to the log.
+    /// A session came up (its first IPsec SA pair) or went down (its last): the IOS notice,
+    /// to syslog and to the daemon's own log, exactly once per transition.
     fn transition(&mut self, t: Transition) {
         let (up, view) = match &t {
             Transition::Up(v) => (true, v),
             Transition::Down(v) => (false, v),
         };
-        info!(
-            peer = view.peer_name,
-            "{}",
-            crate::control::render::session_status_syslog(up, view)
-        );
+        let line = crate::control::render::session_status_syslog(up, view);
+        info!(peer = view.peer_name, "{line}");
+        self.syslog.notice(&line);
     }
 
     /// One kernel dump: every SA's counters, into the session table.
@@ -384,7 +405,13 @@ impl Daemon {
                 }
                 Response::ok(Body::Cleared { cleared })
             }
-            Command::Debug { .. } => Response::error("debug crypto isakmp is not implemented yet"),
+            Command::Debug { aaa, on } => match self.log.set(aaa, on) {
+                Ok(text) => {
+                    info!("{text}");
+                    Response::ok(Body::Debug { debug: text })
+                }
+                Err(e) => Response::error(e),
+            },
         }
     }
 
@@ -463,7 +490,7 @@ impl Daemon {
     }
 }
 
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
         ..Owner::default()
@@ -575,6 +602,8 @@ pub async fn run(config: Config) -> Result<()> {
                 flags: vec!["PEER_POLICY".into()],
             })
             .collect(),
+        log,
+        syslog: crate::syslog::Syslog::start(&config.syslog),
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::spawn(
@@ -608,7 +637,10 @@ pub async fn run(config: Config) -> Result<()> {
             .min()
             .map(tokio::time::Instant::from_std);
         tokio::select! {
-            Some(dg) = rx.recv() => d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data),
+            Some(dg) = rx.recv() => {
+                debug!(target: logging::ISAKMP, "ISAKMP: received {} from {}", describe(&dg.data), dg.remote);
+                d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data)
+            }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 d.endpoint.handle_timeout(Instant::now());
                 d.run_retries();
@@ -648,5 +680,6 @@ pub async fn run(config: Config) -> Result<()> {
         policies = left.policies,
         "stopped; removed what was left"
     );
+    d.syslog.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
