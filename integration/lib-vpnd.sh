@@ -51,6 +51,63 @@ write_vpnd_conf() {
     } >"$f"
 }
 
+# write_vpnd_two_peers_conf FILE [EXTRA_YAML] : vpnd.yaml for gw1 with two strongSwan peers,
+# peer1 (192.0.2.2, no VRFs) and peer2 (192.0.2.3, fvrf name10 ivrf name20), each with a
+# description, both initiated by vpnd; EXTRA_YAML (top-level sections) is appended.
+write_vpnd_two_peers_conf() {
+    cat >"$1" <<YAML
+local:
+  addresses: [192.0.2.1]
+log:
+  level: debug
+control:
+  socket: $LAB_WORKDIR/vpnd.sock
+ike_defaults:
+  proposals: [aes256gcm16-prfsha256-x25519]
+  retransmit: { timeout: 1s, base: 1.5, tries: 3 }
+peers:
+  - name: peer1
+    address: 192.0.2.2
+    description: "this is my peer at 192.0.2.2:500 Green"
+    local_id: "@gw1.lab.example"
+    remote_id: "@peer1.lab.example"
+    psk: "lab-secret-0123456789"
+    start: initiate
+    children:
+      - name: lan
+        local_ts: [198.51.100.0/25]
+        remote_ts: [203.0.113.0/26]
+  - name: peer2
+    address: 192.0.2.3
+    description: "SJC24-2-VPN-Gateway"
+    fvrf: name10
+    ivrf: name20
+    local_id: "@gw1.lab.example"
+    remote_id: "@peer2.lab.example"
+    psk: "lab-secret-peer2"
+    start: initiate
+    children:
+      - name: lan
+        local_ts: [198.51.100.0/25]
+        remote_ts: [203.0.113.64/26]
+YAML
+    [[ -z ${2:-} ]] || printf '%s\n' "$2" >>"$1"
+}
+
+# start_two_charon_peers : charon in peer1 and peer2 as responders to gw1 (the peers of
+# write_vpnd_two_peers_conf), connection "site" each.
+start_two_charon_peers() {
+    local d1=$LAB_WORKDIR/charon-peer1 d2=$LAB_WORKDIR/charon-peer2
+    write_swanctl_conf "$d1" name=site local_addr=192.0.2.2 remote_addr=192.0.2.1 \
+        local_id=peer1.lab.example remote_id=gw1.lab.example \
+        local_ts=203.0.113.0/26 remote_ts=198.51.100.0/25 start_action=none
+    write_swanctl_conf "$d2" name=site local_addr=192.0.2.3 remote_addr=192.0.2.1 \
+        local_id=peer2.lab.example remote_id=gw1.lab.example psk=lab-secret-peer2 \
+        local_ts=203.0.113.64/26 remote_ts=198.51.100.0/25 start_action=none
+    start_charon peer1 "$d1"
+    start_charon peer2 "$d2"
+}
+
 # start_vpnd NS CONF : run vpnd in NS; waits until its log says it is running.
 start_vpnd() {
     local ns=$1 conf=$2 log=$LAB_LOGDIR/vpnd-$1.log

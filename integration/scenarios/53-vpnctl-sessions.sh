@@ -13,44 +13,6 @@ VPNCTL=${VPNCTL:-$LAB_TARGET/vpnctl}
 
 _vpnctl() { ip netns exec gw1 "$VPNCTL" --socket "$LAB_WORKDIR/vpnd.sock" "$@"; }
 
-_write_conf() {
-    cat >"$1" <<YAML
-local:
-  addresses: [192.0.2.1]
-log:
-  level: debug
-control:
-  socket: $LAB_WORKDIR/vpnd.sock
-ike_defaults:
-  proposals: [aes256gcm16-prfsha256-x25519]
-  retransmit: { timeout: 1s, base: 1.5, tries: 3 }
-peers:
-  - name: peer1
-    address: 192.0.2.2
-    description: "this is my peer at 192.0.2.2:500 Green"
-    local_id: "@gw1.lab.example"
-    remote_id: "@peer1.lab.example"
-    psk: "lab-secret-0123456789"
-    start: initiate
-    children:
-      - name: lan
-        local_ts: [198.51.100.0/25]
-        remote_ts: [203.0.113.0/26]
-  - name: peer2
-    address: 192.0.2.3
-    description: "SJC24-2-VPN-Gateway"
-    fvrf: name10
-    ivrf: name20
-    local_id: "@gw1.lab.example"
-    remote_id: "@peer2.lab.example"
-    psk: "lab-secret-peer2"
-    start: initiate
-    children:
-      - name: lan
-        local_ts: [198.51.100.0/25]
-        remote_ts: [203.0.113.64/26]
-YAML
-}
 
 # _session_json FIELD PEER : a field of the session with PEER's address, from --json.
 _session_json() {
@@ -65,16 +27,9 @@ print(v)' "$1" "$2"
 }
 
 scenario_run() {
-    local conf=$LAB_WORKDIR/vpnd.yaml d1=$LAB_WORKDIR/charon-peer1 d2=$LAB_WORKDIR/charon-peer2 out
-    write_swanctl_conf "$d1" name=site local_addr=192.0.2.2 remote_addr=192.0.2.1 \
-        local_id=peer1.lab.example remote_id=gw1.lab.example \
-        local_ts=203.0.113.0/26 remote_ts=198.51.100.0/25 start_action=none
-    write_swanctl_conf "$d2" name=site local_addr=192.0.2.3 remote_addr=192.0.2.1 \
-        local_id=peer2.lab.example remote_id=gw1.lab.example psk=lab-secret-peer2 \
-        local_ts=203.0.113.64/26 remote_ts=198.51.100.0/25 start_action=none
-    start_charon peer1 "$d1"
-    start_charon peer2 "$d2"
-    _write_conf "$conf"
+    local conf=$LAB_WORKDIR/vpnd.yaml out
+    start_two_charon_peers
+    write_vpnd_two_peers_conf "$conf"
     start_vpnd gw1 "$conf"
     wait_ike_established peer1 site 40
     wait_ike_established peer2 site 40

@@ -14,6 +14,7 @@ use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
 use vpnd_xfrm::*;
 
+mod fake_sessions;
 mod ike_load;
 
 #[derive(Parser)]
@@ -105,6 +106,13 @@ enum Cmd {
         /// Repetitions of each timed read (the median is reported).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+    },
+    /// Serve vpnd's control socket with N synthetic sessions (benchmark of `vpnctl show`).
+    FakeSessions {
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        #[arg(long)]
+        socket: std::path::PathBuf,
     },
     /// Open COUNT IKE SAs (one child each) to TARGET as fast as it answers, with vpnd's own
     /// engine as the initiator, and print IKE SAs per second.
@@ -375,6 +383,9 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Cmd::FakeSessions { sessions, socket } = cli.cmd {
+        return fake_sessions::serve(sessions, socket).await;
+    }
     let x = Xfrm::connect(Owner::default())?;
     match cli.cmd {
         Cmd::SaPair(a) => sa_pair(&x, &a).await?,
@@ -442,6 +453,7 @@ async fn main() -> Result<()> {
             };
             ike_load::run(args).await?
         }
+        Cmd::FakeSessions { .. } => unreachable!("served above"),
     }
     Ok(())
 }

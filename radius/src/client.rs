@@ -1,0 +1,279 @@
+//! The accounting client: a server group with failover over per-server owner tasks.
+//!
+//! Our own transport, because the `radius` crate's client accepts forged responses, never
+//! retransmits and opens a socket per request. Per server (see `server.rs`): one connected UDP
+//! socket, 256 identifiers (a request waits when all are in flight), retransmission with a
+//! doubling timeout, a new Identifier and Acct-Delay-Time on every retransmission
+//! (RFC 2866 §5.2), and responses checked for source, code, length, identifier and Response
+//! Authenticator before they count.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::record::AccountingRecord;
+use crate::server::{self, Command, ServerHandle};
+
+/// One accounting server.
+#[derive(Clone)]
+pub struct ServerSpec {
+    /// The name shown in statistics and errors.
+    pub name: String,
+    pub addr: SocketAddr,
+    /// The shared secret (RFC 2865 §3: must not be empty).
+    pub secret: Vec<u8>,
+}
+
+impl fmt::Debug for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSpec")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Timers of the transport, the same for every server of a group.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Wait for an answer to the first transmission (IOS `radius-server timeout`, 5 s).
+    pub timeout: Duration,
+    /// Transmissions after the first (IOS `radius-server retransmit`, 3).
+    pub retransmit: u32,
+    /// The timeout doubles on each retransmission up to this (never below `timeout`).
+    pub max_timeout: Duration,
+    /// How long a server that exhausted its tries is skipped (IOS `radius-server deadtime`);
+    /// zero: never marked dead (IOS's default).
+    pub dead_time: Duration,
+    /// Source address of the requests (IOS `ip radius source-interface`); default: the
+    /// kernel's choice for the route.
+    pub source: Option<IpAddr>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(5),
+            retransmit: 3,
+            max_timeout: Duration::from_secs(20),
+            dead_time: Duration::ZERO,
+            source: None,
+        }
+    }
+}
+
+/// A record the server acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The server that answered.
+    pub server: String,
+    /// Transmissions to that server (1 = answered the first time).
+    pub tries: u32,
+    /// Round trip of the answered transmission.
+    pub rtt: Duration,
+}
+
+/// Why one server did not take a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("no answer after {tries} tries")]
+    NoAnswer { tries: u32 },
+    #[error("server task stopped")]
+    Stopped,
+}
+
+/// One server's part in a failed [`Group::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub server: String,
+    pub failure: Failure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("no RADIUS accounting server configured")]
+    NoServers,
+    #[error("RADIUS server {0:?}: the shared secret is empty")]
+    EmptySecret(String),
+    #[error("RADIUS server name {0:?} is used twice")]
+    DuplicateName(String),
+    /// Every server tried failed; the caller keeps the record and tries again later.
+    #[error("accounting record not delivered: {}", attempts_text(.attempts))]
+    Undelivered { attempts: Vec<Attempt> },
+}
+
+fn attempts_text(attempts: &[Attempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.server, a.failure))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Per-server counters, for a `show aaa servers`-like view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerStats {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Records sent to this server (first transmissions).
+    pub requests: u64,
+    pub retransmissions: u64,
+    /// Authentic Accounting-Responses that completed a request.
+    pub responses: u64,
+    /// Transmissions that got no answer in their timeout.
+    pub timeouts: u64,
+    /// Requests that exhausted their tries here.
+    pub failed: u64,
+    /// Responses ignored: wrong Response Authenticator (or wrong source).
+    pub forged: u64,
+    /// Responses ignored: not a well-formed Accounting-Response.
+    pub malformed: u64,
+    /// Responses ignored: their identifier is not in flight (late duplicates, strays).
+    pub unmatched: u64,
+    pub socket_errors: u64,
+    pub in_flight: usize,
+    /// Requests waiting for a free identifier.
+    pub queued: usize,
+    pub dead: bool,
+    /// Unix seconds until which the server is skipped.
+    pub dead_until: Option<u64>,
+    pub last_rtt_us: Option<u64>,
+}
+
+/// An ordered list of accounting servers (IOS `aaa group server radius`). Cheap to clone;
+/// the server tasks stop when the last clone is dropped and their requests are done.
+#[derive(Clone)]
+pub struct Group {
+    servers: Arc<[ServerHandle]>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.servers.iter().map(|s| (&s.name, s.addr)))
+            .finish()
+    }
+}
+
+impl Group {
+    /// Starts one task per server; call it inside a tokio runtime.
+    pub fn new(servers: Vec<ServerSpec>, config: ClientConfig) -> Result<Group, Error> {
+        if servers.is_empty() {
+            return Err(Error::NoServers);
+        }
+        for (i, s) in servers.iter().enumerate() {
+            if s.secret.is_empty() {
+                return Err(Error::EmptySecret(s.name.clone()));
+            }
+            if servers[..i].iter().any(|o| o.name == s.name) {
+                return Err(Error::DuplicateName(s.name.clone()));
+            }
+        }
+        let handles: Vec<ServerHandle> = servers
+            .into_iter()
+            .map(|s| server::spawn(s, config.clone()))
+            .collect();
+        Ok(Group {
+            servers: handles.into(),
+        })
+    }
+
+    /// Sends `record` to the first server that answers, in configured order, skipping the
+    /// servers marked dead; when all are dead, all are tried in order all the same.
+    pub async fn send(&self, record: &AccountingRecord) -> Result<Delivered, Error> {
+        let record = Arc::new(record.clone());
+        let now = Instant::now();
+        let alive: Vec<&ServerHandle> = self
+            .servers
+            .iter()
+            .filter(|s| !s.state.borrow().is_dead(now))
+            .collect();
+        let order: Vec<&ServerHandle> = if alive.is_empty() {
+            self.servers.iter().collect()
+        } else {
+            alive
+        };
+
+        let mut attempts = Vec::new();
+        for server in order {
+            match send_to(server, record.clone()).await {
+                Ok(outcome) => {
+                    return Ok(Delivered {
+                        server: server.name.clone(),
+                        tries: outcome.tries,
+                        rtt: outcome.rtt,
+                    })
+                }
+                Err(failure) => {
+                    tracing::info!(server = %server.name, %failure,
+                        session = %record.acct_session_id, "accounting request failed over");
+                    attempts.push(Attempt {
+                        server: server.name.clone(),
+                        failure,
+                    });
+                }
+            }
+        }
+        Err(Error::Undelivered { attempts })
+    }
+
+    /// The servers' counters, in configured order.
+    pub fn stats(&self) -> Vec<ServerStats> {
+        let now = Instant::now();
+        self.servers
+            .iter()
+            .map(|s| {
+                let st = s.state.borrow();
+                let dead = st.is_dead(now);
+                ServerStats {
+                    name: s.name.clone(),
+                    addr: s.addr,
+                    requests: st.requests,
+                    retransmissions: st.retransmissions,
+                    responses: st.responses,
+                    timeouts: st.timeouts,
+                    failed: st.failed,
+                    forged: st.forged,
+                    malformed: st.malformed,
+                    unmatched: st.unmatched,
+                    socket_errors: st.socket_errors,
+                    in_flight: st.in_flight,
+                    queued: st.queued,
+                    dead,
+                    dead_until: st.dead_until.filter(|_| dead).map(|(_, wall)| {
+                        wall.duration_since(UNIX_EPOCH)
+                            .unwrap_or(Duration::ZERO)
+                            .as_secs()
+                    }),
+                    last_rtt_us: st
+                        .last_rtt
+                        .map(|d| d.as_micros().try_into().unwrap_or(u64::MAX)),
+                }
+            })
+            .collect()
+    }
+
+    /// The servers' names, in configured order.
+    pub fn server_names(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.name.clone()).collect()
+    }
+}
+
+async fn send_to(
+    server: &ServerHandle,
+    record: Arc<AccountingRecord>,
+) -> Result<server::Outcome, Failure> {
+    let (reply, answer) = oneshot::channel();
+    server
+        .tx
+        .send(Command::Send { record, reply })
+        .await
+        .map_err(|_| Failure::Stopped)?;
+    answer.await.map_err(|_| Failure::Stopped)?
+}

@@ -1,0 +1,238 @@
+//! The outbox journal: reopen, torn writes, limits, compaction.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use vpnd_radius::{AccountingRecord, AcctStatus, Journal, JournalError, Seq};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("vpnd-radius-{}-{name}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("accounting.journal")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rec(i: u64) -> AccountingRecord {
+    AccountingRecord {
+        user_name: Some(format!("user{i}")),
+        input_octets: Some(i << 33),
+        cisco_avpairs: vec!["connect-progress=No Progress".into()],
+        ..AccountingRecord::new(
+            AcctStatus::Stop,
+            format!("{i:08}"),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i),
+        )
+    }
+}
+
+fn lines(path: &PathBuf) -> usize {
+    fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn pending_records_survive_a_reopen_in_order() {
+    let dir = TempDir::new("reopen");
+    let (mut j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert!(pending.is_empty());
+    let seqs: Vec<Seq> = (1..=3).map(|i| j.append(&rec(i)).unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    j.ack(seqs[1]).unwrap();
+    assert_eq!(j.pending_len(), 2);
+    drop(j);
+
+    let (mut j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(pending, vec![(seqs[0], rec(1)), (seqs[2], rec(3))]);
+    assert_eq!(j.pending_len(), 2);
+    assert_eq!(j.recovery().torn_lines, 0);
+    let next = j.append(&rec(4)).unwrap();
+    assert!(next > seqs[2], "sequence numbers are not reused");
+    assert!(matches!(j.ack(seqs[1]), Err(JournalError::NotPending(s)) if s == seqs[1]));
+    assert!(matches!(
+        j.ack_many(&[seqs[0], seqs[0]]),
+        Err(JournalError::NotPending(_))
+    ));
+    assert_eq!(j.pending_len(), 3, "a refused ack_many acks nothing");
+    j.ack_many(&[seqs[0], next]).unwrap();
+    drop(j);
+    let (_, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(pending, vec![(seqs[2], rec(3))]);
+}
+
+#[test]
+fn torn_last_line_is_skipped_and_cut_off() {
+    let dir = TempDir::new("torn");
+    let (mut j, _) = Journal::open(dir.file(), 100).unwrap();
+    j.append(&rec(1)).unwrap();
+    j.append(&rec(2)).unwrap();
+    drop(j);
+    // A crash in the middle of the third append: half a line, no newline.
+    let full = fs::read(dir.file()).unwrap();
+    let last_line_start = full[..full.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let torn = full[last_line_start..full.len() / 2 + last_line_start / 2].to_vec();
+    OpenOptions::new()
+        .append(true)
+        .open(dir.file())
+        .unwrap()
+        .write_all(&torn)
+        .unwrap();
+
+    let (mut j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.1.clone()).collect::<Vec<_>>(),
+        vec![rec(1), rec(2)]
+    );
+    assert_eq!(j.recovery().torn_lines, 1);
+    assert_eq!(fs::read(dir.file()).unwrap(), full, "torn tail cut off");
+    // Appending after the repair leaves a valid file.
+    j.append(&rec(3)).unwrap();
+    drop(j);
+    let (j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(pending.len(), 3);
+    assert_eq!(j.recovery().torn_lines, 0);
+}
+
+#[test]
+fn complete_last_line_with_bad_crc_counts_as_torn() {
+    let dir = TempDir::new("badcrc");
+    let (mut j, _) = Journal::open(dir.file(), 100).unwrap();
+    j.append(&rec(1)).unwrap();
+    j.append(&rec(2)).unwrap();
+    drop(j);
+    let mut bytes = fs::read(dir.file()).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x20; // inside the last record's JSON
+    fs::write(dir.file(), &bytes).unwrap();
+    let (j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1, rec(1));
+    assert_eq!(j.recovery().torn_lines, 1);
+}
+
+#[test]
+fn corruption_in_the_middle_is_an_error() {
+    let dir = TempDir::new("corrupt");
+    let (mut j, _) = Journal::open(dir.file(), 100).unwrap();
+    for i in 1..=3 {
+        j.append(&rec(i)).unwrap();
+    }
+    drop(j);
+    let text = fs::read_to_string(dir.file()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[2] = lines[2].replace("user2", "userX"); // line 3: the second record
+    fs::write(dir.file(), lines.join("\n") + "\n").unwrap();
+    match Journal::open(dir.file(), 100) {
+        Err(JournalError::Corrupt { line, reason, .. }) => {
+            assert_eq!(line, 3);
+            assert!(reason.contains("CRC"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        fs::read_to_string(dir.file()).unwrap(),
+        lines.join("\n") + "\n",
+        "left untouched"
+    );
+}
+
+#[test]
+fn full_at_the_limit() {
+    let dir = TempDir::new("full");
+    let (mut j, _) = Journal::open(dir.file(), 2).unwrap();
+    let a = j.append(&rec(1)).unwrap();
+    j.append(&rec(2)).unwrap();
+    assert!(matches!(
+        j.append(&rec(3)),
+        Err(JournalError::Full { limit: 2 })
+    ));
+    assert_eq!(j.pending_len(), 2);
+    j.ack(a).unwrap();
+    j.append(&rec(3)).unwrap();
+    drop(j);
+    let (_, pending) = Journal::open(dir.file(), 2).unwrap();
+    assert_eq!(
+        pending.into_iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![rec(2), rec(3)]
+    );
+}
+
+#[test]
+fn compaction_keeps_the_pending_records() {
+    let dir = TempDir::new("compact");
+    let (mut j, _) = Journal::open(dir.file(), 100).unwrap();
+    j.set_compact_after(3);
+    let seqs: Vec<Seq> = (1..=5).map(|i| j.append(&rec(i)).unwrap()).collect();
+    j.ack(seqs[0]).unwrap();
+    j.ack(seqs[2]).unwrap();
+    assert_eq!(lines(&dir.file()), 1 + 5 + 2, "not compacted yet");
+    j.ack(seqs[3]).unwrap(); // 3 delivered >= 2 pending: compacts
+    assert_eq!(
+        lines(&dir.file()),
+        1 + 2,
+        "header and the two pending records"
+    );
+    assert!(!dir.0.join("accounting.journal.tmp").exists());
+    let after = j.append(&rec(6)).unwrap();
+    drop(j);
+
+    let (mut j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(
+        pending,
+        vec![(seqs[1], rec(2)), (seqs[4], rec(5)), (after, rec(6))]
+    );
+    // Sequence numbers keep growing across compaction, even when nothing is pending.
+    j.ack_many(&[seqs[1], seqs[4], after]).unwrap();
+    j.compact().unwrap();
+    assert_eq!(lines(&dir.file()), 1);
+    drop(j);
+    let (mut j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert!(pending.is_empty());
+    assert!(j.append(&rec(7)).unwrap() > after);
+}
+
+#[test]
+fn stale_compaction_file_is_removed() {
+    let dir = TempDir::new("stale");
+    let (mut j, _) = Journal::open(dir.file(), 100).unwrap();
+    j.append(&rec(1)).unwrap();
+    drop(j);
+    let temp = dir.0.join("accounting.journal.tmp");
+    fs::write(&temp, b"half a compaction").unwrap();
+    let (j, pending) = Journal::open(dir.file(), 100).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(j.recovery().stale_temp);
+    assert!(!temp.exists());
+}
+
+#[test]
+fn journal_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    let _ = Journal::open(dir.file(), 1).unwrap();
+    let mode = fs::metadata(dir.file()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
