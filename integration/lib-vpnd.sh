@@ -145,3 +145,18 @@ ping_summary() {
     while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
     sed -n 's/^\([0-9]\+\) packets transmitted, \([0-9]\+\) received.*/\1 \2/p' "$LAB_LOGDIR/ping-$1.log"
 }
+
+# median_ms REPS CMD... : run CMD (output discarded) REPS times; print the median wall time
+# in milliseconds. Fails if CMD fails.
+median_ms() {
+    local reps=$1 i s e
+    shift
+    local -a t=()
+    for ((i = 0; i < reps; i++)); do
+        s=$(date +%s%N)
+        "$@" >/dev/null || return 1
+        e=$(date +%s%N)
+        t+=($(((e - s) / 1000000)))
+    done
+    printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((reps + 1) / 2))p"
+}

@@ -31,6 +31,11 @@ scenario_run() {
     sed -i 's/level: debug/level: info/' "$conf"
     start_vpnd gw1 "$conf"
     ours=$(_load vpnd)
+    # The generator leaves its IKE SAs up: list them the operator's way on each daemon.
+    local show_ours show_theirs
+    show_ours=$(median_ms 5 ip netns exec gw1 "$LAB_TARGET/vpnctl" --socket "$LAB_WORKDIR/vpnd.sock" show crypto session) ||
+        lab_fail "vpnctl show crypto session failed"
+    lab_log "vpnctl show crypto session lists $(ip netns exec gw1 "$LAB_TARGET/vpnctl" --socket "$LAB_WORKDIR/vpnd.sock" show crypto session | grep -c '^Session status: UP-ACTIVE$') sessions"
     stop_vpnd gw1
 
     write_swanctl_conf "$d" name=load local_addr=192.0.2.1 remote_addr=192.0.2.3 \
@@ -41,9 +46,11 @@ scenario_run() {
     sed -i 's/default = 1/default = 0/; s/ike = 2/ike = 1/; s/flush_line = yes/flush_line = no/' "$d/strongswan.conf"
     start_charon gw1 "$d"
     theirs=$(_load charon)
+    show_theirs=$(median_ms 5 swanctl_in gw1 --list-sas) || lab_fail "swanctl --list-sas failed"
+    lab_log "swanctl --list-sas lists $(swanctl_in gw1 --list-sas | grep -c ' ESTABLISHED') IKE SAs"
     stop_charon gw1
 
-    python3 - "$ours" "$theirs" <<'PY' | tee "$LAB_RESULTS/bench-ike-responder.txt" >&2
+    python3 - "$ours" "$theirs" "$show_ours" "$show_theirs" <<'PY' | tee "$LAB_RESULTS/bench-ike-responder.txt" >&2
 import json, sys
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 print(f"bench-ike: responder IKE SAs/s (each with one child SA in the kernel), same generator, same VM run")
@@ -51,5 +58,7 @@ print(f"bench-ike: vpnd   {o['rate']:8.1f} /s  ({o['established']} of {o['count'
 print(f"bench-ike: charon {t['rate']:8.1f} /s  ({t['established']} of {t['count']} in {t['seconds']:.1f} s, {t['failed']} failed)")
 r = o['rate'] / t['rate'] if t['rate'] else float('inf')
 print(f"bench-ike: ratio vpnd/charon = {r:.2f}x (target > 1: {'MET' if r > 1 else 'NOT MET'})")
+so, st = int(sys.argv[3]), int(sys.argv[4])
+print(f"bench-show: listing {o['established']} IKE SAs: vpnctl show crypto session {so} ms, swanctl --list-sas {st} ms (median of 5): vpnctl takes {so / st if st else 0:.2f}x charon's time")
 PY
 }

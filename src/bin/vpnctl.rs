@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use vpnd::control::cli::{self, Command, SessionDisplay, EXIT_UNREACHABLE};
+use vpnd::control::cli::{self, Command, EXIT_UNREACHABLE};
 use vpnd::control::client::{call, ClientError};
 use vpnd::control::proto::Body;
 use vpnd::control::render;
@@ -19,7 +19,7 @@ fn unix_now() -> u64 {
 fn main() -> ExitCode {
     // A usage error is printed with the usage line and exits 2 (`--help`, `--version`: 0).
     let inv = cli::parse();
-    let response = match call(&inv.socket, inv.command.request()) {
+    let response = match call(&inv.socket, inv.request()) {
         Ok(r) => r,
         Err(e @ ClientError::Unreachable { .. }) => {
             eprintln!("vpnctl: {e}");
@@ -46,14 +46,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match (&inv.command, response.body) {
+        (Command::ShowCryptoSession { .. }, Some(Body::Text { text })) => print!("{text}"),
+        // A daemon that answers with the list (an older vpnd): render it here.
         (Command::ShowCryptoSession { display, .. }, Some(Body::Sessions { sessions })) => {
-            let text = match display {
-                SessionDisplay::Normal => render::crypto_session(&sessions, false),
-                SessionDisplay::Detail => render::crypto_session(&sessions, true),
-                SessionDisplay::Brief => render::crypto_session_brief(&sessions, unix_now()),
-                SessionDisplay::Summary => render::crypto_session_summary(&sessions),
-            };
-            print!("{text}");
+            print!("{}", render::sessions(*display, &sessions, unix_now()))
         }
         (Command::DebugCryptoIsakmp { .. }, Some(Body::Debug { debug })) => println!("{debug}"),
         (Command::ShowCryptoIsakmpPeer, Some(Body::Peers { peers })) => {

@@ -63,16 +63,7 @@ pub enum Command {
     DebugCryptoIsakmp { aaa: bool, on: bool },
 }
 
-/// The form of `show crypto session`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SessionDisplay {
-    /// No keyword: the summary listing.
-    #[default]
-    Normal,
-    Brief,
-    Summary,
-    Detail,
-}
+pub use crate::control::proto::SessionDisplay;
 
 /// Which sessions a `show` or `clear` applies to (IOS: local/remote address and port, fvrf,
 /// ivrf). Every given criterion must hold; the empty filter matches every session.
@@ -105,13 +96,28 @@ impl From<&SessionFilter> for proto::Filter {
     }
 }
 
+impl Invocation {
+    /// The request to send: with `--json` a `show` asks for the session list (the stable
+    /// schema), without it for the IOS text, which the daemon renders.
+    pub fn request(&self) -> proto::Command {
+        let mut r = self.command.request();
+        if let proto::Command::ShowSessions { text, .. } = &mut r {
+            if self.json {
+                *text = None;
+            }
+        }
+        r
+    }
+}
+
 impl Command {
-    /// The control-socket request that carries this command (the view of `show crypto
-    /// session` is vpnctl's business: the daemon sends the sessions, vpnctl renders them).
+    /// The control-socket request that carries this command; a `show crypto session` asks
+    /// for its IOS layout as text.
     pub fn request(&self) -> proto::Command {
         match self {
-            Command::ShowCryptoSession { filter, .. } => proto::Command::ShowSessions {
+            Command::ShowCryptoSession { filter, display } => proto::Command::ShowSessions {
                 filter: filter.into(),
+                text: Some(*display),
             },
             Command::ShowCryptoIsakmpPeer => proto::Command::ShowPeers {},
             Command::ClearCryptoSession { filter } => proto::Command::ClearSessions {
@@ -925,8 +931,18 @@ mod tests {
                     remote_port: None,
                     fvrf: Some("o".into()),
                     ivrf: None,
-                }
+                },
+                text: Some(SessionDisplay::Detail),
             }
+        );
+        let json = parse("--json sh cr sess brief").unwrap();
+        assert_eq!(
+            json.request(),
+            proto::Command::ShowSessions {
+                filter: proto::Filter::default(),
+                text: None
+            },
+            "--json asks for the session list"
         );
         assert_eq!(
             command("cle cr sess").request(),

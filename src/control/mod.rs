@@ -6,3 +6,22 @@ pub mod client;
 pub mod proto;
 pub mod render;
 pub mod server;
+
+use crate::session::model::SessionView;
+
+/// The answer to `show crypto session`: the sessions that pass `filter`, as the list (for
+/// `--json`) or rendered in the IOS layout asked for.
+pub fn show_sessions(
+    all: Vec<SessionView>,
+    filter: &proto::Filter,
+    text: Option<proto::SessionDisplay>,
+    now: u64,
+) -> proto::Response {
+    let sessions: Vec<SessionView> = all.into_iter().filter(|s| filter.matches(s)).collect();
+    proto::Response::ok(match text {
+        Some(display) => proto::Body::Text {
+            text: render::sessions(display, &sessions, now),
+        },
+        None => proto::Body::Sessions { sessions },
+    })
+}

@@ -59,12 +59,28 @@ impl Filter {
     }
 }
 
+/// The layouts of `show crypto session`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionDisplay {
+    /// No keyword: the summary listing.
+    #[default]
+    Normal,
+    Brief,
+    Summary,
+    Detail,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     ShowSessions {
         #[serde(default)]
         filter: Filter,
+        /// Ask for IOS text in this layout instead of the session list: the daemon renders
+        /// it, so vpnctl does not decode thousands of sessions only to print them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<SessionDisplay>,
     },
     ShowPeers {},
     ClearSessions {
@@ -93,6 +109,8 @@ pub enum Body {
     Cleared { cleared: usize },
     /// The answer to `debug crypto isakmp [aaa] on|off`, in IOS words.
     Debug { debug: String },
+    /// A `show` already rendered as IOS text.
+    Text { text: String },
     Done {},
 }
 
@@ -179,6 +197,7 @@ mod tests {
                 remote: Some("10.1.1.3".parse().unwrap()),
                 ..Default::default()
             },
+            text: None,
         });
         assert_eq!(
             line,
@@ -190,9 +209,20 @@ mod tests {
                 filter: Filter {
                     remote: Some("10.1.1.3".parse().unwrap()),
                     ..Default::default()
-                }
+                },
+                text: None,
             })
         );
+        // The IOS text of a layout, rendered by the daemon.
+        let line = request_line(Command::ShowSessions {
+            filter: Filter::default(),
+            text: Some(SessionDisplay::Brief),
+        });
+        assert_eq!(
+            line,
+            "{\"v\":1,\"cmd\":\"show_sessions\",\"filter\":{},\"text\":\"brief\"}\n"
+        );
+        assert!(parse_request(br#"{"v":1,"cmd":"show_sessions","text":"fancy"}"#).is_err());
         assert_eq!(
             parse_request(br#"{"v":1,"cmd":"show_peers"}"#),
             Ok(Command::ShowPeers {})

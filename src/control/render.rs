@@ -23,6 +23,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+use crate::control::proto::SessionDisplay;
+
 use crate::session::model::{FlowDirection, FlowView, IkeSaView, PeerView, SessionView, Status};
 
 /// Shown for an absent value, as IOS does.
@@ -30,6 +32,16 @@ pub const NONE: &str = "(none)";
 
 /// Shown in `life (KB/Sec) <kb>/<sec>` when the SA has no volume limit.
 pub const UNLIMITED: &str = "unlimited";
+
+/// `show crypto session` in the layout asked for.
+pub fn sessions(display: SessionDisplay, sessions: &[SessionView], now: u64) -> String {
+    match display {
+        SessionDisplay::Normal => crypto_session(sessions, false),
+        SessionDisplay::Detail => crypto_session(sessions, true),
+        SessionDisplay::Brief => crypto_session_brief(sessions, now),
+        SessionDisplay::Summary => crypto_session_summary(sessions),
+    }
+}
 
 /// `show crypto session` (`detail == false`) or `show crypto session detail`.
 pub fn crypto_session(sessions: &[SessionView], detail: bool) -> String {

@@ -368,16 +368,11 @@ impl Daemon {
     /// A command from the control socket.
     async fn control(&mut self, command: Command) -> Response {
         match command {
-            Command::ShowSessions { filter } => {
+            Command::ShowSessions { filter, text } => {
                 // Fresh counters for the operator: one dump, whatever the number of SAs.
                 self.read_counters().await;
-                let sessions = self
-                    .sessions
-                    .views(unix_now())
-                    .into_iter()
-                    .filter(|s| filter.matches(s))
-                    .collect();
-                Response::ok(Body::Sessions { sessions })
+                let now = unix_now();
+                crate::control::show_sessions(self.sessions.views(now), &filter, text, now)
             }
             Command::ShowPeers {} => Response::ok(Body::Peers {
                 peers: self.peer_views.clone(),

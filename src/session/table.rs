@@ -126,20 +126,28 @@ impl Session {
     }
 
     fn view(&self, key: &SessionKey, now: u64) -> SessionView {
-        // Flows: children grouped by their selectors (a rekey briefly has two pairs).
-        let mut flows: BTreeMap<(u8, String, String), FlowView> = BTreeMap::new();
+        // Flows: children grouped by their selectors (a rekey briefly has two pairs). A
+        // session has a handful of children: a linear search beats a map keyed by clones.
+        let mut flows: Vec<FlowView> = Vec::with_capacity(self.children.len());
         for c in self.children.values() {
-            let f = flows
-                .entry((c.protocol, c.local_ts.clone(), c.remote_ts.clone()))
-                .or_insert_with(|| FlowView {
-                    protocol: c.protocol,
-                    local: c.local_ts.clone(),
-                    remote: c.remote_ts.clone(),
-                    active_sas: 0,
-                    origin: "crypto map".into(),
-                    inbound: FlowDirection::default(),
-                    outbound: FlowDirection::default(),
-                });
+            let i = match flows.iter().position(|f| {
+                f.protocol == c.protocol && f.local == c.local_ts && f.remote == c.remote_ts
+            }) {
+                Some(i) => i,
+                None => {
+                    flows.push(FlowView {
+                        protocol: c.protocol,
+                        local: c.local_ts.clone(),
+                        remote: c.remote_ts.clone(),
+                        active_sas: 0,
+                        origin: "crypto map".into(),
+                        inbound: FlowDirection::default(),
+                        outbound: FlowDirection::default(),
+                    });
+                    flows.len() - 1
+                }
+            };
+            let f = &mut flows[i];
             f.active_sas += 2;
             let (i, o) = self.pair(c);
             f.inbound.packets += i.packets;
@@ -178,7 +186,11 @@ impl Session {
                     capabilities: Vec::new(),
                 })
                 .collect(),
-            flows: flows.into_values().collect(),
+            flows: {
+                // The order `show` lists them in: protocol, then selectors.
+                flows.sort_by(|a, b| (a.protocol, &a.local, &a.remote).cmp(&(b.protocol, &b.local, &b.remote)));
+                flows
+            },
             totals: self.totals(),
             up_since: self.up_since,
         }

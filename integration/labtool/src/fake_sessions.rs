@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use tokio::sync::mpsc;
-use vpnd::control::proto::{Body, Command, Response};
+use vpnd::control::proto::{Command, Response};
 use vpnd::control::server::{self, Request};
 use vpnd::session::table::{ChildInfo, PeerInfo, SessionTable};
 use vpnd_xfrm::{Lifetime, SaCounters, SaId};
@@ -104,13 +104,10 @@ pub async fn serve(sessions: usize, socket: PathBuf) -> Result<()> {
     println!("fake-sessions: {sessions} sessions on {}", socket.display());
     while let Some(req) = rx.recv().await {
         let response = match req.command {
-            Command::ShowSessions { filter } => Response::ok(Body::Sessions {
-                sessions: table
-                    .views(unix_now())
-                    .into_iter()
-                    .filter(|s| filter.matches(s))
-                    .collect(),
-            }),
+            Command::ShowSessions { filter, text } => {
+                let now = unix_now();
+                vpnd::control::show_sessions(table.views(now), &filter, text, now)
+            }
             _ => Response::error("fake-sessions answers show crypto session only"),
         };
         let _ = req.reply.send(response);
