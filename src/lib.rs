@@ -3,6 +3,7 @@
 //! The kernel crate lives in `vpnd-xfrm` (`xfrm/`), RADIUS accounting in `vpnd-radius`
 //! (`radius/`). `ike` is the sans-IO protocol engine.
 
+pub mod accounting;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -117,7 +117,7 @@ fn attempts_text(attempts: &[Attempt]) -> String {
 }
 
 /// Per-server counters, for a `show aaa servers`-like view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ServerStats {
     pub name: String,
     pub addr: SocketAddr,

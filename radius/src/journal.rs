@@ -296,6 +296,34 @@ impl Journal {
         Ok(seq)
     }
 
+    /// Appends several records with one write and one fdatasync (a burst of session events
+    /// costs one disk flush, not one per record). Records past the limit are not written:
+    /// the returned sequence numbers cover the first `n` records only, and the caller must
+    /// report the rest (`Full`) as not queued.
+    pub fn append_many(&mut self, records: &[AccountingRecord]) -> Result<Vec<Seq>, JournalError> {
+        let room = self.limit.saturating_sub(self.pending.len());
+        if room == 0 && !records.is_empty() {
+            return Err(JournalError::Full { limit: self.limit });
+        }
+        let take = records.len().min(room);
+        let mut bytes = Vec::new();
+        let mut lines = Vec::with_capacity(take);
+        for (i, record) in records[..take].iter().enumerate() {
+            let seq = Seq(self.next_seq + i as u64);
+            let line = encode_line(&EntryOut::Record { seq, record });
+            bytes.extend_from_slice(&line);
+            lines.push((seq, line));
+        }
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_synced(&bytes, "append")?;
+        self.next_seq += take as u64;
+        let seqs = lines.iter().map(|(s, _)| *s).collect();
+        self.pending.extend(lines);
+        Ok(seqs)
+    }
+
     /// Marks `seq` delivered, fsynced. May compact the file afterwards.
     pub fn ack(&mut self, seq: Seq) -> Result<(), JournalError> {
         self.ack_many(&[seq])

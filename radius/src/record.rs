@@ -115,6 +115,10 @@ pub struct AccountingRecord {
     pub terminate_cause: Option<u32>,
     /// When the event happened: the base of Acct-Delay-Time and the Event-Timestamp.
     pub event_time: SystemTime,
+    /// The server groups to deliver to, in failover order (vpnd's routing, journalled with
+    /// the record so that it survives a restart; never sent).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl AccountingRecord {
@@ -142,6 +146,7 @@ impl AccountingRecord {
             output_packets: None,
             terminate_cause: None,
             event_time,
+            groups: Vec::new(),
         }
     }
 

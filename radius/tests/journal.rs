@@ -236,3 +236,20 @@ fn journal_file_is_private() {
     let mode = fs::metadata(dir.file()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn append_many_is_one_batch_up_to_the_limit() {
+    let dir = TempDir::new("many");
+    let (mut j, _) = Journal::open(dir.file(), 3).unwrap();
+    j.append(&rec(1)).unwrap();
+    let seqs = j.append_many(&[rec(2), rec(3), rec(4)]).unwrap();
+    assert_eq!(seqs.len(), 2, "only the room left is taken");
+    assert!(matches!(
+        j.append_many(&[rec(5)]),
+        Err(JournalError::Full { limit: 3 })
+    ));
+    drop(j);
+    let (_, pending) = Journal::open(dir.file(), 3).unwrap();
+    let ids: Vec<String> = pending.iter().map(|(_, r)| r.acct_session_id.clone()).collect();
+    assert_eq!(ids, ["00000001", "00000002", "00000003"]);
+}

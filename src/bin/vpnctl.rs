@@ -52,6 +52,9 @@ fn main() -> ExitCode {
             print!("{}", render::sessions(*display, &sessions, unix_now()))
         }
         (Command::DebugCryptoIsakmp { .. }, Some(Body::Debug { debug })) => println!("{debug}"),
+        (Command::ShowAaaAccounting, Some(Body::Accounting { accounting })) => {
+            print!("{}", render::aaa_accounting(&accounting))
+        }
         (Command::ShowCryptoIsakmpPeer, Some(Body::Peers { peers })) => {
             print!("{}", render::isakmp_peers(&peers))
         }

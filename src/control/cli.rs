@@ -4,6 +4,7 @@
 //! vpnctl [--json] [--socket PATH] show crypto session [brief|summary|detail]
 //!            [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
 //! vpnctl show crypto isakmp peer
+//! vpnctl show aaa accounting
 //! vpnctl clear crypto session [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
 //! vpnctl debug crypto isakmp [aaa] on|off
 //! ```
@@ -57,6 +58,8 @@ pub enum Command {
     },
     /// `show crypto isakmp peer`
     ShowCryptoIsakmpPeer,
+    /// `show aaa accounting`
+    ShowAaaAccounting,
     /// `clear crypto session [filters]`: no filter clears every session.
     ClearCryptoSession { filter: SessionFilter },
     /// `debug crypto isakmp [aaa] on|off`
@@ -120,6 +123,7 @@ impl Command {
                 text: Some(*display),
             },
             Command::ShowCryptoIsakmpPeer => proto::Command::ShowPeers {},
+            Command::ShowAaaAccounting => proto::Command::ShowAccounting {},
             Command::ClearCryptoSession { filter } => proto::Command::ClearSessions {
                 filter: filter.into(),
             },
@@ -459,6 +463,17 @@ enum ShowCrypto {
         #[command(subcommand)]
         what: ShowWhat,
     },
+    /// AAA state.
+    Aaa {
+        #[command(subcommand)]
+        what: AaaWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AaaWhat {
+    /// RADIUS accounting: the outbox, its journal and the servers.
+    Accounting,
 }
 
 #[derive(Subcommand, Debug)]
@@ -558,6 +573,12 @@ where
                 what: IsakmpWhat::Peer,
             } => Command::ShowCryptoIsakmpPeer,
         },
+        Top::Show {
+            what:
+                ShowCrypto::Aaa {
+                    what: AaaWhat::Accounting,
+                },
+        } => Command::ShowAaaAccounting,
         Top::Clear {
             what:
                 ClearCrypto::Crypto {
@@ -934,6 +955,10 @@ mod tests {
                 },
                 text: Some(SessionDisplay::Detail),
             }
+        );
+        assert_eq!(
+            command("sh aaa acc").request(),
+            proto::Command::ShowAccounting {}
         );
         let json = parse("--json sh cr sess brief").unwrap();
         assert_eq!(

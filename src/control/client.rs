@@ -62,6 +62,7 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         cleared: Option<usize>,
         debug: Option<String>,
         text: Option<String>,
+        accounting: Option<Box<crate::accounting::AccountingView>>,
     }
     let r: Raw = serde_json::from_str(line)?;
     let body = if let Some(sessions) = r.sessions {
@@ -74,6 +75,8 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         Some(Body::Debug { debug })
     } else if let Some(text) = r.text {
         Some(Body::Text { text })
+    } else if let Some(accounting) = r.accounting {
+        Some(Body::Accounting { accounting })
     } else {
         // As the derived decoder does: `Done {}` fits any object.
         Some(Body::Done {})

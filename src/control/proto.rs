@@ -83,6 +83,8 @@ pub enum Command {
         text: Option<SessionDisplay>,
     },
     ShowPeers {},
+    /// `show aaa accounting`: the outbox, its journal and the RADIUS servers.
+    ShowAccounting {},
     ClearSessions {
         #[serde(default)]
         filter: Filter,
@@ -111,6 +113,9 @@ pub enum Body {
     Debug { debug: String },
     /// A `show` already rendered as IOS text.
     Text { text: String },
+    Accounting {
+        accounting: Box<crate::accounting::AccountingView>,
+    },
     Done {},
 }
 

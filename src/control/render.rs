@@ -229,6 +229,63 @@ pub fn crypto_session_summary(sessions: &[SessionView]) -> String {
     out
 }
 
+/// `show aaa accounting` (vpnd's layout: IOS has no outbox to show).
+pub fn aaa_accounting(a: &crate::accounting::AccountingView) -> String {
+    let mut out = String::from("RADIUS accounting\n");
+    let _ = writeln!(out, "Active sessions: {}", a.active_sessions);
+    let _ = writeln!(
+        out,
+        "Interim updates: {}",
+        a.interim_s
+            .map_or("off".to_string(), |s| format!("every {s} s"))
+    );
+    let _ = writeln!(
+        out,
+        "Outbox: {} queued of {} max, {} in flight, journal {}",
+        a.queued, a.limit, a.in_flight, a.journal
+    );
+    let o = &a.outbox;
+    let _ = writeln!(
+        out,
+        "  delivered {}, undelivered rounds {}, refused (outbox full) {}, journal errors {}",
+        o.delivered, o.undelivered_rounds, o.refused_full, o.journal_errors
+    );
+    if o.refused_full > 0 || o.journal_errors > 0 {
+        let _ = writeln!(out, "  WARNING: records were NOT queued; see the log");
+    }
+    if let Some(s) = a.retry_in_s {
+        let _ = writeln!(out, "  no server answered: next try in {s} s");
+    }
+    if let Some(e) = &o.last_error {
+        let _ = writeln!(out, "  last error: {e}");
+    }
+    for s in &a.servers {
+        let _ = writeln!(
+            out,
+            "Server {} {}: {}",
+            s.name,
+            s.addr,
+            if s.dead { "DEAD" } else { "UP" }
+        );
+        let _ = writeln!(
+            out,
+            "  requests {}, retransmissions {}, responses {}, timeouts {}, failed {}",
+            s.requests, s.retransmissions, s.responses, s.timeouts, s.failed
+        );
+        let _ = writeln!(
+            out,
+            "  ignored responses: forged {}, malformed {}, unmatched {}; in flight {}{}",
+            s.forged,
+            s.malformed,
+            s.unmatched,
+            s.in_flight,
+            s.last_rtt_us
+                .map_or(String::new(), |us| format!(", last RTT {us} us"))
+        );
+    }
+    out
+}
+
 /// IOS's `address/port` (no brackets for IPv6).
 fn slash(a: SocketAddr) -> String {
     format!("{}/{}", a.ip(), a.port())

@@ -7,7 +7,7 @@ pub mod kernel;
 pub mod logging;
 mod peers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +19,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use vpnd_xfrm::{Event, Events, Owner, Xfrm};
 
+use crate::accounting::{Accounting, Cause};
 use crate::config::{Config, StartAction};
 use crate::ike::crypto::SystemRng;
 use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
 use kernel::Kernel;
 
 use crate::control::proto::{Body, Command, Response};
-use crate::session::model::PeerView;
+use crate::session::model::{PeerView, SessionView};
 use crate::session::table::{ChildInfo as SessionChild, PeerInfo, SessionTable, Transition};
 
 /// An identity as operators write it (Phase1_id, RADIUS isakmp-phase1-id).
@@ -101,6 +102,19 @@ struct Daemon {
     log: logging::LogControl,
     /// `%CRYPTO-5-SESSION_STATUS` notices to the local and remote syslog receivers.
     syslog: crate::syslog::Syslog,
+    /// RADIUS accounting, when a peer has an accounting list.
+    accounting: Option<Accounting>,
+    /// Sessions that went down in the current batch of outputs: their Stop waits for the
+    /// batch's end, when the cause (an IkeDown in the same batch) is known.
+    downs: Vec<SessionView>,
+    /// Why sessions with this peer address are going down, learnt in this batch.
+    batch_causes: HashMap<IpAddr, Cause>,
+    /// Peers cleared by `clear crypto session`: their Stop says Admin-Reset.
+    cleared: HashMap<IpAddr, Instant>,
+    /// Children the kernel hard-expired (Session-Timeout).
+    expired: HashSet<ChildId>,
+    /// vpnd is stopping (Admin-Reboot).
+    stopping: bool,
 }
 
 /// How often the kernel's counters are read (one dump for every SA).
@@ -269,6 +283,9 @@ impl Daemon {
                         inbound = format_args!("{:08x}", c.inbound_spi),
                         "child SA removed"
                     );
+                    if self.expired.remove(&c.child) {
+                        self.batch_causes.insert(c.remote, Cause::SessionTimeout);
+                    }
                     if let Some(t) = self.sessions.child_removed(c.child, unix_now()) {
                         self.transition(t);
                     }
@@ -304,6 +321,19 @@ impl Daemon {
                     reason,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
+                    {
+                        use crate::ike::DownReason::*;
+                        let cause = match &reason {
+                            PeerDelete => Some(Cause::UserRequest),
+                            PeerUnreachable => Some(Cause::LostCarrier),
+                            LocalDelete => Some(Cause::AdminReset),
+                            NegotiationFailed(_) => Some(Cause::NasError),
+                            Rekeyed => None,
+                        };
+                        if let Some(c) = cause {
+                            self.batch_causes.entry(remote.ip()).or_insert(c);
+                        }
+                    }
                     if let Some(t) = self.sessions.ike_down(ike, unix_now()) {
                         self.transition(t);
                     }
@@ -338,6 +368,7 @@ impl Daemon {
                 }
             }
         }
+        self.account_downs();
     }
 
     /// A session came up (its first IPsec SA pair) or went down (its last): the IOS notice,
@@ -350,6 +381,37 @@ impl Daemon {
         let line = crate::control::render::session_status_syslog(up, view);
         info!(peer = view.peer_name, "{line}");
         self.syslog.notice(&line);
+        match t {
+            Transition::Up(v) => {
+                if let Some(a) = &self.accounting {
+                    a.up(&v);
+                }
+            }
+            Transition::Down(v) => self.downs.push(v),
+        }
+    }
+
+    /// The end of a batch of outputs: each session that went down gets its Stop, with the
+    /// cause this batch (or an earlier clear, or the shutdown) gives.
+    fn account_downs(&mut self) {
+        let downs = std::mem::take(&mut self.downs);
+        let causes = std::mem::take(&mut self.batch_causes);
+        self.cleared
+            .retain(|_, at| at.elapsed() < Duration::from_secs(120));
+        let Some(a) = &self.accounting else {
+            return;
+        };
+        for v in downs {
+            let ip = v.key.peer.ip();
+            let cause = if self.stopping {
+                Cause::AdminReboot
+            } else if self.cleared.remove(&ip).is_some() {
+                Cause::AdminReset
+            } else {
+                causes.get(&ip).copied().unwrap_or(Cause::UserRequest)
+            };
+            a.down(&v, cause);
+        }
     }
 
     /// One kernel dump: every SA's counters, into the session table.
@@ -360,7 +422,12 @@ impl Daemon {
             .dump_counters(vpnd_xfrm::DumpScope::Owned)
             .await
         {
-            Ok(dump) => self.sessions.counters(&dump),
+            Ok(dump) => {
+                self.sessions.counters(&dump);
+                if let Some(a) = &self.accounting {
+                    a.totals(self.sessions.up_totals());
+                }
+            }
             Err(e) => warn!("reading the kernel's SA counters: {e}"),
         }
     }
@@ -374,6 +441,17 @@ impl Daemon {
                 let now = unix_now();
                 crate::control::show_sessions(self.sessions.views(now), &filter, text, now)
             }
+            Command::ShowAccounting {} => match &self.accounting {
+                Some(a) => match a.show().await {
+                    Some(accounting) => Response::ok(Body::Accounting {
+                        accounting: Box::new(accounting),
+                    }),
+                    None => Response::error("the accounting task is not running"),
+                },
+                None => Response::error(
+                    "accounting is not configured (no peer has an accounting list)",
+                ),
+            },
             Command::ShowPeers {} => Response::ok(Body::Peers {
                 peers: self.peer_views.clone(),
             }),
@@ -396,6 +474,7 @@ impl Daemon {
                         self.retries
                             .insert(s.peer_name.clone(), (now + RETRY_FIRST, s.key.peer.ip()));
                     }
+                    self.cleared.insert(s.key.peer.ip(), now);
                     info!(peer = s.peer_name, remote = %s.key.peer, "clear crypto session");
                 }
                 Response::ok(Body::Cleared { cleared })
@@ -478,6 +557,7 @@ impl Daemon {
                         spi = format_args!("{:08x}", id.spi),
                         "kernel hard-expired a child SA"
                     );
+                    self.expired.insert(child);
                     self.endpoint.child_expired(Instant::now(), info.ike, child);
                 }
             }
@@ -599,6 +679,12 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .collect(),
         log,
         syslog: crate::syslog::Syslog::start(&config.syslog),
+        accounting: Accounting::start(&config).context("starting RADIUS accounting")?,
+        downs: Vec::new(),
+        batch_causes: HashMap::new(),
+        cleared: HashMap::new(),
+        expired: HashSet::new(),
+        stopping: false,
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::spawn(
@@ -654,6 +740,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     // Shutdown: tell every peer, wait a little for their answers, then clean the kernel.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     info!("stopping: deleting IKE SAs");
+    d.stopping = true;
     d.initiate.clear();
     d.retries.clear();
     let ids: Vec<IkeSaId> = d.endpoint.sas().map(|s| s.id).collect();
@@ -669,12 +756,25 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         }
     }
     d.apply_outputs().await;
+    // Sessions whose peers did not answer in time end here: their last counters, then Stop.
+    d.read_counters().await;
+    let now = unix_now();
+    for v in d.sessions.up_views(now) {
+        let line = crate::control::render::session_status_syslog(false, &v);
+        info!(peer = v.peer_name, "{line}");
+        d.syslog.notice(&line);
+        d.downs.push(v);
+    }
+    d.account_downs();
     let left = d.kernel.xfrm().flush_owned().await?;
     info!(
         sas = left.sas,
         policies = left.policies,
         "stopped; removed what was left"
     );
+    if let Some(a) = d.accounting.take() {
+        a.shutdown(SHUTDOWN_GRACE).await;
+    }
     d.syslog.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }

@@ -340,6 +340,26 @@ impl SessionTable {
         self.sessions.iter().map(|(k, s)| s.view(k, now)).collect()
     }
 
+    /// The totals of every session that is up (its first pair came and its last has not
+    /// gone): what accounting needs after each counter dump, without building views.
+    pub fn up_totals(&self) -> Vec<(SessionKey, Totals)> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.up_since.is_some())
+            .map(|(k, s)| (k.clone(), s.totals()))
+            .collect()
+    }
+
+    /// The views of the sessions that are up, for their final records when vpnd stops
+    /// before their peers acknowledged the deletes.
+    pub fn up_views(&self, now: u64) -> Vec<SessionView> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.up_since.is_some())
+            .map(|(k, s)| s.view(k, now))
+            .collect()
+    }
+
     /// The sessions an IKE SA id belongs to (for `clear crypto session`).
     pub fn ike_sas_of(&self, key: &SessionKey) -> Vec<IkeSaId> {
         self.sessions
@@ -505,6 +525,20 @@ mod tests {
             Some(Transition::Down(_))
         ));
         assert!(t.views(1200).is_empty());
+    }
+
+    #[test]
+    fn up_totals_and_views_cover_only_sessions_that_are_up() {
+        let mut t = table();
+        assert!(t.up_totals().is_empty(), "UP-IDLE: not accounted yet");
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        t.counters(&[reading(0x100, 84, 1)]);
+        let totals = t.up_totals();
+        assert_eq!(totals.len(), 1);
+        assert_eq!(totals[0].1.bytes_in, 84);
+        assert_eq!(t.up_views(1001)[0].totals.bytes_in, 84);
+        t.child_removed(10, 1002);
+        assert!(t.up_views(1003).is_empty());
     }
 
     #[test]

@@ -1,0 +1,252 @@
+//! The outbox: every record is in the journal (fsynced) before it counts as queued, and
+//! leaves it only when a RADIUS server acknowledged it. Delivery runs up to
+//! [`MAX_IN_FLIGHT`] records at once, keeps each session's records in order (a Stop never
+//! overtakes its Start), and backs off while no server answers.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+use vpnd_radius::{AccountingRecord, Delivered, Group, Journal, JournalError, Seq};
+
+use crate::daemon::logging::AAA;
+
+/// Records being delivered at once (a server has 256 RADIUS identifiers).
+pub const MAX_IN_FLIGHT: usize = 256;
+const BACKOFF_FIRST: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The outcome of one record's delivery, back to the owner.
+pub type Outcome = (Seq, Result<Delivered, String>);
+
+/// Counters for `show aaa accounting`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxStats {
+    pub delivered: u64,
+    /// Delivery rounds in which every server of the record's groups failed.
+    pub undelivered_rounds: u64,
+    /// Records refused because the outbox was full (logged as errors, each one).
+    pub refused_full: u64,
+    /// Records that could not be written to the journal (logged as errors, each one).
+    pub journal_errors: u64,
+    pub last_error: Option<String>,
+}
+
+pub struct Outbox {
+    journal: Journal,
+    queue: VecDeque<(Seq, AccountingRecord)>,
+    in_flight: HashSet<Seq>,
+    groups: HashMap<String, Group>,
+    results: mpsc::UnboundedSender<Outcome>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    pub stats: OutboxStats,
+}
+
+impl Outbox {
+    /// Opens the journal: what it still holds from an earlier run is queued first.
+    pub fn open(
+        path: &Path,
+        limit: usize,
+        groups: HashMap<String, Group>,
+        results: mpsc::UnboundedSender<Outcome>,
+    ) -> Result<Outbox, JournalError> {
+        let (journal, pending) = Journal::open(path, limit)?;
+        let r = journal.recovery();
+        if r.torn_lines > 0 {
+            warn!(path = %path.display(), torn = r.torn_lines, "accounting journal: a torn last write was dropped (a crash while appending)");
+        }
+        if !pending.is_empty() {
+            info!(records = pending.len(), "accounting: records from the previous run are queued again");
+        }
+        Ok(Outbox {
+            journal,
+            queue: pending.into(),
+            in_flight: HashSet::new(),
+            groups,
+            results,
+            retry_at: None,
+            backoff: BACKOFF_FIRST,
+            stats: OutboxStats::default(),
+        })
+    }
+
+    /// Queues records, durably (one fsync for all). What does not fit is reported, record
+    /// by record, as an error: nothing leaves silently.
+    pub fn queue(&mut self, records: Vec<AccountingRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        match self.journal.append_many(&records) {
+            Ok(seqs) => {
+                let n = seqs.len();
+                for r in &records[n..] {
+                    self.refused(r, "the outbox is full");
+                }
+                self.queue.extend(seqs.into_iter().zip(records.into_iter().take(n)));
+            }
+            Err(JournalError::Full { limit }) => {
+                for r in &records {
+                    self.refused(r, &format!("the outbox is full ({limit} records)"));
+                }
+            }
+            Err(e) => {
+                self.stats.journal_errors += records.len() as u64;
+                for r in &records {
+                    error!(
+                        session = r.acct_session_id,
+                        status = ?r.status,
+                        "accounting record NOT queued: journal write failed: {e}"
+                    );
+                }
+                self.stats.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn refused(&mut self, r: &AccountingRecord, why: &str) {
+        self.stats.refused_full += 1;
+        error!(
+            session = r.acct_session_id,
+            status = ?r.status,
+            "accounting record NOT queued: {why}"
+        );
+    }
+
+    /// Starts deliveries: in journal order, at most one record per session and group list
+    /// at a time, none while backing off.
+    pub fn pump(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        self.retry_at = None;
+        let mut busy: HashSet<(&str, &[String])> = HashSet::new();
+        let mut start = Vec::new();
+        for (seq, r) in &self.queue {
+            if self.in_flight.len() + start.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            let first = busy.insert((r.acct_session_id.as_str(), r.groups.as_slice()));
+            if first && !self.in_flight.contains(seq) {
+                start.push((*seq, r.clone()));
+            }
+        }
+        for (seq, r) in start {
+            self.in_flight.insert(seq);
+            let groups = self.groups_for(&r);
+            let tx = self.results.clone();
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for (name, g) in groups {
+                    match g.send(&r).await {
+                        Ok(d) => {
+                            let _ = tx.send((seq, Ok(d)));
+                            return;
+                        }
+                        Err(e) => errors.push(format!("group {name}: {e}")),
+                    }
+                }
+                let _ = tx.send((seq, Err(errors.join("; "))));
+            });
+        }
+    }
+
+    /// The groups a record goes to, in order; a record journalled for a group that is no
+    /// longer configured goes to every configured group instead (it must not stay stuck).
+    fn groups_for(&self, r: &AccountingRecord) -> Vec<(String, Group)> {
+        let named: Vec<(String, Group)> = r
+            .groups
+            .iter()
+            .filter_map(|n| self.groups.get(n).map(|g| (n.clone(), g.clone())))
+            .collect();
+        if !named.is_empty() {
+            return named;
+        }
+        let mut all: Vec<(String, Group)> =
+            self.groups.iter().map(|(n, g)| (n.clone(), g.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Deliveries that ended: acknowledged records leave the journal (one fsync for all),
+    /// the others stay queued and delivery backs off.
+    pub fn outcomes(&mut self, outcomes: Vec<Outcome>, now: Instant) {
+        let mut acked = Vec::new();
+        for (seq, res) in outcomes {
+            self.in_flight.remove(&seq);
+            match res {
+                Ok(d) => {
+                    debug!(target: AAA, seq = seq.0, server = d.server, tries = d.tries, "accounting record delivered");
+                    acked.push(seq);
+                }
+                Err(e) => {
+                    self.stats.undelivered_rounds += 1;
+                    if self.retry_at.is_none() {
+                        warn!(
+                            queued = self.queue.len(),
+                            retry_s = self.backoff.as_secs(),
+                            "accounting: no RADIUS server answered; records stay queued: {e}"
+                        );
+                        self.retry_at = Some(now + self.backoff);
+                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    }
+                    self.stats.last_error = Some(e);
+                }
+            }
+        }
+        if acked.is_empty() {
+            return;
+        }
+        self.backoff = BACKOFF_FIRST;
+        match self.journal.ack_many(&acked) {
+            Ok(()) => {
+                self.stats.delivered += acked.len() as u64;
+                let done: HashSet<Seq> = acked.into_iter().collect();
+                self.queue.retain(|(s, _)| !done.contains(s));
+            }
+            // The records stay queued: a duplicate after a crash, never a loss.
+            Err(e) => {
+                error!("accounting journal: cannot record deliveries: {e}");
+                self.stats.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn limit(&self) -> usize {
+        self.journal.limit()
+    }
+
+    pub fn retry_in(&self, now: Instant) -> Option<Duration> {
+        self.retry_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    pub fn server_stats(&self) -> Vec<vpnd_radius::ServerStats> {
+        let mut names: Vec<&String> = self.groups.keys().collect();
+        names.sort();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for n in names {
+            for s in self.groups[n].stats() {
+                if seen.insert(s.name.clone()) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
