@@ -7,7 +7,8 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 # write_vpnd_conf FILE KEY=VALUE... : a site-to-site vpnd.yaml for gw1 <-> peer1.
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
 #   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
-#   ike_lifetime=24h
+#   ike_lifetime=24h accounting=LIST (the peer's accounting method list; sections for it go
+#   in EXTRA_YAML) extra=EXTRA_YAML (top-level sections appended)
 write_vpnd_conf() {
     local f=$1
     shift
@@ -16,7 +17,7 @@ write_vpnd_conf() {
         [psk]=lab-secret-0123456789 [peer_addr]=192.0.2.2 [peer_name]=peer1
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
         [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
-        [description]="lab peer1 strongSwan"
+        [description]="lab peer1 strongSwan" [accounting]= [extra]=
     )
     local kv
     for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
@@ -38,6 +39,7 @@ write_vpnd_conf() {
         echo "    remote_id: \"@${o[remote_id]}\""
         echo "    psk: \"${o[psk]}\""
         echo "    start: ${o[start]}"
+        if [[ -n ${o[accounting]} ]]; then echo "    accounting: ${o[accounting]}"; fi
         echo "    ike:"
         echo "      proposals: [${o[ike]}]"
         echo "      dpd: ${o[dpd]}"
@@ -48,6 +50,7 @@ write_vpnd_conf() {
         echo "        remote_ts: [${o[remote_ts]}]"
         echo "        esp: [${o[esp]}]"
         echo "        lifetime: { seconds: ${o[lifetime]} }"
+        if [[ -n ${o[extra]} ]]; then printf '%s\n' "${o[extra]}"; fi
     } >"$f"
 }
 
@@ -159,4 +162,30 @@ median_ms() {
         t+=($(((e - s) / 1000000)))
     done
     printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((reps + 1) / 2))p"
+}
+
+# stop_freeradius NS : stop the FreeRADIUS started by start_freeradius in NS.
+stop_freeradius() {
+    local f=$LAB_WORKDIR/freeradius-$1.pid
+    [[ -f $f ]] || return 0
+    lab_stop_pid "$(cat "$f")" "freeradius in $1"
+    rm -f "$f"
+}
+
+# vpnd_accounting_yaml JOURNAL [PERIODIC] : radius + accounting sections for the lab's
+# FreeRADIUS (192.0.2.10, secret testing123), method list "lab" (start-stop, group radius).
+vpnd_accounting_yaml() {
+    cat <<YAML
+radius:
+  servers:
+    - { name: lab-radius, address: 192.0.2.10, acct_port: 1813, key: testing123 }
+  timeout: 1s
+  retransmit: 2
+  vsa_send_accounting: true
+accounting:
+  journal: $1
+${2:+  update_periodic: $2}
+  lists:
+    lab: { mode: start-stop, groups: [radius] }
+YAML
 }
