@@ -189,3 +189,13 @@ ${2:+  update_periodic: $2}
     lab: { mode: start-stop, groups: [radius] }
 YAML
 }
+
+# output_is VALUE CMD... : CMD's output equals VALUE (for lab_wait, which re-runs it).
+output_is() { [[ $("${@:2}") == "$1" ]]; }
+
+# output_ge MIN CMD... : CMD's output is a number >= MIN (for lab_wait).
+output_ge() {
+    local v
+    v=$("${@:2}")
+    [[ $v =~ ^[0-9]+$ ]] && ((v >= $1))
+}

@@ -28,30 +28,30 @@ scenario_run() {
     start_freeradius radius
     write_swanctl_conf "$d1" name=site local_addr=192.0.2.2 remote_addr=192.0.2.1 \
         local_id=peer1.lab.example remote_id=gw1.lab.example \
-        local_ts=203.0.113.0/26 remote_ts=198.51.100.0/25 start_action=none
+        local_ts=203.0.113.0/26 remote_ts=198.51.100.0/25 start_action=none child_rekey_time=15s
     start_charon peer1 "$d1"
-    # Child SAs live 20 s (vpnd rekeys at the kernel's soft expiry, 18 s); Interims every 10 s.
-    write_vpnd_conf "$conf" lifetime=20 accounting=lab extra="$(vpnd_accounting_yaml "$journal" 10s)"
+    # charon rekeys the child SA about every 15 s; Interims every 10 s.
+    write_vpnd_conf "$conf" accounting=lab extra="$(vpnd_accounting_yaml "$journal" 10s)"
     start_vpnd gw1 "$conf"
     wait_ike_established peer1 site 40
 
     lab_log "== A: one session, two rekeys, 15 pings each way, then cleared"
-    lab_wait 20 "Accounting-On and the Start arrive" test "$(_records --where Acct-Status-Type=Start --count)" = 1
+    lab_wait 20 "Accounting-On and the Start arrive" output_is 1 _records --where Acct-Status-Type=Start --count
     assert_eq 1 "$(_records --where Acct-Status-Type=Accounting-On --count)" "Accounting-On at start"
     local sid
     sid=$(_start_ids | head -1)
     ping_ok host1 203.0.113.10 5
-    lab_wait 40 "the first child rekey" test "$(_children_installed)" -ge 2
+    lab_wait 40 "the first child rekey" output_ge 2 _children_installed
     ping_ok host1 203.0.113.10 5
-    lab_wait 40 "the second child rekey" test "$(_children_installed)" -ge 3
+    lab_wait 40 "the second child rekey" output_ge 3 _children_installed
     ping_ok host1 203.0.113.10 5
-    lab_wait 20 "an Interim-Update" test "$(_records --where Acct-Session-Id="$sid" --where Acct-Status-Type=Interim-Update --count)" -ge 1
+    lab_wait 20 "an Interim-Update" output_ge 1 _records --where Acct-Session-Id="$sid" --where Acct-Status-Type=Interim-Update --count
     _vpnctl show aaa accounting >"$LAB_LOGDIR/show-aaa.txt" || lab_fail "show aaa accounting failed"
     cat "$LAB_LOGDIR/show-aaa.txt" >&2
     assert_contains "$LAB_LOGDIR/show-aaa.txt" '^Active sessions: 1$' "show aaa: one session"
     assert_contains "$LAB_LOGDIR/show-aaa.txt" '^Server lab-radius 192\.0\.2\.10:1813: UP$' "show aaa: the server"
     _vpnctl clear crypto session remote 192.0.2.2 || lab_fail "clear failed"
-    lab_wait 20 "the Stop arrives" test "$(_records --where Acct-Session-Id="$sid" --where Acct-Status-Type=Stop --count)" = 1
+    lab_wait 20 "the Stop arrives" output_is 1 _records --where Acct-Session-Id="$sid" --where Acct-Status-Type=Stop --count
     _records --where Acct-Session-Id="$sid" >"$LAB_LOGDIR/session-a.jsonl"
     assert_eq 1 "$(_records --where Acct-Session-Id="$sid" --where Acct-Status-Type=Start --count)" "one Start (no new record on rekey)"
     local f
@@ -72,7 +72,7 @@ scenario_run() {
 
     lab_log "== B: FreeRADIUS away, a clear, a crash and a restart of vpnd"
     wait_ike_established peer1 site 40 # the static peer is back: a second session
-    lab_wait 20 "the second session's Start" test "$(_records --where Acct-Status-Type=Start --count)" = 2
+    lab_wait 20 "the second session's Start" output_is 2 _records --where Acct-Status-Type=Start --count
     local sid2
     sid2=$(_start_ids | tail -1)
     stop_freeradius radius
@@ -93,13 +93,13 @@ scenario_run() {
     assert_eq "$before" "$(_records --count)" "nothing arrived while FreeRADIUS was down"
     start_freeradius radius
     lab_wait 60 "the Stop of the second session (cleared during the outage)" \
-        test "$(_records --where Acct-Session-Id="$sid2" --where Acct-Status-Type=Stop --count)" = 1
+        output_is 1 _records --where Acct-Session-Id="$sid2" --where Acct-Status-Type=Stop --count
     lab_wait 30 "two more Starts (the third session, and the fourth after the restart)" \
-        test "$(_records --where Acct-Status-Type=Start --count)" = 4
+        output_is 4 _records --where Acct-Status-Type=Start --count
     local sid3
     sid3=$(_start_ids | sed -n 3p)
     lab_wait 30 "the crash Stop of the third session" \
-        test "$(_records --where Acct-Session-Id="$sid3" --where Acct-Status-Type=Stop --count)" = 1
+        output_is 1 _records --where Acct-Session-Id="$sid3" --where Acct-Status-Type=Stop --count
     assert_eq NAS-Reboot "$(_records --where Acct-Session-Id="$sid3" --where Acct-Status-Type=Stop --get Acct-Terminate-Cause)" "crash Stop cause"
     assert_eq Admin-Reset "$(_records --where Acct-Session-Id="$sid2" --where Acct-Status-Type=Stop --get Acct-Terminate-Cause)" "outage Stop cause"
     local delay
@@ -115,7 +115,7 @@ scenario_run() {
     local sid4
     sid4=$(_start_ids | sed -n 4p)
     lab_wait 20 "the Stop of the last session at vpnd's stop" \
-        test "$(_records --where Acct-Session-Id="$sid4" --where Acct-Status-Type=Stop --count)" = 1
+        output_is 1 _records --where Acct-Session-Id="$sid4" --where Acct-Status-Type=Stop --count
     assert_eq Admin-Reboot "$(_records --where Acct-Session-Id="$sid4" --where Acct-Status-Type=Stop --get Acct-Terminate-Cause)" "stop cause"
-    lab_wait 10 "Accounting-Off" test "$(_records --where Acct-Status-Type=Accounting-Off --count)" = 1
+    lab_wait 10 "Accounting-Off" output_is 1 _records --where Acct-Status-Type=Accounting-Off --count
 }

@@ -14,6 +14,7 @@ use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
 use vpnd_xfrm::*;
 
+mod acct_burst;
 mod fake_sessions;
 mod ike_load;
 
@@ -106,6 +107,19 @@ enum Cmd {
         /// Repetitions of each timed read (the median is reported).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+    },
+    /// Feed vpnd's accounting task N session-up events at once against a RADIUS server:
+    /// Starts per second, and the outbox's memory per queued record.
+    AcctBurst {
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        #[arg(long)]
+        server: std::net::SocketAddr,
+        #[arg(long, default_value = "testing123")]
+        secret: String,
+        /// Where the benchmark's journals go.
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
     /// Serve vpnd's control socket with N synthetic sessions (benchmark of `vpnctl show`).
     FakeSessions {
@@ -383,8 +397,17 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Cmd::FakeSessions { sessions, socket } = cli.cmd {
-        return fake_sessions::serve(sessions, socket).await;
+    match cli.cmd {
+        Cmd::FakeSessions { sessions, socket } => {
+            return fake_sessions::serve(sessions, socket).await
+        }
+        Cmd::AcctBurst {
+            sessions,
+            server,
+            secret,
+            dir,
+        } => return acct_burst::run(sessions, server, secret, dir).await,
+        _ => {}
     }
     let x = Xfrm::connect(Owner::default())?;
     match cli.cmd {
@@ -453,7 +476,7 @@ async fn main() -> Result<()> {
             };
             ike_load::run(args).await?
         }
-        Cmd::FakeSessions { .. } => unreachable!("served above"),
+        Cmd::FakeSessions { .. } | Cmd::AcctBurst { .. } => unreachable!("run above"),
     }
     Ok(())
 }
