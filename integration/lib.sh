@@ -639,9 +639,12 @@ start_freeradius() {
         "$d/radiusd.conf"
     # one fixed detail file instead of radacct/<client-ip>/detail-<date>
     rm -f "$d/mods-enabled/detail"
-    # log_packet_header: records also carry Packet-Src-IP-Address etc.
+    # log_packet_header: records also carry Packet-Src-IP-Address etc.; locking: FreeRADIUS's
+    # threads write records concurrently, and without the lock a burst interleaves them (half
+    # of 10,000 Starts were lost in the detail file, though every one was acknowledged).
     sed -E -e "s|^(\s*)filename\s*=.*|\1filename = $RADIUS_DETAIL_FILE|" \
         -e 's|^(\s*)#\s*log_packet_header\s*=.*|\1log_packet_header = yes|' \
+        -e 's|^(\s*)#\s*locking\s*=.*|\1locking = yes|' \
         "$d/mods-available/detail" >"$d/mods-enabled/detail"
     cat >>"$d/clients.conf" <<EOF
 

@@ -534,3 +534,6 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

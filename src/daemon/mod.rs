@@ -710,6 +710,8 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // SIGHUP would end the process by default; configuration reload is not implemented.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         d.apply_outputs().await;
         let deadline = [d.endpoint.poll_timeout(), d.next_retry()]
@@ -732,6 +734,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 let _ = req.reply.send(response);
             }
             _ = counters.tick() => d.read_counters().await,
+            _ = hup.recv() => warn!("SIGHUP: configuration reload is not supported; check the new file with `vpnd --check` and restart vpnd"),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

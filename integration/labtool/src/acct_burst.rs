@@ -89,8 +89,16 @@ pub async fn run(sessions: usize, server: SocketAddr, secret: String, dir: PathB
     let cfg = config(&mem_dir, "192.0.2.1:9".parse()?, "unused", sessions + 16)?;
     let now = unix_now();
     let views: Vec<SessionView> = (0..sessions).map(|i| view(i, now)).collect();
-    let before = rss_kib();
     let a = Accounting::start(&cfg)?.context("accounting not started")?;
+    // Accounting-On is queued at start: wait for it, then measure from there.
+    for _ in 0..500 {
+        if a.show().await.map_or(0, |v| v.queued) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = rss_kib();
+    let heap_before = crate::alloc_count::live();
     for v in &views {
         a.up(v);
     }
@@ -102,16 +110,23 @@ pub async fn run(sessions: usize, server: SocketAddr, secret: String, dir: PathB
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Let the unanswered first tries settle, so that in-flight copies are not counted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rss_kib();
+    let heap = crate::alloc_count::live().saturating_sub(heap_before);
     let journal_bytes = std::fs::metadata(mem_dir.join("accounting.journal"))?.len();
+    let per = |x: f64| x / sessions.max(1) as f64;
     println!(
-        "acct-burst: outbox with {queued} queued records: RSS +{} KiB ({:.0} B/record), journal {} B ({:.0} B/record)",
+        "acct-burst: {sessions} sessions up, {queued} records queued: heap +{} KiB = {:.0} B per session \
+         (its queued Start in the outbox and its journal line, and its accounting state with the \
+         prepared crash Stop); RSS +{} KiB; outbox journal {:.0} B/record on disk",
+        heap / 1024,
+        per(heap as f64),
         after.saturating_sub(before),
-        (after.saturating_sub(before) * 1024) as f64 / queued.max(1) as f64,
-        journal_bytes,
-        journal_bytes as f64 / queued.max(1) as f64
+        per(journal_bytes as f64)
     );
-    drop(a);
+    // Stop that task (its records stay in its own journal) before the timed run.
+    a.shutdown(Duration::from_millis(100)).await;
 
     // 2) Starts per second against the real server.
     let run_dir = dir.join("run");

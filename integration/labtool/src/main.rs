@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use vpnd_xfrm::*;
 
 mod acct_burst;
+mod alloc_count;
 mod fake_sessions;
 mod ike_load;
 
@@ -393,6 +394,10 @@ async fn bench(x: &Xfrm, pairs: u32, local: IpAddr, remote: IpAddr, reps: usize)
     );
     Ok(())
 }
+
+/// Counts live heap bytes, for acct-burst's memory per queued record.
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {

@@ -1,0 +1,193 @@
+//! The accounting task end to end against a RADIUS server on loopback that answers as
+//! RFC 2866 says (Response Authenticator with MD5, written here from the RFC), or not at all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use tokio::net::UdpSocket;
+
+use super::*;
+use crate::session::model::Status;
+
+const SECRET: &[u8] = b"testing123";
+
+fn config(dir: &std::path::Path, server: SocketAddr, periodic: &str) -> Config {
+    let yaml = format!(
+        "local:\n  addresses: [192.0.2.1]\n\
+         radius:\n  servers:\n    - {{ name: t, address: {}, acct_port: {}, key: testing123 }}\n  timeout: 1s\n  retransmit: 0\n  vsa_send_accounting: true\n\
+         accounting:\n  journal: {}/acct.journal\n{periodic}  lists:\n    lab: {{ mode: start-stop, groups: [radius] }}\n\
+         peers:\n  - name: p1\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    start: respond\n    accounting: lab\n\
+         \x20   children:\n      - name: lan\n        local_ts: [198.51.100.0/25]\n        remote_ts: [203.0.113.0/26]\n",
+        server.ip(),
+        server.port(),
+        dir.display()
+    );
+    Config::from_str(&yaml, dir.join("t.yaml")).unwrap()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "vpnd-acct-{name}-{}-{}",
+        std::process::id(),
+        unix_now()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn view(totals: Totals) -> SessionView {
+    SessionView {
+        key: SessionKey {
+            peer: "192.0.2.2:500".parse().unwrap(),
+            fvrf: None,
+            ivrf: None,
+        },
+        peer_name: "p1".into(),
+        interface: None,
+        status: Status::UpActive,
+        description: None,
+        phase1_id: Some("peer1.lab.example".into()),
+        local: "127.0.0.1".parse().unwrap(),
+        ike_sas: vec![],
+        flows: vec![],
+        totals,
+        up_since: Some(unix_now()),
+    }
+}
+
+/// One received Accounting-Request, its attributes by type (the last one of each type).
+struct Req {
+    attrs: HashMap<u8, Vec<u8>>,
+}
+
+impl Req {
+    fn u32(&self, t: u8) -> Option<u32> {
+        self.attrs
+            .get(&t)
+            .map(|v| u32::from_be_bytes(v[..4].try_into().unwrap()))
+    }
+    fn status(&self) -> u32 {
+        self.u32(40).unwrap()
+    }
+    fn session(&self) -> String {
+        String::from_utf8(self.attrs[&44].clone()).unwrap()
+    }
+}
+
+/// Receives one request; answers it when `answer`.
+async fn recv(sock: &UdpSocket, answer: bool) -> Req {
+    let mut buf = [0u8; 4096];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+        .await
+        .expect("a request in time")
+        .unwrap();
+    let p = &buf[..n];
+    let mut attrs = HashMap::new();
+    let mut i = 20;
+    while i + 2 <= n {
+        let (t, l) = (p[i], p[i + 1] as usize);
+        attrs.insert(t, p[i + 2..i + l].to_vec());
+        i += l;
+    }
+    if answer {
+        let mut resp = vec![5, p[1], 0, 20];
+        let mut h = Md5::new();
+        h.update(&resp[..4]);
+        h.update(&p[4..20]);
+        h.update(SECRET);
+        resp.extend_from_slice(&h.finalize());
+        sock.send_to(&resp, from).await.unwrap();
+    }
+    Req { attrs }
+}
+
+#[tokio::test]
+async fn start_interims_and_stop_share_one_session_id() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("flow");
+    let cfg = config(&dir, server.local_addr().unwrap(), "  update_periodic: 1s\n");
+    let a = Accounting::start(&cfg).unwrap().expect("a peer has a list");
+    assert_eq!(recv(&server, true).await.status(), 7, "Accounting-On first");
+
+    a.up(&view(Totals::default()));
+    let start = recv(&server, true).await;
+    assert_eq!(start.status(), 1);
+    assert_eq!(start.attrs[&1], b"peer1.lab.example", "User-Name");
+    let id = start.session();
+
+    let t = Totals {
+        bytes_in: (1 << 32) + 5,
+        bytes_out: 420,
+        packets_in: 7,
+        packets_out: 5,
+    };
+    a.totals(vec![(view(t).key, t)]);
+    let interim = recv(&server, true).await;
+    assert_eq!((interim.status(), interim.session()), (3, id.clone()));
+    assert_eq!(interim.u32(42), Some(5), "octets past 2^32 ...");
+    assert_eq!(interim.u32(52), Some(1), "... carry into gigawords");
+
+    a.down(&view(t), Cause::AdminReset);
+    let stop = loop {
+        let r = recv(&server, true).await;
+        if r.status() == 2 {
+            break r;
+        }
+        assert_eq!(r.status(), 3, "only Interims before the Stop");
+    };
+    assert_eq!(stop.session(), id);
+    assert_eq!(stop.u32(49), Some(6), "Admin-Reset");
+    assert_eq!((stop.u32(43), stop.u32(48)), (Some(420), Some(5)));
+    let v = a.show().await.unwrap();
+    assert_eq!(v.active_sessions, 0);
+    a.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(recv(&server, true).await.status(), 8, "Accounting-Off at stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_crash_leaves_its_records_and_a_stop_for_the_next_start() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("crash");
+    let cfg = config(&dir, server.local_addr().unwrap(), "");
+
+    // The server does not answer: Accounting-On and the Start stay queued; then the task
+    // dies without a Stop (as the daemon would on SIGKILL).
+    let a = Accounting::start(&cfg).unwrap().unwrap();
+    a.up(&view(Totals::default()));
+    for _ in 0..200 {
+        if a.show().await.map_or(0, |v| v.queued) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.task.abort();
+    let _ = a.task.await;
+    // Drain what was sent unanswered.
+    while tokio::time::timeout(Duration::from_millis(200), recv(&server, false))
+        .await
+        .is_ok()
+    {}
+
+    // The next start: the old On and Start, the crash Stop, and a new On, each once.
+    let b = Accounting::start(&cfg).unwrap().unwrap();
+    let mut got: Vec<(u32, String, Option<u32>)> = Vec::new();
+    while got.len() < 4 {
+        let r = recv(&server, true).await;
+        let key = (r.status(), r.session(), r.u32(49));
+        if !got.contains(&key) {
+            got.push(key); // a retransmission of an unanswered try is not a new record
+        }
+    }
+    let start = got.iter().find(|r| r.0 == 1).expect("the queued Start");
+    let stop = got.iter().find(|r| r.0 == 2).expect("the crash Stop");
+    assert_eq!(stop.1, start.1, "the Stop closes the Start's session");
+    assert_eq!(stop.2, Some(11), "NAS-Reboot");
+    assert_eq!(got.iter().filter(|r| r.0 == 7).count(), 2, "an Accounting-On per start");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = b.show().await.unwrap();
+    assert_eq!((v.queued, v.outbox.delivered), (0, 4));
+    let _ = std::fs::remove_dir_all(&dir);
+}
