@@ -49,6 +49,8 @@ pub struct AccountingView {
     /// Records in the outbox, not yet acknowledged by a server.
     pub queued: usize,
     pub in_flight: usize,
+    /// How many records may be in flight now (adapts to the servers' answers).
+    pub window: usize,
     pub limit: usize,
     pub journal: String,
     /// Seconds until delivery is tried again, while no server answers.
@@ -269,19 +271,24 @@ impl Task {
         }
         let seqs: Vec<Seq> = crashed.iter().map(|(s, _)| *s).collect();
         self.pending.extend(crashed.into_iter().map(|(_, r)| r));
+        self.nas_records(AcctStatus::AccountingOn);
+        self.flush();
+        // Only once the Stops are in the outbox journal.
+        if let Err(e) = self.snapshots.ack_many(&seqs) {
+            error!("accounting sessions journal: {e}");
+        }
+    }
+
+    /// Accounting-On or -Off (RFC 2866 5.1): one to every server group in use.
+    fn nas_records(&mut self, status: AcctStatus) {
         let now = SystemTime::now();
         for g in self.group_names.clone() {
             let id = self.new_id();
             self.pending.push(AccountingRecord {
                 nas_ip: self.nas_ip,
                 groups: vec![g],
-                ..AccountingRecord::new(AcctStatus::AccountingOn, id, now)
+                ..AccountingRecord::new(status, id, now)
             });
-        }
-        self.flush();
-        // Only once the Stops are in the outbox journal.
-        if let Err(e) = self.snapshots.ack_many(&seqs) {
-            error!("accounting sessions journal: {e}");
         }
     }
 
@@ -359,15 +366,7 @@ impl Task {
                 let _ = reply.send(self.view());
             }
             Event::Shutdown(grace) => {
-                let now = SystemTime::now();
-                for g in self.group_names.clone() {
-                    let id = self.new_id();
-                    self.pending.push(AccountingRecord {
-                        nas_ip: self.nas_ip,
-                        groups: vec![g],
-                        ..AccountingRecord::new(AcctStatus::AccountingOff, id, now)
-                    });
-                }
+                self.nas_records(AcctStatus::AccountingOff);
                 return Some(grace);
             }
         }
@@ -525,6 +524,7 @@ impl Task {
             active_sessions: self.active.len(),
             queued: self.outbox.len(),
             in_flight: self.outbox.in_flight(),
+            window: self.outbox.window(),
             limit: self.outbox.limit(),
             journal: self.journal_path.clone(),
             retry_in_s: self.outbox.retry_in(now).map(|d| d.as_secs()),

@@ -1,7 +1,11 @@
 //! The outbox: every record is in the journal (fsynced) before it counts as queued, and
-//! leaves it only when a RADIUS server acknowledged it. Delivery runs up to
-//! [`MAX_IN_FLIGHT`] records at once, keeps each session's records in order (a Stop never
-//! overtakes its Start), and backs off while no server answers.
+//! leaves it only when a RADIUS server acknowledged it. Delivery keeps each session's
+//! records in order (a Stop never overtakes its Start), backs off while no server answers,
+//! and runs a window of records at once that adapts to the server like TCP's: one more per
+//! record answered at the first try, half as many when one needed a retransmission. A burst
+//! of 10,000 Starts must not drown a server that answers 100 a second: every late answer
+//! means a retransmission, which (with a new Acct-Delay-Time, so a new Identifier, RFC 2866
+//! 5.2) the server cannot tell from a new record, and it writes the record twice.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -14,8 +18,10 @@ use vpnd_radius::{AccountingRecord, Delivered, Group, Journal, JournalError, Seq
 
 use crate::daemon::logging::AAA;
 
-/// Records being delivered at once (a server has 256 RADIUS identifiers).
+/// Records being delivered at once, at most (a server has 256 RADIUS identifiers).
 pub const MAX_IN_FLIGHT: usize = 256;
+/// The window to begin with.
+const WINDOW_FIRST: usize = 16;
 const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -43,6 +49,8 @@ pub struct Outbox {
     results: mpsc::UnboundedSender<Outcome>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Records that may be in flight now (AIMD, 1..=MAX_IN_FLIGHT).
+    window: usize,
     pub stats: OutboxStats,
 }
 
@@ -70,6 +78,7 @@ impl Outbox {
             results,
             retry_at: None,
             backoff: BACKOFF_FIRST,
+            window: WINDOW_FIRST,
             stats: OutboxStats::default(),
         })
     }
@@ -126,7 +135,7 @@ impl Outbox {
         let mut busy: HashSet<(&str, &[String])> = HashSet::new();
         let mut start = Vec::new();
         for (seq, r) in &self.queue {
-            if self.in_flight.len() + start.len() >= MAX_IN_FLIGHT {
+            if self.in_flight.len() + start.len() >= self.window {
                 break;
             }
             let first = busy.insert((r.acct_session_id.as_str(), r.groups.as_slice()));
@@ -181,9 +190,15 @@ impl Outbox {
                 Ok(d) => {
                     debug!(target: AAA, seq = seq.0, server = d.server, tries = d.tries, "accounting record delivered");
                     acked.push(seq);
+                    self.window = if d.tries > 1 {
+                        (self.window / 2).max(1)
+                    } else {
+                        (self.window + 1).min(MAX_IN_FLIGHT)
+                    };
                 }
                 Err(e) => {
                     self.stats.undelivered_rounds += 1;
+                    self.window = (self.window / 2).max(1);
                     if self.retry_at.is_none() {
                         warn!(
                             queued = self.queue.len(),
@@ -225,6 +240,10 @@ impl Outbox {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     pub fn limit(&self) -> usize {

@@ -241,8 +241,8 @@ pub fn aaa_accounting(a: &crate::accounting::AccountingView) -> String {
     );
     let _ = writeln!(
         out,
-        "Outbox: {} queued of {} max, {} in flight, journal {}",
-        a.queued, a.limit, a.in_flight, a.journal
+        "Outbox: {} queued of {} max, {} in flight (window {}), journal {}",
+        a.queued, a.limit, a.in_flight, a.window, a.journal
     );
     let o = &a.outbox;
     let _ = writeln!(

@@ -372,7 +372,7 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vpnd_xfrm::{Lifetime, SaId};
+    use vpnd_xfrm::SaId;
 
     fn peer() -> PeerInfo {
         PeerInfo {
@@ -397,28 +397,12 @@ mod tests {
     }
 
     fn reading(spi: u32, bytes: u64, packets: u64) -> SaCounters {
-        SaCounters {
-            id: SaId::esp(
-                "192.0.2.1".parse().unwrap(),
-                "192.0.2.2".parse().unwrap(),
-                spi,
-            ),
-            reqid: 0,
-            mode: None,
-            bytes,
-            packets,
-            add_time: 0,
-            use_time: 0,
-            replay_dropped: 0,
-            integrity_failed: 0,
-            replay_window: 0,
-            oseq: 0,
-            seq: 0,
-            lifetime: Lifetime::default(),
-            esn: false,
-            encap: None,
-            if_id: None,
-        }
+        let id = SaId::esp(
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            spi,
+        );
+        SaCounters::usage(id, bytes, packets)
     }
 
     fn table() -> SessionTable {

@@ -578,6 +578,31 @@ pub struct SaCounters {
     pub if_id: Option<u32>,
 }
 
+impl SaCounters {
+    /// A reading with only its identity and usage set (the rest zero): what session
+    /// bookkeeping, its tests and the benchmarks' synthetic dumps need.
+    pub fn usage(id: SaId, bytes: u64, packets: u64) -> SaCounters {
+        SaCounters {
+            id,
+            reqid: 0,
+            mode: None,
+            bytes,
+            packets,
+            add_time: 0,
+            use_time: 0,
+            replay_dropped: 0,
+            integrity_failed: 0,
+            replay_window: 0,
+            oseq: 0,
+            seq: 0,
+            lifetime: Lifetime::default(),
+            esn: false,
+            encap: None,
+            if_id: None,
+        }
+    }
+}
+
 /// One policy as seen in a dump.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyInfo {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use vpnd::control::proto::{Command, Response};
 use vpnd::control::server::{self, Request};
 use vpnd::session::table::{ChildInfo, PeerInfo, SessionTable};
-use vpnd_xfrm::{Lifetime, SaCounters, SaId};
+use vpnd_xfrm::{SaCounters, SaId};
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -29,28 +29,12 @@ fn peer_addr(i: usize) -> SocketAddr {
 }
 
 fn counters(spi: u32, bytes: u64, packets: u64) -> SaCounters {
-    SaCounters {
-        id: SaId::esp(
-            "192.0.2.1".parse().unwrap(),
-            "192.0.2.2".parse().unwrap(),
-            spi,
-        ),
-        reqid: 0,
-        mode: None,
-        bytes,
-        packets,
-        add_time: 0,
-        use_time: 0,
-        replay_dropped: 0,
-        integrity_failed: 0,
-        replay_window: 0,
-        oseq: 0,
-        seq: 0,
-        lifetime: Lifetime::default(),
-        esn: false,
-        encap: None,
-        if_id: None,
-    }
+    let id = SaId::esp(
+        "192.0.2.1".parse().unwrap(),
+        "192.0.2.2".parse().unwrap(),
+        spi,
+    );
+    SaCounters::usage(id, bytes, packets)
 }
 
 pub fn table(n: usize) -> SessionTable {
