@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,9 @@ pub struct Journal {
     limit: usize,
     next_seq: u64,
     /// Pending records as their journal lines, rewritten as they are by compaction.
-    pending: BTreeMap<Seq, Vec<u8>>,
+    /// Where each pending record's line sits in the file (offset, length): compaction reads
+    /// them back, so the journal holds no copy of them in memory.
+    pending: BTreeMap<Seq, (u64, usize)>,
     /// Delivered records still in the file.
     acked_in_file: usize,
     compact_after: usize,
@@ -254,7 +256,7 @@ impl Journal {
                             }
                             last_seq = Some(seq);
                             self.next_seq = self.next_seq.max(seq.0 + 1);
-                            self.pending.insert(seq, content[offset..next].to_vec());
+                            self.pending.insert(seq, (offset as u64, next - offset));
                             records.insert(seq, *record);
                         }
                         EntryIn::Ack(seq) => {
@@ -290,9 +292,10 @@ impl Journal {
         }
         let seq = Seq(self.next_seq);
         let line = encode_line(&EntryOut::Record { seq, record });
+        let at = self.len;
         self.write_synced(&line, "append")?;
         self.next_seq += 1;
-        self.pending.insert(seq, line);
+        self.pending.insert(seq, (at, line.len()));
         Ok(seq)
     }
 
@@ -311,8 +314,8 @@ impl Journal {
         for (i, record) in records[..take].iter().enumerate() {
             let seq = Seq(self.next_seq + i as u64);
             let line = encode_line(&EntryOut::Record { seq, record });
+            lines.push((seq, (self.len + bytes.len() as u64, line.len())));
             bytes.extend_from_slice(&line);
-            lines.push((seq, line));
         }
         if lines.is_empty() {
             return Ok(Vec::new());
@@ -365,8 +368,19 @@ impl Journal {
             move |source| JournalError::Io { path, op, source }
         };
         let mut content = self.header_line();
-        for line in self.pending.values() {
-            content.extend_from_slice(line);
+        // The pending lines, read back from where they were written; their new positions.
+        let mut moved = Vec::with_capacity(self.pending.len());
+        for (seq, &(at, len)) in &self.pending {
+            let start = content.len();
+            content.resize(start + len, 0);
+            self.file
+                .read_exact_at(&mut content[start..], at)
+                .map_err(|source| JournalError::Io {
+                    path: self.path.clone(),
+                    op: "read back for compaction",
+                    source,
+                })?;
+            moved.push((*seq, (start as u64, len)));
         }
         {
             let mut out = OpenOptions::new()
@@ -392,6 +406,7 @@ impl Journal {
             })?;
         self.len = content.len() as u64;
         self.acked_in_file = 0;
+        self.pending = moved.into_iter().collect();
         Ok(())
     }
 

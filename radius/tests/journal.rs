@@ -250,6 +250,9 @@ fn append_many_is_one_batch_up_to_the_limit() {
     ));
     drop(j);
     let (_, pending) = Journal::open(dir.file(), 3).unwrap();
-    let ids: Vec<String> = pending.iter().map(|(_, r)| r.acct_session_id.clone()).collect();
+    let ids: Vec<String> = pending
+        .iter()
+        .map(|(_, r)| r.acct_session_id.clone())
+        .collect();
     assert_eq!(ids, ["00000001", "00000002", "00000003"]);
 }

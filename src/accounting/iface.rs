@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn loopback_is_on_lo_and_a_foreign_address_nowhere() {
-        assert_eq!(interface_of("127.0.0.1".parse().unwrap()).as_deref(), Some("lo"));
+        assert_eq!(
+            interface_of("127.0.0.1".parse().unwrap()).as_deref(),
+            Some("lo")
+        );
         assert_eq!(interface_of("203.0.113.254".parse().unwrap()), None);
     }
 }

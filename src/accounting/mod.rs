@@ -28,8 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
 use vpnd_radius::{
-    AccountingRecord, AcctStatus, ClientConfig, Group, Journal, Seq, ServerSpec,
-    ServerStats,
+    AccountingRecord, AcctStatus, ClientConfig, Group, Journal, Seq, ServerSpec, ServerStats,
 };
 
 use crate::config::{AccountingMode, Config};
@@ -160,8 +159,7 @@ impl Accounting {
         }
         let journal = config.accounting.journal.clone();
         if let Some(dir) = journal.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let limit = usize::try_from(config.accounting.outbox_limit).unwrap_or(usize::MAX);
         let (results_tx, results_rx) = mpsc::unbounded_channel();
@@ -436,7 +434,11 @@ impl Task {
             return;
         };
         let now = unix_now();
-        let id = a.identities.first().map(|i| i.id.clone()).unwrap_or_default();
+        let id = a
+            .identities
+            .first()
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
         debug!(target: AAA, session = id, peer = v.peer_name, ?cause, "AAA: session down, accounting stopped");
         self.pending.extend(
             a.identities
@@ -459,7 +461,9 @@ impl Task {
         match self.snapshots.append_many(&stops) {
             Ok(seqs) => seqs,
             Err(e) => {
-                error!("accounting sessions journal: a crash now would lose this session's Stop: {e}");
+                error!(
+                    "accounting sessions journal: a crash now would lose this session's Stop: {e}"
+                );
                 Vec::new()
             }
         }
@@ -473,7 +477,11 @@ impl Task {
         for a in self.active.values_mut() {
             match a.next_interim {
                 Some(t) if t <= now => {
-                    records.extend(a.identities.iter().map(|i| interim_record(i, &a.totals, now)));
+                    records.extend(
+                        a.identities
+                            .iter()
+                            .map(|i| interim_record(i, &a.totals, now)),
+                    );
                     a.next_interim = Some(t.max(now.saturating_sub(period)) + period);
                 }
                 _ => {}

@@ -68,7 +68,10 @@ impl Outbox {
             warn!(path = %path.display(), torn = r.torn_lines, "accounting journal: a torn last write was dropped (a crash while appending)");
         }
         if !pending.is_empty() {
-            info!(records = pending.len(), "accounting: records from the previous run are queued again");
+            info!(
+                records = pending.len(),
+                "accounting: records from the previous run are queued again"
+            );
         }
         Ok(Outbox {
             journal,
@@ -95,7 +98,8 @@ impl Outbox {
                 for r in &records[n..] {
                     self.refused(r, "the outbox is full");
                 }
-                self.queue.extend(seqs.into_iter().zip(records.into_iter().take(n)));
+                self.queue
+                    .extend(seqs.into_iter().zip(records.into_iter().take(n)));
             }
             Err(JournalError::Full { limit }) => {
                 for r in &records {
@@ -174,8 +178,11 @@ impl Outbox {
         if !named.is_empty() {
             return named;
         }
-        let mut all: Vec<(String, Group)> =
-            self.groups.iter().map(|(n, g)| (n.clone(), g.clone())).collect();
+        let mut all: Vec<(String, Group)> = self
+            .groups
+            .iter()
+            .map(|(n, g)| (n.clone(), g.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }

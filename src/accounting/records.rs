@@ -115,7 +115,12 @@ fn base(s: &SessionIdentity, status: AcctStatus, now: u64) -> AccountingRecord {
 }
 
 /// The counters and session time of Interims and Stops (IOS Table 3).
-fn with_usage(mut r: AccountingRecord, s: &SessionIdentity, t: &Totals, now: u64) -> AccountingRecord {
+fn with_usage(
+    mut r: AccountingRecord,
+    s: &SessionIdentity,
+    t: &Totals,
+    now: u64,
+) -> AccountingRecord {
     r.session_time = Some(u32::try_from(now.saturating_sub(s.started)).unwrap_or(u32::MAX));
     r.input_octets = Some(t.bytes_in);
     r.output_octets = Some(t.bytes_out);
@@ -198,12 +203,22 @@ mod tests {
         assert_eq!(r.status, AcctStatus::Stop);
         assert_eq!(r.acct_session_id, start_record(&identity()).acct_session_id);
         assert_eq!(r.session_time, Some(709));
-        assert_eq!(r.input_octets, Some((1 << 32) + 5), "64-bit: the encoder splits gigawords");
+        assert_eq!(
+            r.input_octets,
+            Some((1 << 32) + 5),
+            "64-bit: the encoder splits gigawords"
+        );
         assert_eq!(r.output_packets, Some(5));
         assert_eq!(r.terminate_cause, Some(6));
-        assert_eq!(r.cisco_avpairs.last().map(String::as_str), Some("disc-cause-ext=Admin Reset"));
+        assert_eq!(
+            r.cisco_avpairs.last().map(String::as_str),
+            Some("disc-cause-ext=Admin Reset")
+        );
         let i = interim_record(&identity(), &t, 1_700_000_109);
-        assert_eq!((i.status, i.session_time, i.terminate_cause), (AcctStatus::InterimUpdate, Some(109), None));
+        assert_eq!(
+            (i.status, i.session_time, i.terminate_cause),
+            (AcctStatus::InterimUpdate, Some(109), None)
+        );
     }
 
     #[test]
@@ -216,7 +231,10 @@ mod tests {
         };
         assert_eq!(
             start_record(&s).cisco_avpairs,
-            ["isakmp-initator-ip=192.0.2.2", "connect-progress=No Progress"]
+            [
+                "isakmp-initator-ip=192.0.2.2",
+                "connect-progress=No Progress"
+            ]
         );
     }
 }

@@ -107,7 +107,11 @@ async fn recv(sock: &UdpSocket, answer: bool) -> Req {
 async fn start_interims_and_stop_share_one_session_id() {
     let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let dir = temp_dir("flow");
-    let cfg = config(&dir, server.local_addr().unwrap(), "  update_periodic: 1s\n");
+    let cfg = config(
+        &dir,
+        server.local_addr().unwrap(),
+        "  update_periodic: 1s\n",
+    );
     let a = Accounting::start(&cfg).unwrap().expect("a peer has a list");
     assert_eq!(recv(&server, true).await.status(), 7, "Accounting-On first");
 
@@ -143,7 +147,11 @@ async fn start_interims_and_stop_share_one_session_id() {
     let v = a.show().await.unwrap();
     assert_eq!(v.active_sessions, 0);
     a.shutdown(Duration::from_secs(2)).await;
-    assert_eq!(recv(&server, true).await.status(), 8, "Accounting-Off at stop");
+    assert_eq!(
+        recv(&server, true).await.status(),
+        8,
+        "Accounting-Off at stop"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -185,7 +193,11 @@ async fn a_crash_leaves_its_records_and_a_stop_for_the_next_start() {
     let stop = got.iter().find(|r| r.0 == 2).expect("the crash Stop");
     assert_eq!(stop.1, start.1, "the Stop closes the Start's session");
     assert_eq!(stop.2, Some(11), "NAS-Reboot");
-    assert_eq!(got.iter().filter(|r| r.0 == 7).count(), 2, "an Accounting-On per start");
+    assert_eq!(
+        got.iter().filter(|r| r.0 == 7).count(),
+        2,
+        "an Accounting-On per start"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let v = b.show().await.unwrap();
     assert_eq!((v.queued, v.outbox.delivered), (0, 4));

@@ -574,10 +574,9 @@ where
             } => Command::ShowCryptoIsakmpPeer,
         },
         Top::Show {
-            what:
-                ShowCrypto::Aaa {
-                    what: AaaWhat::Accounting,
-                },
+            what: ShowCrypto::Aaa {
+                what: AaaWhat::Accounting,
+            },
         } => Command::ShowAaaAccounting,
         Top::Clear {
             what:

@@ -106,13 +106,23 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Body {
-    Sessions { sessions: Vec<SessionView> },
-    Peers { peers: Vec<PeerView> },
-    Cleared { cleared: usize },
+    Sessions {
+        sessions: Vec<SessionView>,
+    },
+    Peers {
+        peers: Vec<PeerView>,
+    },
+    Cleared {
+        cleared: usize,
+    },
     /// The answer to `debug crypto isakmp [aaa] on|off`, in IOS words.
-    Debug { debug: String },
+    Debug {
+        debug: String,
+    },
     /// A `show` already rendered as IOS text.
-    Text { text: String },
+    Text {
+        text: String,
+    },
     Accounting {
         accounting: Box<crate::accounting::AccountingView>,
     },

@@ -87,7 +87,10 @@ mod tests {
             let aaa = || tracing::enabled!(target: "aaa", tracing::Level::DEBUG);
             tracing::callsite::rebuild_interest_cache();
             assert!(!isakmp() && !aaa());
-            assert_eq!(ctl.set(false, true).unwrap(), "Crypto ISAKMP debugging is on");
+            assert_eq!(
+                ctl.set(false, true).unwrap(),
+                "Crypto ISAKMP debugging is on"
+            );
             tracing::callsite::rebuild_interest_cache();
             assert!(isakmp() && !aaa());
             assert_eq!(

@@ -51,7 +51,11 @@ fn describe(data: &[u8]) -> String {
         Ok(h) => format!(
             "{:?} {} msgid {} spi {:016x}/{:016x} len {}",
             h.exchange,
-            if h.flags.response { "response" } else { "request" },
+            if h.flags.response {
+                "response"
+            } else {
+                "request"
+            },
             h.message_id,
             h.spi_i,
             h.spi_r,
@@ -448,9 +452,9 @@ impl Daemon {
                     }),
                     None => Response::error("the accounting task is not running"),
                 },
-                None => Response::error(
-                    "accounting is not configured (no peer has an accounting list)",
-                ),
+                None => {
+                    Response::error("accounting is not configured (no peer has an accounting list)")
+                }
             },
             Command::ShowPeers {} => Response::ok(Body::Peers {
                 peers: self.peer_views.clone(),

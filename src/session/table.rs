@@ -188,7 +188,9 @@ impl Session {
                 .collect(),
             flows: {
                 // The order `show` lists them in: protocol, then selectors.
-                flows.sort_by(|a, b| (a.protocol, &a.local, &a.remote).cmp(&(b.protocol, &b.local, &b.remote)));
+                flows.sort_by(|a, b| {
+                    (a.protocol, &a.local, &a.remote).cmp(&(b.protocol, &b.local, &b.remote))
+                });
                 flows
             },
             totals: self.totals(),

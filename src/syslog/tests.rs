@@ -53,7 +53,9 @@ async fn tcp_frames_and_survives_a_receiver_restart() {
     // <189> = local7 (23) * 8 + notice (5); the message ends the line, framing keeps it whole.
     assert!(got[0].starts_with("<189>"), "{got:?}");
     assert!(got[0].contains(" vpnd["), "{got:?}");
-    assert!(got[0].ends_with(": %CRYPTO-5-SESSION_STATUS: Crypto session is UP. Peer 192.0.2.2:500"));
+    assert!(
+        got[0].ends_with(": %CRYPTO-5-SESSION_STATUS: Crypto session is UP. Peer 192.0.2.2:500")
+    );
     assert!(got[1].ends_with(": second"));
 
     // The receiver goes away (its connection and its listener), a notice is sent while it is
@@ -133,5 +135,7 @@ async fn shutdown_sends_what_is_queued() {
         .await
         .unwrap()
         .unwrap();
-    assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with(": last words"));
+    assert!(std::str::from_utf8(&buf[..n])
+        .unwrap()
+        .ends_with(": last words"));
 }

@@ -74,7 +74,10 @@ async fn drain(a: &Accounting, n: usize, deadline: Duration) -> Result<Duration>
             return Ok(t0.elapsed());
         }
         if t0.elapsed() > deadline {
-            bail!("only {} of {n} records delivered in {deadline:?}", v.outbox.delivered);
+            bail!(
+                "only {} of {n} records delivered in {deadline:?}",
+                v.outbox.delivered
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

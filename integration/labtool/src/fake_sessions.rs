@@ -22,10 +22,17 @@ fn unix_now() -> u64 {
 /// Peer i: 203.0.113.x / 198.51.100.x addresses, spread over both TEST-NETs' host parts and
 /// UDP ports so that every session key is distinct (these addresses are never contacted).
 fn peer_addr(i: usize) -> SocketAddr {
-    let net = if i % 2 == 0 { [203, 0, 113] } else { [198, 51, 100] };
+    let net = if i % 2 == 0 {
+        [203, 0, 113]
+    } else {
+        [198, 51, 100]
+    };
     let host = (i / 2 % 254 + 1) as u8;
     let port = 500 + (i / 508) as u16;
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(net[0], net[1], net[2], host)), port)
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(net[0], net[1], net[2], host)),
+        port,
+    )
 }
 
 fn counters(spi: u32, bytes: u64, packets: u64) -> SaCounters {
