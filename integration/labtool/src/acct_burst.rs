@@ -85,11 +85,11 @@ async fn drain(a: &Accounting, n: usize, deadline: Duration) -> Result<Duration>
 
 pub async fn run(sessions: usize, server: SocketAddr, secret: String, dir: PathBuf) -> Result<()> {
     // 1) Memory per queued record: a server that does not exist (nothing listens on the
-    //    discard port of the lab's own address), so every record stays queued.
+    //    discard port of the loopback), so every record stays queued.
     let mem_dir = dir.join("mem");
     let _ = std::fs::remove_dir_all(&mem_dir);
     std::fs::create_dir_all(&mem_dir)?;
-    let cfg = config(&mem_dir, "192.0.2.1:9".parse()?, "unused", sessions + 16)?;
+    let cfg = config(&mem_dir, "127.0.0.1:9".parse()?, "unused", sessions + 16)?;
     let now = unix_now();
     let views: Vec<SessionView> = (0..sessions).map(|i| view(i, now)).collect();
     let a = Accounting::start(&cfg)?.context("accounting not started")?;
