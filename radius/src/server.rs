@@ -164,6 +164,15 @@ impl Task {
                     Err(e) => self.on_recv_error(e, &mut socket),
                 },
                 _ = sleep_until(deadline) => {
+                    // Answers may be waiting in the socket when a busy runtime wakes us late
+                    // (select! picks among ready branches at random): take them first, so
+                    // that no answered request is retransmitted, which the server would
+                    // count as a new record (new Identifier, new Acct-Delay-Time).
+                    if let Some(s) = socket.as_ref() {
+                        while let Ok((n, from)) = s.try_recv_from(&mut buf) {
+                            self.on_datagram(&buf[..n], from);
+                        }
+                    }
                     self.on_deadlines(&mut socket).await;
                     self.admit(&mut socket).await;
                 }
