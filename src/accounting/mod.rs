@@ -163,8 +163,14 @@ impl Accounting {
         }
         let limit = usize::try_from(config.accounting.outbox_limit).unwrap_or(usize::MAX);
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let outbox = outbox::Outbox::open(&journal, limit, groups.clone(), results_tx)
-            .with_context(|| format!("accounting journal {}", journal.display()))?;
+        let outbox = outbox::Outbox::open(
+            &journal,
+            limit,
+            groups.clone(),
+            config.radius.timeout,
+            results_tx,
+        )
+        .with_context(|| format!("accounting journal {}", journal.display()))?;
         let sessions_path = PathBuf::from(format!("{}.sessions", journal.display()));
         let (snapshots, crashed) = Journal::open(&sessions_path, usize::MAX)
             .with_context(|| format!("accounting sessions journal {}", sessions_path.display()))?;

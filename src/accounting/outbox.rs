@@ -1,8 +1,9 @@
 //! The outbox: every record is in the journal (fsynced) before it counts as queued, and
 //! leaves it only when a RADIUS server acknowledged it. Delivery keeps each session's
 //! records in order (a Stop never overtakes its Start), backs off while no server answers,
-//! and runs a window of records at once that adapts to the server like TCP's: one more per
-//! record answered at the first try, half as many when one needed a retransmission. A burst
+//! and runs a window of records at once that adapts to the server like TCP's congestion
+//! avoidance: one more per window of records answered quickly at the first try, half as many
+//! when an answer needed a retransmission or took more than half the timeout. A burst
 //! of 10,000 Starts must not drown a server that answers 100 a second: every late answer
 //! means a retransmission, which (with a new Acct-Delay-Time, so a new Identifier, RFC 2866
 //! 5.2) the server cannot tell from a new record, and it writes the record twice.
@@ -21,7 +22,7 @@ use crate::daemon::logging::AAA;
 /// Records being delivered at once, at most (a server has 256 RADIUS identifiers).
 pub const MAX_IN_FLIGHT: usize = 256;
 /// The window to begin with.
-const WINDOW_FIRST: usize = 16;
+const WINDOW_FIRST: usize = 32;
 const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -51,6 +52,13 @@ pub struct Outbox {
     backoff: Duration,
     /// Records that may be in flight now (AIMD, 1..=MAX_IN_FLIGHT).
     window: usize,
+    /// Quick first-try answers since the window last grew.
+    quick: usize,
+    /// When the window was last halved: once per round trip, as TCP does, not once per
+    /// late answer of the same round.
+    last_cut: Option<Instant>,
+    /// The servers' first timeout: an answer slower than half of it shrinks the window.
+    timeout: Duration,
     pub stats: OutboxStats,
 }
 
@@ -60,6 +68,7 @@ impl Outbox {
         path: &Path,
         limit: usize,
         groups: HashMap<String, Group>,
+        timeout: Duration,
         results: mpsc::UnboundedSender<Outcome>,
     ) -> Result<Outbox, JournalError> {
         let (journal, pending) = Journal::open(path, limit)?;
@@ -82,6 +91,9 @@ impl Outbox {
             retry_at: None,
             backoff: BACKOFF_FIRST,
             window: WINDOW_FIRST,
+            quick: 0,
+            last_cut: None,
+            timeout,
             stats: OutboxStats::default(),
         })
     }
@@ -197,15 +209,11 @@ impl Outbox {
                 Ok(d) => {
                     debug!(target: AAA, seq = seq.0, server = d.server, tries = d.tries, "accounting record delivered");
                     acked.push(seq);
-                    self.window = if d.tries > 1 {
-                        (self.window / 2).max(1)
-                    } else {
-                        (self.window + 1).min(MAX_IN_FLIGHT)
-                    };
+                    self.adapt(d.tries == 1 && d.rtt < self.timeout / 2, now);
                 }
                 Err(e) => {
                     self.stats.undelivered_rounds += 1;
-                    self.window = (self.window / 2).max(1);
+                    self.adapt(false, now);
                     if self.retry_at.is_none() {
                         warn!(
                             queued = self.queue.len(),
@@ -234,6 +242,25 @@ impl Outbox {
                 error!("accounting journal: cannot record deliveries: {e}");
                 self.stats.last_error = Some(e.to_string());
             }
+        }
+    }
+
+    /// AIMD: a quick first-try answer counts towards one more in flight (per window's worth
+    /// of them); a slow or retransmitted one halves the window.
+    fn adapt(&mut self, quick: bool, now: Instant) {
+        if quick {
+            self.quick += 1;
+            if self.quick >= self.window {
+                self.quick = 0;
+                self.window = (self.window + 1).min(MAX_IN_FLIGHT);
+            }
+        } else if !self
+            .last_cut
+            .is_some_and(|t| now.duration_since(t) < self.timeout / 2)
+        {
+            self.quick = 0;
+            self.last_cut = Some(now);
+            self.window = (self.window / 2).max(1);
         }
     }
 
@@ -274,5 +301,42 @@ impl Outbox {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_grows_per_window_of_quick_answers_and_halves_once_per_round() {
+        let dir = std::env::temp_dir().join(format!("vpnd-outbox-aimd-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let timeout = Duration::from_secs(2);
+        let mut o = Outbox::open(&dir.join("j"), 10, HashMap::new(), timeout, tx).unwrap();
+        let t0 = Instant::now();
+        assert_eq!(o.window(), WINDOW_FIRST);
+        for _ in 0..WINDOW_FIRST - 1 {
+            o.adapt(true, t0);
+        }
+        assert_eq!(
+            o.window(),
+            WINDOW_FIRST,
+            "not before a whole window of answers"
+        );
+        o.adapt(true, t0);
+        assert_eq!(o.window(), WINDOW_FIRST + 1);
+        o.adapt(false, t0);
+        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 2);
+        o.adapt(false, t0 + timeout / 4);
+        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 2, "one cut per round trip");
+        o.adapt(false, t0 + timeout);
+        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 4);
+        for i in 0..20 {
+            o.adapt(false, t0 + timeout * (2 + i));
+        }
+        assert_eq!(o.window(), 1, "never below one");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
