@@ -328,11 +328,11 @@ mod tests {
         o.adapt(true, t0);
         assert_eq!(o.window(), WINDOW_FIRST + 1);
         o.adapt(false, t0);
-        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 2);
+        assert_eq!(o.window(), WINDOW_FIRST.div_ceil(2));
         o.adapt(false, t0 + timeout / 4);
-        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 2, "one cut per round trip");
+        assert_eq!(o.window(), WINDOW_FIRST.div_ceil(2), "one cut per round trip");
         o.adapt(false, t0 + timeout);
-        assert_eq!(o.window(), (WINDOW_FIRST + 1) / 4);
+        assert_eq!(o.window(), WINDOW_FIRST.div_ceil(4));
         for i in 0..20 {
             o.adapt(false, t0 + timeout * (2 + i));
         }

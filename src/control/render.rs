@@ -173,8 +173,8 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
         let _ = writeln!(out, "ivrf = {}", ivrf.unwrap_or(NONE));
         let _ = writeln!(
             out,
-            "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
-            "Peer", "I/F", "Username", "Group/Phase1_id", "Uptime", "Status"
+            "{:<15} {:<12} {:<15} {:<24} {:<8} Status",
+            "Peer", "I/F", "Username", "Group/Phase1_id", "Uptime"
         );
         for s in list {
             let uptime = s

@@ -22,10 +22,7 @@ async fn read_frames(stream: &mut tokio::net::TcpStream, n: usize) -> Vec<String
             .unwrap();
         assert!(got > 0, "connection closed after {} frames", out.len());
         buf.extend_from_slice(&chunk[..got]);
-        loop {
-            let Some(sp) = buf.iter().position(|&b| b == b' ') else {
-                break;
-            };
+        while let Some(sp) = buf.iter().position(|&b| b == b' ') {
             let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
             if buf.len() < sp + 1 + len {
                 break;
