@@ -16,7 +16,7 @@
 # Exit status: 0 only if every scenario passed and the VM ran to the end.
 #
 # Environment: LAB_SKIP_BUILD=1, LAB_SKIP_DEPS=1, LAB_VM_TIMEOUT (seconds,
-# default 1500), LAB_VM_MEMORY (2G), LAB_VM_CPUS (2), LAB_KERNEL (default:
+# default 2400), LAB_VM_MEMORY (2G), LAB_VM_CPUS (2), LAB_KERNEL (default:
 # newest /boot/vmlinuz-*-amd64), LAB_RESULTS_KEEP (results are always kept;
 # the directory is printed). LAB_IPV6, LAB_RADIUS_DEBUG, LAB_CONSOLE_LINES,
 # LAB_DUMP_LINES and BENCH_PAIRS are passed into the VM when set.
@@ -101,7 +101,7 @@ newest_kernel() { # newest /boot/vmlinuz-*-amd64 by version
 }
 kernel=${LAB_KERNEL:-$(newest_kernel)}
 [[ -n $kernel && -r $kernel ]] || { echo "lab: no readable /boot/vmlinuz-*-amd64" >&2; echo "lab: 0 passed, ${#names[@]} failed"; exit 1; }
-vm_timeout=${LAB_VM_TIMEOUT:-1500}
+vm_timeout=${LAB_VM_TIMEOUT:-2400}
 # vng does not pass the environment into the guest: forward the knobs that are set
 cmd="env"
 for v in LAB_IPV6 LAB_RADIUS_DEBUG LAB_CONSOLE_LINES LAB_DUMP_LINES BENCH_PAIRS; do

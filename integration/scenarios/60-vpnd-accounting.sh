@@ -18,8 +18,10 @@ _vpnctl() { ip netns exec gw1 "$VPNCTL" --socket "$LAB_WORKDIR/vpnd.sock" "$@"; 
 
 _records() { radius_detail_records "$RADIUS_DETAIL_FILE" "$@"; }
 
-# _session_ids : the Acct-Session-Id of every Start, in order.
-_start_ids() { _records --where Acct-Status-Type=Start --get Acct-Session-Id; }
+# _start_ids : the Acct-Session-Id of every Start, oldest session first (ids are the run's
+# start time then a counter, in fixed-width hex: they sort in the order sessions came up;
+# the detail file's order is the order of delivery).
+_start_ids() { _records --where Acct-Status-Type=Start --get Acct-Session-Id | sort; }
 
 _children_installed() { grep -c 'child SA installed' "$LAB_LOGDIR/vpnd-gw1.log" || true; }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
-use vpnd_radius::{AccountingRecord, Delivered, Group, Journal, JournalError, Seq};
+use vpnd_radius::{AccountingRecord, AcctStatus, Delivered, Group, Journal, JournalError, Seq};
 
 use crate::daemon::logging::AAA;
 
@@ -142,7 +142,9 @@ impl Outbox {
     }
 
     /// Starts deliveries: in journal order, at most one record per session and group list
-    /// at a time, none while backing off.
+    /// at a time, none while backing off. Accounting-On and -Off are barriers (RFC 2866
+    /// 5.1: a server may close every open session of the NAS when it sees them): they wait
+    /// for every record queued before them, and every record after them waits for them.
     pub fn pump(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|t| now < t) {
             return;
@@ -150,10 +152,21 @@ impl Outbox {
         self.retry_at = None;
         let mut busy: HashSet<(&str, &[String])> = HashSet::new();
         let mut start = Vec::new();
+        let mut before_barrier = false;
+        let mut in_barrier = false;
         for (seq, r) in &self.queue {
             if self.in_flight.len() + start.len() >= self.window {
                 break;
             }
+            let barrier = matches!(
+                r.status,
+                AcctStatus::AccountingOn | AcctStatus::AccountingOff
+            );
+            if barrier && before_barrier || !barrier && in_barrier {
+                break;
+            }
+            in_barrier |= barrier;
+            before_barrier |= !barrier;
             let first = busy.insert((r.acct_session_id.as_str(), r.groups.as_slice()));
             if first && !self.in_flight.contains(seq) {
                 start.push((*seq, r.clone()));
@@ -308,6 +321,72 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn rec(status: AcctStatus, id: &str) -> AccountingRecord {
+        AccountingRecord::new(status, id, std::time::SystemTime::now())
+    }
+
+    fn delivered() -> Result<Delivered, String> {
+        Ok(Delivered {
+            server: "t".into(),
+            tries: 1,
+            rtt: Duration::from_millis(1),
+        })
+    }
+
+    #[tokio::test]
+    async fn accounting_on_waits_for_what_came_before_and_holds_back_what_comes_after() {
+        let dir = std::env::temp_dir().join(format!("vpnd-outbox-order-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut o = Outbox::open(
+            &dir.join("j"),
+            100,
+            HashMap::new(),
+            Duration::from_secs(2),
+            tx,
+        )
+        .unwrap();
+        o.queue(vec![
+            rec(AcctStatus::Stop, "old-1"),
+            rec(AcctStatus::Start, "old-2"),
+            rec(AcctStatus::AccountingOn, "on"),
+            rec(AcctStatus::Start, "new-1"),
+            rec(AcctStatus::Stop, "new-1"),
+        ]);
+        let t = Instant::now();
+        let flying = |o: &Outbox| {
+            let mut v: Vec<String> = o
+                .queue
+                .iter()
+                .filter(|(s, _)| o.in_flight.contains(s))
+                .map(|(_, r)| format!("{:?} {}", r.status, r.acct_session_id))
+                .collect();
+            v.sort();
+            v
+        };
+        o.pump(t);
+        assert_eq!(
+            flying(&o),
+            ["Start old-2", "Stop old-1"],
+            "the On waits for both"
+        );
+        let seqs: Vec<Seq> = o.queue.iter().map(|(s, _)| *s).collect();
+        o.outcomes(vec![(seqs[0], delivered())], t);
+        o.pump(t);
+        assert_eq!(flying(&o), ["Start old-2"]);
+        o.outcomes(vec![(seqs[1], delivered())], t);
+        o.pump(t);
+        assert_eq!(flying(&o), ["AccountingOn on"], "nothing passes the On");
+        o.outcomes(vec![(seqs[2], delivered())], t);
+        o.pump(t);
+        assert_eq!(
+            flying(&o),
+            ["Start new-1"],
+            "a session's records stay in order"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_window_grows_per_window_of_quick_answers_and_halves_once_per_round() {
         let dir = std::env::temp_dir().join(format!("vpnd-outbox-aimd-{}", std::process::id()));
@@ -330,7 +409,11 @@ mod tests {
         o.adapt(false, t0);
         assert_eq!(o.window(), WINDOW_FIRST.div_ceil(2));
         o.adapt(false, t0 + timeout / 4);
-        assert_eq!(o.window(), WINDOW_FIRST.div_ceil(2), "one cut per round trip");
+        assert_eq!(
+            o.window(),
+            WINDOW_FIRST.div_ceil(2),
+            "one cut per round trip"
+        );
         o.adapt(false, t0 + timeout);
         assert_eq!(o.window(), WINDOW_FIRST.div_ceil(4));
         for i in 0..20 {
