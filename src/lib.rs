@@ -10,3 +10,11 @@ pub mod daemon;
 pub mod ike;
 pub mod session;
 pub mod syslog;
+
+/// Wall-clock seconds since the Unix epoch: session start times, remaining lifetimes,
+/// accounting times. Read at the edges only (the IKE engine takes `now` as an input).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -17,6 +17,7 @@ pub mod iface;
 pub mod outbox;
 pub mod records;
 
+use crate::unix_now;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -91,12 +92,6 @@ struct Active {
     /// The prepared crash Stops in the sessions journal, and the totals they carry.
     snapshot: Vec<Seq>,
     snapshot_totals: Totals,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Accounting {

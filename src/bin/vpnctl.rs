@@ -4,17 +4,12 @@
 //! Exit codes: 0 success, 1 the daemon said no, 2 usage error, 3 vpnd not reachable.
 
 use std::process::ExitCode;
+use vpnd::unix_now;
 
 use vpnd::control::cli::{self, Command, EXIT_UNREACHABLE};
 use vpnd::control::client::{call, ClientError};
 use vpnd::control::proto::Body;
 use vpnd::control::render;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 fn main() -> ExitCode {
     // A usage error is printed with the usage line and exits 2 (`--help`, `--version`: 0).

@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod logging;
 mod peers;
 
+use crate::unix_now;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -123,12 +124,6 @@ struct Daemon {
 
 /// How often the kernel's counters are read (one dump for every SA).
 const COUNTERS_EVERY: Duration = Duration::from_secs(10);
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// A child's selectors as `show crypto session` lists them: prefixes, or ranges.
 fn ts_text(ts: &[crate::ike::codec::TrafficSelector]) -> (u8, String) {
@@ -767,10 +762,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     d.read_counters().await;
     let now = unix_now();
     for v in d.sessions.up_views(now) {
-        let line = crate::control::render::session_status_syslog(false, &v);
-        info!(peer = v.peer_name, "{line}");
-        d.syslog.notice(&line);
-        d.downs.push(v);
+        d.transition(Transition::Down(v));
     }
     d.account_downs();
     let left = d.kernel.xfrm().flush_owned().await?;

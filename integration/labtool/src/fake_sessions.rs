@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use vpnd::unix_now;
 
 use anyhow::Result;
 use tokio::sync::mpsc;
@@ -12,12 +13,6 @@ use vpnd::control::proto::{Command, Response};
 use vpnd::control::server::{self, Request};
 use vpnd::session::table::{ChildInfo, PeerInfo, SessionTable};
 use vpnd_xfrm::{SaCounters, SaId};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Peer i: 203.0.113.x / 198.51.100.x addresses, spread over both TEST-NETs' host parts and
 /// UDP ports so that every session key is distinct (these addresses are never contacted).
