@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod escape;
 pub mod ike;
 pub mod session;
 pub mod syslog;

@@ -20,6 +20,11 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Remove every SA and policy vpnd owns from the kernel, the standing policies that
+    /// keep protected flows blocked while vpnd is stopped included, and exit. Run it with
+    /// vpnd stopped, to take a gateway out of service: the flows then leave in clear.
+    #[arg(long, conflicts_with = "check")]
+    flush: bool,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,31 @@ fn main() -> ExitCode {
             config.peers.len()
         );
         return ExitCode::SUCCESS;
+    }
+    if args.flush {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("vpnd: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match rt.block_on(vpnd::daemon::flush(&config)) {
+            Ok(r) => {
+                println!(
+                    "removed {} policies and {} SAs owned by vpnd",
+                    r.policies, r.sas
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vpnd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // The filter sits behind a reload layer: `vpnctl debug crypto isakmp on` changes it live.
     use tracing_subscriber::layer::SubscriberExt;

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport};
+use super::{
+    AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport, Unprotected,
+};
 
 pub(super) type S<T> = Spanned<T>;
 pub(super) type Str = Spanned<String>;
@@ -135,6 +137,7 @@ pub(super) struct PeerFile {
     pub psk: Option<Str>,
     pub psk_file: Option<Str>,
     pub start: Option<S<StartAction>>,
+    pub unprotected: Option<S<Unprotected>>,
     pub fvrf: Option<Str>,
     pub ivrf: Option<Str>,
     pub group: Option<Str>,

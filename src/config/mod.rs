@@ -460,6 +460,23 @@ pub enum StartAction {
     /// Wait for the peer (dynamic crypto map).
     #[default]
     Respond,
+    /// Bring the SAs up when traffic needs them: the kernel's ACQUIRE from the standing
+    /// policies (strongSwan's `start_action = trap`, an IOS crypto map without a session).
+    #[serde(rename = "on-demand")]
+    OnDemand,
+}
+
+/// What happens to a peer's protected traffic while it has no SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unprotected {
+    /// Dropped (fail closed): the peer's policies stay in the kernel from start to stop,
+    /// across restarts, clears and a peer that is down; with no SA the kernel drops the
+    /// packet and asks vpnd for one (ACQUIRE), as an IOS crypto map does.
+    #[default]
+    Drop,
+    /// Sent in clear: policies exist only while a child SA does.
+    Pass,
 }
 
 /// One IKE peer.
@@ -479,8 +496,11 @@ pub struct PeerConfig {
     pub remote_id: Option<Identity>,
     /// The pre-shared key.
     pub psk: Secret,
-    /// Initiate or respond.
+    /// Initiate, respond, or on demand.
     pub start: StartAction,
+    /// Protected traffic while no SA exists: drop (default) or pass in clear. Only for a
+    /// peer with a single address (the others' policies need the peer's address).
+    pub unprotected: Unprotected,
     /// Front-door VRF name (shown in sessions and syslog).
     pub fvrf: Option<String>,
     /// Inside VRF name (vrf-id in accounting).

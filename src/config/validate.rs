@@ -723,15 +723,16 @@ impl Ctx {
         });
         let start = p.start.as_ref().map_or(StartAction::Respond, |s| s.value);
         if let (Some(s), Some(r)) = (&p.start, remote) {
-            if s.value == StartAction::Initiate && !matches!(r, PeerAddress::Single(_)) {
+            if s.value != StartAction::Respond && !matches!(r, PeerAddress::Single(_)) {
                 self.err(
                     s.referenced,
                     f("start"),
-                    "initiate needs a single peer address, not 'any' or a prefix \
+                    "initiate and on-demand need a single peer address, not 'any' or a prefix \
                      (use start: respond)",
                 );
             }
         }
+        let unprotected = p.unprotected.as_ref().map_or(Unprotected::Drop, |u| u.value);
 
         // Identities.
         let peer_family = match remote {
@@ -862,6 +863,7 @@ impl Ctx {
             remote_id,
             psk: psk?,
             start,
+            unprotected,
             fvrf,
             ivrf,
             group,

@@ -3,16 +3,24 @@
 //! Order matters so that no packet leaves in clear and none is dropped (RFC 4301 spirit):
 //! SAs go in before the policies that use them, and on removal policies go out before
 //! their SAs. Policies are keyed by a reqid per (peer, child, remote address) slot, so a
-//! rekeyed child's new SAs are picked up by the existing policies and the policies leave
-//! only with the slot's last child.
+//! rekeyed child's new SAs are picked up by the existing policies.
+//!
+//! **Fail closed.** A configured flow of a peer with a single address and `unprotected:
+//! drop` has *standing* policies: installed at start before anything of a previous run is
+//! removed ([`Kernel::take_over`], replacing the old policies with the same selectors in
+//! place), kept while no SA exists (a peer that is down, a `clear`, between a failed and the
+//! next negotiation), and left in the kernel at stop ([`Kernel::stop`]). With no SA for its
+//! reqid an outbound packet is dropped and the kernel sends an ACQUIRE (what an IOS crypto
+//! map does with traffic that has no SA; strongSwan's trap policies); a cleartext inbound
+//! packet fails the policy's template check. `vpnd --flush` removes them all.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use vpnd_xfrm::{
-    Action, Algorithms, Dir, Integ as XInteg, Key, Lifetime, Mode as XMode, PolicySpec, SaId,
-    SaSpec, Selector, Template, Xfrm,
+    Action, Algorithms, Dir, DumpScope, Integ as XInteg, Key, Lifetime, Mode as XMode, PolicyKey,
+    PolicySpec, SaCounters, SaId, SaSpec, Selector, Template, Xfrm,
 };
 
 use crate::ike::codec::TrafficSelector;
@@ -28,13 +36,13 @@ pub enum InstallError {
     #[error("child {child} of {peer}: {source}")]
     Kernel {
         peer: String,
-        child: ChildId,
+        child: String,
         source: vpnd_xfrm::Error,
     },
     #[error("child {child} of {peer}: traffic selector {ts:?} has a port range the kernel cannot match (only one port or all)")]
     PortRange {
         peer: String,
-        child: ChildId,
+        child: String,
         ts: TrafficSelector,
     },
 }
@@ -88,48 +96,43 @@ fn xmode(m: Mode) -> XMode {
     }
 }
 
-/// One policy slot: the policies of a child configuration towards one remote address.
-#[derive(Default)]
-struct Slot {
-    reqid: u32,
-    policies: Vec<PolicySpec>,
-    children: BTreeSet<ChildId>,
+/// A flow as the kernel's policies see it: who, between which gateway addresses, which
+/// selectors. The engine's [`ChildInstall`] gives one, the configuration the standing ones.
+pub struct Flow<'a> {
+    pub peer: &'a str,
+    pub child: &'a str,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub mode: Mode,
+    pub local_ts: &'a [TrafficSelector],
+    pub remote_ts: &'a [TrafficSelector],
 }
 
-/// Owns vpnd's kernel state bookkeeping (only the daemon's main task touches it).
-pub struct Kernel {
-    xfrm: Xfrm,
-    slots: HashMap<(String, String, IpAddr), Slot>,
-    /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
-    deferred: HashMap<ChildId, SaSpec>,
-    next_reqid: u32,
-}
-
-impl Kernel {
-    pub fn new(xfrm: Xfrm) -> Kernel {
-        Kernel {
-            xfrm,
-            slots: HashMap::new(),
-            deferred: HashMap::new(),
-            next_reqid: 1,
+impl<'a> Flow<'a> {
+    fn of(c: &'a ChildInstall) -> Flow<'a> {
+        Flow {
+            peer: &c.peer,
+            child: &c.child_name,
+            local: c.local,
+            remote: c.remote,
+            mode: c.mode,
+            local_ts: &c.local_ts,
+            remote_ts: &c.remote_ts,
         }
     }
 
-    pub fn xfrm(&self) -> &Xfrm {
-        &self.xfrm
-    }
-
-    fn policies(c: &ChildInstall, reqid: u32) -> Result<Vec<PolicySpec>, InstallError> {
+    /// The in, out (and for tunnels fwd) policies of every selector pair, with `reqid`.
+    fn policies(&self, reqid: u32) -> Result<Vec<PolicySpec>, InstallError> {
         let sel = |ts: &TrafficSelector| {
             selectors_of(ts).ok_or_else(|| InstallError::PortRange {
-                peer: c.peer.clone(),
-                child: c.child,
+                peer: self.peer.to_string(),
+                child: self.child.to_string(),
                 ts: *ts,
             })
         };
         let mut out = Vec::new();
-        for l in &c.local_ts {
-            for r in &c.remote_ts {
+        for l in self.local_ts {
+            for r in self.remote_ts {
                 for (ln, lproto, lport) in sel(l)? {
                     for (rn, rproto, rport) in sel(r)? {
                         if ln.addr().is_ipv4() != rn.addr().is_ipv4() {
@@ -156,15 +159,15 @@ impl Kernel {
                             dport: lport,
                         };
                         let t_out = vec![Template {
-                            src: c.local,
-                            dst: c.remote,
-                            mode: xmode(c.mode),
+                            src: self.local,
+                            dst: self.remote,
+                            mode: xmode(self.mode),
                             reqid,
                         }];
                         let t_in = vec![Template {
-                            src: c.remote,
-                            dst: c.local,
-                            mode: xmode(c.mode),
+                            src: self.remote,
+                            dst: self.local,
+                            mode: xmode(self.mode),
                             reqid,
                         }];
                         let p = |selector, dir, templates| PolicySpec {
@@ -178,7 +181,7 @@ impl Kernel {
                         };
                         out.push(p(out_sel, Dir::Out, t_out));
                         out.push(p(in_sel, Dir::In, t_in.clone()));
-                        if c.mode == Mode::Tunnel {
+                        if self.mode == Mode::Tunnel {
                             out.push(p(in_sel, Dir::Fwd, t_in));
                         }
                     }
@@ -187,22 +190,162 @@ impl Kernel {
         }
         Ok(out)
     }
+}
+
+/// One policy slot: the policies of a child configuration towards one remote address.
+#[derive(Default)]
+struct Slot {
+    reqid: u32,
+    /// Policies that stay while no child is up (fail closed); empty for `unprotected: pass`.
+    standing: Vec<PolicySpec>,
+    /// The policies of the negotiated selectors, while children are up.
+    policies: Vec<PolicySpec>,
+    children: BTreeSet<ChildId>,
+}
+
+type SlotKey = (String, String, IpAddr);
+
+/// What [`Kernel::take_over`] found and did.
+#[derive(Debug, Default)]
+pub struct TakeOver {
+    /// Standing policies installed (replacing a previous run's with the same selectors).
+    pub standing: usize,
+    /// A previous run's policies that no configured flow stands for any more: removed.
+    pub stale_policies: usize,
+    /// A previous run's SAs (their IKE SAs died with it), with their last counters: removed.
+    pub stale_sas: Vec<SaCounters>,
+}
+
+/// Owns vpnd's kernel state bookkeeping (only the daemon's main task touches it).
+pub struct Kernel {
+    xfrm: Xfrm,
+    slots: HashMap<SlotKey, Slot>,
+    /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
+    deferred: HashMap<ChildId, SaSpec>,
+    next_reqid: u32,
+}
+
+impl Kernel {
+    /// The bookkeeping for `standing` flows (reqids in configuration order, so a restart
+    /// with the same configuration finds the same reqids). Nothing reaches the kernel yet;
+    /// a flow the kernel could not match is refused here, before anything changed.
+    pub fn new(xfrm: Xfrm, standing: &[Flow<'_>]) -> Result<Kernel, InstallError> {
+        let mut k = Kernel {
+            xfrm,
+            slots: HashMap::new(),
+            deferred: HashMap::new(),
+            next_reqid: 1,
+        };
+        for f in standing {
+            let reqid = k.alloc_reqid();
+            let slot = Slot {
+                reqid,
+                standing: f.policies(reqid)?,
+                ..Slot::default()
+            };
+            k.slots
+                .insert((f.peer.to_string(), f.child.to_string(), f.remote), slot);
+        }
+        Ok(k)
+    }
+
+    fn alloc_reqid(&mut self) -> u32 {
+        let r = self.xfrm.owner().reqid(self.next_reqid);
+        self.next_reqid += 1;
+        r
+    }
+
+    pub fn xfrm(&self) -> &Xfrm {
+        &self.xfrm
+    }
+
+    /// The peer whose flow a policy with this reqid protects (an ACQUIRE names it).
+    pub fn peer_of_reqid(&self, reqid: u32) -> Option<&str> {
+        self.slots
+            .iter()
+            .find(|(_, s)| s.reqid == reqid)
+            .map(|(k, _)| k.0.as_str())
+    }
+
+    fn standing_keys(&self) -> HashSet<PolicyKey> {
+        self.slots
+            .values()
+            .flat_map(|s| s.standing.iter().map(PolicySpec::key))
+            .collect()
+    }
+
+    /// At start, from whatever a previous run left: first every standing policy (an update
+    /// replaces a policy with the same selectors in place, so a protected flow is never
+    /// without one), then the previous run's other policies, then its SAs (read first: their
+    /// counters are the last word on the sessions that died with it). On an error the
+    /// kernel keeps what it has: policies that protect, never a gap.
+    pub async fn take_over(&mut self) -> Result<TakeOver, vpnd_xfrm::Error> {
+        let old_policies = self.xfrm.dump_policies(DumpScope::Owned).await?;
+        let old_sas = self.xfrm.dump_counters(DumpScope::Owned).await?;
+        let mut report = TakeOver::default();
+        for p in self.slots.values().flat_map(|s| &s.standing) {
+            self.xfrm.update_policy(p).await?;
+            report.standing += 1;
+        }
+        let keep = self.standing_keys();
+        for p in old_policies.iter().filter(|p| !keep.contains(&p.key)) {
+            match self.xfrm.delete_policy(&p.key).await {
+                Ok(()) => report.stale_policies += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for sa in old_sas {
+            match self.xfrm.delete_sa(&sa.id).await {
+                Ok(()) => report.stale_sas.push(sa),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// At stop: every SA and every policy but the standing ones leave (policies first).
+    /// Returns how many policies stay and what was removed.
+    pub async fn stop(&mut self) -> Result<(usize, vpnd_xfrm::FlushReport), vpnd_xfrm::Error> {
+        let keep = self.standing_keys();
+        let mut removed = vpnd_xfrm::FlushReport::default();
+        for p in self.xfrm.dump_policies(DumpScope::Owned).await? {
+            if keep.contains(&p.key) {
+                continue;
+            }
+            match self.xfrm.delete_policy(&p.key).await {
+                Ok(()) => removed.policies += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Standing policies whose slot carried narrowed or explicit-address policies are
+        // put back exactly as configured.
+        for p in self.slots.values().flat_map(|s| &s.standing) {
+            self.xfrm.update_policy(p).await?;
+        }
+        for sa in self.xfrm.dump_counters(DumpScope::Owned).await? {
+            match self.xfrm.delete_sa(&sa.id).await {
+                Ok(()) => removed.sas += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((keep.len(), removed))
+    }
 
     /// Installs both SAs, then (update-or-add) the slot's policies.
     pub async fn install(&mut self, c: &ChildInstall) -> Result<(), InstallError> {
         let key = (c.peer.clone(), c.child_name.clone(), c.remote);
         let reqid = match self.slots.get(&key) {
             Some(s) => s.reqid,
-            None => {
-                let r = self.xfrm.owner().reqid(self.next_reqid);
-                self.next_reqid += 1;
-                r
-            }
+            None => self.alloc_reqid(),
         };
-        let policies = Self::policies(c, reqid)?;
+        let policies = Flow::of(c).policies(reqid)?;
         let kerr = |source| InstallError::Kernel {
             peer: c.peer.clone(),
-            child: c.child,
+            child: format!("{} (#{})", c.child_name, c.child),
             source,
         };
         let lifetime = Lifetime {
@@ -257,8 +400,6 @@ impl Kernel {
         Ok(())
     }
 
-    /// Removes a child's SAs; its slot's policies go first when it was the slot's last child.
-    /// Already-gone objects (a hard expire raced us) are not errors.
     /// Installs a child's deferred outbound SA: from now on traffic leaves through it.
     pub async fn activate_outbound(&mut self, child: ChildId) -> Result<(), vpnd_xfrm::Error> {
         match self.deferred.remove(&child) {
@@ -267,6 +408,10 @@ impl Kernel {
         }
     }
 
+    /// Removes a child's SAs. When it was its slot's last child, the slot's negotiated
+    /// policies go first, except the standing ones, which are put back as configured (the
+    /// flow stays protected: dropped and ACQUIREd until the next SA). Already-gone objects
+    /// (a hard expire raced us) are not errors.
     pub async fn remove(&mut self, c: &ChildRemove, child_name: &str) -> Vec<vpnd_xfrm::Error> {
         self.deferred.remove(&c.child);
         let mut errors = Vec::new();
@@ -279,13 +424,23 @@ impl Kernel {
             None => false,
         };
         if last {
-            if let Some(slot) = self.slots.remove(&key) {
-                for p in &slot.policies {
-                    if let Err(e) = self.xfrm.delete_policy(&p.key()).await {
-                        if !e.is_not_found() {
-                            errors.push(e);
-                        }
+            let slot = self.slots.get_mut(&key).expect("looked up above");
+            let policies = std::mem::take(&mut slot.policies);
+            let standing = slot.standing.clone();
+            if standing.is_empty() {
+                self.slots.remove(&key);
+            }
+            let keep: HashSet<PolicyKey> = standing.iter().map(PolicySpec::key).collect();
+            for p in policies.iter().filter(|p| !keep.contains(&p.key())) {
+                if let Err(e) = self.xfrm.delete_policy(&p.key()).await {
+                    if !e.is_not_found() {
+                        errors.push(e);
                     }
+                }
+            }
+            for p in &standing {
+                if let Err(e) = self.xfrm.update_policy(p).await {
+                    errors.push(e);
                 }
             }
         }

@@ -6,6 +6,7 @@
 pub mod kernel;
 pub mod logging;
 mod peers;
+mod ratelimit;
 
 use crate::unix_now;
 use std::collections::{HashMap, HashSet};
@@ -21,27 +22,29 @@ use tracing::{debug, error, info, warn};
 use vpnd_xfrm::{Event, Events, Owner, Xfrm};
 
 use crate::accounting::{Accounting, Cause};
-use crate::config::{Config, StartAction};
+use crate::config::{Config, PeerAddress, StartAction, Unprotected};
 use crate::ike::crypto::SystemRng;
 use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
-use kernel::Kernel;
+use kernel::{Flow, Kernel};
 
 use crate::control::proto::{Body, Command, Response};
 use crate::session::model::{PeerView, SessionView};
 use crate::session::table::{ChildInfo as SessionChild, PeerInfo, SessionTable, Transition};
 
-/// An identity as operators write it (Phase1_id, RADIUS isakmp-phase1-id).
+/// An identity as operators write it (Phase1_id, RADIUS User-Name and isakmp-phase1-id),
+/// escaped once here for every output path ([`crate::escape`]): the peer chose it.
 fn identity_text(id: &crate::ike::codec::Identity) -> String {
+    use crate::escape::{peer_bytes, peer_text};
     use crate::ike::codec::Identity::*;
     match id {
         Ipv4(a) => a.to_string(),
         Ipv6(a) => a.to_string(),
-        Fqdn(s) | UserFqdn(s) => s.clone(),
+        Fqdn(s) | UserFqdn(s) => peer_text(s),
         KeyId(k) => format!(
             "keyid:{}",
             k.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
-        other => format!("{other:?}"),
+        Other { kind, data } => format!("{kind:?}:{}", peer_bytes(data)),
     }
 }
 
@@ -93,6 +96,11 @@ struct Daemon {
     by_spi: HashMap<u32, ChildId>,
     /// Peers to bring back up after their IKE SA ends (static crypto map behaviour).
     initiate: Vec<String>,
+    /// Peers brought up when the kernel has traffic for them and no SA (ACQUIRE), with
+    /// their address: `start: on-demand` and `initiate` peers.
+    on_traffic: HashMap<String, IpAddr>,
+    /// Per-datagram warnings, one a second per source.
+    notices: ratelimit::NoticeLimiter,
     /// Static peers waiting to be re-initiated: when, and to which address.
     retries: HashMap<String, (Instant, IpAddr)>,
     /// The next back-off per static peer.
@@ -363,7 +371,17 @@ impl Daemon {
                     );
                 }
                 Output::Notice { peer, remote, text } => {
-                    warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")
+                    let peer = peer.as_deref().unwrap_or("-");
+                    match self.notices.admit(Instant::now(), remote.ip()) {
+                        Some(0) => warn!(peer, %remote, "{text}"),
+                        Some(held) => warn!(
+                            peer,
+                            %remote,
+                            held,
+                            "{text} (and {held} more from this address in the last second)"
+                        ),
+                        None => {}
+                    }
                 }
             }
         }
@@ -533,7 +551,41 @@ impl Daemon {
         }
     }
 
+    /// The kernel has traffic for a standing policy and no SA (ACQUIRE): an initiating or
+    /// on-demand peer is brought up now, unless an IKE SA to it is alive or negotiating, or
+    /// it is waiting out a back-off after a failure (the kernel's larval SA holds further
+    /// ACQUIREs for the same flow for a while, `net.core.xfrm_acq_expires`).
+    fn acquired(&mut self, reqid: u32) {
+        let Some(peer) = self.kernel.peer_of_reqid(reqid).map(str::to_string) else {
+            return;
+        };
+        let Some(remote) = self.on_traffic.get(&peer).copied() else {
+            debug!(
+                peer,
+                "traffic for a responder's flow without an SA: dropped"
+            );
+            return;
+        };
+        if self.retries.contains_key(&peer)
+            || self
+                .endpoint
+                .sas()
+                .any(|s| s.peer.name == peer && !s.is_dead())
+        {
+            return;
+        }
+        info!(
+            peer,
+            "traffic for the peer's flows and no SA (kernel ACQUIRE): initiating"
+        );
+        self.initiate(&peer, remote);
+    }
+
     fn kernel_event(&mut self, ev: Event) {
+        if let Event::Acquire { reqid, .. } = ev {
+            self.acquired(reqid);
+            return;
+        }
         if let Event::Expire {
             id, hard: false, ..
         } = ev
@@ -564,24 +616,99 @@ impl Daemon {
     }
 }
 
+/// The local address a standing policy's template names towards `remote`: the configured
+/// address of its family, else the route's source, else none (the kernel then takes the
+/// route's source itself when it resolves the template).
+fn standing_local(config: &Config, remote: IpAddr) -> IpAddr {
+    config
+        .local
+        .addresses
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == remote.is_ipv4())
+        .or_else(|| source_towards(remote))
+        .unwrap_or(if remote.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        })
+}
+
+/// The engine's selectors of every configured child that stands in the kernel (fail
+/// closed): peers with one address and `unprotected: drop`.
+fn standing_flows(
+    config: &Config,
+) -> Vec<(
+    String,
+    String,
+    IpAddr,
+    IpAddr,
+    crate::ike::Mode,
+    Vec<crate::ike::codec::TrafficSelector>,
+    Vec<crate::ike::codec::TrafficSelector>,
+)> {
+    let mut out = Vec::new();
+    for p in &config.peers {
+        let PeerAddress::Single(remote) = p.remote else {
+            continue;
+        };
+        if p.unprotected != Unprotected::Drop {
+            continue;
+        }
+        let policy = peers::peer_policy(p);
+        for c in policy.children {
+            out.push((
+                p.name.clone(),
+                c.name,
+                standing_local(config, remote),
+                remote,
+                c.mode,
+                c.local_ts,
+                c.remote_ts,
+            ));
+        }
+    }
+    out
+}
+
+/// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
+/// policies included: protected flows go back to the routing table, in clear. For taking
+/// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
+pub async fn flush(config: &Config) -> Result<vpnd_xfrm::FlushReport> {
+    let owner = Owner {
+        reqid_base: config.local.reqid_base,
+        ..Owner::default()
+    };
+    let xfrm = Xfrm::connect(owner).context("opening the XFRM netlink socket")?;
+    xfrm.flush_owned()
+        .await
+        .context("removing vpnd's SAs and policies")
+}
+
 pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
         ..Owner::default()
     };
     let xfrm = Xfrm::connect(owner).context("opening the XFRM netlink socket")?;
-    // SAs and policies left by a previous run that died: ours alone, by reqid band.
-    let stale = xfrm
-        .flush_owned()
-        .await
-        .context("removing stale vpnd SAs and policies")?;
-    if stale.sas + stale.policies > 0 {
-        warn!(
-            sas = stale.sas,
-            policies = stale.policies,
-            "removed state left by a previous run"
-        );
-    }
+    // Fail closed: nothing in the kernel changes until everything that can fail at start
+    // has been done. A previous run's policies keep protecting their flows until then,
+    // and if start-up fails the kernel is left exactly as it was found.
+    let flows = standing_flows(&config);
+    let standing: Vec<Flow<'_>> = flows
+        .iter()
+        .map(|(peer, child, local, remote, mode, lts, rts)| Flow {
+            peer,
+            child,
+            local: *local,
+            remote: *remote,
+            mode: *mode,
+            local_ts: lts,
+            remote_ts: rts,
+        })
+        .collect();
+    let kernel = Kernel::new(xfrm, &standing).context("the configured flows")?;
+    drop(standing);
     let mut events = Events::subscribe().context("subscribing to XFRM events")?;
 
     let addrs: Vec<IpAddr> = if config.local.addresses.is_empty() {
@@ -594,6 +721,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         let s = UdpSocket::bind((a, config.local.port))
             .await
             .with_context(|| format!("binding UDP {a}:{}", config.local.port))?;
+        // IKE itself must never be caught by an IPsec policy (a transport-mode child
+        // between the gateways would otherwise swallow it).
+        vpnd_xfrm::bypass_socket(std::os::fd::AsFd::as_fd(&s), a.is_ipv6())
+            .with_context(|| format!("IPsec policy bypass on UDP {a}:{}", config.local.port))?;
         sockets.push(Arc::new(s));
     }
     let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
@@ -634,7 +765,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let peers = config.peers.iter().map(peers::peer_policy).collect();
     let mut d = Daemon {
         endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
-        kernel: Kernel::new(xfrm),
+        kernel,
         sockets,
         children: HashMap::new(),
         by_spi: HashMap::new(),
@@ -644,6 +775,16 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .filter(|p| p.start == StartAction::Initiate)
             .map(|p| p.name.clone())
             .collect(),
+        on_traffic: config
+            .peers
+            .iter()
+            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
+            .filter_map(|p| match p.remote {
+                PeerAddress::Single(a) => Some((p.name.clone(), a)),
+                _ => None,
+            })
+            .collect(),
+        notices: ratelimit::NoticeLimiter::default(),
         retries: HashMap::new(),
         backoff: HashMap::new(),
         port: config.local.port,
@@ -693,6 +834,27 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         control_tx,
     )
     .context("starting the control socket")?;
+    // Everything that could fail has been done: now the kernel. Standing policies replace
+    // the previous run's in place before its SAs go.
+    let taken = d
+        .kernel
+        .take_over()
+        .await
+        .context("installing the standing policies")?;
+    info!(
+        standing_policies = taken.standing,
+        stale_policies = taken.stale_policies,
+        stale_sas = taken.stale_sas.len(),
+        "kernel taken over: configured flows protected"
+    );
+    for sa in &taken.stale_sas {
+        warn!(
+            sa = %sa.id,
+            bytes = sa.bytes,
+            packets = sa.packets,
+            "removed an SA left by a previous run (its IKE SA died with it)"
+        );
+    }
     let mut counters = tokio::time::interval(COUNTERS_EVERY);
     counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for p in config
@@ -765,11 +927,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         d.transition(Transition::Down(v));
     }
     d.account_downs();
-    let left = d.kernel.xfrm().flush_owned().await?;
+    // Protected flows stay blocked while vpnd is not running (`vpnd --flush` unblocks).
+    let (standing, left) = d.kernel.stop().await?;
     info!(
         sas = left.sas,
         policies = left.policies,
-        "stopped; removed what was left"
+        standing_policies = standing,
+        "stopped; removed what was left, standing policies keep the configured flows blocked"
     );
     if let Some(a) = d.accounting.take() {
         a.shutdown(SHUTDOWN_GRACE).await;

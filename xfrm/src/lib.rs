@@ -18,6 +18,7 @@
 //! Only the kernel's replies are ever parsed: netlink-packet-xfrm panics on truncated input,
 //! so no bytes from the network or a user reach its parsers through this crate.
 
+mod bypass;
 mod client;
 mod convert;
 mod error;
@@ -25,6 +26,7 @@ mod events;
 mod raw;
 mod types;
 
+pub use bypass::bypass_socket;
 pub use client::{DumpScope, FlushReport, Xfrm};
 pub use error::{Error, KernelError, Op};
 pub use events::{Event, Events};
