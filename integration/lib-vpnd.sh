@@ -131,6 +131,10 @@ stop_vpnd() {
     rm -f "$f"
 }
 
+# policy_count NS : SPD policies in NS (not the IKE sockets' own bypass policies, which
+# `ip xfrm policy` lists as "socket in/out").
+policy_count() { ip -n "$1" xfrm policy | grep -cP '^\tdir ' || true; }
+
 # vpnd_log_has NS PATTERN : grep -E the vpnd log of NS.
 vpnd_log_has() { grep -qE -- "$2" "$LAB_LOGDIR/vpnd-$1.log"; }
 

@@ -394,9 +394,10 @@ xfrm_counter() {
     echo "$v"
 }
 
-# xfrm_sa_count NS : number of xfrm states in NS.
+# xfrm_sa_count NS : number of xfrm states in NS with an SPI (not counting the kernel's
+# larval SA, spi 0, that an ACQUIRE leaves for 30 s while it waits for an IKE daemon).
 xfrm_sa_count() {
-    ip -n "$1" xfrm state | grep -c '^src ' || true
+    ip -n "$1" xfrm state | grep -E '^\s+proto [a-z]+ spi ' | grep -vc 'spi 0x00000000' || true
 }
 
 # start_capture NS IFACE [FILTER...] : tcpdump on IFACE in NS, written to

@@ -4,7 +4,7 @@
 # For each suite of the IKEv2 issue: vpnd initiates, charon responds; the IKE SA is
 # ESTABLISHED in charon with that suite, 5 pings host1 -> hostp1 cross, the kernel's ESP
 # counters in gw1 show them (5 packets each way), and SIGTERM makes vpnd delete the SAs
-# with charon and in gw1's kernel. Then charon initiates and vpnd responds (charon offers
+# with charon and in gw1's kernel (its standing policies stay: the flow is blocked). Then charon initiates and vpnd responds (charon offers
 # all three suites; vpnd picks by the initiator's order), and charon's Delete cleans gw1.
 source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
@@ -17,7 +17,9 @@ SUITES=(
 )
 
 _charon_clean() { [[ -z $(ike_state peer1 site) ]]; }
-_gw1_clean() { [[ $(xfrm_sa_count gw1) == 0 && $(ip -n gw1 xfrm policy | grep -c '^src' || true) == 0 ]]; }
+# No SA left, and the flow's three policies (out, in, fwd) standing: it stays blocked
+# while there is no SA (fail closed; scenario 55 has the rest).
+_gw1_clean() { [[ $(xfrm_sa_count gw1) == 0 && $(policy_count gw1) == 3 ]]; }
 
 # _tunnel_works WHAT : ping through, and count it in gw1's kernel.
 _tunnel_works() {

@@ -941,3 +941,86 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     d.syslog.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::{start_record, SessionIdentity};
+    use crate::control::render;
+    use crate::ike::codec::Identity;
+
+    /// What a PSK holder once put into `show crypto session`: a screen clear and fake lines.
+    const EVIL: &str = "x\x1b[2J\x1b[H\r\nSession status: UP-ACTIVE\nPeer: 10.9.9.9 \u{202e}\x07";
+
+    fn outputs(phase1: &str) -> Vec<(&'static str, String)> {
+        let id = identity_text(&Identity::Fqdn(phase1.into()));
+        let mut t = SessionTable::new();
+        let peer = PeerInfo {
+            name: "p".into(),
+            description: Some("branch".into()),
+            fvrf: None,
+            ivrf: None,
+        };
+        let (local, remote) = (
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.2:500".parse().unwrap(),
+        );
+        t.ike_up(1, peer, local, remote, Some(id.clone()), true, 0);
+        let child = SessionChild {
+            inbound_spi: 1,
+            outbound_spi: 2,
+            protocol: 0,
+            local_ts: "198.51.100.0/25".into(),
+            remote_ts: "203.0.113.0/26".into(),
+            lifetime_s: 3600,
+            lifetime_kb: None,
+            installed_at: 100,
+        };
+        let Some(Transition::Up(up)) = t.child_installed(1, 1, child, 100) else {
+            panic!("the first pair brings the session up");
+        };
+        let views = t.views(160);
+        let record = start_record(&SessionIdentity {
+            id: "1".into(),
+            user_name: up.phase1_id.clone(),
+            nas_ip: None,
+            peer_ip: remote.ip(),
+            ivrf: None,
+            group: None,
+            interface: None,
+            send_vsas: true,
+            groups: vec![],
+            started: 100,
+        });
+        vec![
+            ("detail", render::crypto_session(&views, true)),
+            ("brief", render::crypto_session_brief(&views, 160)),
+            ("syslog", render::session_status_syslog(true, &up)),
+            ("User-Name", record.user_name.clone().unwrap_or_default()),
+            ("AVPairs", record.cisco_avpairs.join(";")),
+        ]
+    }
+
+    #[test]
+    fn a_hostile_identity_reaches_no_output_unescaped() {
+        let plain = outputs("peer1.lab.example");
+        let evil = outputs(EVIL);
+        for ((what, p), (_, e)) in plain.iter().zip(&evil) {
+            assert!(
+                !e.chars()
+                    .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+                "{what}: {e:?}"
+            );
+            assert_eq!(
+                p.lines().count(),
+                e.lines().count(),
+                "{what}: fake lines in {e}"
+            );
+        }
+        assert!(
+            evil[0].1.contains("x\\x1b[2J"),
+            "shown escaped: {}",
+            evil[0].1
+        );
+    }
+}
