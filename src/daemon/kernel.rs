@@ -214,6 +214,10 @@ pub struct TakeOver {
     pub stale_policies: usize,
     /// A previous run's SAs (their IKE SAs died with it), with their last counters: removed.
     pub stale_sas: Vec<SaCounters>,
+    /// Reqids of the kernel's larval SAs (spi 0): traffic wanted these flows while no IKE
+    /// daemon answered its ACQUIRE. The kernel sends no new ACQUIRE for a flow while its
+    /// larval SA lives (`net.core.xfrm_acq_expires`, 30 s), so these count as ACQUIREs.
+    pub waiting: Vec<u32>,
 }
 
 /// Owns vpnd's kernel state bookkeeping (only the daemon's main task touches it).
@@ -296,6 +300,13 @@ impl Kernel {
             }
         }
         for sa in old_sas {
+            if sa.id.spi == 0 {
+                // Larval: cannot be deleted by SPI; the next real SA replaces it.
+                if !report.waiting.contains(&sa.reqid) {
+                    report.waiting.push(sa.reqid);
+                }
+                continue;
+            }
             match self.xfrm.delete_sa(&sa.id).await {
                 Ok(()) => report.stale_sas.push(sa),
                 Err(e) if e.is_not_found() => {}
@@ -326,6 +337,9 @@ impl Kernel {
             self.xfrm.update_policy(p).await?;
         }
         for sa in self.xfrm.dump_counters(DumpScope::Owned).await? {
+            if sa.id.spi == 0 {
+                continue; // larval (an ACQUIRE's): expires by itself
+            }
             match self.xfrm.delete_sa(&sa.id).await {
                 Ok(()) => removed.sas += 1,
                 Err(e) if e.is_not_found() => {}

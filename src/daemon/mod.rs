@@ -866,6 +866,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             d.initiate(&p.name, remote);
         }
     }
+    // Flows that had traffic waiting while no vpnd answered (on-demand peers come up now).
+    for reqid in taken.waiting {
+        d.acquired(reqid);
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     info!(peers = config.peers.len(), "vpnd running");
 
