@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport};
+use super::{
+    AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport, Unprotected, WhenFull,
+};
 
 pub(super) type S<T> = Spanned<T>;
 pub(super) type Str = Spanned<String>;
@@ -43,7 +45,9 @@ pub(super) struct LocalFile {
 pub(super) struct ControlFile {
     pub socket: Option<Str>,
     pub group: Option<Str>,
+    pub admin_group: Option<Str>,
     pub mode: Option<Str>,
+    pub max_clients: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +99,7 @@ pub(super) struct AccountingFile {
     pub update_periodic: Option<Str>,
     pub journal: Option<Str>,
     pub outbox_limit: Option<S<u64>>,
+    pub when_full: Option<WhenFull>,
     pub lists: BTreeMap<String, S<AccountingListFile>>,
 }
 
@@ -135,6 +140,7 @@ pub(super) struct PeerFile {
     pub psk: Option<Str>,
     pub psk_file: Option<Str>,
     pub start: Option<S<StartAction>>,
+    pub unprotected: Option<S<Unprotected>>,
     pub fvrf: Option<Str>,
     pub ivrf: Option<Str>,
     pub group: Option<Str>,
