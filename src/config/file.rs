@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport, Unprotected,
+    AccountingMode, Facility, LogLevel, Mode, StartAction, SyslogTransport, Unprotected, WhenFull,
 };
 
 pub(super) type S<T> = Spanned<T>;
@@ -45,7 +45,9 @@ pub(super) struct LocalFile {
 pub(super) struct ControlFile {
     pub socket: Option<Str>,
     pub group: Option<Str>,
+    pub admin_group: Option<Str>,
     pub mode: Option<Str>,
+    pub max_clients: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +99,7 @@ pub(super) struct AccountingFile {
     pub update_periodic: Option<Str>,
     pub journal: Option<Str>,
     pub outbox_limit: Option<S<u64>>,
+    pub when_full: Option<WhenFull>,
     pub lists: BTreeMap<String, S<AccountingListFile>>,
 }
 

@@ -4,7 +4,20 @@
 //! it into the typed [`Config`] below, applying defaults and checking everything it can
 //! before the daemon touches the kernel. Loading is all or nothing: [`Config::load`]
 //! returns either a whole, valid configuration or a [`ConfigError`] listing every problem
-//! found, each as `file:line:column: field: what is wrong`.
+//! found, each as `file:line:column: field: what is wrong`. A configuration that loads can
+//! still carry [`Config::warnings`] (things that work but are probably wrong, or that depend
+//! on the host): `vpnd --check` prints them and the daemon logs them at start.
+//!
+//! What validation checks, beyond the types:
+//! - every duration is bounded (see the `MAX_*` constants), so no timer can overflow;
+//! - pre-shared keys: at least [`MIN_PSK`] bytes (a warning below [`GOOD_PSK`]); a `psk_file`
+//!   must be a regular file of at most [`MAX_PSK_FILE`] bytes that other users cannot read
+//!   (a warning when its group can);
+//! - no two peers with the same address, port and front-door VRF;
+//! - what the daemon's start would otherwise trip over: the control socket path (length,
+//!   not an existing non-socket, a directory that can be made), the control groups (in
+//!   /etc/group), the accounting journal's path; local addresses that this host does not
+//!   have are a warning (they may come up before the daemon starts).
 //!
 //! ```no_run
 //! let cfg = vpnd::config::Config::load("/etc/vpnd/vpnd.yaml")?;
@@ -17,6 +30,12 @@
 mod file;
 pub mod parse;
 mod validate;
+
+pub use validate::{
+    DEFAULT_MAX_CLIENTS, GOOD_PSK, MAX_CHILD_KILOBYTES, MAX_DEAD_TIME, MAX_DPD, MAX_LIFETIME,
+    MAX_MAX_CLIENTS, MAX_PSK_FILE, MAX_RADIUS_TIMEOUT, MAX_RETRANSMIT_TIMEOUT, MAX_UPDATE_PERIODIC,
+    MIN_LIFETIME, MIN_PSK,
+};
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +74,9 @@ pub struct Config {
     pub accounting: AccountingConfig,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
+    /// What loaded but deserves a look, in file order (a location of line 0 means the
+    /// whole file, e.g. "no peers"). `vpnd --check` prints them; the daemon logs them.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
@@ -224,10 +246,43 @@ pub struct LocalConfig {
 pub struct ControlConfig {
     /// Unix socket path [/run/vpnd/vpnd.sock].
     pub socket: PathBuf,
-    /// Group allowed to use the socket; `None`: root only.
+    /// Members of this group may use the read-only commands (`show ...`); `None`: only
+    /// root, the daemon's own user and `admin_group` may.
     pub group: Option<String>,
-    /// Socket permission bits [0o660].
+    /// Members of this group may use every command, including the ones that change the
+    /// daemon (`clear`, `debug`, a future reload); `None`: only root and the daemon's user.
+    pub admin_group: Option<String>,
+    /// Socket permission bits [0o666 when a group is set, else 0o660]. vpnd does not chown
+    /// the socket (that needs CAP_CHOWN, which the unit does not grant): it stays root's,
+    /// and every connection is authorized from the client's kernel-reported credentials
+    /// (SO_PEERCRED, SO_PEERGROUPS), so with groups the file must let everyone connect.
     pub mode: u32,
+    /// At most this many clients at once [64]; more get "too many control clients". Root
+    /// and the daemon's own user have a few more slots beyond it.
+    pub max_clients: usize,
+}
+
+impl ControlConfig {
+    /// The defaults of a `control:` section with only a socket path (as labtool uses).
+    pub fn at(socket: impl Into<PathBuf>) -> ControlConfig {
+        ControlConfig {
+            socket: socket.into(),
+            group: None,
+            admin_group: None,
+            mode: 0o660,
+            max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// The gid of a group, from /etc/group (no NSS: the control groups of a daemon are local,
+/// and the check must not wait on a directory server).
+pub fn local_group_gid(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
+    })
 }
 
 /// `log:`
@@ -406,6 +461,19 @@ pub struct AccountingConfig {
     pub outbox_limit: u64,
     /// Method lists by name (`aaa accounting network NAME …`).
     pub lists: BTreeMap<String, AccountingList>,
+    /// What happens to a new session while the outbox holds `outbox_limit` records [accept].
+    pub when_full: WhenFull,
+}
+
+/// `accounting.when_full`: a new session while the accounting outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    /// The session is refused (no record can be kept for it: fail closed).
+    Refuse,
+    /// The session comes up; its records are dropped and counted (fail open).
+    #[default]
+    Accept,
 }
 
 /// One accounting method list.

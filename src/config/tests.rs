@@ -18,6 +18,44 @@ fn problems(text: &str) -> Vec<Problem> {
     }
 }
 
+/// The warnings of a configuration that must load.
+fn warnings(text: &str) -> Vec<Problem> {
+    load(text)
+        .unwrap_or_else(|e| panic!("{e}\nin:\n{text}"))
+        .warnings
+}
+
+/// Two group names that exist in this host's /etc/group (the control groups are checked
+/// there, as the daemon resolves them).
+fn two_local_groups() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/group").expect("/etc/group");
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 2, "/etc/group lists fewer than 2 groups");
+    (
+        names[names.len() - 1].clone(),
+        names[names.len() - 2].clone(),
+    )
+}
+
+/// A fresh directory for files a test writes.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vpnd-config-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_mode(path: &std::path::Path, bytes: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// Asserts one problem is at `line:column`, for `field`, with `msg` in its message, and that
 /// its Display names file, line, column and field.
 #[track_caller]
@@ -49,7 +87,7 @@ local:
 peers:
   - name: site-b
     address: 192.0.2.2
-    psk: secret
+    psk: secret-0123
     children:
       - name: net
         local_ts: [10.1.0.0/16]
@@ -79,6 +117,25 @@ fn base_is_valid_and_defaults_apply() {
     );
     assert_eq!(c.control.group, None);
     assert_eq!(c.control.mode, 0o660);
+    assert_eq!(c.control.admin_group, None);
+    assert_eq!(c.control.max_clients, 64);
+    assert_eq!(c.accounting.when_full, WhenFull::Accept);
+    // What loads but deserves a look: 192.0.2.1 is not this host's, an 11-byte key.
+    let w: Vec<(u64, u64, &str)> = c
+        .warnings
+        .iter()
+        .map(|p| (p.line, p.column, p.field.as_str()))
+        .collect();
+    assert_eq!(
+        w,
+        [(2, 15, "local.addresses[0]"), (6, 10, "peers[0].psk")],
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.warnings[0]
+        .message
+        .contains("not an address of this host"));
+    assert!(c.warnings[1].message.starts_with("11 bytes"));
     assert_eq!(c.log.level, LogLevel::Info);
     assert!(c.syslog.local);
     assert_eq!(c.syslog.facility, Facility::Local4);
@@ -101,7 +158,7 @@ fn base_is_valid_and_defaults_apply() {
         p.remote_id,
         Some(Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 2)))
     );
-    assert_eq!(p.psk.expose(), b"secret");
+    assert_eq!(p.psk.expose(), b"secret-0123");
     assert_eq!(p.ike.proposals.len(), 2);
     assert_eq!(p.ike.proposals[0].groups, vec![Group::Curve25519]);
     assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
@@ -128,6 +185,7 @@ fn empty_file_is_all_defaults() {
 
 #[test]
 fn everything_set() {
+    let (g1, g2) = two_local_groups();
     let text = "\
 local:
   addresses: [192.0.2.1, 2001:db8::1]
@@ -137,8 +195,10 @@ local:
   reqid_base: 0x10000
 control:
   socket: /tmp/v.sock
-  group: vpnadmin
-  mode: 0640
+  group: GROUP1
+  admin_group: GROUP2
+  mode: 0666
+  max_clients: 10
 log:
   level: debug
 syslog:
@@ -166,6 +226,7 @@ accounting:
   update_periodic: 90
   journal: /tmp/acct.journal
   outbox_limit: 10
+  when_full: refuse
   lists:
     l1: { mode: stop-only, broadcast: true, groups: [g1, radius] }
 ike_defaults:
@@ -179,7 +240,7 @@ peers:
     port: 4501
     local_id: '@gw.example.net'
     remote_id: 'user@example.org'
-    psk: s
+    psk: long-enough-secret
     start: initiate
     fvrf: outside
     ivrf: inside
@@ -195,14 +256,19 @@ peers:
         pfs: ecp256
         lifetime: { seconds: 2h, kilobytes: 4608000 }
         replay_window: 0
-";
-    let c = load(text).unwrap_or_else(|e| panic!("{e}"));
+"
+    .replace("GROUP1", &g1)
+    .replace("GROUP2", &g2);
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.local.port, 1500);
     assert_eq!(c.local.nat_t_port, 14500);
     assert_eq!(c.local.nas_ip, Some("192.0.2.9".parse().unwrap()));
     assert_eq!(c.local.reqid_base, 0x10000);
-    assert_eq!(c.control.group.as_deref(), Some("vpnadmin"));
-    assert_eq!(c.control.mode, 0o640);
+    assert_eq!(c.control.group.as_deref(), Some(g1.as_str()));
+    assert_eq!(c.control.admin_group.as_deref(), Some(g2.as_str()));
+    assert_eq!(c.control.mode, 0o666);
+    assert_eq!(c.control.max_clients, 10);
+    assert_eq!(c.accounting.when_full, WhenFull::Refuse);
     assert_eq!(c.log.level, LogLevel::Debug);
     assert!(!c.syslog.local);
     assert_eq!(c.syslog.facility.code(), 3);
@@ -240,7 +306,10 @@ peers:
 
 #[test]
 fn unknown_key_is_an_error_with_location() {
-    let text = BASE.replace("    psk: secret\n", "    psk: secret\n    descripton: x\n");
+    let text = BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    descripton: x\n",
+    );
     let e = load(&text).unwrap_err();
     let ConfigError::Syntax(p) = &e else {
         panic!("{e:?}")
@@ -274,7 +343,10 @@ fn wrong_type_and_bad_enum_are_located() {
 #[test]
 fn description_at_most_80_characters() {
     let ok = with(
-        &format!("    psk: x\n    description: {}\n", "é".repeat(80)),
+        &format!(
+            "    psk: long-enough-secret\n    description: {}\n",
+            "é".repeat(80)
+        ),
         "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
     );
     assert_eq!(
@@ -287,7 +359,10 @@ fn description_at_most_80_characters() {
         80
     );
     let bad = with(
-        &format!("    psk: x\n    description: {}\n", "a".repeat(81)),
+        &format!(
+            "    psk: long-enough-secret\n    description: {}\n",
+            "a".repeat(81)
+        ),
         "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
     );
     let ps = problems(&bad);
@@ -307,7 +382,7 @@ fn description_at_most_80_characters() {
 #[test]
 fn duplicate_peer_and_child_names() {
     let text = format!(
-        "{BASE}  - name: site-b\n    address: 192.0.2.3\n    psk: x\n    children:\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.3.0.0/16]\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.4.0.0/16]\n"
+        "{BASE}  - name: site-b\n    address: 192.0.2.3\n    psk: long-enough-secret\n    children:\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.3.0.0/16]\n      - name: a\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.4.0.0/16]\n"
     );
     let ps = problems(&text);
     has(
@@ -353,20 +428,24 @@ fn ts_families_must_match_in_tunnel_mode() {
 #[test]
 fn transport_mode_ts_are_the_hosts() {
     // Defaults: the two addresses.
-    let c = load(&with("    psk: x\n", "        mode: transport\n")).unwrap();
+    let c = load(&with(
+        "    psk: long-enough-secret\n",
+        "        mode: transport\n",
+    ))
+    .unwrap();
     let ch = &c.peers[0].children[0];
     assert_eq!(ch.local_ts[0].net, "192.0.2.1/32".parse().unwrap());
     assert_eq!(ch.remote_ts[0].net, "192.0.2.2/32".parse().unwrap());
     // Explicit, with a port.
     let c = load(&with(
-        "    psk: x\n",
+        "    psk: long-enough-secret\n",
         "        mode: transport\n        local_ts: [192.0.2.1]\n        remote_ts: ['192.0.2.2/32[udp/1701]']\n",
     ))
     .unwrap();
     assert_eq!(c.peers[0].children[0].remote_ts[0].proto, 17);
     // Outside the hosts.
     let ps = problems(&with(
-        "    psk: x\n",
+        "    psk: long-enough-secret\n",
         "        mode: transport\n        local_ts: [10.0.0.0/8]\n        remote_ts: [192.0.2.0/24]\n",
     ));
     has(
@@ -384,7 +463,7 @@ fn transport_mode_ts_are_the_hosts() {
         "not within the peer address 192.0.2.2/32",
     );
     // Tunnel mode needs them.
-    let ps = problems(&with("    psk: x\n", ""));
+    let ps = problems(&with("    psk: long-enough-secret\n", ""));
     has(
         &ps,
         8,
@@ -404,8 +483,8 @@ fn transport_mode_ts_are_the_hosts() {
 #[test]
 fn proposals_must_parse() {
     let ps = problems(&BASE.replace(
-        "    psk: secret\n",
-        "    psk: secret\n    ike:\n      proposals: [aes128-sha1-modp1024, aes256gcm16-prfsha256]\n",
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    ike:\n      proposals: [aes128-sha1-modp1024, aes256gcm16-prfsha256]\n",
     ));
     has(
         &ps,
@@ -441,22 +520,24 @@ fn proposals_must_parse() {
 
 #[test]
 fn psk_xor_psk_file() {
-    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: secret\n    psk_file: /x\n"));
+    let ps = problems(&BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    psk_file: /x\n",
+    ));
     has(&ps, 7, 15, "peers[0].psk_file", "not both");
-    let ps = problems(&BASE.replace("    psk: secret\n", ""));
+    let ps = problems(&BASE.replace("    psk: secret-0123\n", ""));
     has(&ps, 4, 5, "peers[0].psk", "required: psk or psk_file");
-    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: ''\n"));
+    let ps = problems(&BASE.replace("    psk: secret-0123\n", "    psk: ''\n"));
     has(&ps, 6, 10, "peers[0].psk", "must not be empty");
 }
 
 #[test]
 fn psk_file_is_read_relative_to_the_config() {
-    let dir = std::env::temp_dir().join(format!("vpnd-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("b.psk"), b"from-file\r\n").unwrap();
-    std::fs::write(dir.join("empty.psk"), b"\n").unwrap();
+    let dir = temp_dir("relative");
+    write_mode(&dir.join("b.psk"), b"from-file\r\n", 0o600);
+    write_mode(&dir.join("empty.psk"), b"\n", 0o600);
     let cfg_path = dir.join("vpnd.yaml");
-    let text = BASE.replace("    psk: secret\n", "    psk_file: b.psk\n");
+    let text = BASE.replace("    psk: secret-0123\n", "    psk_file: b.psk\n");
     let c = Config::from_str(&text, &cfg_path).unwrap();
     assert_eq!(c.peers[0].psk.expose(), b"from-file");
     // Written to disk, through load().
@@ -467,7 +548,7 @@ fn psk_file_is_read_relative_to_the_config() {
     );
 
     let e = Config::from_str(
-        &BASE.replace("    psk: secret\n", "    psk_file: missing.psk\n"),
+        &BASE.replace("    psk: secret-0123\n", "    psk_file: missing.psk\n"),
         &cfg_path,
     )
     .unwrap_err();
@@ -483,7 +564,7 @@ fn psk_file_is_read_relative_to_the_config() {
         p.message
     );
     let e = Config::from_str(
-        &BASE.replace("    psk: secret\n", "    psk_file: empty.psk\n"),
+        &BASE.replace("    psk: secret-0123\n", "    psk_file: empty.psk\n"),
         &cfg_path,
     )
     .unwrap_err();
@@ -535,8 +616,8 @@ fn accounting_references() {
     assert_eq!(ps.len(), 2, "{ps:?}");
     // A peer naming a list that does not exist.
     let ps = problems(&BASE.replace(
-        "    psk: secret\n",
-        "    psk: secret\n    accounting: acc\n",
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    accounting: acc\n",
     ));
     has(
         &ps,
@@ -599,7 +680,7 @@ fn initiate_needs_a_single_address() {
             7,
             12,
             "peers[0].start",
-            "initiate needs a single peer address",
+            "a single peer address, not 'any' or a prefix",
         );
     }
     // Respond-only: fine, and remote_id defaults to any.
@@ -614,7 +695,10 @@ fn initiate_needs_a_single_address() {
 
 #[test]
 fn port_zero_is_an_error() {
-    let ps = problems(&BASE.replace("    psk: secret\n", "    psk: secret\n    port: 0\n"));
+    let ps = problems(&BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    port: 0\n",
+    ));
     has(&ps, 7, 11, "peers[0].port", "port 0");
     let ps = problems(
         "local:\n  nat_t_port: 0\nsyslog:\n  servers:\n    - { address: 192.0.2.1, port: 0 }\n",
@@ -634,7 +718,7 @@ control:
 peers:
   - name: 'bad name'
     address: host.example.com
-    psk: x
+    psk: long-enough-secret
     children:
       - name: c
         local_ts: [10.0.0.1/24]
@@ -690,15 +774,15 @@ fn local_id_needs_an_address_to_default_to() {
         &BASE
             .replace("local:\n  addresses: [192.0.2.1]\n", "")
             .replace(
-                "    psk: secret\n",
-                "    psk: secret\n    local_id: 'keyid:#0102'\n",
+                "    psk: secret-0123\n",
+                "    psk: secret-0123\n    local_id: 'keyid:#0102'\n",
             ),
     )
     .unwrap();
     assert_eq!(c.peers[0].local_id, Identity::KeyId(vec![1, 2]));
     let ps = problems(&BASE.replace(
-        "    psk: secret\n",
-        "    psk: secret\n    local_id: '%any'\n",
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    local_id: '%any'\n",
     ));
     has(&ps, 7, 15, "peers[0].local_id", "only for remote_id");
 }
@@ -799,8 +883,8 @@ fn identities() {
     assert!(id("a@b@c").is_err());
     // In a file: remote_id %any means any.
     let c = load(&BASE.replace(
-        "    psk: secret\n",
-        "    psk: secret\n    remote_id: '%any'\n",
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    remote_id: '%any'\n",
     ))
     .unwrap();
     assert_eq!(c.peers[0].remote_id, None);
@@ -861,4 +945,439 @@ fn scalars() {
     assert_eq!(parse::pfs("none"), Ok(None));
     assert_eq!(parse::pfs("x25519"), Ok(Some(Group::Curve25519)));
     assert_eq!(parse::pfs("modp3072"), Ok(Some(Group::Modp3072)));
+}
+
+/// A value of u64::MAX seconds passed `--check` and overflowed an `Instant` at the first IKE
+/// SA; every duration now has a bound, reported at its location.
+#[test]
+fn every_duration_is_bounded() {
+    const HUGE: &str = "18446744073709551615";
+    let ps = problems(&format!(
+        "ike_defaults:\n  lifetime: {HUGE}\n  dpd: {HUGE}\n"
+    ));
+    has(
+        &ps,
+        2,
+        13,
+        "ike_defaults.lifetime",
+        "18446744073709551615 s is too long (at most 2592000 s, 30d)",
+    );
+    has(&ps, 3, 8, "ike_defaults.dpd", "at most 3600 s, 1h");
+    let ps = problems(&BASE.replace(
+        "    psk: secret-0123\n",
+        &format!("    psk: secret-0123\n    ike:\n      lifetime: {HUGE}\n      dpd: 3601\n      retransmit: {{ timeout: 61s }}\n"),
+    ));
+    has(&ps, 8, 17, "peers[0].ike.lifetime", "at most 2592000 s");
+    has(&ps, 9, 12, "peers[0].ike.dpd", "3601 s is too long");
+    has(
+        &ps,
+        10,
+        30,
+        "peers[0].ike.retransmit.timeout",
+        "at most 60 s",
+    );
+    let ps = problems(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        lifetime: { seconds: 31d, kilobytes: 4294967296 }\n",
+    ));
+    has(
+        &ps,
+        11,
+        30,
+        "peers[0].children[0].lifetime.seconds",
+        "at most 2592000 s",
+    );
+    has(
+        &ps,
+        11,
+        46,
+        "peers[0].children[0].lifetime.kilobytes",
+        "at most 4294967295",
+    );
+    let ps = problems(&format!(
+        "radius:\n  timeout: 61s\n  dead_time: 1441m\naccounting:\n  update_periodic: {HUGE}\n"
+    ));
+    has(&ps, 2, 12, "radius.timeout", "at most 60 s");
+    has(&ps, 3, 14, "radius.dead_time", "at most 86400 s, 1d");
+    has(
+        &ps,
+        5,
+        20,
+        "accounting.update_periodic",
+        "at most 4294920 s, 71582m",
+    );
+    // The largest accepted values load, as written.
+    let c = load(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        lifetime: { seconds: 30d, kilobytes: 4294967295 }\n",
+    ))
+    .unwrap();
+    assert_eq!(c.peers[0].children[0].lifetime_seconds, 30 * 86400);
+    assert_eq!(
+        c.peers[0].children[0].lifetime_kilobytes,
+        Some(u32::MAX as u64)
+    );
+    let c = load(
+        "ike_defaults:\n  lifetime: 30d\n  dpd: 1h\n  retransmit: { timeout: 60s }\n\
+         radius:\n  timeout: 60\n  dead_time: 1d\naccounting:\n  update_periodic: 71582m\n",
+    )
+    .unwrap();
+    assert_eq!(c.radius.timeout, MAX_RADIUS_TIMEOUT);
+    assert_eq!(c.radius.dead_time, Duration::from_secs(86400));
+    assert_eq!(
+        c.accounting.update_periodic,
+        Some(Duration::from_secs(71_582 * 60))
+    );
+    // 0 still means "off" where it did.
+    let c = load("radius:\n  dead_time: 0\naccounting:\n  update_periodic: 0\n").unwrap();
+    assert_eq!(c.radius.dead_time, Duration::ZERO);
+    assert_eq!(c.accounting.update_periodic, None);
+    let c = load(&BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    ike:\n      dpd: 0\n      lifetime: 30d\n",
+    ))
+    .unwrap();
+    assert_eq!(c.peers[0].ike.dpd, None);
+    assert_eq!(c.peers[0].ike.lifetime, MAX_LIFETIME);
+}
+
+#[test]
+fn short_keys_are_refused_and_shortish_ones_warned() {
+    let ps = problems(&BASE.replace("psk: secret-0123", "psk: '1234567'"));
+    has(
+        &ps,
+        6,
+        10,
+        "peers[0].psk",
+        "7 bytes is too short a pre-shared key (at least 8",
+    );
+    let w = warnings(&BASE.replace("psk: secret-0123", "psk: '12345678'"));
+    let p = w.iter().find(|p| p.field == "peers[0].psk").unwrap();
+    assert_eq!((p.line, p.column), (6, 10));
+    assert!(
+        p.message.starts_with("8 bytes: a pre-shared key of 20"),
+        "{p}"
+    );
+    let w = warnings(&BASE.replace("psk: secret-0123", "psk: 0123456789abcdefghij"));
+    assert!(!w.iter().any(|p| p.field == "peers[0].psk"), "{w:?}");
+    // The same rule for a key from a file.
+    let dir = temp_dir("shortkey");
+    write_mode(&dir.join("k"), b"short\n", 0o600);
+    let e = Config::from_str(
+        &BASE.replace("    psk: secret-0123\n", "    psk_file: k\n"),
+        dir.join("vpnd.yaml"),
+    )
+    .unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!(
+        (p.line, p.column, p.field.as_str()),
+        (6, 15, "peers[0].psk_file")
+    );
+    assert!(p.message.starts_with("5 bytes is too short"), "{p}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_key_file_must_be_a_private_regular_file_of_bounded_size() {
+    let dir = temp_dir("keyfile");
+    let cfg = dir.join("vpnd.yaml");
+    let with_file =
+        |f: &str| BASE.replace("    psk: secret-0123\n", &format!("    psk_file: {f}\n"));
+    let refused = |f: &str| -> Problem {
+        let e = Config::from_str(&with_file(f), &cfg).unwrap_err();
+        let p = e.problems()[0].clone();
+        assert_eq!(
+            (p.line, p.column, p.field.as_str()),
+            (6, 15, "peers[0].psk_file"),
+            "{p}"
+        );
+        p
+    };
+    let key = b"a-key-of-twenty-bytes-or-more\n";
+    write_mode(&dir.join("world"), key, 0o644);
+    assert!(refused("world")
+        .message
+        .contains("is readable by every user (mode 0644)"));
+    write_mode(&dir.join("writable"), key, 0o602);
+    assert!(refused("writable")
+        .message
+        .contains("writable by every user (mode 0602)"));
+    write_mode(&dir.join("long"), &[b'k'; 4097], 0o600);
+    assert!(refused("long").message.contains("longer than 4096 bytes"));
+    write_mode(&dir.join("max"), &[b'k'; 4096], 0o600);
+    assert_eq!(
+        Config::from_str(&with_file("max"), &cfg).unwrap().peers[0]
+            .psk
+            .expose()
+            .len(),
+        4096
+    );
+    assert!(refused(&dir.display().to_string())
+        .message
+        .contains("is not a regular file"));
+    // Group-readable: loads, with a warning at the key.
+    write_mode(&dir.join("group"), key, 0o640);
+    let c = Config::from_str(&with_file("group"), &cfg).unwrap();
+    assert_eq!(c.peers[0].psk.expose(), &key[..key.len() - 1]);
+    let w = c
+        .warnings
+        .iter()
+        .find(|p| p.field == "peers[0].psk_file")
+        .unwrap();
+    assert_eq!((w.line, w.column), (6, 15));
+    assert!(
+        w.message.contains("readable by its group (mode 0640)"),
+        "{w}"
+    );
+    write_mode(&dir.join("private"), key, 0o400);
+    let c = Config::from_str(&with_file("private"), &cfg).unwrap();
+    assert!(!c.warnings.iter().any(|p| p.field == "peers[0].psk_file"));
+
+    // A device or a FIFO must not hang the check: refused without reading.
+    let fifo = dir.join("fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let texts = [
+        with_file("/dev/zero"),
+        with_file(&fifo.display().to_string()),
+    ];
+    let cfg2 = cfg.clone();
+    std::thread::spawn(move || {
+        for t in texts {
+            let r = Config::from_str(&t, &cfg2)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            tx.send(r).unwrap();
+        }
+    });
+    for what in ["/dev/zero", "a FIFO"] {
+        let r = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("reading {what} as a key file hangs"));
+        let e = r.unwrap_err();
+        assert!(e.contains("is not a regular file"), "{what}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn two_peers_with_one_address_port_and_fvrf_are_refused() {
+    let second = |addr: &str, extra: &str| {
+        format!(
+            "{BASE}  - name: site-c\n    address: {addr}\n    psk: secret-4567\n{extra}    \
+             children:\n      - name: net\n        local_ts: [10.1.0.0/16]\n        \
+             remote_ts: [10.3.0.0/16]\n"
+        )
+    };
+    let ps = problems(&second("192.0.2.2", ""));
+    has(
+        &ps,
+        12,
+        14,
+        "peers[1].address",
+        "peer address 192.0.2.2 port 500 is also peer 'site-b''s (at /etc/vpnd/vpnd.yaml:5:14)",
+    );
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    // The same address written another way.
+    let ps = problems(&second("'::ffff:192.0.2.2'", ""));
+    has(&ps, 12, 14, "peers[1].address", "is also peer 'site-b''s");
+    // Another port or another front-door VRF is another peer.
+    assert!(load(&second("192.0.2.2", "    port: 4500\n")).is_ok());
+    assert!(load(&second("192.0.2.2", "    fvrf: blue\n")).is_ok());
+    // Two catch-all peers: the second could never be chosen.
+    let any = |s: String| s.replace("address: 192.0.2.2", "address: any\n    remote_id: '%any'");
+    let text = any(BASE.to_string())
+        + "  - name: site-c\n    address: any\n    psk: secret-4567\n    children:\n      \
+           - name: net\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.3.0.0/16]\n";
+    let ps = problems(&text);
+    has(&ps, 13, 14, "peers[1].address", "peer address any port 500");
+}
+
+#[test]
+fn no_peers_is_a_warning() {
+    let c = load("local:\n  addresses: [127.0.0.1]\n").unwrap();
+    assert!(c.peers.is_empty());
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "/etc/vpnd/vpnd.yaml: peers: no peers: vpnd will start and negotiate nothing (only its \
+         control socket runs)"
+    );
+}
+
+#[test]
+fn local_addresses_this_host_lacks_are_a_warning() {
+    let w = warnings(&BASE.replace("[192.0.2.1]", "[127.0.0.1, 192.0.2.1]"));
+    let local: Vec<&Problem> = w.iter().filter(|p| p.field.starts_with("local.")).collect();
+    assert_eq!(local.len(), 1, "{w:?}");
+    assert_eq!(
+        (local[0].line, local[0].column, local[0].field.as_str()),
+        (2, 26, "local.addresses[1]")
+    );
+    assert!(local[0]
+        .message
+        .starts_with("192.0.2.1 is not an address of this host now"));
+}
+
+#[test]
+fn control_socket_groups_mode_and_limits() {
+    let (g1, g2) = two_local_groups();
+    let ctl = |body: &str| format!("control:\n{body}peers: []\n");
+    // Defaults: 0660 without a group, 0666 with one (the credentials decide then).
+    let c = load(&ctl("  socket: /run/vpnd/vpnd.sock\n")).unwrap();
+    assert_eq!((c.control.mode, c.control.group.as_ref()), (0o660, None));
+    let c = load(&ctl(&format!("  group: {g1}\n"))).unwrap();
+    assert_eq!(c.control.mode, 0o666);
+    assert_eq!(c.control.group.as_deref(), Some(g1.as_str()));
+    let c = load(&ctl(&format!("  admin_group: {g2}\n"))).unwrap();
+    assert_eq!(
+        (c.control.mode, c.control.admin_group.as_deref()),
+        (0o666, Some(g2.as_str()))
+    );
+
+    let ps = problems(&ctl(
+        "  group: no-such-group-xyz\n  admin_group: nor-this-one\n",
+    ));
+    has(
+        &ps,
+        2,
+        10,
+        "control.group",
+        "no group 'no-such-group-xyz' in /etc/group",
+    );
+    has(&ps, 3, 16, "control.admin_group", "no group 'nor-this-one'");
+    let ps = problems(&ctl(&format!("  group: {g1}\n  mode: 0660\n")));
+    has(
+        &ps,
+        3,
+        9,
+        "control.mode",
+        "0660: with control.group or control.admin_group the socket must be 0666",
+    );
+    let ps = problems(&ctl("  mode: 0770\n"));
+    has(
+        &ps,
+        2,
+        9,
+        "control.mode",
+        "0770: execute and special bits mean nothing",
+    );
+    let ps = problems(&ctl("  mode: 0066\n"));
+    has(
+        &ps,
+        2,
+        9,
+        "control.mode",
+        "0066: the owner (root) needs read and write",
+    );
+    let w = warnings(&ctl("  mode: 0666\n"));
+    let p = w.iter().find(|p| p.field == "control.mode").unwrap();
+    assert_eq!((p.line, p.column), (2, 9));
+    assert!(p
+        .message
+        .contains("every user may connect, and is refused unless root"));
+    let w = warnings(&ctl(&format!("  group: {g1}\n  admin_group: {g1}\n")));
+    assert!(w
+        .iter()
+        .any(|p| p.field == "control.admin_group" && p.message.contains("the same group")));
+
+    let ps = problems(&ctl("  max_clients: 0\n"));
+    has(&ps, 2, 16, "control.max_clients", "must be 1 to 512");
+    let ps = problems(&ctl("  max_clients: 513\n"));
+    has(&ps, 2, 16, "control.max_clients", "must be 1 to 512");
+    assert_eq!(
+        load(&ctl("  max_clients: 512\n"))
+            .unwrap()
+            .control
+            .max_clients,
+        512
+    );
+}
+
+#[test]
+fn control_socket_path_must_be_bindable() {
+    let dir = temp_dir("socketpath");
+    let ctl = |p: &str| format!("control:\n  socket: {p}\npeers: []\n");
+    let long = format!("/run/{}/vpnd.sock", "d".repeat(100));
+    let ps = problems(&ctl(&long));
+    has(
+        &ps,
+        2,
+        11,
+        "control.socket",
+        "115 bytes long; a Unix socket path is at most 107",
+    );
+    let file = dir.join("vpnd.yaml");
+    std::fs::write(&file, b"precious").unwrap();
+    let ps = problems(&ctl(&file.display().to_string()));
+    has(&ps, 2, 11, "control.socket", "exists and is not a socket");
+    let under = file.join("vpnd.sock");
+    let ps = problems(&ctl(&under.display().to_string()));
+    has(&ps, 2, 11, "control.socket", "is not a directory, so");
+    // A directory still to be made is fine; outside /run/vpnd, the unit's warning.
+    let w = warnings(&ctl(&dir.join("a/b/vpnd.sock").display().to_string()));
+    let p = w.iter().find(|p| p.field == "control.socket").unwrap();
+    assert_eq!((p.line, p.column), (2, 11));
+    assert!(
+        p.message.contains("outside /run/vpnd and /var/lib/vpnd"),
+        "{p}"
+    );
+    let w = warnings(&ctl("/run/vpnd/other.sock"));
+    assert!(!w.iter().any(|p| p.field == "control.socket"), "{w:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn accounting_journal_path_and_when_full() {
+    let dir = temp_dir("journal");
+    let text = |journal: &str, accounting_peer: bool| {
+        format!(
+            "radius:\n  servers:\n    - {{ name: r, address: 192.0.2.30, key: k }}\n\
+             accounting:\n  journal: {journal}\n  lists:\n    l: {{ mode: start-stop, groups: [radius] }}\n{}",
+            BASE.replace(
+                "    psk: secret-0123\n",
+                if accounting_peer {
+                    "    psk: secret-0123\n    accounting: l\n"
+                } else {
+                    "    psk: secret-0123\n"
+                }
+            )
+        )
+    };
+    let d = dir.display().to_string();
+    let ps = problems(&text(&d, true));
+    has(&ps, 5, 12, "accounting.journal", "is a directory");
+    std::fs::write(dir.join("file"), b"").unwrap();
+    let under = format!("{d}/file/acct.journal");
+    let ps = problems(&text(&under, true));
+    has(&ps, 5, 12, "accounting.journal", "is not a directory, so");
+    let dev = problems(&text("/dev/null", true));
+    has(
+        &dev,
+        5,
+        12,
+        "accounting.journal",
+        "/dev/null exists and is not a regular file",
+    );
+    // Not used by any peer: the accounting task does not start, nothing to check.
+    assert!(load(&text(&d, false)).is_ok());
+    let c = load(&text(&format!("{d}/new/acct.journal"), true)).unwrap();
+    let w = c
+        .warnings
+        .iter()
+        .find(|p| p.field == "accounting.journal")
+        .unwrap();
+    assert_eq!((w.line, w.column), (5, 12));
+    assert!(
+        w.message.contains("outside /run/vpnd and /var/lib/vpnd"),
+        "{w}"
+    );
+    assert_eq!(c.accounting.when_full, WhenFull::Accept);
+    let c = load("accounting:\n  when_full: refuse\n").unwrap();
+    assert_eq!(c.accounting.when_full, WhenFull::Refuse);
+    let ps = problems("accounting:\n  when_full: maybe\n");
+    assert_eq!(ps[0].line, 2, "{ps:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -29,11 +29,65 @@ pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
 pub const MAX_REPLAY_WINDOW: u32 = 4096;
 /// Longest description (IOS `crypto isakmp peer … description`).
 pub const MAX_DESCRIPTION: usize = 80;
+/// The longest IKE or child SA lifetime accepted: 30 days, IOS's largest IPsec SA lifetime
+/// (`set security-association lifetime seconds` 120-2592000). Every duration has a bound,
+/// so no timer (an `Instant` plus a lifetime) can overflow.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 86400);
+/// The longest liveness (DPD) interval: an hour (IOS `crypto ikev2 dpd` 10-3600 s).
+pub const MAX_DPD: Duration = Duration::from_secs(3600);
+/// The longest first retransmission timeout (the schedule caps every wait at 60 s anyway).
+pub const MAX_RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest RADIUS reply timeout.
+pub const MAX_RADIUS_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest RADIUS dead time: a day (IOS `radius-server deadtime` 1-1440 minutes).
+pub const MAX_DEAD_TIME: Duration = Duration::from_secs(1440 * 60);
+/// The longest Interim-Update interval (IOS `aaa accounting update periodic` 1-71582 min).
+pub const MAX_UPDATE_PERIODIC: Duration = Duration::from_secs(71_582 * 60);
+/// The largest child SA volume lifetime, in kilobytes (IOS's `lifetime kilobytes` maximum,
+/// 2^32 - 1; the kernel counts bytes in 64 bits, so the product cannot overflow).
+pub const MAX_CHILD_KILOBYTES: u64 = u32::MAX as u64;
+/// Pre-shared keys shorter than this are refused: one captured IKE_AUTH lets anyone try
+/// keys offline, and 7 printable characters fall in hours. (strongSwan has no minimum and
+/// IOS takes 1 character; vpnd refuses what is certainly unsafe.)
+pub const MIN_PSK: usize = 8;
+/// Pre-shared keys shorter than this get a warning: 20 random printable characters carry
+/// about 128 bits; a memorable phrase that short carries far less.
+pub const GOOD_PSK: usize = 20;
+/// A `psk_file` holds one key: at most this many bytes are read.
+pub const MAX_PSK_FILE: usize = 4096;
+/// `control.max_clients` when not set.
+pub const DEFAULT_MAX_CLIENTS: usize = 64;
+/// The largest `control.max_clients` (the unit's default of 1,024 descriptors also serves
+/// the IKE sockets, netlink, RADIUS and the journal).
+pub const MAX_MAX_CLIENTS: usize = 512;
+/// A Unix socket path has at most this many bytes (`sun_path` is 108 with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// Where the shipped unit (systemd/vpnd.service: ProtectSystem=strict, PrivateTmp=yes) lets
+/// vpnd write: its RuntimeDirectory and StateDirectory.
+const UNIT_WRITABLE: [&str; 2] = ["/run/vpnd", "/var/lib/vpnd"];
+
+/// The warning for a path the shipped unit would not let vpnd create (or, in /tmp, would
+/// hide from vpnctl), `None` if it is inside one of [`UNIT_WRITABLE`].
+fn outside_the_unit(p: &Path) -> Option<String> {
+    if UNIT_WRITABLE.iter().any(|d| p.starts_with(d)) {
+        return None;
+    }
+    Some(format!(
+        "{} is outside /run/vpnd and /var/lib/vpnd, the only directories the shipped unit \
+         lets vpnd write (ProtectSystem=strict; its /tmp is private): under it, the start \
+         fails (or vpnctl cannot see the socket) unless ReadWritePaths= adds the directory",
+        p.display()
+    ))
+}
 
 struct Ctx {
     file: PathBuf,
     dir: PathBuf,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// Each valid peer's address, port and fvrf, its name and the address's location: two
+    /// peers with the same three are refused (the second could never be told apart).
+    peer_addrs: Vec<(PeerAddress, u16, Option<String>, String, Location)>,
 }
 
 fn id_of(ip: IpAddr) -> Identity {
@@ -59,7 +113,13 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         file: path.to_path_buf(),
         dir,
         problems: Vec::new(),
+        warnings: Vec::new(),
+        peer_addrs: Vec::new(),
     };
+    let journal_loc = raw
+        .accounting
+        .as_ref()
+        .and_then(|a| a.value.journal.as_ref().map(|j| j.referenced));
     let local = cx.local(raw.local.map(|s| s.value).unwrap_or_default());
     let control = cx.control(raw.control.map(|s| s.value).unwrap_or_default());
     let log = LogConfig {
@@ -89,7 +149,18 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             peers.push(peer);
         }
     }
+    if peers.is_empty() && cx.problems.is_empty() {
+        cx.warn_file(
+            "peers",
+            "no peers: vpnd will start and negotiate nothing (only its control socket runs)",
+        );
+    }
+    if peers.iter().any(|p| p.accounting.is_some()) {
+        cx.journal_path(&accounting.journal, journal_loc);
+    }
     if cx.problems.is_empty() {
+        let mut warnings = cx.warnings;
+        warnings.sort_by_key(|p| (p.line, p.column));
         Ok(Config {
             local,
             control,
@@ -98,6 +169,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             radius,
             accounting,
             peers,
+            warnings,
         })
     } else {
         let mut problems = cx.problems;
@@ -115,6 +187,96 @@ impl Ctx {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// An error about the file as a whole, or a default value (no location to give).
+    fn err_file(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, loc: Location, field: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line: loc.line(),
+            column: loc.column(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn_file(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether `d` is at most `max`, reporting it at `s` when not.
+    fn at_most(&mut self, s: &Str, field: &str, d: Duration, max: Duration) -> bool {
+        if d <= max {
+            return true;
+        }
+        self.err(
+            s.referenced,
+            field,
+            format!(
+                "{} s is too long (at most {} s, {})",
+                d.as_secs(),
+                max.as_secs(),
+                human(max)
+            ),
+        );
+        false
+    }
+
+    /// A duration between 1 s and `max`; 0 is refused.
+    fn positive_duration(
+        &mut self,
+        s: Option<&Str>,
+        field: &str,
+        default: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(s) = s else {
+            return default;
+        };
+        let Some(d) = self.parse(s, field, parse::duration) else {
+            return default;
+        };
+        if d.is_zero() {
+            self.err(s.referenced, field, "must be at least 1 s");
+            default
+        } else if self.at_most(s, field, d, max) {
+            d
+        } else {
+            default
+        }
+    }
+
+    /// A duration of at most `max` where 0 means "off" (`None`); `Err(())` when invalid.
+    fn optional_duration(
+        &mut self,
+        s: &Str,
+        field: &str,
+        max: Duration,
+    ) -> Result<Option<Duration>, ()> {
+        let d = self.parse(s, field, parse::duration).ok_or(())?;
+        if d.is_zero() {
+            Ok(None)
+        } else if self.at_most(s, field, d, max) {
+            Ok(Some(d))
+        } else {
+            Err(())
+        }
     }
 
     /// Parses a spanned string, reporting a failure at its location.
@@ -154,6 +316,9 @@ impl Ctx {
     fn lifetime(&mut self, s: Option<&Str>, field: &str, default: Duration) -> Duration {
         let d = self.duration(s, field, default);
         if let Some(s) = s {
+            if !self.at_most(s, field, d, MAX_LIFETIME) {
+                return default;
+            }
             if d < MIN_LIFETIME {
                 self.err(
                     s.referenced,
@@ -229,6 +394,9 @@ impl Ctx {
 
     fn local(&mut self, f: file::LocalFile) -> LocalConfig {
         let mut addresses = Vec::new();
+        // Binding IKE to an address this host lacks fails at start; it may be added before
+        // then (or `--check` may run elsewhere), so it is a warning.
+        let host = host_addresses();
         if let Some(list) = &f.addresses {
             for (i, a) in list.value.iter().enumerate() {
                 let field = format!("local.addresses[{i}]");
@@ -246,6 +414,19 @@ impl Ctx {
                     if addresses.contains(&ip) {
                         self.err(a.referenced, field, format!("{ip} is listed twice"));
                     } else {
+                        if host
+                            .as_ref()
+                            .is_some_and(|h| !h.contains(&ip.to_canonical()))
+                        {
+                            self.warn(
+                                a.referenced,
+                                &field,
+                                format!(
+                                    "{ip} is not an address of this host now: binding IKE to \
+                                     it fails at start unless it is configured by then"
+                                ),
+                            );
+                        }
                         addresses.push(ip);
                     }
                 }
@@ -290,17 +471,181 @@ impl Ctx {
         }
     }
 
+    /// `control:`. Access is decided per connection from the client's credentials
+    /// (src/control/server.rs): root and the daemon's own user may do everything, members
+    /// of `admin_group` too, members of `group` only the read-only commands. The socket is
+    /// not chowned (that would need CAP_CHOWN), so with a group its mode must let every
+    /// user connect (0666); the credentials, not the file mode, keep the others out. That
+    /// is why a mode "wider than 0660" is accepted: the execute and special bits are refused
+    /// (meaningless on a socket), the owner must keep rw, and world bits without a group
+    /// are only a warning (those users connect and are refused).
     fn control(&mut self, f: file::ControlFile) -> ControlConfig {
         let socket = self.absolute_path(f.socket.as_ref(), "control.socket", "/run/vpnd/vpnd.sock");
-        let group = self.label(f.group.as_ref(), "control.group", 32);
+        if let Some(s) = &f.socket {
+            self.socket_path(&socket, s);
+        }
+        let group = self.local_group(f.group.as_ref(), "control.group");
+        let admin_group = self.local_group(f.admin_group.as_ref(), "control.admin_group");
+        if let (Some(g), Some(a), Some(s)) = (&group, &admin_group, &f.admin_group) {
+            if g == a {
+                self.warn(
+                    s.referenced,
+                    "control.admin_group",
+                    format!(
+                        "the same group as control.group: every member of '{g}' may clear \
+                         sessions and change debugging"
+                    ),
+                );
+            }
+        }
+        let grouped = f.group.is_some() || f.admin_group.is_some();
+        let default_mode = if grouped { 0o666 } else { 0o660 };
         let mode = match &f.mode {
-            None => 0o660,
-            Some(s) => self.parse(s, "control.mode", parse::mode).unwrap_or(0o660),
+            None => default_mode,
+            Some(s) => match self.parse(s, "control.mode", parse::mode) {
+                None => default_mode,
+                Some(m) => {
+                    self.socket_mode(m, s, grouped);
+                    m
+                }
+            },
+        };
+        let max_clients = match &f.max_clients {
+            None => DEFAULT_MAX_CLIENTS,
+            Some(m) if m.value == 0 || m.value > MAX_MAX_CLIENTS as u64 => {
+                self.err(
+                    m.referenced,
+                    "control.max_clients",
+                    format!("must be 1 to {MAX_MAX_CLIENTS}"),
+                );
+                DEFAULT_MAX_CLIENTS
+            }
+            Some(m) => m.value as usize,
         };
         ControlConfig {
             socket,
             group,
+            admin_group,
             mode,
+            max_clients,
+        }
+    }
+
+    /// A group name that exists in /etc/group (the daemon resolves it there at start).
+    fn local_group(&mut self, s: Option<&Str>, field: &str) -> Option<String> {
+        let name = self.label(s, field, 32)?;
+        if local_group_gid(&name).is_none() {
+            self.err(
+                s?.referenced,
+                field,
+                format!("no group '{name}' in /etc/group (create it with groupadd first)"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// What would make binding the control socket fail at start.
+    fn socket_path(&mut self, socket: &Path, s: &Str) {
+        use std::os::unix::fs::FileTypeExt;
+        let len = socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            self.err(
+                s.referenced,
+                "control.socket",
+                format!("{len} bytes long; a Unix socket path is at most {MAX_SOCKET_PATH}"),
+            );
+            return;
+        }
+        match std::fs::symlink_metadata(socket) {
+            Ok(m) if !m.file_type().is_socket() => self.err(
+                s.referenced,
+                "control.socket",
+                format!(
+                    "{} exists and is not a socket (vpnd replaces only a stale socket)",
+                    socket.display()
+                ),
+            ),
+            _ => {
+                if let Some(dir) = socket.parent() {
+                    if let Err(m) = creatable_dir(dir) {
+                        self.err(s.referenced, "control.socket", m);
+                        return;
+                    }
+                }
+                if let Some(m) = outside_the_unit(socket) {
+                    self.warn(s.referenced, "control.socket", m);
+                }
+            }
+        }
+    }
+
+    fn socket_mode(&mut self, mode: u32, s: &Str, grouped: bool) {
+        let field = "control.mode";
+        if mode & !0o666 != 0 {
+            self.err(
+                s.referenced,
+                field,
+                format!(
+                    "{mode:04o}: execute and special bits mean nothing on a socket \
+                     (use read/write bits only, e.g. 0660)"
+                ),
+            );
+        } else if mode & 0o600 != 0o600 {
+            self.err(
+                s.referenced,
+                field,
+                format!(
+                    "{mode:04o}: the owner (root) needs read and write: under the unit, root \
+                     has no CAP_DAC_OVERRIDE and could not connect"
+                ),
+            );
+        } else if grouped && mode & 0o006 != 0o006 {
+            self.err(
+                s.referenced,
+                field,
+                format!(
+                    "{mode:04o}: with control.group or control.admin_group the socket must be \
+                     0666 (or leave mode out): vpnd does not chown it, and checks each \
+                     client's user and groups itself"
+                ),
+            );
+        } else if !grouped && mode & 0o006 != 0 {
+            self.warn(
+                s.referenced,
+                field,
+                format!(
+                    "{mode:04o}: every user may connect, and is refused unless root (no \
+                     control.group or control.admin_group is set); 0660 keeps them out"
+                ),
+            );
+        }
+    }
+
+    /// The accounting journal (and its sessions file) must be files vpnd can create.
+    fn journal_path(&mut self, journal: &Path, loc: Option<Location>) {
+        let sessions = PathBuf::from(format!("{}.sessions", journal.display()));
+        for p in [journal, sessions.as_path()] {
+            let problem = match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => Some(format!("{} is a directory", p.display())),
+                Ok(m) if !m.is_file() => {
+                    Some(format!("{} exists and is not a regular file", p.display()))
+                }
+                _ => p.parent().and_then(|d| creatable_dir(d).err()),
+            };
+            if let Some(m) = problem {
+                match loc {
+                    Some(l) => self.err(l, "accounting.journal", m),
+                    None => self.err_file("accounting.journal", m),
+                }
+                return;
+            }
+        }
+        if let Some(m) = outside_the_unit(journal) {
+            match loc {
+                Some(l) => self.warn(l, "accounting.journal", m),
+                None => self.warn_file("accounting.journal", m),
+            }
         }
     }
 
@@ -390,23 +735,24 @@ impl Ctx {
                 });
             }
         }
-        let timeout = self.duration(f.timeout.as_ref(), "radius.timeout", Duration::from_secs(5));
-        if timeout.is_zero() {
-            if let Some(t) = &f.timeout {
-                self.err(t.referenced, "radius.timeout", "must be at least 1 s");
-            }
-        }
+        let timeout = self.positive_duration(
+            f.timeout.as_ref(),
+            "radius.timeout",
+            Duration::from_secs(5),
+            MAX_RADIUS_TIMEOUT,
+        );
         let retransmit = f.retransmit.as_ref().map_or(3, |r| r.value);
         if let Some(r) = &f.retransmit {
             if r.value > 100 {
                 self.err(r.referenced, "radius.retransmit", "at most 100");
             }
         }
-        let dead_time = self.duration(
-            f.dead_time.as_ref(),
-            "radius.dead_time",
-            Duration::from_secs(60),
-        );
+        let dead_time = match &f.dead_time {
+            None => Duration::from_secs(60),
+            Some(s) => self
+                .optional_duration(s, "radius.dead_time", MAX_DEAD_TIME)
+                .map_or(Duration::from_secs(60), Option::unwrap_or_default),
+        };
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (gname, members) in &f.groups {
             let field = format!("radius.groups.{gname}");
@@ -469,8 +815,8 @@ impl Ctx {
         let update_periodic = match &f.update_periodic {
             None => None,
             Some(s) => self
-                .parse(s, "accounting.update_periodic", parse::duration)
-                .filter(|d| !d.is_zero()),
+                .optional_duration(s, "accounting.update_periodic", MAX_UPDATE_PERIODIC)
+                .unwrap_or(None),
         };
         let journal = self.absolute_path(
             f.journal.as_ref(),
@@ -554,6 +900,7 @@ impl Ctx {
             journal,
             outbox_limit,
             lists,
+            when_full: f.when_full.unwrap_or_default(),
         }
     }
 
@@ -610,24 +957,20 @@ impl Ctx {
         let dpd = match &f.dpd {
             None => fallback.dpd,
             Some(s) => self
-                .parse(s, format!("{field}.dpd"), parse::duration)
-                .map_or(fallback.dpd, |d| (!d.is_zero()).then_some(d)),
+                .optional_duration(s, &format!("{field}.dpd"), MAX_DPD)
+                .unwrap_or(fallback.dpd),
         };
         let mut retransmit = fallback.retransmit;
         if let Some(r) = &f.retransmit {
             let r = &r.value;
             let rf = format!("{field}.retransmit");
             if let Some(t) = &r.timeout {
-                let d = self.duration(Some(t), &format!("{rf}.timeout"), retransmit.timeout);
-                if d.is_zero() {
-                    self.err(
-                        t.referenced,
-                        format!("{rf}.timeout"),
-                        "must be at least 1 s",
-                    );
-                } else {
-                    retransmit.timeout = d;
-                }
+                retransmit.timeout = self.positive_duration(
+                    Some(t),
+                    &format!("{rf}.timeout"),
+                    retransmit.timeout,
+                    MAX_RETRANSMIT_TIMEOUT,
+                );
             }
             if let Some(b) = &r.base {
                 if !(1.0..=10.0).contains(&b.value) {
@@ -732,7 +1075,10 @@ impl Ctx {
                 );
             }
         }
-        let unprotected = p.unprotected.as_ref().map_or(Unprotected::Drop, |u| u.value);
+        let unprotected = p
+            .unprotected
+            .as_ref()
+            .map_or(Unprotected::Drop, |u| u.value);
 
         // Identities.
         let peer_family = match remote {
@@ -803,9 +1149,20 @@ impl Ctx {
             }
             (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
         };
+        let psk = psk.and_then(|k| {
+            let (at, key) = match (&p.psk, &p.psk_file) {
+                (Some(s), _) => (s.referenced, "psk"),
+                (None, Some(s)) => (s.referenced, "psk_file"),
+                (None, None) => (ploc, "psk"),
+            };
+            self.psk_strength(k, at, &f(key))
+        });
 
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
+        if let (Some(r), Some(a)) = (remote, &p.address) {
+            self.unique_address(r, port, &fvrf, name.as_deref(), a.referenced, &f("address"));
+        }
         let group = self.label(p.group.as_ref(), &f("group"), 64);
         let accounting_list = p.accounting.as_ref().and_then(|a| {
             let n = a.value.trim();
@@ -873,24 +1230,147 @@ impl Ctx {
         })
     }
 
+    /// A key of at least [`MIN_PSK`] bytes; a warning below [`GOOD_PSK`].
+    fn psk_strength(&mut self, k: Secret, at: Location, field: &str) -> Option<Secret> {
+        let n = k.expose().len();
+        if n < MIN_PSK {
+            self.err(
+                at,
+                field,
+                format!(
+                    "{n} bytes is too short a pre-shared key (at least {MIN_PSK}; one captured \
+                     IKE_AUTH lets anyone try keys offline)"
+                ),
+            );
+            return None;
+        }
+        if n < GOOD_PSK {
+            self.warn(
+                at,
+                field,
+                format!(
+                    "{n} bytes: a pre-shared key of {GOOD_PSK} or more random characters is safer"
+                ),
+            );
+        }
+        Some(k)
+    }
+
+    /// Two peers with the same address, port and front-door VRF cannot be told apart (the
+    /// responder picks a peer by address): the second is refused, naming the first.
+    fn unique_address(
+        &mut self,
+        remote: PeerAddress,
+        port: u16,
+        fvrf: &Option<String>,
+        name: Option<&str>,
+        at: Location,
+        field: &str,
+    ) {
+        let key = match remote {
+            PeerAddress::Single(a) => PeerAddress::Single(a.to_canonical()),
+            PeerAddress::Prefix(n) => PeerAddress::Prefix(n.trunc()),
+            PeerAddress::Any => PeerAddress::Any,
+        };
+        let first = self
+            .peer_addrs
+            .iter()
+            .find(|(k, p, v, _, _)| *k == key && *p == port && v == fvrf)
+            .map(|(_, _, _, n, l)| (n.clone(), *l));
+        if let Some((first_name, l)) = first {
+            let shown = match remote {
+                PeerAddress::Single(a) => a.to_string(),
+                PeerAddress::Prefix(n) => n.to_string(),
+                PeerAddress::Any => "any".into(),
+            };
+            let vrf = fvrf
+                .as_deref()
+                .map_or(String::new(), |v| format!(" in fvrf {v}"));
+            self.err(
+                at,
+                field,
+                format!(
+                    "peer address {shown} port {port}{vrf} is also peer '{first_name}''s (at \
+                     {}:{}:{}): a peer's address, port and fvrf must be unique",
+                    self.file.display(),
+                    l.line(),
+                    l.column()
+                ),
+            );
+        } else {
+            self.peer_addrs
+                .push((key, port, fvrf.clone(), name.unwrap_or("?").to_string(), at));
+        }
+    }
+
+    /// Reads a key file without trusting it: opened non-blocking (a FIFO or a device never
+    /// hangs the check), it must be a regular file that other users can neither read nor
+    /// write, of at most [`MAX_PSK_FILE`] bytes; a warning when its group can read it.
     fn psk_file(&mut self, pf: &Str, field: &str) -> Option<Secret> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let raw = PathBuf::from(pf.value.trim());
         let path = if raw.is_absolute() {
             raw
         } else {
             self.dir.join(raw)
         };
-        match std::fs::read(&path) {
-            Err(e) => {
-                self.err(
-                    pf.referenced,
-                    field,
-                    format!("cannot read {}: {e}", path.display()),
-                );
+        let read = || -> Result<(zeroize::Zeroizing<Vec<u8>>, u32), String> {
+            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
+                .map_err(cannot)?;
+            let meta = file.metadata().map_err(cannot)?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "{} is not a regular file (a key file holds the key and nothing else)",
+                    path.display()
+                ));
+            }
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o006 != 0 {
+                return Err(format!(
+                    "{} is {} by every user (mode {mode:04o}): chmod o-rw it",
+                    path.display(),
+                    if mode & 0o004 != 0 {
+                        "readable"
+                    } else {
+                        "writable"
+                    }
+                ));
+            }
+            let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_PSK_FILE + 1));
+            (&mut file)
+                .take(MAX_PSK_FILE as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() > MAX_PSK_FILE {
+                return Err(format!(
+                    "{} is longer than {MAX_PSK_FILE} bytes: not a key file",
+                    path.display()
+                ));
+            }
+            Ok((bytes, mode))
+        };
+        match read() {
+            Err(m) => {
+                self.err(pf.referenced, field, m);
                 None
             }
-            Ok(bytes) => {
-                let bytes = zeroize::Zeroizing::new(bytes);
+            Ok((bytes, mode)) => {
+                if mode & 0o040 != 0 {
+                    self.warn(
+                        pf.referenced,
+                        field,
+                        format!(
+                            "{} is readable by its group (mode {mode:04o}): chmod g-r it \
+                             unless the group is meant to know the key",
+                            path.display()
+                        ),
+                    );
+                }
                 let mut end = bytes.len();
                 while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
                     end -= 1;
@@ -1115,6 +1595,13 @@ impl Ctx {
                             "must be at least 1 (leave it out for no volume limit)",
                         );
                         None
+                    } else if k.value > MAX_CHILD_KILOBYTES {
+                        self.err(
+                            k.referenced,
+                            f("lifetime.kilobytes"),
+                            format!("at most {MAX_CHILD_KILOBYTES} (about 4 TiB)"),
+                        );
+                        None
                     } else {
                         Some(k.value)
                     }
@@ -1144,6 +1631,75 @@ impl Ctx {
             replay_window,
         })
     }
+}
+
+/// A duration in its largest whole unit, as the file may write it.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Whether `dir` exists as a directory or could be created: its nearest existing ancestor
+/// must be a directory. (Permissions are not judged: `--check` may run as another user.)
+fn creatable_dir(dir: &Path) -> Result<(), String> {
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(format!(
+                    "{} is not a directory, so {} cannot be created",
+                    p.display(),
+                    dir.display()
+                ))
+            }
+            Err(_) => match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+                _ => return Ok(()),
+            },
+        }
+    }
+}
+
+/// This host's addresses now (getifaddrs); `None` if they cannot be listed.
+fn host_addresses() -> Option<Vec<IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below and only read until then.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned; `ifa_addr` may be null,
+        // and points to a sockaddr_in / sockaddr_in6 when its family says so.
+        unsafe {
+            let sa = (*cur).ifa_addr;
+            if !sa.is_null() {
+                match i32::from((*sa).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(sa as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(sa as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Some(out)
 }
 
 fn host_ts(a: IpAddr) -> TsSpec {

@@ -30,13 +30,23 @@ pub fn call(socket: &Path, command: Command) -> Result<Response, ClientError> {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(unreachable)?;
-    stream
-        .write_all(request_line(command).as_bytes())
-        .map_err(unreachable)?;
+    // A daemon that refuses the connection (too many clients, no access) answers at once
+    // and may close before the request is written: the answer is read all the same.
+    let sent = stream.write_all(request_line(command).as_bytes());
+    if let Err(e) = &sent {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(unreachable(sent.unwrap_err()));
+        }
+    }
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
         .map_err(unreachable)?;
+    if line.is_empty() {
+        if let Err(e) = sent {
+            return Err(unreachable(e));
+        }
+    }
     decode(&line).map_err(|e| ClientError::BadResponse {
         path,
         detail: e.to_string(),
@@ -93,6 +103,38 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
 mod tests {
     use super::*;
     use crate::control::proto::Body;
+
+    /// A daemon that answers and hangs up before reading the request (a refusal): the
+    /// answer reaches the caller, whether the request was written before the hang-up or
+    /// the write failed with a broken pipe.
+    #[test]
+    fn a_refusal_sent_before_the_request_is_read_is_still_the_answer() {
+        let dir = std::env::temp_dir().join(format!("vpnd-client-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let rounds = 20;
+        let server = std::thread::spawn(move || {
+            for i in 0..rounds {
+                let (mut s, _) = listener.accept().unwrap();
+                s.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"too many control clients\"}\n")
+                    .unwrap();
+                if i % 2 == 0 {
+                    // Let the request arrive first, half of the time, and leave it unread.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                drop(s);
+            }
+        });
+        for _ in 0..rounds {
+            let r = call(&path, Command::ShowPeers {}).unwrap();
+            assert!(!r.ok);
+            assert_eq!(r.error.as_deref(), Some("too many control clients"));
+        }
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The fast decoder agrees with serde's derived one on every kind of answer.
     #[test]

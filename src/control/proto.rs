@@ -96,6 +96,31 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command in vpnctl's (IOS) words, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::ShowSessions { .. } => "show crypto session",
+            Command::ShowPeers {} => "show crypto isakmp peer",
+            Command::ShowAccounting {} => "show aaa accounting",
+            Command::ClearSessions { .. } => "clear crypto session",
+            Command::Debug { .. } => "debug crypto isakmp",
+        }
+    }
+
+    /// Whether the command changes the daemon's state (sessions, log filter; a future
+    /// configuration reload belongs here too): those need `control.admin_group` (or root),
+    /// the others `control.group`. Exhaustive on purpose, so a new command must choose.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Command::ShowSessions { .. } | Command::ShowPeers {} | Command::ShowAccounting {} => {
+                false
+            }
+            Command::ClearSessions { .. } | Command::Debug { .. } => true,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub v: u32,
@@ -255,6 +280,35 @@ mod tests {
                 filter: Filter::default()
             })
         );
+    }
+
+    #[test]
+    fn only_show_commands_leave_the_daemon_unchanged() {
+        let show = [
+            Command::ShowSessions {
+                filter: Filter::default(),
+                text: None,
+            },
+            Command::ShowPeers {},
+            Command::ShowAccounting {},
+        ];
+        for c in &show {
+            assert!(!c.changes_state(), "{c:?}");
+            assert!(c.name().starts_with("show "), "{}", c.name());
+        }
+        let change = [
+            Command::ClearSessions {
+                filter: Filter::default(),
+            },
+            Command::Debug {
+                aaa: true,
+                on: true,
+            },
+        ];
+        for c in &change {
+            assert!(c.changes_state(), "{c:?}");
+        }
+        assert_eq!(change[0].name(), "clear crypto session");
     }
 
     #[test]
