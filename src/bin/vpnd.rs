@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
+        for w in &config.warnings {
+            eprintln!("vpnd: warning: {w}");
+        }
         println!(
             "{}: OK ({} peers)",
             args.config.display(),
@@ -86,6 +89,9 @@ fn main() -> ExitCode {
         .with(tracing_subscriber::fmt::layer().with_target(false))
         .init();
     let log = vpnd::daemon::logging::LogControl::new(handle, base);
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -827,13 +827,8 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         stopping: false,
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
-    crate::control::server::spawn(
-        &config.control.socket,
-        config.control.mode,
-        config.control.group.as_deref(),
-        control_tx,
-    )
-    .context("starting the control socket")?;
+    crate::control::server::start(&config.control, control_tx)
+        .context("starting the control socket")?;
     // Everything that could fail has been done: now the kernel. Standing policies replace
     // the previous run's in place before its SAs go.
     let taken = d
