@@ -496,7 +496,8 @@ enum ShowWhat {
 
 #[derive(Subcommand, Debug)]
 enum IsakmpWhat {
-    /// Configured IKE peers and their descriptions.
+    /// Configured IKE peers and their descriptions (`peers`: the guide's spelling).
+    #[command(alias = "peers")]
     Peer,
 }
 
@@ -697,7 +698,12 @@ mod tests {
         ] {
             assert_eq!(command(line), detail, "{line}");
         }
-        for line in ["sh cry isa peer", "s c i p", "sh cr isakmp pe"] {
+        for line in [
+            "sh cry isa peer",
+            "s c i p",
+            "sh cr isakmp pe",
+            "show crypto isakmp peers",
+        ] {
             assert_eq!(command(line), Command::ShowCryptoIsakmpPeer, "{line}");
         }
         let remote = SessionFilter {
@@ -744,7 +750,6 @@ mod tests {
             "shw crypto session",
             "show crypt0 session",
             "show crypto sessions",
-            "show crypto isakmp peers",
             "sh cr isa",
             "sh cr",
             "clear crypto isakmp",

@@ -354,6 +354,7 @@ mod tests {
             description: None,
             fvrf: None,
             ivrf: ivrf.map(str::to_string),
+            dynamic: false,
         };
         t.ike_up(
             1,

@@ -798,6 +798,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     description: p.description.clone(),
                     fvrf: p.fvrf.clone(),
                     ivrf: p.ivrf.clone(),
+                    dynamic: p.start == StartAction::Respond,
                 };
                 (p.name.clone(), (info, p.ike.lifetime))
             })
@@ -959,6 +960,7 @@ mod tests {
             description: Some("branch".into()),
             fvrf: None,
             ivrf: None,
+            dynamic: false,
         };
         let (local, remote) = (
             "192.0.2.1:500".parse().unwrap(),

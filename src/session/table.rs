@@ -21,6 +21,8 @@ pub struct PeerInfo {
     pub description: Option<String>,
     pub fvrf: Option<String>,
     pub ivrf: Option<String>,
+    /// Respond-only: IOS's dynamic crypto map (a flow's `origin`).
+    pub dynamic: bool,
 }
 
 /// A child SA pair as the table needs it.
@@ -140,7 +142,12 @@ impl Session {
                         local: c.local_ts.clone(),
                         remote: c.remote_ts.clone(),
                         active_sas: 0,
-                        origin: "crypto map".into(),
+                        origin: if self.peer.dynamic {
+                            "dynamic crypto map"
+                        } else {
+                            "crypto map"
+                        }
+                        .into(),
                         inbound: FlowDirection::default(),
                         outbound: FlowDirection::default(),
                     });
@@ -382,6 +389,7 @@ mod tests {
             description: Some("SJC24-2-VPN-Gateway".into()),
             fvrf: Some("name10".into()),
             ivrf: Some("name20".into()),
+            dynamic: false,
         }
     }
 
@@ -419,6 +427,32 @@ mod tests {
             5000,
         );
         t
+    }
+
+    #[test]
+    fn a_respond_only_peer_is_a_dynamic_crypto_map() {
+        let mut t = table();
+        t.child_installed(1, 10, child(0x100, 0x200), 1000);
+        assert_eq!(t.views(1000)[0].flows[0].origin, "crypto map");
+        let mut d = SessionTable::new();
+        d.ike_up(
+            1,
+            PeerInfo {
+                dynamic: true,
+                ..peer()
+            },
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.9:500".parse().unwrap(),
+            None,
+            true,
+            5000,
+        );
+        d.child_installed(1, 10, child(0x100, 0x200), 1000);
+        let text = crate::control::render::crypto_session(&d.views(1000), true);
+        assert!(
+            text.contains("    Active SAs: 2, origin: dynamic crypto map\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn table(n: usize) -> SessionTable {
                 description: Some(format!("branch office {i}")),
                 fvrf: None,
                 ivrf: (i % 10 == 0).then(|| "blue".to_string()),
+                dynamic: false,
             },
             "192.0.2.1:500".parse().unwrap(),
             remote,
