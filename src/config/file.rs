@@ -61,6 +61,7 @@ pub(super) struct LogFile {
 pub(super) struct SyslogFile {
     pub local: Option<bool>,
     pub facility: Option<Facility>,
+    pub timezone: Option<super::SyslogTimezone>,
     pub servers: Vec<S<SyslogServerFile>>,
 }
 

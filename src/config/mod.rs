@@ -326,6 +326,17 @@ pub struct SyslogConfig {
     pub facility: Facility,
     /// Remote receivers.
     pub servers: Vec<SyslogServer>,
+    /// The zone of the RFC 3164 timestamps [local].
+    pub timezone: SyslogTimezone,
+}
+
+/// Timestamps in local time (IOS `service timestamps log datetime localtime`) or UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTimezone {
+    #[default]
+    Local,
+    Utc,
 }
 
 /// Syslog facilities (RFC 5424 6.2.1).

@@ -673,6 +673,7 @@ impl Ctx {
             local: f.local.unwrap_or(true),
             facility: f.facility.unwrap_or_default(),
             servers,
+            timezone: f.timezone.unwrap_or_default(),
         }
     }
 

@@ -1,24 +1,25 @@
 //! Syslog notices (`%CRYPTO-5-SESSION_STATUS`) to the local syslog socket and to remote
 //! receivers over UDP (RFC 5426) and TCP with octet-counting framing (RFC 6587 3.4.1).
 //!
-//! The `syslog` crate formats each message (RFC 3164 header: priority, timestamp, host,
-//! `vpnd[pid]:`). Its transports are not used: its TCP sends no framing and, once the
-//! receiver restarts, fails every later send with ECONNREFUSED (../shared/CRATES.md). So each
+//! [`header`] formats each message (RFC 3164 header: priority, timestamp, host,
+//! `vpnd[pid]:`). The `syslog` crate's transports are not used: its TCP sends no framing and,
+//! once the receiver restarts, fails every later send with ECONNREFUSED (../shared/CRATES.md);
+//! nor its formatter (see [`header`] for why). So each
 //! destination here has one owner task ([`sink`]) holding a bounded queue: a message leaves
 //! the queue only once the transport took it, a TCP connection is re-established (with
 //! back-off) after the receiver restarts, and what was queued meanwhile is sent then. A full
 //! queue is reported as an error with its count, never dropped silently.
 
+pub mod header;
 mod sink;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use syslog::{Formatter3164, LogFormat, Severity};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use crate::config::{SyslogConfig, SyslogTransport};
+use crate::config::{SyslogConfig, SyslogTimezone, SyslogTransport};
 pub use sink::Destination;
 
 /// How many messages wait per destination while it is unreachable.
@@ -30,8 +31,11 @@ pub const DEV_LOG: &str = "/dev/log";
 /// The daemon's handle: formats a notice once per header kind and hands it to every
 /// destination's task.
 pub struct Syslog {
-    local: Formatter3164,
-    remote: Formatter3164,
+    facility: u8,
+    utc: bool,
+    hostname: String,
+    /// `vpnd[pid]`.
+    tag: String,
     sinks: Vec<(Destination, mpsc::Sender<Vec<u8>>)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -50,23 +54,13 @@ impl Syslog {
                 SyslogTransport::Tcp => Destination::Tcp(addr),
             });
         }
-        Syslog::with_destinations(config.facility.code(), dests)
+        let mut s = Syslog::with_destinations(config.facility.code(), dests);
+        s.utc = config.timezone == SyslogTimezone::Utc;
+        s
     }
 
     /// Starts one task per destination; `facility` is the RFC 5424 facility number.
     pub fn with_destinations(facility: u8, dests: Vec<Destination>) -> Syslog {
-        let facility = facility_of(facility);
-        let remote = Formatter3164 {
-            facility,
-            process: "vpnd".into(),
-            pid: std::process::id(),
-            ..Formatter3164::default()
-        };
-        // The local daemon adds the host name itself.
-        let local = Formatter3164 {
-            hostname: None,
-            ..remote.clone()
-        };
         let mut tasks = Vec::new();
         let sinks = dests
             .into_iter()
@@ -77,8 +71,10 @@ impl Syslog {
             })
             .collect();
         Syslog {
-            local,
-            remote,
+            facility,
+            utc: false,
+            hostname: header::hostname(),
+            tag: format!("vpnd[{}]", std::process::id()),
             sinks,
             tasks,
         }
@@ -86,9 +82,12 @@ impl Syslog {
 
     /// Sends `text` at severity notice (IOS's level 5) to every destination.
     pub fn notice(&self, text: &str) {
-        let (mut local, mut remote) = (Vec::new(), Vec::new());
-        let _ = self.local.format(&mut local, Severity::LOG_NOTICE, text);
-        let _ = self.remote.format(&mut remote, Severity::LOG_NOTICE, text);
+        const NOTICE: u8 = 5;
+        let now = crate::unix_now() as i64;
+        let line =
+            |host| header::format(self.facility, NOTICE, now, self.utc, host, &self.tag, text);
+        // The local daemon adds the host name itself.
+        let (local, remote) = (line(None), line(Some(self.hostname.as_str())));
         for (d, tx) in &self.sinks {
             let msg = match d {
                 Destination::Local(_) => local.clone(),
@@ -109,33 +108,6 @@ impl Syslog {
         if tokio::time::timeout(grace, all).await.is_err() {
             error!("syslog: notices still unsent at stop after {grace:?}");
         }
-    }
-}
-
-/// The `syslog` crate's facility for an RFC 5424 facility number.
-fn facility_of(code: u8) -> syslog::Facility {
-    use syslog::Facility::*;
-    match code {
-        0 => LOG_KERN,
-        1 => LOG_USER,
-        2 => LOG_MAIL,
-        3 => LOG_DAEMON,
-        4 => LOG_AUTH,
-        5 => LOG_SYSLOG,
-        6 => LOG_LPR,
-        7 => LOG_NEWS,
-        8 => LOG_UUCP,
-        9 => LOG_CRON,
-        10 => LOG_AUTHPRIV,
-        11 => LOG_FTP,
-        16 => LOG_LOCAL0,
-        17 => LOG_LOCAL1,
-        18 => LOG_LOCAL2,
-        19 => LOG_LOCAL3,
-        20 => LOG_LOCAL4,
-        21 => LOG_LOCAL5,
-        22 => LOG_LOCAL6,
-        _ => LOG_LOCAL7,
     }
 }
 
