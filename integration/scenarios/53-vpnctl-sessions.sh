@@ -41,6 +41,7 @@ scenario_run() {
     _vpnctl show crypto session detail >"$out" || lab_fail "vpnctl show crypto session detail failed"
     cat "$out" >&2
     assert_contains "$out" '^Crypto session current status$' "header"
+    assert_eq 2 "$(grep -c '^Interface: t0$' "$out")" "the outer interface of both sessions"
     assert_eq 2 "$(grep -c '^Session status: UP-ACTIVE$' "$out")" "two sessions UP-ACTIVE"
     assert_contains "$out" '^Peer: 192\.0\.2\.2 port 500 fvrf: \(none\) ivrf: \(none\)$' "peer1's Peer line"
     assert_contains "$out" '^Peer: 192\.0\.2\.3 port 500 fvrf: name10 ivrf: name20$' "peer2's Peer line with VRFs"

@@ -48,8 +48,8 @@ scenario_run() {
     cat "$out" >&2
     assert_contains "$out" '^ivrf = \(none\)$' "brief: ivrf (none) group"
     assert_contains "$out" '^ivrf = name20$' "brief: ivrf name20 group"
-    assert_contains "$out" '^192\.0\.2\.2 +- +peer1\.lab\.example +[0-9]{2}:[0-9]{2}:[0-9]{2} UA$' "brief: peer1 row"
-    assert_contains "$out" '^192\.0\.2\.3 +- +peer2\.lab\.example +[0-9]{2}:[0-9]{2}:[0-9]{2} UA$' "brief: peer2 row"
+    assert_contains "$out" '^192\.0\.2\.2 +t0 +peer1\.lab\.example +[0-9]{2}:[0-9]{2}:[0-9]{2} UA$' "brief: peer1 row"
+    assert_contains "$out" '^192\.0\.2\.3 +t0 +peer2\.lab\.example +[0-9]{2}:[0-9]{2}:[0-9]{2} UA$' "brief: peer2 row"
     out=$LAB_LOGDIR/show-summary.txt
     _vpnctl sh cr sess summ >"$out" || lab_fail "show crypto session summary failed"
     cat "$out" >&2

@@ -355,6 +355,7 @@ mod tests {
             fvrf: None,
             ivrf: ivrf.map(str::to_string),
             dynamic: false,
+            interface: None,
         };
         t.ike_up(
             1,

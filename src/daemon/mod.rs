@@ -101,6 +101,8 @@ struct Daemon {
     on_traffic: HashMap<String, IpAddr>,
     /// Per-datagram warnings, one a second per source.
     notices: ratelimit::NoticeLimiter,
+    /// The interface of each local IKE address (`Interface:`, cisco-nas-port).
+    interfaces: HashMap<IpAddr, Option<String>>,
     /// Static peers waiting to be re-initiated: when, and to which address.
     retries: HashMap<String, (Instant, IpAddr)>,
     /// The next back-off per static peer.
@@ -307,7 +309,13 @@ impl Daemon {
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
-                    let (info, lifetime) = self.peer_info.get(&peer).cloned().unwrap_or_default();
+                    let (mut info, lifetime) =
+                        self.peer_info.get(&peer).cloned().unwrap_or_default();
+                    info.interface = self
+                        .interfaces
+                        .entry(local.ip())
+                        .or_insert_with(|| crate::accounting::iface::interface_of(local.ip()))
+                        .clone();
                     let share = if initiator { 0.90 } else { 0.95 };
                     let rekey_at = unix_now() + lifetime.mul_f64(share).as_secs();
                     self.sessions.ike_up(
@@ -785,6 +793,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             })
             .collect(),
         notices: ratelimit::NoticeLimiter::default(),
+        interfaces: HashMap::new(),
         retries: HashMap::new(),
         backoff: HashMap::new(),
         port: config.local.port,
@@ -799,6 +808,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     fvrf: p.fvrf.clone(),
                     ivrf: p.ivrf.clone(),
                     dynamic: p.start == StartAction::Respond,
+                    interface: None,
                 };
                 (p.name.clone(), (info, p.ike.lifetime))
             })
@@ -961,6 +971,7 @@ mod tests {
             fvrf: None,
             ivrf: None,
             dynamic: false,
+            interface: Some("t0".into()),
         };
         let (local, remote) = (
             "192.0.2.1:500".parse().unwrap(),
@@ -1018,6 +1029,9 @@ mod tests {
                 "{what}: fake lines in {e}"
             );
         }
+        // The outer interface, as IOS's `Interface:` and brief's I/F column show it.
+        assert!(plain[0].1.contains("Interface: t0\n"), "{}", plain[0].1);
+        assert!(plain[1].1.contains(" t0 "), "{}", plain[1].1);
         assert!(
             evil[0].1.contains("x\\x1b[2J"),
             "shown escaped: {}",

@@ -23,6 +23,9 @@ pub struct PeerInfo {
     pub ivrf: Option<String>,
     /// Respond-only: IOS's dynamic crypto map (a flow's `origin`).
     pub dynamic: bool,
+    /// The interface of the local IKE address (IOS `Interface:`), found when the IKE SA
+    /// comes up.
+    pub interface: Option<String>,
 }
 
 /// A child SA pair as the table needs it.
@@ -172,7 +175,7 @@ impl Session {
         SessionView {
             key: key.clone(),
             peer_name: self.peer.name.clone(),
-            interface: None,
+            interface: self.peer.interface.clone(),
             status: self.status(),
             description: self.peer.description.clone(),
             phase1_id: self.phase1_id.clone(),
@@ -390,6 +393,7 @@ mod tests {
             fvrf: Some("name10".into()),
             ivrf: Some("name20".into()),
             dynamic: false,
+            interface: None,
         }
     }
 

@@ -54,6 +54,7 @@ pub fn table(n: usize) -> SessionTable {
                 fvrf: None,
                 ivrf: (i % 10 == 0).then(|| "blue".to_string()),
                 dynamic: false,
+                interface: Some("eth0".into()),
             },
             "192.0.2.1:500".parse().unwrap(),
             remote,
