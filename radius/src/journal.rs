@@ -9,17 +9,33 @@
 //! A text file of lines `CRC<TAB>JSON<LF>`, CRC being the CRC-32 (IEEE) of the JSON octets in
 //! 8 hex digits. The first line is a header (`{"header":{"version":1,"next_seq":N}}`), then
 //! `{"record":{"seq":N,"record":{…}}}` for an appended record and `{"ack":N}` once it is
-//! delivered. A line that fails its CRC or does not parse is:
-//! - at the end of the file (one or more such lines): a write torn by a crash, skipped, counted
-//!   in [`Recovery::torn_lines`], and cut off the file so the next append starts clean;
-//! - followed by a valid line: [`JournalError::Corrupt`]; the file is left untouched for the
-//!   operator (moving it aside starts a fresh journal).
+//! delivered.
+//!
+//! # Repairs at open
+//! No line is dropped silently: every line [`Journal::open`] leaves out is first appended to
+//! `<file>.corrupt` (fsynced) with its line number and why, for the operator. A line that fails
+//! its CRC or does not parse is:
+//! - at the end of the file (one or more such lines): a write torn by a crash, counted in
+//!   [`Recovery::torn_lines`] and cut off the file so the next append starts clean;
+//! - followed by a valid line: corruption (a torn write is never followed by a later append:
+//!   each append is fsynced before the next one starts). It is counted in
+//!   [`Recovery::corrupt_lines`] and logged as an error, every valid record is kept, and the
+//!   journal is rewritten without it. A valid line out of place (a second header, a record
+//!   whose sequence number goes backwards) is treated the same. A corrupt record line loses
+//!   that record from the journal (it is in `.corrupt`); a corrupt ack line sends its record
+//!   again (a duplicate, never a loss). If `.corrupt` cannot be written, the journal is left
+//!   as it is (the bad lines are skipped in memory and moved aside at the next try).
+//!
+//! The only refusal is a header of another version ([`JournalError::Version`]): its records
+//! cannot be read safely.
 //!
 //! # Durability
 //! [`Journal::append`] and [`Journal::ack`] both `fdatasync` before returning: a lost append
 //! loses a record, a lost ack sends a duplicate after a crash, and neither is acceptable. Use
-//! [`Journal::ack_many`] to pay one fsync for several acks. Compaction writes the pending
-//! records to `<file>.tmp`, fsyncs it, renames it over the journal and fsyncs the directory.
+//! [`Journal::append_many`], [`Journal::ack_many`] and [`Journal::replace`] to pay one fsync
+//! for several. A failed write is cut back off the file: nothing of it stays. Compaction writes
+//! the pending records to `<file>.tmp`, fsyncs it, renames it over the journal and fsyncs the
+//! directory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +43,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,12 +77,9 @@ pub enum JournalError {
     /// `limit` records are pending: nothing is dropped, the caller decides.
     #[error("accounting journal is full: {limit} records not yet delivered")]
     Full { limit: usize },
-    #[error("accounting journal {path}: line {line} is corrupt ({reason}) and valid entries follow it; move the file aside to start a new journal")]
-    Corrupt {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    /// The header names a format this code cannot read; the file is left untouched.
+    #[error("accounting journal {path}: format version {version}, this vpnd reads version {VERSION}; move the file aside to start a new journal")]
+    Version { path: PathBuf, version: u32 },
     #[error("accounting journal: record {0} is not pending")]
     NotPending(Seq),
 }
@@ -75,6 +89,11 @@ pub enum JournalError {
 pub struct Recovery {
     /// Invalid lines at the end of the file (a write torn by a crash), cut off.
     pub torn_lines: usize,
+    /// Invalid or misplaced lines followed by valid ones, moved aside (logged as an error).
+    pub corrupt_lines: usize,
+    /// Where the lines left out were saved (`<file>.corrupt`); `None` if none were, or if
+    /// saving them failed (then the journal was left as it was).
+    pub corrupt_file: Option<PathBuf>,
     /// Acks of records the file does not hold (harmless; counted to be seen).
     pub orphan_acks: usize,
     /// A compaction's temporary file left by a crash, removed.
@@ -122,6 +141,17 @@ pub struct Journal {
     acked_in_file: usize,
     compact_after: usize,
     recovery: Recovery,
+    /// Corrupt lines still in the file and not yet saved to `<file>.corrupt` (it could not be
+    /// written): compaction, which drops them, saves them first.
+    unsaved_corrupt: Vec<u8>,
+}
+
+/// A line [`Journal::open`] leaves out.
+struct Bad {
+    line: usize,
+    reason: String,
+    start: usize,
+    end: usize,
 }
 
 impl fmt::Debug for Journal {
@@ -180,12 +210,46 @@ impl Journal {
             acked_in_file: 0,
             compact_after: DEFAULT_COMPACT_AFTER,
             recovery,
+            unsaved_corrupt: Vec::new(),
         };
-        let records = journal.replay(&content)?;
+        let (records, corrupt, torn) = journal.replay(&content)?;
+        journal.recovery.corrupt_lines = corrupt.len();
+        journal.recovery.torn_lines = torn.len();
 
-        if journal.len < content.len() as u64 {
-            tracing::warn!(path = %path.display(), torn_lines = journal.recovery.torn_lines,
+        if !torn.is_empty() {
+            // Saved for the operator, best effort: a torn write is expected after a crash,
+            // and its record was never reported as written.
+            let text = bad_lines_text(&path, &content, &torn, "torn write at the end");
+            match append_synced(&corrupt_path(&path), &text) {
+                Ok(()) => journal.recovery.corrupt_file = Some(corrupt_path(&path)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "accounting journal: cannot save the torn lines aside"),
+            }
+            tracing::warn!(path = %path.display(), torn_lines = torn.len(),
                 "accounting journal: torn write at the end cut off");
+        }
+        let mut rewritten = false;
+        if !corrupt.is_empty() {
+            let lines: Vec<usize> = corrupt.iter().map(|b| b.line).collect();
+            journal.unsaved_corrupt = bad_lines_text(&path, &content, &corrupt, "corrupt");
+            match journal.compact() {
+                Ok(()) => {
+                    rewritten = true;
+                    journal.recovery.corrupt_file = Some(corrupt_path(&path));
+                    tracing::error!(path = %path.display(), corrupt_lines = corrupt.len(), ?lines,
+                        saved_to = %corrupt_path(&path).display(),
+                        "accounting journal: CORRUPT lines in the middle moved aside; the valid records are kept, the journal rewritten without them");
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), corrupt_lines = corrupt.len(), ?lines, error = %e,
+                        "accounting journal: CORRUPT lines in the middle skipped, but they could not be moved aside: the file is left as it is and they are moved at the next compaction or start");
+                    if !journal.unsaved_corrupt.is_empty() {
+                        journal.recovery.corrupt_file = None;
+                    }
+                }
+            }
+        }
+        if !rewritten && journal.len < content.len() as u64 {
             journal
                 .file
                 .set_len(journal.len)
@@ -203,85 +267,108 @@ impl Journal {
         Ok((journal, records))
     }
 
-    /// Parses the file; sets `len` to the end of its last valid line.
-    fn replay(&mut self, content: &[u8]) -> Result<Vec<(Seq, AccountingRecord)>, JournalError> {
+    /// Parses the file; sets `len` to the end of its last valid line. Returns the records
+    /// still pending, the corrupt lines (followed by a valid one) and the torn ones (at the
+    /// end).
+    #[allow(clippy::type_complexity)]
+    fn replay(
+        &mut self,
+        content: &[u8],
+    ) -> Result<(Vec<(Seq, AccountingRecord)>, Vec<Bad>, Vec<Bad>), JournalError> {
         let mut records: BTreeMap<Seq, AccountingRecord> = BTreeMap::new();
-        let mut first_bad: Option<(usize, String)> = None;
+        let mut corrupt = Vec::new();
+        // Invalid lines since the last valid one: corrupt if a valid line follows, else torn.
+        let mut suspect: Vec<Bad> = Vec::new();
         let mut offset = 0usize;
         let mut line_no = 0usize;
-        let mut seen_header = false;
         let mut last_seq: Option<Seq> = None;
 
         while offset < content.len() {
             line_no += 1;
-            let (line, next, complete) = match content[offset..].iter().position(|&b| b == b'\n') {
-                Some(i) => (&content[offset..offset + i], offset + i + 1, true),
-                None => (&content[offset..], content.len(), false),
+            let (line, end, next, complete) =
+                match content[offset..].iter().position(|&b| b == b'\n') {
+                    Some(i) => (
+                        &content[offset..offset + i],
+                        offset + i,
+                        offset + i + 1,
+                        true,
+                    ),
+                    None => (&content[offset..], content.len(), content.len(), false),
+                };
+            let bad = |reason: String| Bad {
+                line: line_no,
+                reason,
+                start: offset,
+                end,
             };
             let parsed = if complete {
                 parse_line(line)
             } else {
                 Err("no end of line".into())
             };
-            match parsed {
+            let entry = match parsed {
+                Ok(entry) => entry,
                 Err(reason) => {
-                    if first_bad.is_none() {
-                        first_bad = Some((line_no, reason));
-                    }
-                    self.recovery.torn_lines += 1;
+                    suspect.push(bad(reason));
+                    offset = next;
+                    continue;
                 }
-                Ok(entry) => {
-                    if let Some((line, reason)) = first_bad {
-                        return Err(self.corrupt(line, reason));
+            };
+            corrupt.append(&mut suspect);
+            let misplaced = match entry {
+                EntryIn::Header { version, next_seq } if line_no == 1 => {
+                    if version != VERSION {
+                        return Err(JournalError::Version {
+                            path: self.path.clone(),
+                            version,
+                        });
                     }
-                    match entry {
-                        EntryIn::Header { version, next_seq } => {
-                            if seen_header || line_no != 1 {
-                                return Err(self.corrupt(line_no, "second header".into()));
-                            }
-                            if version != VERSION {
-                                return Err(self.corrupt(line_no, format!("version {version}")));
-                            }
-                            seen_header = true;
-                            self.next_seq = self.next_seq.max(next_seq);
-                        }
-                        _ if !seen_header => {
-                            return Err(self.corrupt(line_no, "no header".into()));
-                        }
-                        EntryIn::Record { seq, record } => {
-                            if last_seq.is_some_and(|last| seq <= last) {
-                                return Err(
-                                    self.corrupt(line_no, format!("record {seq} out of order"))
-                                );
-                            }
-                            last_seq = Some(seq);
-                            self.next_seq = self.next_seq.max(seq.0 + 1);
-                            self.pending.insert(seq, (offset as u64, next - offset));
-                            records.insert(seq, *record);
-                        }
-                        EntryIn::Ack(seq) => {
-                            if self.pending.remove(&seq).is_some() {
-                                records.remove(&seq);
-                                self.acked_in_file += 1;
-                            } else {
-                                self.recovery.orphan_acks += 1;
-                            }
-                        }
-                    }
-                    self.len = next as u64;
+                    self.next_seq = self.next_seq.max(next_seq);
+                    None
                 }
+                EntryIn::Header { .. } => Some("a header after the first line".to_string()),
+                EntryIn::Record { seq, .. } if last_seq.is_some_and(|last| seq <= last) => {
+                    Some(format!("record {seq} out of order"))
+                }
+                EntryIn::Record { seq, record } => {
+                    last_seq = Some(seq);
+                    self.next_seq = self.next_seq.max(seq.0 + 1);
+                    self.pending.insert(seq, (offset as u64, next - offset));
+                    records.insert(seq, *record);
+                    None
+                }
+                EntryIn::Ack(seq) => {
+                    if self.pending.remove(&seq).is_some() {
+                        records.remove(&seq);
+                        self.acked_in_file += 1;
+                    } else {
+                        self.recovery.orphan_acks += 1;
+                    }
+                    None
+                }
+            };
+            if let Some(reason) = misplaced {
+                corrupt.push(bad(reason));
             }
+            self.len = next as u64;
             offset = next;
         }
-        Ok(records.into_iter().collect())
+        Ok((records.into_iter().collect(), corrupt, suspect))
     }
 
-    fn corrupt(&self, line: usize, reason: String) -> JournalError {
-        JournalError::Corrupt {
-            path: self.path.clone(),
-            line,
-            reason,
+    /// Appends the corrupt lines not yet saved to `<file>.corrupt`.
+    fn save_corrupt(&mut self) -> Result<(), JournalError> {
+        if self.unsaved_corrupt.is_empty() {
+            return Ok(());
         }
+        let path = corrupt_path(&self.path);
+        append_synced(&path, &self.unsaved_corrupt).map_err(|source| JournalError::Io {
+            path,
+            op: "save corrupt lines aside",
+            source,
+        })?;
+        self.unsaved_corrupt.clear();
+        Ok(())
     }
 
     /// Writes `record`, fsyncs, and returns its sequence number. [`JournalError::Full`] when
@@ -335,33 +422,67 @@ impl Journal {
     /// Marks several records delivered with one write and one fsync. Nothing is written if one
     /// of them is not pending.
     pub fn ack_many(&mut self, seqs: &[Seq]) -> Result<(), JournalError> {
-        let mut lines = Vec::new();
-        for (i, seq) in seqs.iter().enumerate() {
-            if !self.pending.contains_key(seq) || seqs[..i].contains(seq) {
+        self.replace(&[], seqs).map(|_| ())
+    }
+
+    /// Appends `add` and marks `remove` delivered with one write and one fdatasync, e.g. to
+    /// replace a prepared record by a newer one: the new lines come first, so a crash leaves
+    /// the old records, or the new ones (maybe with the old), never neither. Nothing changes
+    /// if it fails, if one of `remove` is not pending, or if `add` would pass the limit
+    /// ([`JournalError::Full`], counting `remove` as gone).
+    pub fn replace(
+        &mut self,
+        add: &[AccountingRecord],
+        remove: &[Seq],
+    ) -> Result<Vec<Seq>, JournalError> {
+        for (i, seq) in remove.iter().enumerate() {
+            if !self.pending.contains_key(seq) || remove[..i].contains(seq) {
                 return Err(JournalError::NotPending(*seq));
             }
-            lines.extend(encode_line(&EntryOut::Ack(*seq)));
         }
-        if lines.is_empty() {
-            return Ok(());
+        if !add.is_empty() && self.pending.len() - remove.len() + add.len() > self.limit {
+            return Err(JournalError::Full { limit: self.limit });
         }
-        self.write_synced(&lines, "ack")?;
-        for seq in seqs {
+        let mut bytes = Vec::new();
+        let mut lines = Vec::with_capacity(add.len());
+        for (i, record) in add.iter().enumerate() {
+            let seq = Seq(self.next_seq + i as u64);
+            let line = encode_line(&EntryOut::Record { seq, record });
+            lines.push((seq, (self.len + bytes.len() as u64, line.len())));
+            bytes.extend_from_slice(&line);
+        }
+        for seq in remove {
+            bytes.extend(encode_line(&EntryOut::Ack(*seq)));
+        }
+        if bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_synced(&bytes, if add.is_empty() { "ack" } else { "append" })?;
+        self.next_seq += add.len() as u64;
+        let seqs = lines.iter().map(|(s, _)| *s).collect();
+        self.pending.extend(lines);
+        for seq in remove {
             self.pending.remove(seq);
         }
-        self.acked_in_file += seqs.len();
-        if self.acked_in_file >= self.compact_after && self.acked_in_file >= self.pending.len() {
+        self.acked_in_file += remove.len();
+        if !remove.is_empty()
+            && self.acked_in_file >= self.compact_after
+            && self.acked_in_file >= self.pending.len()
+        {
             // The acks are durable already; a failed compaction only leaves a longer file.
             if let Err(e) = self.compact() {
                 tracing::warn!(error = %e, "accounting journal compaction failed");
             }
         }
-        Ok(())
+        Ok(seqs)
     }
 
     /// Rewrites the file with only the pending records: temp file, fsync, rename, fsync of the
     /// directory. A crash at any point leaves either the old or the new file, both complete.
+    /// Corrupt lines still in the file are saved to `<file>.corrupt` first; if that fails,
+    /// nothing is compacted.
     pub fn compact(&mut self) -> Result<(), JournalError> {
+        self.save_corrupt()?;
         let temp = temp_path(&self.path);
         let io_err = |op: &'static str| {
             let path = temp.clone();
@@ -413,6 +534,11 @@ impl Journal {
     /// Records written and not yet acknowledged.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Whether `seq` is written and not yet acknowledged.
+    pub fn is_pending(&self, seq: Seq) -> bool {
+        self.pending.contains_key(&seq)
     }
 
     /// Sequence numbers of the pending records, oldest first.
@@ -489,6 +615,52 @@ fn parse_line(line: &[u8]) -> Result<EntryIn, String> {
         return Err("CRC mismatch".into());
     }
     serde_json::from_slice(json).map_err(|e| format!("JSON: {e}"))
+}
+
+/// The lines left out, as saved in `<file>.corrupt`: a comment line with the journal, the line
+/// number and why, then the line's octets as they were.
+fn bad_lines_text(path: &Path, content: &[u8], bad: &[Bad], kind: &str) -> Vec<u8> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = Vec::new();
+    for b in bad {
+        out.extend(
+            format!(
+                "# {now} {} line {} ({kind}): {}\n",
+                path.display(),
+                b.line,
+                b.reason.replace('\n', " ")
+            )
+            .into_bytes(),
+        );
+        out.extend_from_slice(&content[b.start..b.end]);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Appends `bytes` to `path` (created 0600 if needed) and fsyncs it (and its directory when
+/// created).
+fn append_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let existed = path.exists();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    if !existed {
+        sync_dir(path)?;
+    }
+    Ok(())
+}
+
+fn corrupt_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".corrupt");
+    path.with_file_name(name)
 }
 
 fn temp_path(path: &Path) -> PathBuf {

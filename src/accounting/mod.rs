@@ -8,20 +8,52 @@
 //! cause, counters after each kernel dump) and never waits for RADIUS: tunnels stay up
 //! while no server answers.
 //!
-//! Nothing is lost across a crash: a record is queued only once it is in the outbox journal
-//! (fsynced), and every active session has a prepared Stop (its last recorded counters,
-//! cause NAS-Reboot) in a second journal, `<journal>.sessions`. At start, the daemon queues
-//! those Stops for sessions that were up when it died, then sends Accounting-On.
+//! # Nothing lost, nothing out of order
+//! A record leaves a journal only once a server acknowledged it, or once it is durably in the
+//! other journal. Two journals: the outbox's (records to send) and `<journal>.sessions`, one
+//! prepared *crash Stop* per active session copy (last recorded counters, NAS-Reboot),
+//! refreshed every minute, sent at the next start if vpnd dies with the session up (then
+//! Accounting-On, RFC 2866 5.1).
+//! - A session's Start is fsynced into the outbox before its crash Stop is written, and is not
+//!   sent until that crash Stop is durable: a server never gets a Stop for a session it did
+//!   not see start, nor a Start without a Stop to follow. A Start journalled just before a
+//!   crash that came before its crash Stop gets one made from it at the next start.
+//! - A crash Stop leaves the sessions journal only once the session's real Stop is in the
+//!   outbox journal.
+//! - Records not written yet wait in memory, in order (a session's Stop behind its Start,
+//!   every new record behind an Accounting-On), and are retried every second and after
+//!   deliveries: a journal write error (disk full) keeps them, logged once when it starts and
+//!   once when it ends, counted in `show aaa accounting`. A real Stop that waits is *parked*:
+//!   written over the session's crash Stop in the sessions journal (if that write works), so a
+//!   crash sends it with its real cause and final counters. Interims are skipped meanwhile
+//!   (the Stop carries the totals), so memory stays bounded by the sessions.
+//!
+//! # A full outbox
+//! `accounting.outbox_limit` bounds the Starts and Interims queued; Stops and Accounting-On/Off
+//! are always queued (the bill: one per session at most). A new session whose Start does not
+//! fit is not accounted at all (no Start, no Stop: a Stop without a Start is what a billing
+//! system cannot use), logged as an error and counted. [`WhenFull`] says what the daemon does
+//! with new sessions meanwhile: refuse them ([`Accounting::admits_new_sessions`]) or let them
+//! run unaccounted. An Interim is skipped while the session's previous one is undelivered:
+//! Interims carry totals (RFC 2866 5.1), the newer one adds nothing the Stop will not have.
+//!
+//! # Duplicates
+//! Only after a crash: a record answered by the server but whose ack was not journalled yet
+//! is sent again (at-least-once, RFC 2866 gives a server no way to tell), and a session whose
+//! real Stop was delivered while its crash Stop's removal kept failing (disk full) may get
+//! both.
 
 pub mod iface;
 pub mod outbox;
 pub mod records;
 
 use crate::unix_now;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -32,11 +64,14 @@ use vpnd_radius::{
     AccountingRecord, AcctStatus, ClientConfig, Group, Journal, Seq, ServerSpec, ServerStats,
 };
 
+pub use crate::config::WhenFull;
 use crate::config::{AccountingMode, Config};
 use crate::daemon::logging::AAA;
 use crate::session::model::{SessionKey, SessionView, Totals};
 pub use outbox::OutboxStats;
-pub use records::{interim_record, start_record, stop_record, Cause, SessionIdentity};
+pub use records::{
+    crash_stop_from, interim_record, start_record, stop_record, Cause, SessionIdentity,
+};
 
 /// How often the prepared crash Stops are brought up to date with the latest counters.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
@@ -58,6 +93,21 @@ pub struct AccountingView {
     pub interim_s: Option<u64>,
     pub outbox: OutboxStats,
     pub servers: Vec<ServerStats>,
+    /// Records not yet written to the outbox journal (write errors): kept in memory and
+    /// retried every second.
+    #[serde(default)]
+    pub waiting: usize,
+    /// Active sessions without a durable crash Stop (their Start or crash Stop could not be
+    /// written yet): a crash now would lose their accounting.
+    #[serde(default)]
+    pub without_crash_stop: usize,
+    /// The outbox holds `limit` records: new sessions' Starts are refused.
+    #[serde(default)]
+    pub full: bool,
+    /// `accounting.when_full: refuse`: while full, the daemon refuses new sessions (else
+    /// they run unaccounted).
+    #[serde(default)]
+    pub refuses_when_full: bool,
 }
 
 enum Event {
@@ -72,6 +122,11 @@ enum Event {
 pub struct Accounting {
     tx: mpsc::UnboundedSender<Event>,
     task: tokio::task::JoinHandle<()>,
+    /// [`WhenFull::Refuse`].
+    refuse: Arc<AtomicBool>,
+    /// Set by the task: a new session's Start can be journalled now (the outbox has room and
+    /// its journal takes writes).
+    can_account: Arc<AtomicBool>,
 }
 
 /// How one peer's sessions are accounted (its method list).
@@ -89,9 +144,48 @@ struct Active {
     identities: Vec<SessionIdentity>,
     totals: Totals,
     next_interim: Option<u64>,
-    /// The prepared crash Stops in the sessions journal, and the totals they carry.
+    /// Every copy of the Start is in the outbox journal (from the start in stop-only mode).
+    started: bool,
+    /// The prepared crash Stops in the sessions journal (none yet: not written), and the
+    /// totals they carry.
     snapshot: Vec<Seq>,
     snapshot_totals: Totals,
+}
+
+/// Records not yet in the outbox journal (one session's copies, or one Accounting-On/Off),
+/// and what their journalling allows.
+struct Waiting {
+    records: Vec<AccountingRecord>,
+    then: Then,
+}
+
+enum Then {
+    Nothing,
+    /// The session's Start: its crash Stops can be written.
+    Start {
+        key: SessionKey,
+        id: String,
+    },
+    /// A Stop: the crash Stops it replaces (`snapshot`) can leave the sessions journal.
+    /// `park`: write it over them while it waits (only once its Start is durable).
+    Stop {
+        id: String,
+        snapshot: Vec<Seq>,
+        park: bool,
+    },
+}
+
+/// Who gets the sequence numbers of records added to the sessions journal.
+enum Owner {
+    /// A session's crash Stops (`n` of them).
+    Session {
+        key: SessionKey,
+        id: String,
+        n: usize,
+        totals: Totals,
+    },
+    /// A parked Stop: the waiting item at this index.
+    Park { index: usize, n: usize },
 }
 
 impl Accounting {
@@ -169,6 +263,15 @@ impl Accounting {
         let sessions_path = PathBuf::from(format!("{}.sessions", journal.display()));
         let (snapshots, crashed) = Journal::open(&sessions_path, usize::MAX)
             .with_context(|| format!("accounting sessions journal {}", sessions_path.display()))?;
+        let r = snapshots.recovery();
+        if r.corrupt_lines > 0 {
+            error!(path = %sessions_path.display(), corrupt = r.corrupt_lines, saved_to = ?r.corrupt_file,
+                "accounting sessions journal: CORRUPT lines moved aside; the crash Stops they held are NOT sent (see the saved file)");
+        }
+        let refuse = Arc::new(AtomicBool::new(
+            config.accounting.when_full == WhenFull::Refuse,
+        ));
+        let can_account = Arc::new(AtomicBool::new(true));
         let start_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -186,7 +289,15 @@ impl Accounting {
             active: HashMap::new(),
             id_prefix: format!("{:011X}", start_ms & 0xFFF_FFFF_FFFF),
             next_id: 0,
-            pending: Vec::new(),
+            waiting: VecDeque::new(),
+            waiting_records: 0,
+            needs_snapshot: Vec::new(),
+            snapshot_acks: Vec::new(),
+            journal_failing: false,
+            snapshots_failing: false,
+            full: false,
+            refuse: refuse.clone(),
+            can_account: can_account.clone(),
             ifaces: HashMap::new(),
             journal_path: journal.display().to_string(),
             last_snapshot: Instant::now(),
@@ -194,7 +305,12 @@ impl Accounting {
         task.recover(crashed);
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(task.run(rx, results_rx));
-        Ok(Some(Accounting { tx, task }))
+        Ok(Some(Accounting {
+            tx,
+            task,
+            refuse,
+            can_account,
+        }))
     }
 
     /// A session's first IPsec SA pair is up (after IKE completed).
@@ -210,6 +326,28 @@ impl Accounting {
     /// The sessions' totals after a kernel counter dump.
     pub fn totals(&self, totals: Vec<(SessionKey, Totals)>) {
         self.send(Event::Totals(totals));
+    }
+
+    /// Whether a new session may come up now, for the daemon to ask before it brings one up
+    /// (cheap, no waiting): false only with [`WhenFull::Refuse`] while a new Start could not
+    /// be journalled (the outbox is full, or its journal cannot be written).
+    pub fn admits_new_sessions(&self) -> bool {
+        !self.refuse.load(Ordering::Relaxed) || self.can_account.load(Ordering::Relaxed)
+    }
+
+    /// The policy for new sessions while the outbox is full (`accounting.when_full` at
+    /// start; e.g. for a configuration reload).
+    pub fn set_when_full(&self, policy: WhenFull) {
+        self.refuse
+            .store(policy == WhenFull::Refuse, Ordering::Relaxed);
+    }
+
+    pub fn when_full(&self) -> WhenFull {
+        if self.refuse.load(Ordering::Relaxed) {
+            WhenFull::Refuse
+        } else {
+            WhenFull::Accept
+        }
     }
 
     fn send(&self, e: Event) {
@@ -244,11 +382,32 @@ struct Task {
     active: HashMap<SessionKey, Active>,
     id_prefix: String,
     next_id: u64,
-    /// Records built while handling a batch of events, queued together (one fsync).
-    pending: Vec<AccountingRecord>,
+    /// Records not yet in the outbox journal, oldest first.
+    waiting: VecDeque<Waiting>,
+    /// The records in `waiting`.
+    waiting_records: usize,
+    /// Sessions whose Start is journalled and whose crash Stops are still to be written.
+    needs_snapshot: Vec<(SessionKey, String)>,
+    /// Crash Stops to remove (their real Stop is in the outbox journal): a failed ack, retried.
+    snapshot_acks: Vec<Seq>,
+    /// The last outbox journal write failed (the records wait in memory).
+    journal_failing: bool,
+    /// The last sessions journal write failed.
+    snapshots_failing: bool,
+    /// The outbox was full when last looked at.
+    full: bool,
+    refuse: Arc<AtomicBool>,
+    can_account: Arc<AtomicBool>,
     ifaces: HashMap<IpAddr, Option<String>>,
     journal_path: String,
     last_snapshot: Instant,
+}
+
+/// A session's copy: its Acct-Session-Id and groups (what a server matches a Stop with).
+type CopyKey = (String, Vec<String>);
+
+fn copy_key(r: &AccountingRecord) -> CopyKey {
+    (r.acct_session_id.clone(), r.groups.clone())
 }
 
 impl Task {
@@ -259,23 +418,91 @@ impl Task {
         format!("{}{:05X}", self.id_prefix, self.next_id)
     }
 
-    /// Sessions that were up when the previous run ended without its Stops: their prepared
-    /// Stops (last recorded counters, NAS-Reboot) go out first, then Accounting-On.
+    fn push(&mut self, records: Vec<AccountingRecord>, then: Then) {
+        self.waiting_records += records.len();
+        self.waiting.push_back(Waiting { records, then });
+    }
+
+    /// Sessions that were up when the previous run ended without their Stops: their crash
+    /// Stops go out (behind what the outbox still holds of them), then Accounting-On.
     fn recover(&mut self, crashed: Vec<(Seq, AccountingRecord)>) {
-        if !crashed.is_empty() {
+        // What the outbox still holds from the previous run, per session copy.
+        let mut starts: Vec<(CopyKey, AccountingRecord)> = Vec::new();
+        let mut stopped: HashSet<CopyKey> = HashSet::new();
+        let mut last_interim: HashMap<CopyKey, AccountingRecord> = HashMap::new();
+        for r in self.outbox.records() {
+            match r.status {
+                AcctStatus::Start => starts.push((copy_key(r), r.clone())),
+                AcctStatus::Stop => {
+                    stopped.insert(copy_key(r));
+                }
+                AcctStatus::InterimUpdate => {
+                    last_interim.insert(copy_key(r), r.clone());
+                }
+                _ => {}
+            }
+        }
+        // The latest crash Stop per copy: an older one is left by a crash between writing a
+        // newer one (refreshed or parked) and removing it. All of them leave together.
+        let mut order: Vec<CopyKey> = Vec::new();
+        let mut latest: HashMap<CopyKey, (AccountingRecord, Vec<Seq>)> = HashMap::new();
+        for (seq, r) in crashed {
+            let key = copy_key(&r);
+            match latest.get_mut(&key) {
+                Some((newest, seqs)) => {
+                    *newest = r;
+                    seqs.push(seq);
+                }
+                None => {
+                    order.push(key.clone());
+                    latest.insert(key, (r, vec![seq]));
+                }
+            }
+        }
+        let (mut sent, mut redundant, mut made) = (0usize, 0usize, 0usize);
+        for key in order {
+            let Some((r, seqs)) = latest.remove(&key) else {
+                continue;
+            };
+            if stopped.contains(&key) {
+                // Its real Stop is queued already: the crash Stop would be a second one.
+                redundant += seqs.len();
+                self.snapshot_acks.extend(seqs);
+                continue;
+            }
+            stopped.insert(key.clone());
+            sent += 1;
+            self.push(
+                vec![r],
+                Then::Stop {
+                    id: key.0,
+                    snapshot: seqs,
+                    park: false,
+                },
+            );
+        }
+        for (key, start) in starts {
+            if stopped.insert(key.clone()) {
+                made += 1;
+                let stop = crash_stop_from(&start, last_interim.get(&key));
+                self.push(vec![stop], Then::Nothing);
+            }
+        }
+        if sent + made > 0 {
             warn!(
-                records = crashed.len(),
+                crash_stops = sent,
+                made_from_starts = made,
                 "accounting: sessions were up when vpnd last stopped without accounting them: sending their Stops"
             );
         }
-        let seqs: Vec<Seq> = crashed.iter().map(|(s, _)| *s).collect();
-        self.pending.extend(crashed.into_iter().map(|(_, r)| r));
+        if redundant > 0 {
+            debug!(
+                redundant,
+                "accounting: crash Stops of sessions whose Stop is queued are dropped"
+            );
+        }
         self.nas_records(AcctStatus::AccountingOn);
         self.flush();
-        // Only once the Stops are in the outbox journal.
-        if let Err(e) = self.snapshots.ack_many(&seqs) {
-            error!("accounting sessions journal: {e}");
-        }
     }
 
     /// Accounting-On or -Off (RFC 2866 5.1): one to every server group in use.
@@ -283,11 +510,12 @@ impl Task {
         let now = SystemTime::now();
         for g in self.group_names.clone() {
             let id = self.new_id();
-            self.pending.push(AccountingRecord {
+            let r = AccountingRecord {
                 nas_ip: self.nas_ip,
                 groups: vec![g],
                 ..AccountingRecord::new(status, id, now)
-            });
+            };
+            self.push(vec![r], Then::Nothing);
         }
     }
 
@@ -302,11 +530,17 @@ impl Task {
         loop {
             self.outbox.pump(Instant::now());
             if let Some(deadline) = closing {
-                if self.outbox.is_empty() || Instant::now() >= deadline {
-                    if !self.outbox.is_empty() {
+                // Everything delivered and recorded as such: a restart sends no duplicate.
+                let done = self.outbox.is_empty()
+                    && self.outbox.all_recorded()
+                    && self.waiting.is_empty()
+                    && self.snapshot_acks.is_empty();
+                if done || Instant::now() >= deadline {
+                    if !done {
                         warn!(
                             queued = self.outbox.len(),
-                            "accounting: stopping with records undelivered; they stay in the journal for the next start"
+                            not_written = self.waiting_records,
+                            "accounting: stopping with records undelivered; the queued ones stay in the journal for the next start, the sessions' crash Stops in the sessions journal"
                         );
                     }
                     return;
@@ -322,12 +556,27 @@ impl Task {
                             Err(_) => break,
                         }
                     }
+                    let mut shows = Vec::new();
                     for e in batch {
-                        if let Some(grace) = self.event(e) {
-                            closing = Some(Instant::now() + grace);
+                        match e {
+                            // Answered after the batch's journal writes: what it shows is
+                            // written, or waiting because a write failed.
+                            Event::Show(reply) => shows.push(reply),
+                            e => {
+                                if let Some(grace) = self.event(e) {
+                                    closing = Some(Instant::now() + grace);
+                                }
+                            }
                         }
                     }
                     self.flush();
+                    for reply in shows {
+                        let _ = reply.send(self.view());
+                    }
+                    // A burst keeps this branch ready batch after batch: let the deliveries
+                    // just spawned (in this worker's LIFO slot, which others cannot steal)
+                    // and the servers' tasks run between batches.
+                    tokio::task::yield_now().await;
                 }
                 Some(o) = results.recv() => {
                     let mut done = vec![o];
@@ -335,8 +584,14 @@ impl Task {
                         done.push(o);
                     }
                     self.outbox.outcomes(done, Instant::now());
+                    if self.waiting.is_empty() {
+                        self.update_state();
+                    } else {
+                        self.flush();
+                    }
                 }
                 _ = tick.tick() => {
+                    self.outbox.record_acks();
                     self.interims(unix_now());
                     if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY {
                         self.refresh_snapshots(unix_now());
@@ -381,6 +636,18 @@ impl Task {
         }
         let now = unix_now();
         let id = self.new_id();
+        let start_stop = profile.mode == AccountingMode::StartStop;
+        if start_stop && !self.outbox.room(self.waiting_records) {
+            self.outbox.stats.refused_full += profile.copies.len() as u64;
+            self.outbox.stats.sessions_unaccounted += 1;
+            error!(
+                session = id,
+                peer = v.peer_name,
+                "accounting: session NOT accounted (no Start, no Stop): the outbox is full ({} records)",
+                self.outbox.limit()
+            );
+            return;
+        }
         let interface = self
             .ifaces
             .entry(v.local)
@@ -402,8 +669,18 @@ impl Task {
                 started: v.up_since.unwrap_or(now),
             })
             .collect();
-        if profile.mode == AccountingMode::StartStop {
-            self.pending.extend(identities.iter().map(start_record));
+        if start_stop {
+            // Its crash Stops are written once the Start is in the journal (`flush`).
+            let starts = identities.iter().map(start_record).collect();
+            self.push(
+                starts,
+                Then::Start {
+                    key: v.key.clone(),
+                    id: id.clone(),
+                },
+            );
+        } else {
+            self.needs_snapshot.push((v.key.clone(), id.clone()));
         }
         debug!(target: AAA, session = id, peer = v.peer_name, "AAA: session up, accounting started");
         // Spread the Interims: a session's first one comes a fraction of the period (from
@@ -417,14 +694,14 @@ impl Task {
             }
             _ => None,
         };
-        let snapshot = self.snapshot(&identities, &v.totals, now);
         self.active.insert(
             v.key.clone(),
             Active {
                 identities,
                 totals: v.totals,
                 next_interim,
-                snapshot,
+                started: !start_stop,
+                snapshot: Vec::new(),
                 snapshot_totals: v.totals,
             },
         );
@@ -441,33 +718,20 @@ impl Task {
             .map(|i| i.id.clone())
             .unwrap_or_default();
         debug!(target: AAA, session = id, peer = v.peer_name, ?cause, "AAA: session down, accounting stopped");
-        self.pending.extend(
-            a.identities
-                .iter()
-                .map(|i| stop_record(i, &v.totals, now, cause)),
-        );
-        // The real Stop replaces the prepared one: queue it first, then drop the snapshot.
-        self.flush();
-        if let Err(e) = self.snapshots.ack_many(&a.snapshot) {
-            error!(session = id, "accounting sessions journal: {e}");
-        }
-    }
-
-    /// Prepared crash Stops for a session, in the sessions journal.
-    fn snapshot(&mut self, ids: &[SessionIdentity], t: &Totals, now: u64) -> Vec<Seq> {
-        let stops: Vec<AccountingRecord> = ids
+        let stops = a
+            .identities
             .iter()
-            .map(|i| stop_record(i, t, now, Cause::NasReboot))
+            .map(|i| stop_record(i, &v.totals, now, cause))
             .collect();
-        match self.snapshots.append_many(&stops) {
-            Ok(seqs) => seqs,
-            Err(e) => {
-                error!(
-                    "accounting sessions journal: a crash now would lose this session's Stop: {e}"
-                );
-                Vec::new()
-            }
-        }
+        // Behind its Start if that still waits; its crash Stops leave once it is journalled.
+        self.push(
+            stops,
+            Then::Stop {
+                id,
+                snapshot: a.snapshot,
+                park: a.started,
+            },
+        );
     }
 
     fn interims(&mut self, now: u64) {
@@ -475,56 +739,283 @@ impl Task {
             return;
         };
         let mut records = Vec::new();
+        let mut waiting = self.waiting_records;
+        let (mut skipped, mut refused) = (0u64, 0u64);
         for a in self.active.values_mut() {
             match a.next_interim {
                 Some(t) if t <= now => {
-                    records.extend(
-                        a.identities
-                            .iter()
-                            .map(|i| interim_record(i, &a.totals, now)),
-                    );
                     a.next_interim = Some(t.max(now.saturating_sub(period)) + period);
+                    let Some(id) = a.identities.first().map(|i| i.id.as_str()) else {
+                        continue;
+                    };
+                    if !a.started {
+                        continue;
+                    }
+                    if self.journal_failing || self.outbox.has_interim(id) {
+                        skipped += 1;
+                        continue;
+                    }
+                    if !self.outbox.room(waiting) {
+                        refused += a.identities.len() as u64;
+                        continue;
+                    }
+                    let copies: Vec<AccountingRecord> = a
+                        .identities
+                        .iter()
+                        .map(|i| interim_record(i, &a.totals, now))
+                        .collect();
+                    waiting += copies.len();
+                    records.push(copies);
                 }
                 _ => {}
             }
         }
+        self.outbox.stats.interims_skipped += skipped;
+        self.outbox.stats.refused_full += refused;
         if !records.is_empty() {
-            debug!(target: AAA, records = records.len(), "AAA: interim updates queued");
+            debug!(target: AAA, sessions = records.len(), "AAA: interim updates queued");
         }
-        self.pending.extend(records);
+        for r in records {
+            self.push(r, Then::Nothing);
+        }
     }
 
-    /// Brings the prepared crash Stops up to the latest counters (only where they moved).
+    /// Brings the prepared crash Stops up to the latest counters (only where they moved),
+    /// all in one write: the new ones in, the old ones out.
     fn refresh_snapshots(&mut self, now: u64) {
-        let keys: Vec<SessionKey> = self
-            .active
-            .iter()
-            .filter(|(_, a)| a.totals != a.snapshot_totals)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            let (ids, totals, old) = {
-                let a = &self.active[&k];
-                (a.identities.clone(), a.totals, a.snapshot.clone())
-            };
-            let new = self.snapshot(&ids, &totals, now);
-            if new.is_empty() {
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        let mut owners = Vec::new();
+        for (k, a) in &self.active {
+            if a.snapshot.is_empty() || a.totals == a.snapshot_totals {
                 continue;
             }
-            if let Err(e) = self.snapshots.ack_many(&old) {
-                warn!("accounting sessions journal: {e}");
+            add.extend(
+                a.identities
+                    .iter()
+                    .map(|i| stop_record(i, &a.totals, now, Cause::NasReboot)),
+            );
+            remove.extend(a.snapshot.iter().copied());
+            owners.push((k.clone(), a.identities.len(), a.totals));
+        }
+        if add.is_empty() {
+            return;
+        }
+        match self.snapshots.replace(&add, &remove) {
+            Ok(seqs) => {
+                let mut seqs = seqs.into_iter();
+                for (k, n, totals) in owners {
+                    if let Some(a) = self.active.get_mut(&k) {
+                        a.snapshot = seqs.by_ref().take(n).collect();
+                        a.snapshot_totals = totals;
+                    }
+                }
             }
-            if let Some(a) = self.active.get_mut(&k) {
-                a.snapshot = new;
-                a.snapshot_totals = totals;
-            }
+            // The old ones stay: a crash sends a Stop with older counters.
+            Err(e) => warn!("accounting sessions journal: crash Stops not refreshed: {e}"),
         }
     }
 
-    /// Queues what this batch built (one journal write and fsync).
+    /// Writes what waits into the outbox journal (one write and fsync per chunk), then what
+    /// that allows into the sessions journal (one write): the crash Stops of sessions whose
+    /// Start got in, the removal of those whose real Stop got in, the parking of Stops that
+    /// did not.
     fn flush(&mut self) {
-        let records = std::mem::take(&mut self.pending);
-        self.outbox.queue(records);
+        let mut done = Vec::new();
+        if !self.waiting.is_empty() {
+            let items = std::mem::take(&mut self.waiting);
+            let mut sizes = Vec::with_capacity(items.len());
+            let mut thens = Vec::with_capacity(items.len());
+            let mut all = Vec::with_capacity(self.waiting_records);
+            for w in items {
+                sizes.push(w.records.len());
+                thens.push(w.then);
+                all.extend(w.records);
+            }
+            let q = self.outbox.queue(all);
+            let mut taken = q.accepted;
+            let mut rest = q.rest.into_iter();
+            for (n, then) in sizes.into_iter().zip(thens) {
+                if taken >= n {
+                    taken -= n;
+                    done.push(then);
+                } else {
+                    // A Start partly in (broadcast copies split by a failed write): the copies
+                    // in must not go out before the session's crash Stops are written.
+                    if let Then::Start { id, .. } = &then {
+                        if taken > 0 {
+                            self.outbox.hold(id);
+                        }
+                    }
+                    let records = rest.by_ref().take(n - taken).collect();
+                    taken = 0;
+                    self.waiting.push_back(Waiting { records, then });
+                }
+            }
+            self.waiting_records = self.waiting.iter().map(|w| w.records.len()).sum();
+            self.journal_state(q.error);
+        }
+
+        let mut acks = std::mem::take(&mut self.snapshot_acks);
+        for then in done {
+            match then {
+                Then::Nothing => {}
+                Then::Start { key, id } => {
+                    if let Some(a) = self.active.get_mut(&key) {
+                        if a.identities.first().is_some_and(|i| i.id == id) {
+                            a.started = true;
+                            self.needs_snapshot.push((key, id));
+                        }
+                    }
+                }
+                Then::Stop { id, snapshot, .. } => {
+                    acks.extend(snapshot);
+                    self.outbox.release(&id);
+                }
+            }
+        }
+        let mut add = Vec::new();
+        let mut owners = Vec::new();
+        for (key, id) in std::mem::take(&mut self.needs_snapshot) {
+            let Some(a) = self.active.get(&key) else {
+                continue;
+            };
+            if !a.identities.first().is_some_and(|i| i.id == id) || !a.snapshot.is_empty() {
+                continue;
+            }
+            let now = unix_now();
+            add.extend(
+                a.identities
+                    .iter()
+                    .map(|i| stop_record(i, &a.totals, now, Cause::NasReboot)),
+            );
+            owners.push(Owner::Session {
+                key,
+                id,
+                n: a.identities.len(),
+                totals: a.totals,
+            });
+        }
+        let mut parked_out = Vec::new();
+        for (index, w) in self.waiting.iter().enumerate() {
+            if let Then::Stop {
+                snapshot,
+                park: true,
+                ..
+            } = &w.then
+            {
+                add.extend(w.records.iter().cloned());
+                parked_out.extend(snapshot.iter().copied());
+                owners.push(Owner::Park {
+                    index,
+                    n: w.records.len(),
+                });
+            }
+        }
+        if add.is_empty() && acks.is_empty() {
+            self.update_state();
+            return;
+        }
+        let mut seen = HashSet::new();
+        acks.retain(|s| self.snapshots.is_pending(*s) && seen.insert(*s));
+        parked_out.retain(|s| self.snapshots.is_pending(*s) && seen.insert(*s));
+        let remove: Vec<Seq> = acks.iter().chain(&parked_out).copied().collect();
+        match self.snapshots.replace(&add, &remove) {
+            Ok(seqs) => {
+                let mut seqs = seqs.into_iter();
+                for o in owners {
+                    match o {
+                        Owner::Session { key, id, n, totals } => {
+                            if let Some(a) = self.active.get_mut(&key) {
+                                a.snapshot = seqs.by_ref().take(n).collect();
+                                a.snapshot_totals = totals;
+                            }
+                            self.outbox.release(&id);
+                        }
+                        Owner::Park { index, n } => {
+                            let new: Vec<Seq> = seqs.by_ref().take(n).collect();
+                            if let Some(Then::Stop { snapshot, park, .. }) =
+                                self.waiting.get_mut(index).map(|w| &mut w.then)
+                            {
+                                *snapshot = new;
+                                *park = false;
+                            }
+                        }
+                    }
+                }
+                if self.snapshots_failing {
+                    warn!("accounting sessions journal: writable again");
+                    self.snapshots_failing = false;
+                }
+            }
+            Err(e) => {
+                // Sessions whose crash Stop is not durable: their Start is not sent meanwhile.
+                for o in owners {
+                    if let Owner::Session { key, id, .. } = o {
+                        self.outbox.hold(&id);
+                        self.needs_snapshot.push((key, id));
+                    }
+                }
+                if !self.snapshots_failing {
+                    error!(
+                        sessions = self.needs_snapshot.len(),
+                        "accounting sessions journal: CANNOT WRITE (retried every second): a crash now would lose these sessions' Stops; their Starts are held back: {e}"
+                    );
+                    self.snapshots_failing = true;
+                }
+                self.outbox.stats.journal_errors += 1;
+                self.outbox.stats.last_error = Some(e.to_string());
+                // The removals alone are small: they may fit where the whole did not.
+                if !acks.is_empty() && !add.is_empty() && self.snapshots.ack_many(&acks).is_ok() {
+                    acks.clear();
+                }
+                self.snapshot_acks = acks;
+            }
+        }
+        self.update_state();
+    }
+
+    /// Logs the outbox journal's failure once when it starts and once when it ends.
+    fn journal_state(&mut self, error: Option<String>) {
+        match error {
+            Some(e) if !self.journal_failing => {
+                self.journal_failing = true;
+                error!(
+                    waiting = self.waiting_records,
+                    "accounting journal: CANNOT WRITE: the records are kept in memory and retried every second (a crash now loses them, but the sessions' crash Stops are in the sessions journal); Interims are skipped meanwhile: {e}"
+                );
+            }
+            Some(_) => {}
+            None if self.journal_failing => {
+                self.journal_failing = false;
+                warn!("accounting journal: writable again, the records kept in memory are queued");
+            }
+            None => {}
+        }
+    }
+
+    /// Publishes whether a new session can be accounted, logging the outbox's filling up and
+    /// emptying once each.
+    fn update_state(&mut self) {
+        let room = self.outbox.room(self.waiting_records);
+        if self.full == room {
+            self.full = !room;
+            if self.full {
+                let what = if self.refuse.load(Ordering::Relaxed) {
+                    "new sessions are refused"
+                } else {
+                    "new sessions run unaccounted"
+                };
+                error!(
+                    limit = self.outbox.limit(),
+                    "accounting outbox FULL: {what}, Interims are refused; Stops are still queued"
+                );
+            } else {
+                warn!("accounting outbox has room again: new sessions are accounted");
+            }
+        }
+        self.can_account
+            .store(room && !self.journal_failing, Ordering::Relaxed);
     }
 
     fn view(&self) -> AccountingView {
@@ -540,9 +1031,19 @@ impl Task {
             interim_s: self.interim.map(|d| d.as_secs()),
             outbox: self.outbox.stats.clone(),
             servers: self.outbox.server_stats(),
+            waiting: self.waiting_records,
+            without_crash_stop: self
+                .active
+                .values()
+                .filter(|a| a.snapshot.is_empty())
+                .count(),
+            full: self.full,
+            refuses_when_full: self.refuse.load(Ordering::Relaxed),
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_loss;

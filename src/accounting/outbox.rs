@@ -7,6 +7,14 @@
 //! of 10,000 Starts must not drown a server that answers 100 a second: every late answer
 //! means a retransmission, which (with a new Acct-Delay-Time, so a new Identifier, RFC 2866
 //! 5.2) the server cannot tell from a new record, and it writes the record twice.
+//!
+//! [`Outbox::queue`] says which records it took (a prefix of them, durably): the caller keeps
+//! the rest and tries again, so a write error (disk full) loses nothing. The outbox itself
+//! refuses nothing: the record limit is the caller's admission rule ([`Outbox::room`]), for
+//! Starts and Interims only, so that Stops (the bill) and Accounting-On/Off always get in.
+//! An acknowledgement that cannot be journalled is kept in memory and retried: the record is
+//! not sent again in this run (a restart before the retry succeeds sends it again: a
+//! duplicate, never a loss).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -25,6 +33,9 @@ pub const MAX_IN_FLIGHT: usize = 256;
 const WINDOW_FIRST: usize = 32;
 const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Records per journal write in [`Outbox::queue`]: on a nearly full disk the first ones get
+/// in even when the whole batch would not fit.
+const WRITE_CHUNK: usize = 1024;
 
 /// The outcome of one record's delivery, back to the owner.
 pub type Outcome = (Seq, Result<Delivered, String>);
@@ -35,17 +46,47 @@ pub struct OutboxStats {
     pub delivered: u64,
     /// Delivery rounds in which every server of the record's groups failed.
     pub undelivered_rounds: u64,
-    /// Records refused because the outbox was full (logged as errors, each one).
+    /// Starts and Interims refused because the outbox was full (never a Stop or an
+    /// Accounting-On/Off).
     pub refused_full: u64,
-    /// Records that could not be written to the journal (logged as errors, each one).
+    /// Sessions not accounted at all because their Start was refused (logged, each one):
+    /// neither Start nor Stop is sent for them.
+    #[serde(default)]
+    pub sessions_unaccounted: u64,
+    /// Interims not queued: the session's previous Interim was still undelivered (the next
+    /// one would only repeat its counters, RFC 2866 5.1), or the journal could not be written.
+    #[serde(default)]
+    pub interims_skipped: u64,
+    /// Journal writes that failed (appends and acks); each is retried, nothing is dropped.
     pub journal_errors: u64,
+    /// Deliveries whose ack is not journalled yet (retried every second): not sent again,
+    /// but a restart now would send them again.
+    #[serde(default)]
+    pub unrecorded_acks: usize,
     pub last_error: Option<String>,
+}
+
+/// What [`Outbox::queue`] took: the first `accepted` records, durably in the journal. The
+/// others come back in `rest`, stopped by `error` (a journal write failed).
+#[derive(Debug)]
+pub struct Queued {
+    pub accepted: usize,
+    pub rest: Vec<AccountingRecord>,
+    pub error: Option<String>,
 }
 
 pub struct Outbox {
     journal: Journal,
     queue: VecDeque<(Seq, AccountingRecord)>,
     in_flight: HashSet<Seq>,
+    /// Records the caller admits while fewer are queued (Starts and Interims).
+    limit: usize,
+    /// Delivered records whose ack could not be written yet.
+    unrecorded: Vec<Seq>,
+    /// Sessions whose records are not sent for now (their crash Stop is not durable yet).
+    held: HashSet<String>,
+    /// Undelivered Interims per Acct-Session-Id.
+    interims: HashMap<String, u32>,
     groups: HashMap<String, Group>,
     results: mpsc::UnboundedSender<Outcome>,
     retry_at: Option<Instant>,
@@ -71,10 +112,15 @@ impl Outbox {
         timeout: Duration,
         results: mpsc::UnboundedSender<Outcome>,
     ) -> Result<Outbox, JournalError> {
-        let (journal, pending) = Journal::open(path, limit)?;
+        // The journal takes every record: the limit is an admission rule (see `room`).
+        let (journal, pending) = Journal::open(path, usize::MAX)?;
         let r = journal.recovery();
         if r.torn_lines > 0 {
             warn!(path = %path.display(), torn = r.torn_lines, "accounting journal: a torn last write was dropped (a crash while appending)");
+        }
+        if r.corrupt_lines > 0 {
+            error!(path = %path.display(), corrupt = r.corrupt_lines, saved_to = ?r.corrupt_file,
+                "accounting journal: CORRUPT lines moved aside; their records are NOT sent (see the saved file)");
         }
         if !pending.is_empty() {
             info!(
@@ -82,10 +128,20 @@ impl Outbox {
                 "accounting: records from the previous run are queued again"
             );
         }
+        let mut interims = HashMap::new();
+        for (_, r) in &pending {
+            if r.status == AcctStatus::InterimUpdate {
+                *interims.entry(r.acct_session_id.clone()).or_insert(0) += 1;
+            }
+        }
         Ok(Outbox {
             journal,
             queue: pending.into(),
             in_flight: HashSet::new(),
+            limit,
+            unrecorded: Vec::new(),
+            held: HashSet::new(),
+            interims,
             groups,
             results,
             retry_at: None,
@@ -98,47 +154,71 @@ impl Outbox {
         })
     }
 
-    /// Queues records, durably (one fsync for all). What does not fit is reported, record
-    /// by record, as an error: nothing leaves silently.
-    pub fn queue(&mut self, records: Vec<AccountingRecord>) {
-        if records.is_empty() {
-            return;
+    /// Queues records durably, in order, a chunk per write and fsync, up to the first write
+    /// that fails; what it took and what it did not are in the answer. Logs nothing: the
+    /// caller keeps the rest and reports the failure once.
+    pub fn queue(&mut self, mut records: Vec<AccountingRecord>) -> Queued {
+        let mut seqs = Vec::with_capacity(records.len());
+        let mut error = None;
+        for chunk in records.chunks(WRITE_CHUNK) {
+            match self.write(chunk) {
+                Ok(s) => seqs.extend(s),
+                Err(e) => {
+                    self.stats.journal_errors += 1;
+                    self.stats.last_error = Some(e.to_string());
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
         }
-        match self.journal.append_many(&records) {
-            Ok(seqs) => {
-                let n = seqs.len();
-                for r in &records[n..] {
-                    self.refused(r, "the outbox is full");
-                }
-                self.queue
-                    .extend(seqs.into_iter().zip(records.into_iter().take(n)));
+        let rest = records.split_off(seqs.len());
+        for r in &records {
+            if r.status == AcctStatus::InterimUpdate {
+                *self.interims.entry(r.acct_session_id.clone()).or_insert(0) += 1;
             }
-            Err(JournalError::Full { limit }) => {
-                for r in &records {
-                    self.refused(r, &format!("the outbox is full ({limit} records)"));
-                }
-            }
-            Err(e) => {
-                self.stats.journal_errors += records.len() as u64;
-                for r in &records {
-                    error!(
-                        session = r.acct_session_id,
-                        status = ?r.status,
-                        "accounting record NOT queued: journal write failed: {e}"
-                    );
-                }
-                self.stats.last_error = Some(e.to_string());
-            }
+        }
+        let accepted = records.len();
+        self.queue.extend(seqs.into_iter().zip(records));
+        Queued {
+            accepted,
+            rest,
+            error,
         }
     }
 
-    fn refused(&mut self, r: &AccountingRecord, why: &str) {
-        self.stats.refused_full += 1;
-        error!(
-            session = r.acct_session_id,
-            status = ?r.status,
-            "accounting record NOT queued: {why}"
-        );
+    fn write(&mut self, records: &[AccountingRecord]) -> Result<Vec<Seq>, JournalError> {
+        #[cfg(test)]
+        if let Some(e) = fault::injected(self.journal.path()) {
+            return Err(e);
+        }
+        self.journal.append_many(records)
+    }
+
+    /// Whether a Start or an Interim may be queued, with `waiting` more records not yet
+    /// written: fewer than the limit are queued. Stops and Accounting-On/Off are always taken.
+    pub fn room(&self, waiting: usize) -> bool {
+        self.queue.len() + waiting < self.limit
+    }
+
+    /// Whether the session has an Interim not yet delivered.
+    pub fn has_interim(&self, session_id: &str) -> bool {
+        self.interims.contains_key(session_id)
+    }
+
+    /// Holds the session's records back (they stay queued, in order) until [`release`].
+    ///
+    /// [`release`]: Outbox::release
+    pub fn hold(&mut self, session_id: &str) {
+        self.held.insert(session_id.to_string());
+    }
+
+    pub fn release(&mut self, session_id: &str) {
+        self.held.remove(session_id);
+    }
+
+    /// The records queued, in journal order.
+    pub fn records(&self) -> impl Iterator<Item = &AccountingRecord> {
+        self.queue.iter().map(|(_, r)| r)
     }
 
     /// Starts deliveries: in journal order, at most one record per session and group list
@@ -167,8 +247,9 @@ impl Outbox {
             }
             in_barrier |= barrier;
             before_barrier |= !barrier;
+            // A held record keeps its session busy: the session's later records wait too.
             let first = busy.insert((r.acct_session_id.as_str(), r.groups.as_slice()));
-            if first && !self.in_flight.contains(seq) {
+            if first && !self.in_flight.contains(seq) && !self.held.contains(&r.acct_session_id) {
                 start.push((*seq, r.clone()));
             }
         }
@@ -212,8 +293,9 @@ impl Outbox {
         all
     }
 
-    /// Deliveries that ended: acknowledged records leave the journal (one fsync for all),
-    /// the others stay queued and delivery backs off.
+    /// Deliveries that ended: acknowledged records leave the queue at once (never sent
+    /// twice) and the journal with one fsync for all; the others stay queued and delivery
+    /// backs off.
     pub fn outcomes(&mut self, outcomes: Vec<Outcome>, now: Instant) {
         let mut acked = Vec::new();
         for (seq, res) in outcomes {
@@ -244,18 +326,74 @@ impl Outbox {
             return;
         }
         self.backoff = BACKOFF_FIRST;
-        match self.journal.ack_many(&acked) {
-            Ok(()) => {
-                self.stats.delivered += acked.len() as u64;
-                let done: HashSet<Seq> = acked.into_iter().collect();
-                self.queue.retain(|(s, _)| !done.contains(s));
+        self.stats.delivered += acked.len() as u64;
+        let done: HashSet<Seq> = acked.iter().copied().collect();
+        let interims = &mut self.interims;
+        self.queue.retain(|(s, r)| {
+            if !done.contains(s) {
+                return true;
             }
-            // The records stay queued: a duplicate after a crash, never a loss.
+            if r.status == AcctStatus::InterimUpdate {
+                if let Some(n) = interims.get_mut(&r.acct_session_id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        interims.remove(&r.acct_session_id);
+                    }
+                }
+            }
+            false
+        });
+        self.unrecorded.extend(acked);
+        self.record_acks();
+    }
+
+    /// Writes the acks not yet journalled (after deliveries, and every second while some
+    /// failed). The first failure and the recovery are logged, not every retry.
+    pub fn record_acks(&mut self) {
+        if self.unrecorded.is_empty() {
+            return;
+        }
+        let failing = self.stats.unrecorded_acks > 0;
+        let journal = &self.journal;
+        self.unrecorded.retain(|s| journal.is_pending(*s));
+        let result = {
+            #[cfg(test)]
+            let injected = fault::injected(self.journal.path());
+            #[cfg(not(test))]
+            let injected: Option<JournalError> = None;
+            match injected {
+                Some(e) => Err(e),
+                None => self.journal.ack_many(&self.unrecorded),
+            }
+        };
+        match result {
+            Ok(()) => {
+                if failing {
+                    warn!(
+                        acks = self.unrecorded.len(),
+                        "accounting journal: deliveries recorded again"
+                    );
+                }
+                self.unrecorded.clear();
+                self.stats.unrecorded_acks = 0;
+            }
             Err(e) => {
-                error!("accounting journal: cannot record deliveries: {e}");
+                if !failing {
+                    error!(
+                        acks = self.unrecorded.len(),
+                        "accounting journal: cannot record deliveries (retried every second; they are not sent again, but a restart now would): {e}"
+                    );
+                }
+                self.stats.journal_errors += 1;
+                self.stats.unrecorded_acks = self.unrecorded.len();
                 self.stats.last_error = Some(e.to_string());
             }
         }
+    }
+
+    /// Every delivery so far is recorded in the journal.
+    pub fn all_recorded(&self) -> bool {
+        self.unrecorded.is_empty()
     }
 
     /// AIMD: a quick first-try answer counts towards one more in flight (per window's worth
@@ -294,7 +432,7 @@ impl Outbox {
     }
 
     pub fn limit(&self) -> usize {
-        self.journal.limit()
+        self.limit
     }
 
     pub fn retry_in(&self, now: Instant) -> Option<Duration> {
@@ -314,6 +452,39 @@ impl Outbox {
             }
         }
         out
+    }
+}
+
+/// Test-only write failures, per journal path (tests run in parallel: no global switch).
+#[cfg(test)]
+pub(crate) mod fault {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use vpnd_radius::JournalError;
+
+    static FAILING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Every write to the journal at `path` fails (ENOSPC) until [`heal`].
+    pub fn fail(path: &Path) {
+        FAILING.lock().unwrap().push(path.to_path_buf());
+    }
+
+    pub fn heal(path: &Path) {
+        FAILING.lock().unwrap().retain(|p| p != path);
+    }
+
+    pub(super) fn injected(path: &Path) -> Option<JournalError> {
+        FAILING
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p == path)
+            .then(|| JournalError::Io {
+                path: path.to_path_buf(),
+                op: "append (injected)",
+                source: std::io::Error::from_raw_os_error(28),
+            })
     }
 }
 
@@ -346,13 +517,14 @@ mod tests {
             tx,
         )
         .unwrap();
-        o.queue(vec![
+        let q = o.queue(vec![
             rec(AcctStatus::Stop, "old-1"),
             rec(AcctStatus::Start, "old-2"),
             rec(AcctStatus::AccountingOn, "on"),
             rec(AcctStatus::Start, "new-1"),
             rec(AcctStatus::Stop, "new-1"),
         ]);
+        assert_eq!((q.accepted, q.rest.len()), (5, 0));
         let t = Instant::now();
         let flying = |o: &Outbox| {
             let mut v: Vec<String> = o
@@ -385,6 +557,99 @@ mod tests {
             "a session's records stay in order"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn open(name: &str) -> (Outbox, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "vpnd-outbox-{name}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::mem::forget(rx); // the deliveries' outcomes are given by hand
+        let path = dir.join("j");
+        let o = Outbox::open(&path, 100, HashMap::new(), Duration::from_secs(2), tx).unwrap();
+        (o, path)
+    }
+
+    fn flying(o: &Outbox) -> Vec<String> {
+        let mut v: Vec<String> = o
+            .queue
+            .iter()
+            .filter(|(s, _)| o.in_flight.contains(s))
+            .map(|(_, r)| format!("{:?} {}", r.status, r.acct_session_id))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_write_takes_nothing_and_gives_the_records_back() {
+        let (mut o, path) = open("fail");
+        fault::fail(&path);
+        let q = o.queue(vec![
+            rec(AcctStatus::Start, "a"),
+            rec(AcctStatus::Stop, "a"),
+        ]);
+        assert_eq!((q.accepted, q.rest.len(), o.len()), (0, 2, 0));
+        assert!(q.error.is_some());
+        assert_eq!(o.stats.journal_errors, 1);
+        fault::heal(&path);
+        let q = o.queue(q.rest);
+        assert_eq!((q.accepted, q.rest.len(), o.len()), (2, 0, 2));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_held_session_waits_with_its_later_records() {
+        let (mut o, path) = open("hold");
+        o.queue(vec![
+            rec(AcctStatus::Start, "s1"),
+            rec(AcctStatus::Stop, "s1"),
+            rec(AcctStatus::Start, "s2"),
+        ]);
+        o.hold("s1");
+        o.pump(Instant::now());
+        assert_eq!(flying(&o), ["Start s2"]);
+        o.release("s1");
+        o.pump(Instant::now());
+        assert_eq!(flying(&o), ["Start s1", "Start s2"]);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_delivery_whose_ack_cannot_be_written_is_not_sent_again() {
+        let (mut o, path) = open("ack");
+        o.queue(vec![rec(AcctStatus::Stop, "a")]);
+        let t = Instant::now();
+        o.pump(t);
+        let seq = o.queue[0].0;
+        fault::fail(&path);
+        o.outcomes(vec![(seq, delivered())], t);
+        assert_eq!((o.len(), o.stats.unrecorded_acks), (0, 1));
+        assert!(!o.all_recorded());
+        o.pump(t);
+        assert_eq!(o.in_flight(), 0, "delivered: not sent again");
+        fault::heal(&path);
+        o.record_acks();
+        assert!(o.all_recorded());
+        assert_eq!(o.stats.unrecorded_acks, 0);
+        drop(o);
+        let (_, pending) = Journal::open(&path, 100).unwrap();
+        assert!(pending.is_empty());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_interim_is_known_until_delivered() {
+        let (mut o, path) = open("interim");
+        o.queue(vec![rec(AcctStatus::InterimUpdate, "a")]);
+        assert!(o.has_interim("a") && !o.has_interim("b"));
+        let seq = o.queue[0].0;
+        o.outcomes(vec![(seq, delivered())], Instant::now());
+        assert!(!o.has_interim("a"));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]

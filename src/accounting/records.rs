@@ -149,6 +149,31 @@ pub fn stop_record(s: &SessionIdentity, t: &Totals, now: u64, cause: Cause) -> A
     r
 }
 
+/// A Stop for a session known only by its journalled Start (and its last Interim, if one is
+/// queued): vpnd died after the Start was written and before the session's crash Stop was.
+/// NAS-Reboot, with the last counters known (zero without an Interim) and the Start's
+/// identifying attributes, so the server can close the session it opened.
+pub fn crash_stop_from(
+    start: &AccountingRecord,
+    last_interim: Option<&AccountingRecord>,
+) -> AccountingRecord {
+    let usage = last_interim.unwrap_or(start);
+    let mut r = AccountingRecord {
+        status: AcctStatus::Stop,
+        session_time: Some(usage.session_time.unwrap_or(0)),
+        input_octets: Some(usage.input_octets.unwrap_or(0)),
+        output_octets: Some(usage.output_octets.unwrap_or(0)),
+        input_packets: Some(usage.input_packets.unwrap_or(0)),
+        output_packets: Some(usage.output_packets.unwrap_or(0)),
+        terminate_cause: Some(Cause::NasReboot.code()),
+        event_time: usage.event_time,
+        ..start.clone()
+    };
+    r.cisco_avpairs
+        .push(format!("disc-cause-ext={}", Cause::NasReboot.text()));
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +243,31 @@ mod tests {
         assert_eq!(
             (i.status, i.session_time, i.terminate_cause),
             (AcctStatus::InterimUpdate, Some(109), None)
+        );
+    }
+
+    #[test]
+    fn a_crash_stop_from_a_start_is_the_stop_of_that_session() {
+        let t = Totals {
+            bytes_in: 9,
+            bytes_out: 8,
+            packets_in: 2,
+            packets_out: 1,
+        };
+        let start = start_record(&identity());
+        let stop = crash_stop_from(&start, None);
+        let expected = stop_record(
+            &identity(),
+            &Totals::default(),
+            1_700_000_000,
+            Cause::NasReboot,
+        );
+        assert_eq!(stop, expected, "as if it had been prepared at the Start");
+        let interim = interim_record(&identity(), &t, 1_700_000_060);
+        assert_eq!(
+            crash_stop_from(&start, Some(&interim)),
+            stop_record(&identity(), &t, 1_700_000_060, Cause::NasReboot),
+            "with the last Interim's counters"
         );
     }
 
