@@ -298,7 +298,6 @@ impl Accounting {
             full: false,
             refuse: refuse.clone(),
             can_account: can_account.clone(),
-            ifaces: HashMap::new(),
             journal_path: journal.display().to_string(),
             last_snapshot: Instant::now(),
         };
@@ -398,7 +397,6 @@ struct Task {
     full: bool,
     refuse: Arc<AtomicBool>,
     can_account: Arc<AtomicBool>,
-    ifaces: HashMap<IpAddr, Option<String>>,
     journal_path: String,
     last_snapshot: Instant,
 }
@@ -648,11 +646,8 @@ impl Task {
             );
             return;
         }
-        let interface = self
-            .ifaces
-            .entry(v.local)
-            .or_insert_with(|| iface::interface_of(v.local))
-            .clone();
+        // The session's outer interface, as the session table has it (cisco-nas-port).
+        let interface = v.interface.clone();
         let identities: Vec<SessionIdentity> = profile
             .copies
             .iter()

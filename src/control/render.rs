@@ -250,8 +250,35 @@ pub fn aaa_accounting(a: &crate::accounting::AccountingView) -> String {
         "  delivered {}, undelivered rounds {}, refused (outbox full) {}, journal errors {}",
         o.delivered, o.undelivered_rounds, o.refused_full, o.journal_errors
     );
-    if o.refused_full > 0 || o.journal_errors > 0 {
-        let _ = writeln!(out, "  WARNING: records were NOT queued; see the log");
+    let _ = writeln!(
+        out,
+        "  interims skipped {}, waiting for the journal {}, acks not yet journalled {}",
+        o.interims_skipped, a.waiting, o.unrecorded_acks
+    );
+    if a.full {
+        let _ = writeln!(
+            out,
+            "  FULL: new sessions are {}",
+            if a.refuses_when_full {
+                "refused (accounting.when_full: refuse)"
+            } else {
+                "accepted without accounting (accounting.when_full: accept)"
+            }
+        );
+    }
+    if o.sessions_unaccounted > 0 {
+        let _ = writeln!(
+            out,
+            "  WARNING: {} sessions were NOT accounted (outbox full); see the log",
+            o.sessions_unaccounted
+        );
+    }
+    if a.without_crash_stop > 0 {
+        let _ = writeln!(
+            out,
+            "  WARNING: {} active sessions have no durable crash Stop yet (journal writes failing)",
+            a.without_crash_stop
+        );
     }
     if let Some(s) = a.retry_in_s {
         let _ = writeln!(out, "  no server answered: next try in {s} s");

@@ -103,6 +103,8 @@ struct Daemon {
     notices: ratelimit::NoticeLimiter,
     /// The interface of each local IKE address (`Interface:`, cisco-nas-port).
     interfaces: HashMap<IpAddr, Option<String>>,
+    /// Peers with an accounting method list.
+    accounted: HashSet<String>,
     /// Static peers waiting to be re-initiated: when, and to which address.
     retries: HashMap<String, (Instant, IpAddr)>,
     /// The next back-off per static peer.
@@ -409,6 +411,19 @@ impl Daemon {
         match t {
             Transition::Up(v) => {
                 if let Some(a) = &self.accounting {
+                    if self.accounted.contains(&v.peer_name) && !a.admits_new_sessions() {
+                        // accounting.when_full: refuse. The session is taken down at once
+                        // (the peer hears a Delete), not run unbilled.
+                        error!(
+                            peer = v.peer_name,
+                            remote = %v.key.peer,
+                            "session refused: the accounting outbox is full (accounting.when_full: refuse)"
+                        );
+                        for ike in self.sessions.ike_sas_of(&v.key) {
+                            let _ = self.endpoint.delete(Instant::now(), ike);
+                        }
+                        return;
+                    }
                     a.up(&v);
                 }
             }
@@ -794,6 +809,12 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .collect(),
         notices: ratelimit::NoticeLimiter::default(),
         interfaces: HashMap::new(),
+        accounted: config
+            .peers
+            .iter()
+            .filter(|p| p.accounting.is_some())
+            .map(|p| p.name.clone())
+            .collect(),
         retries: HashMap::new(),
         backoff: HashMap::new(),
         port: config.local.port,
