@@ -7,7 +7,7 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 # write_vpnd_conf FILE KEY=VALUE... : a site-to-site vpnd.yaml for gw1 <-> peer1.
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
 #   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
-#   ike_lifetime=24h accounting=LIST (the peer's accounting method list; sections for it go
+#   ike_lifetime=24h mode=tunnel|transport accounting=LIST (the peer's accounting method list; sections for it go
 #   in EXTRA_YAML) extra=EXTRA_YAML (top-level sections appended)
 write_vpnd_conf() {
     local f=$1
@@ -17,7 +17,7 @@ write_vpnd_conf() {
         [psk]=lab-secret-0123456789 [peer_addr]=192.0.2.2 [peer_name]=peer1
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
         [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
-        [description]="lab peer1 strongSwan" [accounting]= [extra]=
+        [description]="lab peer1 strongSwan" [accounting]= [extra]= [mode]=tunnel
     )
     local kv
     for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
@@ -49,6 +49,7 @@ write_vpnd_conf() {
         echo "        local_ts: [${o[local_ts]}]"
         echo "        remote_ts: [${o[remote_ts]}]"
         echo "        esp: [${o[esp]}]"
+        echo "        mode: ${o[mode]}"
         echo "        lifetime: { seconds: ${o[lifetime]} }"
         if [[ -n ${o[extra]} ]]; then printf '%s\n' "${o[extra]}"; fi
     } >"$f"
