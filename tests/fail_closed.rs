@@ -15,33 +15,8 @@ use futures::StreamExt;
 use vpnd::daemon::kernel::{Flow, Kernel};
 use vpnd::ike::codec::TrafficSelector;
 use vpnd::ike::Mode;
+use vpnd_xfrm::testing::in_netns;
 use vpnd_xfrm::*;
-
-/// Runs `f` on a fresh thread inside a new network namespace, with its own tokio runtime.
-/// Child processes started from that thread are in the namespace too.
-fn in_netns<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    std::thread::spawn(move || {
-        // SAFETY: unshare(2) only changes this thread's namespace membership.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET) failed: {} (these tests need root)",
-            std::io::Error::last_os_error()
-        );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(f());
-    })
-    .join()
-    .expect("test thread panicked");
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

@@ -526,16 +526,6 @@ mod tests {
         ]);
         assert_eq!((q.accepted, q.rest.len()), (5, 0));
         let t = Instant::now();
-        let flying = |o: &Outbox| {
-            let mut v: Vec<String> = o
-                .queue
-                .iter()
-                .filter(|(s, _)| o.in_flight.contains(s))
-                .map(|(_, r)| format!("{:?} {}", r.status, r.acct_session_id))
-                .collect();
-            v.sort();
-            v
-        };
         o.pump(t);
         assert_eq!(
             flying(&o),

@@ -27,6 +27,15 @@ struct Args {
     flush: bool,
 }
 
+/// One thread: the daemon is one owner task and its helpers, all waiting on I/O.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("vpnd: cannot start the runtime: {e}"))
+        .ok()
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match Config::load(&args.config) {
@@ -48,15 +57,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.flush {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("vpnd: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
+        let Some(rt) = runtime() else {
+            return ExitCode::FAILURE;
         };
         return match rt.block_on(vpnd::daemon::flush(&config)) {
             Ok(r) => {
@@ -92,15 +94,8 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("vpnd: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match rt.block_on(vpnd::daemon::run(config, log)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,8 @@ mod convert;
 mod error;
 mod events;
 mod raw;
+#[doc(hidden)]
+pub mod testing;
 mod types;
 
 pub use bypass::bypass_socket;
