@@ -363,3 +363,45 @@ fn the_daemon_never_leaves_a_protected_flow_without_its_policy() {
         let _ = std::fs::remove_dir_all(&lab.dir);
     });
 }
+
+#[test]
+fn a_flood_of_junk_datagrams_gives_one_warning_a_second() {
+    in_netns(|| async {
+        sh("ip link set lo up && ip addr add 192.0.2.1/24 dev lo && ip addr add 192.0.2.66/32 dev lo");
+        let port = 5500 + (std::process::id() % 1000) as u16;
+        let lab = Lab::new("flood", port);
+        let (mut child, log) = lab.start();
+        wait_for(&log, "vpnd running");
+        // 25,000 datagrams that fail the IKE header check, from one address, in two bursts
+        // a second apart (the second burst's first line says how many the first held back).
+        let junk = std::net::UdpSocket::bind("192.0.2.66:0").unwrap();
+        let started = Instant::now();
+        for i in 0..25_000u32 {
+            if i == 12_500 {
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            let mut d = vec![0xAB; 40];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            let _ = junk.send_to(&d, ("192.0.2.1", port));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let secs = started.elapsed().as_secs() + 1;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success(), "vpnd survived the flood");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let from_junk = text
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("192.0.2.66"))
+            .count() as u64;
+        assert!(
+            (1..=secs + 1).contains(&from_junk),
+            "{from_junk} warnings for 25,000 junk datagrams in {secs} s (one a second expected)"
+        );
+        assert!(
+            text.contains("more from this address in the last second"),
+            "the held-back count is said"
+        );
+        let _ = std::fs::remove_dir_all(&lab.dir);
+    });
+}
