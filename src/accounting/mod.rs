@@ -49,7 +49,6 @@ pub mod records;
 
 use crate::unix_now;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -408,6 +407,13 @@ fn copy_key(r: &AccountingRecord) -> CopyKey {
     (r.acct_session_id.clone(), r.groups.clone())
 }
 
+/// When a session's first Interim-Update is due: one period after its Start, as IOS's `aaa
+/// accounting update periodic` does. Sessions are spread by their own start times (an
+/// offset from a hash of the id once made the first interval up to twice the period).
+fn first_interim(started: u64, period: u64) -> u64 {
+    started + period
+}
+
 impl Task {
     /// Acct-Session-Id: the start time of this run in milliseconds (hex) and a counter, so
     /// ids never repeat across restarts.
@@ -678,14 +684,9 @@ impl Task {
             self.needs_snapshot.push((v.key.clone(), id.clone()));
         }
         debug!(target: AAA, session = id, peer = v.peer_name, "AAA: session up, accounting started");
-        // Spread the Interims: a session's first one comes a fraction of the period (from
-        // its id's hash) after the period, so sessions that came up together don't all
-        // send in the same second.
         let next_interim = match (profile.mode, self.interim) {
             (AccountingMode::StartStop, Some(p)) if p.as_secs() > 0 => {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                id.hash(&mut h);
-                Some(now + p.as_secs() + h.finish() % p.as_secs())
+                Some(first_interim(v.up_since.unwrap_or(now), p.as_secs()))
             }
             _ => None,
         };
@@ -1040,5 +1041,15 @@ impl Task {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod schedule_tests {
+    #[test]
+    fn the_first_interim_comes_one_period_after_the_start() {
+        for started in [0, 1_796_109_121, 1_796_109_122] {
+            assert_eq!(super::first_interim(started, 60), started + 60);
+        }
+    }
+}
 #[cfg(test)]
 mod tests_loss;
