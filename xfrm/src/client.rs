@@ -161,6 +161,10 @@ impl Xfrm {
         let id = &spec.id;
         let err = |e| kernel_err(op, id)(e);
         let state = self.handle.state();
+        // A tunnel SA without a selector carries either inner family (IPv4 in IPv6 and the
+        // reverse): an unspecified selector, and the flag that keeps the kernel from filling
+        // in the outer family (xfrm_user's copy_from_user_state), as strongSwan installs them.
+        let tunnel_any = spec.selector.is_none() && spec.mode == Mode::Tunnel;
         let mut req = if update {
             state.update(id.src, id.dst)
         } else {
@@ -170,7 +174,10 @@ impl Xfrm {
         .spi(id.spi)
         .mode(spec.mode.to_kernel())
         .reqid(spec.reqid)
-        .flags(if spec.esn { XFRM_STATE_ESN } else { 0 })
+        .flags(
+            if spec.esn { XFRM_STATE_ESN } else { 0 }
+                | if tunnel_any { XFRM_STATE_AF_UNSPEC } else { 0 },
+        )
         // After flags: the builder picks the ESN replay attribute from them.
         .replay_window(spec.replay_window, 0, 0, 0, 0);
         req = match &spec.algorithms {
@@ -197,6 +204,7 @@ impl Xfrm {
         msg.user_sa_info.lifetime_cfg = lifetime_to_nl(&spec.lifetime);
         msg.user_sa_info.selector = match &spec.selector {
             Some(sel) => selector_to_nl(sel),
+            None if tunnel_any => netlink_packet_xfrm::Selector::default(),
             None => any_selector(family_of(&id.src)),
         };
         if let Some(e) = spec.encap {

@@ -14,6 +14,8 @@ pub(crate) const AF_INET: u16 = 2;
 pub(crate) const AF_INET6: u16 = 10;
 /// `XFRM_STATE_ESN` in `xfrm_usersa_info.flags`.
 pub(crate) const XFRM_STATE_ESN: u8 = 128;
+/// `XFRM_STATE_AF_UNSPEC`: the selector's family is left unspecified (inter-family tunnels).
+pub(crate) const XFRM_STATE_AF_UNSPEC: u8 = 32;
 
 pub(crate) fn family_of(ip: &IpAddr) -> u16 {
     if ip.is_ipv4() {
