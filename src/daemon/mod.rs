@@ -105,6 +105,9 @@ struct Daemon {
     interfaces: HashMap<IpAddr, Option<String>>,
     /// Peers with an accounting method list.
     accounted: HashSet<String>,
+    /// Static peers (`initiate`, `on-demand`), listed DOWN by `show crypto session` while
+    /// they have no session: who, from where, to where, and their configured flows.
+    static_peers: Vec<(PeerInfo, IpAddr, SocketAddr, Vec<(u8, String, String)>)>,
     /// Static peers waiting to be re-initiated: when, and to which address.
     retries: HashMap<String, (Instant, IpAddr)>,
     /// The next back-off per static peer.
@@ -479,7 +482,24 @@ impl Daemon {
                 // Fresh counters for the operator: one dump, whatever the number of SAs.
                 self.read_counters().await;
                 let now = unix_now();
-                crate::control::show_sessions(self.sessions.views(now), &filter, text, now)
+                let mut views = self.sessions.views(now);
+                for (info, local, remote, flows) in &self.static_peers {
+                    if views.iter().any(|v| v.peer_name == info.name) {
+                        continue;
+                    }
+                    let negotiating = self
+                        .endpoint
+                        .sas()
+                        .any(|s| s.peer.name == info.name && !s.is_dead() && !s.is_established());
+                    views.push(SessionTable::down_view(
+                        info,
+                        *local,
+                        *remote,
+                        flows,
+                        negotiating,
+                    ));
+                }
+                crate::control::show_sessions(views, &filter, text, now)
             }
             Command::ShowAccounting {} => match &self.accounting {
                 Some(a) => match a.show().await {
@@ -809,6 +829,34 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .collect(),
         notices: ratelimit::NoticeLimiter::default(),
         interfaces: HashMap::new(),
+        static_peers: config
+            .peers
+            .iter()
+            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
+            .filter_map(|p| {
+                let PeerAddress::Single(remote) = p.remote else {
+                    return None;
+                };
+                let info = PeerInfo {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    fvrf: p.fvrf.clone(),
+                    ivrf: p.ivrf.clone(),
+                    dynamic: false,
+                    interface: None,
+                };
+                let flows = peers::peer_policy(p)
+                    .children
+                    .iter()
+                    .map(|c| {
+                        let (proto, l) = ts_text(&c.local_ts);
+                        (proto, l, ts_text(&c.remote_ts).1)
+                    })
+                    .collect();
+                let local = standing_local(&config, remote);
+                Some((info, local, SocketAddr::new(remote, p.port), flows))
+            })
+            .collect(),
         accounted: config
             .peers
             .iter()

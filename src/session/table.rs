@@ -348,6 +348,50 @@ impl SessionTable {
         was_up.then_some(Transition::Down(view))
     }
 
+    /// A configured static peer (`initiate`, `on-demand`) without a session: IOS lists a
+    /// crypto map peer as DOWN (or DOWN-NEGOTIATING while an IKE SA is being set up), with
+    /// its configured flows and no SA.
+    pub fn down_view(
+        peer: &PeerInfo,
+        local: IpAddr,
+        remote: SocketAddr,
+        flows: &[(u8, String, String)],
+        negotiating: bool,
+    ) -> SessionView {
+        SessionView {
+            key: SessionKey {
+                peer: remote,
+                fvrf: peer.fvrf.clone(),
+                ivrf: peer.ivrf.clone(),
+            },
+            peer_name: peer.name.clone(),
+            interface: peer.interface.clone(),
+            status: if negotiating {
+                Status::DownNegotiating
+            } else {
+                Status::Down
+            },
+            description: peer.description.clone(),
+            phase1_id: None,
+            local,
+            ike_sas: vec![],
+            flows: flows
+                .iter()
+                .map(|(protocol, l, r)| FlowView {
+                    protocol: *protocol,
+                    local: l.clone(),
+                    remote: r.clone(),
+                    active_sas: 0,
+                    origin: "crypto map".into(),
+                    inbound: FlowDirection::default(),
+                    outbound: FlowDirection::default(),
+                })
+                .collect(),
+            totals: Totals::default(),
+            up_since: None,
+        }
+    }
+
     pub fn views(&self, now: u64) -> Vec<SessionView> {
         self.sessions.iter().map(|(k, s)| s.view(k, now)).collect()
     }
@@ -431,6 +475,42 @@ mod tests {
             5000,
         );
         t
+    }
+
+    #[test]
+    fn a_static_peer_without_a_session_is_listed_down_with_its_flows() {
+        let flows = [(
+            0,
+            "198.51.100.0/25".to_string(),
+            "203.0.113.0/26".to_string(),
+        )];
+        let local = "192.0.2.1".parse().unwrap();
+        let remote = "192.0.2.2:500".parse().unwrap();
+        let down = SessionTable::down_view(&peer(), local, remote, &flows, false);
+        let neg = SessionTable::down_view(&peer(), local, remote, &flows, true);
+        let text = crate::control::render::crypto_session(std::slice::from_ref(&down), true);
+        for want in [
+            "Session status: DOWN\n",
+            "Peer: 192.0.2.2 port 500 fvrf: name10 ivrf: name20\n",
+            "  Desc: SJC24-2-VPN-Gateway\n",
+            "  IPSEC FLOW: permit ip 198.51.100.0/255.255.255.128 203.0.113.0/255.255.255.192\n",
+            "    Active SAs: 0, origin: crypto map\n",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+        let neg_text = crate::control::render::crypto_session(std::slice::from_ref(&neg), false);
+        assert!(
+            neg_text.contains("Session status: DOWN-NEGOTIATING\n"),
+            "{neg_text}"
+        );
+        let summary = crate::control::render::crypto_session_summary(&[down, neg]);
+        for want in [
+            "Total sessions: 2\n".to_string(),
+            format!("  {:<17} 1\n", "DOWN-NEGOTIATING:"),
+            format!("  {:<17} 1\n", "DOWN:"),
+        ] {
+            assert!(summary.contains(&want), "{want:?} in\n{summary}");
+        }
     }
 
     #[test]
