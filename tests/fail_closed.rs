@@ -110,15 +110,14 @@ fn take_over_replaces_in_place_removes_the_stale_and_stop_keeps_the_standing() {
             .unwrap();
 
         let mut events = Events::subscribe().unwrap();
-        let (lts, rts) = ([ts("198.51.100.0/25")], [ts("203.0.113.0/26")]);
         let flows = [Flow {
-            peer: "peer1",
-            child: "lan",
+            peer: "peer1".into(),
+            child: "lan".into(),
             local: ip("192.0.2.1"),
             remote: ip("192.0.2.2"),
             mode: Mode::Tunnel,
-            local_ts: &lts,
-            remote_ts: &rts,
+            local_ts: vec![ts("198.51.100.0/25")],
+            remote_ts: vec![ts("203.0.113.0/26")],
         }];
         let mut k = Kernel::new(x.clone(), &flows).unwrap();
         let report = k.take_over().await.unwrap();

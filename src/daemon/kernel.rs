@@ -98,26 +98,26 @@ fn xmode(m: Mode) -> XMode {
 
 /// A flow as the kernel's policies see it: who, between which gateway addresses, which
 /// selectors. The engine's [`ChildInstall`] gives one, the configuration the standing ones.
-pub struct Flow<'a> {
-    pub peer: &'a str,
-    pub child: &'a str,
+pub struct Flow {
+    pub peer: String,
+    pub child: String,
     pub local: IpAddr,
     pub remote: IpAddr,
     pub mode: Mode,
-    pub local_ts: &'a [TrafficSelector],
-    pub remote_ts: &'a [TrafficSelector],
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
 }
 
-impl<'a> Flow<'a> {
-    fn of(c: &'a ChildInstall) -> Flow<'a> {
+impl Flow {
+    fn of(c: &ChildInstall) -> Flow {
         Flow {
-            peer: &c.peer,
-            child: &c.child_name,
+            peer: c.peer.clone(),
+            child: c.child_name.clone(),
             local: c.local,
             remote: c.remote,
             mode: c.mode,
-            local_ts: &c.local_ts,
-            remote_ts: &c.remote_ts,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
         }
     }
 
@@ -131,8 +131,8 @@ impl<'a> Flow<'a> {
             })
         };
         let mut out = Vec::new();
-        for l in self.local_ts {
-            for r in self.remote_ts {
+        for l in &self.local_ts {
+            for r in &self.remote_ts {
                 for (ln, lproto, lport) in sel(l)? {
                     for (rn, rproto, rport) in sel(r)? {
                         if ln.addr().is_ipv4() != rn.addr().is_ipv4() {
@@ -233,7 +233,7 @@ impl Kernel {
     /// The bookkeeping for `standing` flows (reqids in configuration order, so a restart
     /// with the same configuration finds the same reqids). Nothing reaches the kernel yet;
     /// a flow the kernel could not match is refused here, before anything changed.
-    pub fn new(xfrm: Xfrm, standing: &[Flow<'_>]) -> Result<Kernel, InstallError> {
+    pub fn new(xfrm: Xfrm, standing: &[Flow]) -> Result<Kernel, InstallError> {
         let mut k = Kernel {
             xfrm,
             slots: HashMap::new(),
@@ -248,7 +248,7 @@ impl Kernel {
                 ..Slot::default()
             };
             k.slots
-                .insert((f.peer.to_string(), f.child.to_string(), f.remote), slot);
+                .insert((f.peer.clone(), f.child.clone(), f.remote), slot);
         }
         Ok(k)
     }

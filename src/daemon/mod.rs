@@ -106,8 +106,8 @@ struct Daemon {
     /// Peers with an accounting method list.
     accounted: HashSet<String>,
     /// Static peers (`initiate`, `on-demand`), listed DOWN by `show crypto session` while
-    /// they have no session: who, from where, to where, and their configured flows.
-    static_peers: Vec<(PeerInfo, IpAddr, SocketAddr, Vec<(u8, String, String)>)>,
+    /// they have no session.
+    static_peers: Vec<StaticPeer>,
     /// Static peers waiting to be re-initiated: when, and to which address.
     retries: HashMap<String, (Instant, IpAddr)>,
     /// The next back-off per static peer.
@@ -135,6 +135,15 @@ struct Daemon {
     expired: HashSet<ChildId>,
     /// vpnd is stopping (Admin-Reboot).
     stopping: bool,
+}
+
+/// A static peer as `show crypto session` lists it while it has no session: who, from
+/// where, to where, and its configured flows (protocol, local, remote).
+struct StaticPeer {
+    info: PeerInfo,
+    local: IpAddr,
+    remote: SocketAddr,
+    flows: Vec<(u8, String, String)>,
 }
 
 /// How often the kernel's counters are read (one dump for every SA).
@@ -483,19 +492,19 @@ impl Daemon {
                 self.read_counters().await;
                 let now = unix_now();
                 let mut views = self.sessions.views(now);
-                for (info, local, remote, flows) in &self.static_peers {
-                    if views.iter().any(|v| v.peer_name == info.name) {
+                for p in &self.static_peers {
+                    if views.iter().any(|v| v.peer_name == p.info.name) {
                         continue;
                     }
                     let negotiating = self
                         .endpoint
                         .sas()
-                        .any(|s| s.peer.name == info.name && !s.is_dead() && !s.is_established());
+                        .any(|s| s.peer.name == p.info.name && !s.is_dead() && !s.is_established());
                     views.push(SessionTable::down_view(
-                        info,
-                        *local,
-                        *remote,
-                        flows,
+                        &p.info,
+                        p.local,
+                        p.remote,
+                        &p.flows,
                         negotiating,
                     ));
                 }
@@ -677,19 +686,9 @@ fn standing_local(config: &Config, remote: IpAddr) -> IpAddr {
         })
 }
 
-/// The engine's selectors of every configured child that stands in the kernel (fail
-/// closed): peers with one address and `unprotected: drop`.
-fn standing_flows(
-    config: &Config,
-) -> Vec<(
-    String,
-    String,
-    IpAddr,
-    IpAddr,
-    crate::ike::Mode,
-    Vec<crate::ike::codec::TrafficSelector>,
-    Vec<crate::ike::codec::TrafficSelector>,
-)> {
+/// Every configured child that stands in the kernel (fail closed): peers with one address
+/// and `unprotected: drop`.
+fn standing_flows(config: &Config) -> Vec<Flow> {
     let mut out = Vec::new();
     for p in &config.peers {
         let PeerAddress::Single(remote) = p.remote else {
@@ -698,17 +697,16 @@ fn standing_flows(
         if p.unprotected != Unprotected::Drop {
             continue;
         }
-        let policy = peers::peer_policy(p);
-        for c in policy.children {
-            out.push((
-                p.name.clone(),
-                c.name,
-                standing_local(config, remote),
+        for c in peers::peer_policy(p).children {
+            out.push(Flow {
+                peer: p.name.clone(),
+                child: c.name,
+                local: standing_local(config, remote),
                 remote,
-                c.mode,
-                c.local_ts,
-                c.remote_ts,
-            ));
+                mode: c.mode,
+                local_ts: c.local_ts,
+                remote_ts: c.remote_ts,
+            });
         }
     }
     out
@@ -737,21 +735,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     // Fail closed: nothing in the kernel changes until everything that can fail at start
     // has been done. A previous run's policies keep protecting their flows until then,
     // and if start-up fails the kernel is left exactly as it was found.
-    let flows = standing_flows(&config);
-    let standing: Vec<Flow<'_>> = flows
-        .iter()
-        .map(|(peer, child, local, remote, mode, lts, rts)| Flow {
-            peer,
-            child,
-            local: *local,
-            remote: *remote,
-            mode: *mode,
-            local_ts: lts,
-            remote_ts: rts,
-        })
-        .collect();
-    let kernel = Kernel::new(xfrm, &standing).context("the configured flows")?;
-    drop(standing);
+    let kernel = Kernel::new(xfrm, &standing_flows(&config)).context("the configured flows")?;
     let mut events = Events::subscribe().context("subscribing to XFRM events")?;
 
     let addrs: Vec<IpAddr> = if config.local.addresses.is_empty() {
@@ -853,8 +837,12 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                         (proto, l, ts_text(&c.remote_ts).1)
                     })
                     .collect();
-                let local = standing_local(&config, remote);
-                Some((info, local, SocketAddr::new(remote, p.port), flows))
+                Some(StaticPeer {
+                    info,
+                    local: standing_local(&config, remote),
+                    remote: SocketAddr::new(remote, p.port),
+                    flows,
+                })
             })
             .collect(),
         accounted: config
