@@ -7,6 +7,8 @@ pub mod accounting;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod session;
 pub mod syslog;

@@ -22,6 +22,8 @@ mod client;
 mod convert;
 mod error;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod raw;
 mod types;
 
