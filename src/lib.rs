@@ -8,6 +8,8 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod escape;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod session;
 pub mod syslog;

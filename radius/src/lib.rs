@@ -16,6 +16,8 @@
 //! [`Journal::open`] returned.
 
 pub mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod record;
 mod response;

@@ -23,6 +23,8 @@ mod client;
 mod convert;
 mod error;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod raw;
 #[doc(hidden)]
 pub mod testing;

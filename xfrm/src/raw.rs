@@ -225,7 +225,7 @@ fn read_addr(b: &[u8], at: usize, fam: u16) -> Option<IpAddr> {
 }
 
 /// Splits one netlink message off `data`: (type, seq, payload, rest). None if truncated.
-fn split_message(data: &[u8]) -> Option<(u16, u32, &[u8], &[u8])> {
+pub(crate) fn split_message(data: &[u8]) -> Option<(u16, u32, &[u8], &[u8])> {
     let len = read_u32(data, 0)? as usize;
     if len < NLMSG_HDR || len > data.len() {
         return None;
