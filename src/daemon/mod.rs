@@ -296,12 +296,12 @@ impl Daemon {
                     remote,
                     remote_id,
                     initiator,
+                    rekey_at,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
-                    let (info, lifetime) = self.peer_info.get(&peer).cloned().unwrap_or_default();
-                    let share = if initiator { 0.90 } else { 0.95 };
-                    let rekey_at = unix_now() + lifetime.mul_f64(share).as_secs();
+                    let (info, _) = self.peer_info.get(&peer).cloned().unwrap_or_default();
+                    let rekey_at = unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_up(
                         ike,
                         info,
@@ -343,6 +343,7 @@ impl Daemon {
                     new,
                     peer,
                     children,
+                    rekey_at,
                 } => {
                     info!(
                         peer,
@@ -355,12 +356,8 @@ impl Daemon {
                             info.ike = new;
                         }
                     }
-                    let lifetime = self.peer_info.get(&peer).map_or(Duration::ZERO, |p| p.1);
-                    self.sessions.ike_rekeyed(
-                        old,
-                        new,
-                        unix_now() + lifetime.mul_f64(0.9).as_secs(),
-                    );
+                    let rekey_at = unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
+                    self.sessions.ike_rekeyed(old, new, rekey_at);
                 }
                 Output::Notice { peer, remote, text } => {
                     warn!(peer = peer.as_deref().unwrap_or("-"), %remote, "{text}")

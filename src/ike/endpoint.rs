@@ -92,6 +92,8 @@ pub enum Output {
         remote: SocketAddr,
         remote_id: Option<Identity>,
         initiator: bool,
+        /// When the engine will rekey this IKE SA (the daemon shows it as its lifetime).
+        rekey_at: Instant,
     },
     IkeDown {
         ike: IkeSaId,
@@ -106,6 +108,8 @@ pub enum Output {
         new: IkeSaId,
         peer: String,
         children: Vec<ChildId>,
+        /// When the engine will rekey `new`.
+        rekey_at: Instant,
     },
     /// Something went wrong that the operator should see (bad packet, refused proposal…);
     /// nothing else changed.

@@ -471,9 +471,11 @@ impl IkeSa {
         });
     }
 
-    /// Marks the SA established and schedules its rekey: the original initiator at 90% of
-    /// the lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
-    pub(crate) fn set_established(&mut self, now: Instant) {
+    /// The one way into `Established`, for a fresh IKE SA (IKE_AUTH) and a rekey's successor
+    /// alike: it schedules the rekey (RFC 7296 2.8) and returns the deadline, which the
+    /// daemon shows as the SA's lifetime. The original initiator rekeys at 90% of the
+    /// lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
+    pub(crate) fn establish(&mut self, now: Instant) -> Instant {
         self.state = State::Established;
         self.established = Some(now);
         let share = if self.role == Role::Initiator {
@@ -481,7 +483,9 @@ impl IkeSa {
         } else {
             0.95
         };
-        self.rekey_at = Some(now + self.peer.ike_lifetime.mul_f64(share));
+        let at = now + self.peer.ike_lifetime.mul_f64(share);
+        self.rekey_at = Some(at);
+        at
     }
 
     pub(crate) fn nonce_len(&self) -> usize {

@@ -13,7 +13,7 @@ use crate::ike::crypto::{DhPrivateKey, IkeKeys, IkeSuite, SharedSecret};
 use crate::ike::endpoint::{ChildId, Ctx, Output};
 use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
-use crate::ike::sa::{ChildSa, IkeSa, Purpose, Role, State, Task};
+use crate::ike::sa::{ChildSa, IkeSa, Purpose, Role, Task};
 
 use super::child::{read_child_answer, NewChild};
 
@@ -331,7 +331,6 @@ impl IkeSa {
             self.peer.clone(),
             ctx.now,
         );
-        new.state = State::Established;
         new.algs = Some(algs);
         new.keys = Some(keys);
         new.out_cipher = Some(out);
@@ -339,7 +338,8 @@ impl IkeSa {
         new.ni = ni;
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
-        new.established = Some(ctx.now);
+        // Through the same door as a fresh SA, so the successor rekeys in its turn (issue 9).
+        let rekey_at = new.establish(ctx.now);
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
             c.rekeying = false;
@@ -360,6 +360,7 @@ impl IkeSa {
             new: id,
             peer: self.peer.name.clone(),
             children: new.children.iter().map(|c| c.id).collect(),
+            rekey_at,
         });
         new.run_queue(ctx);
         ctx.spawned.push(new);
