@@ -301,7 +301,8 @@ impl Daemon {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
                     let (info, _) = self.peer_info.get(&peer).cloned().unwrap_or_default();
-                    let rekey_at = unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
+                    let rekey_at =
+                        unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_up(
                         ike,
                         info,
@@ -356,7 +357,8 @@ impl Daemon {
                             info.ike = new;
                         }
                     }
-                    let rekey_at = unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
+                    let rekey_at =
+                        unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_rekeyed(old, new, rekey_at);
                 }
                 Output::Notice { peer, remote, text } => {

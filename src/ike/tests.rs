@@ -880,16 +880,20 @@ impl KernelModel {
                     .insert(c.child, (c.inbound_spi, c.outbound_spi, !c.defer_outbound))
                     .is_some()
                 {
-                    self.errors.push(format!("child {} installed twice", c.child));
+                    self.errors
+                        .push(format!("child {} installed twice", c.child));
                 }
             }
             Output::ActivateOutbound { child, .. } => match self.pairs.get_mut(child) {
                 Some(p) => p.2 = true,
-                None => self.errors.push(format!("activate of unknown child {child}")),
+                None => self
+                    .errors
+                    .push(format!("activate of unknown child {child}")),
             },
             Output::RemoveChild(c) => {
                 if self.pairs.remove(&c.child).is_none() {
-                    self.errors.push(format!("removal of unknown child {}", c.child));
+                    self.errors
+                        .push(format!("removal of unknown child {}", c.child));
                 }
             }
             _ => {}
@@ -909,8 +913,15 @@ impl KernelModel {
 /// and each engine knows exactly that pair.
 fn assert_one_matching_pair(p: &Pair, what: &str) {
     let (ka, kb) = (KernelModel::of(&p.a_out), KernelModel::of(&p.b_out));
-    assert!(ka.errors.is_empty() && kb.errors.is_empty(), "{what}: {ka:?} {kb:?}");
-    assert_eq!((ka.pairs.len(), kb.pairs.len()), (1, 1), "{what}: {ka:?} {kb:?}");
+    assert!(
+        ka.errors.is_empty() && kb.errors.is_empty(),
+        "{what}: {ka:?} {kb:?}"
+    );
+    assert_eq!(
+        (ka.pairs.len(), kb.pairs.len()),
+        (1, 1),
+        "{what}: {ka:?} {kb:?}"
+    );
     let (&(ai, ao, a_sends), &(bi, bo, b_sends)) = (
         ka.pairs.values().next().unwrap(),
         kb.pairs.values().next().unwrap(),
@@ -939,7 +950,10 @@ fn a_rekeyed_ike_sa_rekeys_again() {
         .iter()
         .filter(|o| matches!(o, Output::IkeRekeyed { .. }))
         .count();
-    assert!(rekeys >= 3, "{rekeys} IKE SA rekeys in 3 days of 24 h lifetimes");
+    assert!(
+        rekeys >= 3,
+        "{rekeys} IKE SA rekeys in 3 days of 24 h lifetimes"
+    );
     for sa in p.a.sas().chain(p.b.sas()) {
         let age = p.now - sa.established.unwrap();
         assert!(age < lifetime, "an IKE SA aged {age:?}, past its lifetime");
@@ -960,7 +974,6 @@ fn a_rekeyed_ike_sa_rekeys_again() {
 /// end that started it, so one pair per flow remains. It used to leave two (3 installs, 1
 /// removal a side) and no notice.
 #[test]
-#[ignore = "issue 9 bug 2: resolved in the next commit"]
 fn crossing_child_rekeys_leave_one_pair_per_flow() {
     let mut winners = std::collections::BTreeSet::new();
     for seed in 0..8 {
@@ -981,7 +994,11 @@ fn crossing_child_rekeys_leave_one_pair_per_flow() {
                 (3, 2),
                 "{what}: both new pairs were made, the old and the redundant one removed"
             );
-            assert!(Pair::notices(out).is_empty(), "{what}: {:?}", Pair::notices(out));
+            assert!(
+                Pair::notices(out).is_empty(),
+                "{what}: {:?}",
+                Pair::notices(out)
+            );
         }
         // The survivor on A was installed with its outbound SA at once iff A started it.
         let survivor = p.a.sas().next().unwrap().children[0].id;
@@ -998,7 +1015,6 @@ fn crossing_child_rekeys_leave_one_pair_per_flow() {
 /// exchanges complete, the new IKE SA with the lowest nonce is deleted by its initiator, and
 /// the children move to the other one. It used to be refused with TEMPORARY_FAILURE by both.
 #[test]
-#[ignore = "issue 9 bug 2: resolved in the next commit"]
 fn crossing_ike_rekeys_leave_one_ike_sa() {
     let mut winners = std::collections::BTreeSet::new();
     for seed in 0..8 {
@@ -1012,13 +1028,21 @@ fn crossing_ike_rekeys_leave_one_ike_sa() {
         p.b.rekey_ike(p.now, old_b).unwrap();
         p.drive();
         for out in [&p.a_out, &p.b_out] {
-            assert!(Pair::notices(out).is_empty(), "{what}: {:?}", Pair::notices(out));
+            assert!(
+                Pair::notices(out).is_empty(),
+                "{what}: {:?}",
+                Pair::notices(out)
+            );
         }
         assert_eq!((p.a.sas().count(), p.b.sas().count()), (1, 1), "{what}");
         let (na, nb) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
         assert!(na.id != old_a && nb.id != old_b, "{what}: rekeyed");
         assert!(na.is_established() && nb.is_established(), "{what}");
-        assert_eq!((na.spi_i, na.spi_r), (nb.spi_i, nb.spi_r), "{what}: the same new SA");
+        assert_eq!(
+            (na.spi_i, na.spi_r),
+            (nb.spi_i, nb.spi_r),
+            "{what}: the same new SA"
+        );
         assert_eq!(child_ids(&p.a), children_before, "{what}: children moved");
         assert!(Pair::removes(&p.a_out).is_empty() && Pair::removes(&p.b_out).is_empty());
         for out in [&p.a_out, &p.b_out] {
@@ -1046,4 +1070,44 @@ fn crossing_ike_rekeys_leave_one_ike_sa() {
         assert_eq!(p.a.sas().count() + p.b.sas().count(), 0, "{what}");
     }
     assert_eq!(winners.len(), 2, "each side's rekey survived for some seed");
+}
+
+/// An IKE SA rekey crossing a child rekey: each end refuses the other's with
+/// TEMPORARY_FAILURE (RFC 7296 2.25.2; children must not move mid-exchange) and both try
+/// again after a random delay, so both rekeys happen and one pair per flow remains.
+#[test]
+fn ike_and_child_rekeys_crossing_are_both_retried() {
+    for seed in 0..4 {
+        let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut p = Pair::seeded(pa, pb, seed);
+        up(&mut p);
+        let what = format!("seed {seed}");
+        let old_a = p.a.sas().next().unwrap().id;
+        let (ike_b, child_b) = {
+            let sa = p.b.sas().next().unwrap();
+            (sa.id, sa.children[0].id)
+        };
+        p.a.rekey_ike(p.now, old_a).unwrap();
+        p.b.rekey_child(p.now, ike_b, child_b).unwrap();
+        p.drive();
+        let refused = |out: &[Output]| {
+            Pair::notices(out)
+                .iter()
+                .any(|n| n.contains("TEMPORARY_FAILURE; trying again"))
+        };
+        assert!(
+            refused(&p.a_out) && refused(&p.b_out),
+            "{what}: both refused"
+        );
+        let start = p.now;
+        while p.now < start + Duration::from_secs(60) && p.step_time() {}
+        assert_eq!((p.a.sas().count(), p.b.sas().count()), (1, 1), "{what}");
+        assert_ne!(
+            p.a.sas().next().unwrap().id,
+            old_a,
+            "{what}: IKE SA rekeyed"
+        );
+        assert_eq!(Pair::installs(&p.a_out).len(), 2, "{what}: child rekeyed");
+        assert_one_matching_pair(&p, &what);
+    }
 }
