@@ -115,8 +115,8 @@ struct Daemon {
     port: u16,
     /// The crypto sessions (this task is their one owner).
     sessions: SessionTable,
-    /// Description, fvrf, ivrf and lifetime per configured peer, for sessions and show.
-    peer_info: HashMap<String, (PeerInfo, Duration)>,
+    /// Description, fvrf and ivrf per configured peer, for sessions and show.
+    peer_info: HashMap<String, PeerInfo>,
     peer_views: Vec<PeerView>,
     /// `debug crypto isakmp [aaa]`: the live log filter.
     log: logging::LogControl,
@@ -320,18 +320,19 @@ impl Daemon {
                     remote,
                     remote_id,
                     initiator,
+                    rekey_at,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
-                    let (mut info, lifetime) =
-                        self.peer_info.get(&peer).cloned().unwrap_or_default();
+                    let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     info.interface = self
                         .interfaces
                         .entry(local.ip())
                         .or_insert_with(|| crate::accounting::iface::interface_of(local.ip()))
                         .clone();
-                    let share = if initiator { 0.90 } else { 0.95 };
-                    let rekey_at = unix_now() + lifetime.mul_f64(share).as_secs();
+                    // The engine's own deadline, not one computed here again.
+                    let rekey_at =
+                        unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_up(
                         ike,
                         info,
@@ -373,6 +374,7 @@ impl Daemon {
                     new,
                     peer,
                     children,
+                    rekey_at,
                 } => {
                     info!(
                         peer,
@@ -385,12 +387,9 @@ impl Daemon {
                             info.ike = new;
                         }
                     }
-                    let lifetime = self.peer_info.get(&peer).map_or(Duration::ZERO, |p| p.1);
-                    self.sessions.ike_rekeyed(
-                        old,
-                        new,
-                        unix_now() + lifetime.mul_f64(0.9).as_secs(),
-                    );
+                    let rekey_at =
+                        unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
+                    self.sessions.ike_rekeyed(old, new, rekey_at);
                 }
                 Output::Notice { peer, remote, text } => {
                     let peer = peer.as_deref().unwrap_or("-");
@@ -867,7 +866,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     dynamic: p.start == StartAction::Respond,
                     interface: None,
                 };
-                (p.name.clone(), (info, p.ike.lifetime))
+                (p.name.clone(), info)
             })
             .collect(),
         peer_views: config

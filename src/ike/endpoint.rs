@@ -92,6 +92,8 @@ pub enum Output {
         remote: SocketAddr,
         remote_id: Option<Identity>,
         initiator: bool,
+        /// When the engine will rekey this IKE SA (the daemon shows it as its lifetime).
+        rekey_at: Instant,
     },
     IkeDown {
         ike: IkeSaId,
@@ -106,6 +108,8 @@ pub enum Output {
         new: IkeSaId,
         peer: String,
         children: Vec<ChildId>,
+        /// When the engine will rekey `new`.
+        rekey_at: Instant,
     },
     /// Something went wrong that the operator should see (bad packet, refused proposal…);
     /// nothing else changed.
@@ -125,6 +129,9 @@ pub(crate) struct Ctx<'a> {
     pub next_child: &'a mut ChildId,
     /// IKE SAs created by a rekey, for the endpoint to adopt.
     pub spawned: &'a mut Vec<IkeSa>,
+    /// The endpoint's other IKE SAs (the one being handled is taken out meanwhile): a rekey
+    /// collision hands children between an old SA and its successors (RFC 7296 2.8.2).
+    pub sas: &'a mut HashMap<IkeSaId, IkeSa>,
 }
 
 impl Ctx<'_> {
@@ -248,17 +255,47 @@ impl Endpoint {
         self.sas.values()
     }
 
-    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut HashMap<IkeSaId, IkeSa>) {
-        (
-            Ctx {
-                now,
-                rng: &mut *self.rng,
-                out: &mut self.out,
-                next_child: &mut self.next_child,
-                spawned: &mut self.spawned,
-            },
-            &mut self.sas,
-        )
+    fn ctx(&mut self, now: Instant) -> Ctx<'_> {
+        Ctx {
+            now,
+            rng: &mut *self.rng,
+            out: &mut self.out,
+            next_child: &mut self.next_child,
+            spawned: &mut self.spawned,
+            sas: &mut self.sas,
+        }
+    }
+
+    /// Runs `f` on one IKE SA, with the others reachable through the context; then adopts
+    /// new SAs and forgets dead ones. False if there is no such SA.
+    fn with_sa(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
+    ) -> bool {
+        let Some(mut sa) = self.sas.remove(&id) else {
+            return false;
+        };
+        f(&mut sa, &mut self.ctx(now));
+        self.sas.insert(id, sa);
+        self.reap();
+        true
+    }
+
+    /// The IKE SA that holds `child` now: `ike`, or the SA it was rekeyed to (the daemon
+    /// may name the old one before it has applied an IkeRekeyed).
+    fn owner(&self, mut ike: IkeSaId, child: ChildId) -> IkeSaId {
+        for _ in 0..8 {
+            match self.sas.get(&ike) {
+                Some(sa) if !sa.children.iter().any(|c| c.id == child) => match sa.rekeyed_to {
+                    Some(next) => ike = next,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        ike
     }
 
     /// Starts an IKE SA (and its first child) to the named peer from `local`.
@@ -278,48 +315,43 @@ impl Endpoint {
             return Err(CommandError::NotInitiable(peer.into()));
         };
         let remote = SocketAddr::new(ip, policy.remote_port);
-        let (mut ctx, sas) = self.ctx(now);
+        let mut ctx = self.ctx(now);
         let spi_i = loop {
             let s = ctx.random_u64();
-            if !sas.contains_key(&s) {
+            if !ctx.sas.contains_key(&s) {
                 break s;
             }
         };
         let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
         sa.start_ike_sa_init(&mut ctx, None, None);
-        sas.insert(spi_i, sa);
+        ctx.spawned.push(sa);
+        self.reap();
         Ok(spi_i)
     }
 
     /// Deletes an IKE SA and its children with the peer (clear crypto session, shutdown).
     pub fn delete(&mut self, now: Instant, id: IkeSaId) -> Result<(), CommandError> {
-        let (mut ctx, sas) = self.ctx(now);
-        let sa = sas.get_mut(&id).ok_or(CommandError::UnknownSa(id))?;
-        sa.request_delete(&mut ctx);
-        self.reap();
-        Ok(())
+        self.with_sa(now, id, |sa, ctx| sa.request_delete(ctx))
+            .then_some(())
+            .ok_or(CommandError::UnknownSa(id))
     }
 
     /// Tells the engine the kernel could not install a child SA: it is deleted with the peer.
     pub fn child_gone(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
-        let (mut ctx, sas) = self.ctx(now);
-        if let Some(sa) = sas.get_mut(&ike) {
-            sa.delete_children(&mut ctx, vec![child]);
-        }
-        self.reap();
+        let ike = self.owner(ike, child);
+        self.with_sa(now, ike, |sa, ctx| sa.delete_children(ctx, vec![child]));
     }
 
     /// Tells the engine the kernel hard-expired a child SA (its rekey never happened): it is
     /// deleted with the peer and its configuration brought up again in a new child SA.
     pub fn child_expired(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
-        let (mut ctx, sas) = self.ctx(now);
-        if let Some(sa) = sas.get_mut(&ike) {
+        let ike = self.owner(ike, child);
+        self.with_sa(now, ike, |sa, ctx| {
             if let Some(policy) = sa.children.iter().find(|c| c.id == child).map(|c| c.policy) {
-                sa.delete_children(&mut ctx, vec![child]);
-                sa.queue_task(&mut ctx, super::sa::Task::CreateChild(policy));
+                sa.delete_children(ctx, vec![child]);
+                sa.queue_task(ctx, super::sa::Task::CreateChild(policy));
             }
-        }
-        self.reap();
+        });
     }
 
     pub fn handle_datagram(
@@ -333,8 +365,7 @@ impl Endpoint {
             Ok(h) => h,
             Err(e) => {
                 // Not answerable: we can't even trust the SPIs (RFC 7296 2.21.1).
-                let (mut ctx, _) = self.ctx(now);
-                ctx.notice(
+                self.ctx(now).notice(
                     None,
                     remote,
                     format!("dropped malformed IKE datagram ({} bytes): {e}", data.len()),
@@ -355,22 +386,22 @@ impl Endpoint {
             } else {
                 header.spi_i
             };
-            let (mut ctx, sas) = self.ctx(now);
-            match sas.get_mut(&ours) {
-                Some(sa) if sa.remote.ip() == remote.ip() => {
-                    sa.handle_message(&mut ctx, header, data, remote)
-                }
-                _ => ctx.notice(
+            let known = self.sas.get(&ours).map(|sa| sa.remote.ip()) == Some(remote.ip());
+            let handled = known
+                && self.with_sa(now, ours, |sa, ctx| {
+                    sa.handle_message(ctx, header, data, remote)
+                });
+            if !handled {
+                self.ctx(now).notice(
                     None,
                     remote,
                     format!(
                         "dropped {:?} for unknown IKE SA {:016x}",
                         header.exchange, ours
                     ),
-                ),
+                );
             }
         }
-        self.reap();
     }
 
     fn handle_init_request(
@@ -382,9 +413,9 @@ impl Endpoint {
         data: &[u8],
     ) {
         if let Some(id) = self.half_open.get(&(header.spi_i, remote)).copied() {
-            let (mut ctx, sas) = self.ctx(now);
-            if let Some(sa) = sas.get_mut(&id) {
-                sa.handle_message(&mut ctx, header, data, remote);
+            if self.with_sa(now, id, |sa, ctx| {
+                sa.handle_message(ctx, header, data, remote)
+            }) {
                 return;
             }
         }
@@ -395,18 +426,17 @@ impl Endpoint {
             .max_by_key(|p| p.remote.specificity())
             .cloned()
         else {
-            let (mut ctx, _) = self.ctx(now);
-            ctx.notice(
+            self.ctx(now).notice(
                 None,
                 remote,
                 "IKE_SA_INIT from an address no peer is configured for: ignored",
             );
             return;
         };
-        let (mut ctx, sas) = self.ctx(now);
+        let mut ctx = self.ctx(now);
         let spi_r = loop {
             let s = ctx.random_u64();
-            if !sas.contains_key(&s) {
+            if !ctx.sas.contains_key(&s) {
                 break s;
             }
         };
@@ -421,9 +451,10 @@ impl Endpoint {
             now,
         );
         if sa.answer_ike_sa_init(&mut ctx, header, data) {
-            sas.insert(spi_r, sa);
+            ctx.spawned.push(sa);
             self.half_open.insert((header.spi_i, remote), spi_r);
         }
+        self.reap();
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -433,13 +464,9 @@ impl Endpoint {
             .filter(|(_, s)| s.next_timeout().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
-        let (mut ctx, sas) = self.ctx(now);
         for id in due {
-            if let Some(sa) = sas.get_mut(&id) {
-                sa.handle_timeout(&mut ctx);
-            }
+            self.with_sa(now, id, |sa, ctx| sa.handle_timeout(ctx));
         }
-        self.reap();
     }
 
     /// The earliest instant `handle_timeout` has work. O(SAs); the daemon calls it once per
@@ -459,21 +486,22 @@ impl Endpoint {
         ike: IkeSaId,
         child: ChildId,
     ) -> Result<(), CommandError> {
-        let (mut ctx, sas) = self.ctx(now);
-        let sa = sas.get_mut(&ike).ok_or(CommandError::UnknownSa(ike))?;
-        sa.queue_task(&mut ctx, super::sa::Task::RekeyChild(child));
-        self.reap();
-        Ok(())
+        let ike = self.owner(ike, child);
+        self.with_sa(now, ike, |sa, ctx| {
+            sa.queue_task(ctx, super::sa::Task::RekeyChild(child))
+        })
+        .then_some(())
+        .ok_or(CommandError::UnknownSa(ike))
     }
 
     /// Rekeys an IKE SA now (normally its own timer does).
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
-        let (mut ctx, sas) = self.ctx(now);
-        let sa = sas.get_mut(&ike).ok_or(CommandError::UnknownSa(ike))?;
-        sa.rekey_at = None;
-        sa.queue_task(&mut ctx, super::sa::Task::RekeyIke);
-        self.reap();
-        Ok(())
+        self.with_sa(now, ike, |sa, ctx| {
+            sa.rekey_at = None;
+            sa.queue_task(ctx, super::sa::Task::RekeyIke);
+        })
+        .then_some(())
+        .ok_or(CommandError::UnknownSa(ike))
     }
 
     /// Adopts SAs born from rekeys and forgets dead ones (their IkeDown and RemoveChild

@@ -47,9 +47,23 @@ pub(crate) enum State {
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
     Established,
+    /// A successor born of a rekey collision (RFC 7296 2.8.2) that is not (or no longer)
+    /// the winner: it answers the peer but starts nothing and owns no children.
+    Standby(Standby),
     /// A Delete for the IKE SA is outstanding (or the SA is going away).
     Deleting,
     Dead,
+}
+
+/// A successor waiting for a crossing IKE SA rekey to be decided, or for the peer to delete
+/// it once it lost.
+pub(crate) struct Standby {
+    /// The IKE SA it would replace, while undecided: it takes over the children if the peer
+    /// starts using it or deletes the old SA. None once it lost.
+    pub of: Option<IkeSaId>,
+    /// When to stop waiting: an undecided one checks its old SA is still there, a loser is
+    /// deleted by us after all (the peer should have, 2.8.2).
+    pub until: Instant,
 }
 
 /// What the initiator keeps between sending IKE_SA_INIT and its response.
@@ -87,13 +101,26 @@ pub struct ChildSa {
     pub remote_ts: Vec<TrafficSelector>,
     pub mode: Mode,
     pub created: Instant,
-    /// A CREATE_CHILD_SA rekeying this child is in flight.
-    pub rekeying: bool,
+    pub state: ChildState,
     /// The child this one rekeyed.
     pub replaces: Option<ChildId>,
     /// Our new outbound SA waits in the daemon until the old pair is deleted (we answered
     /// the rekey: the initiator may not have our new inbound SA's peer installed yet).
     pub outbound_pending: bool,
+}
+
+/// Where a child SA is in its rekey (RFC 7296 2.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildState {
+    Installed,
+    /// Our CREATE_CHILD_SA rekeying it is in flight.
+    Rekeying,
+    /// A successor is installed (ours or the peer's); it waits for its Delete and is not
+    /// rekeyed again.
+    Rekeyed,
+    /// The redundant pair of crossing rekeys (2.8.1): whoever started its exchange deletes
+    /// it, and its deferred outbound SA is never activated.
+    Redundant,
 }
 
 /// Our one request in flight (window size 1, RFC 7296 2.3).
@@ -168,6 +195,13 @@ pub struct IkeSa {
     pub(crate) rekey_at: Option<Instant>,
     /// The IKE SA that replaced this one.
     pub rekeyed_to: Option<IkeSaId>,
+    /// A successor the daemon was never told about (a collision's loser): it ends without
+    /// an IkeDown.
+    pub(crate) silent: bool,
+    /// Tasks to queue later: retries after TEMPORARY_FAILURE (RFC 7296 2.25).
+    pub(crate) delayed: Vec<(Instant, Task)>,
+    /// A replaced SA that the peer did not delete by then is deleted by us.
+    pub(crate) retire_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -215,6 +249,9 @@ impl IkeSa {
             pending_ike_rekey: None,
             rekey_at: None,
             rekeyed_to: None,
+            silent: false,
+            delayed: Vec::new(),
+            retire_at: None,
         }
     }
 
@@ -355,10 +392,11 @@ impl IkeSa {
             Some(Task::DeleteChildren(ids)) => self.start_delete_children(ctx, ids),
             Some(Task::Liveness) => self.start_liveness(ctx),
             Some(Task::RekeyChild(id)) => {
+                // Only a plain installed child: one rekeyed by either end is on its way out.
                 if let Some(policy) = self
                     .children
                     .iter()
-                    .find(|c| c.id == id && !c.rekeying)
+                    .find(|c| c.id == id && c.state == ChildState::Installed)
                     .map(|c| c.policy)
                 {
                     self.start_create_child(ctx, policy, Some(id));
@@ -384,11 +422,16 @@ impl IkeSa {
             State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
             _ => None,
         };
-        let rekey = match self.state {
-            State::Established => self.rekey_at,
+        let (rekey, retire) = match self.state {
+            State::Established => (self.rekey_at, self.retire_at),
+            _ => (None, None),
+        };
+        let standby = match &self.state {
+            State::Standby(s) => Some(s.until),
             _ => None,
         };
-        [retransmit, dpd, half_open, rekey]
+        let delayed = self.delayed.iter().map(|d| d.0).min();
+        [retransmit, dpd, half_open, rekey, retire, standby, delayed]
             .into_iter()
             .flatten()
             .min()
@@ -432,9 +475,35 @@ impl IkeSa {
                 ctx.transmit(self.local, self.remote, d);
             }
         }
+        if let State::Standby(s) = &mut self.state {
+            if now >= s.until {
+                match s.of {
+                    // Still undecided while the old SA waits for its own rekey's answer.
+                    Some(old) if ctx.sas.get(&old).is_some_and(|o| !o.is_dead()) => {
+                        s.until = now + half_open_timeout(&self.peer);
+                    }
+                    Some(_) => self.die(ctx, DownReason::LocalDelete),
+                    None => self.start_delete_ike(ctx),
+                }
+            }
+            return;
+        }
+        if self.delayed.iter().any(|d| now >= d.0) {
+            let (due, later) = std::mem::take(&mut self.delayed)
+                .into_iter()
+                .partition::<Vec<_>, _>(|d| now >= d.0);
+            self.delayed = later;
+            for (_, task) in due {
+                self.queue_task(ctx, task);
+            }
+        }
         if matches!(self.state, State::Established) && self.rekey_at.is_some_and(|t| now >= t) {
             self.rekey_at = None;
             self.queue_task(ctx, Task::RekeyIke);
+        }
+        if matches!(self.state, State::Established) && self.retire_at.is_some_and(|t| now >= t) {
+            self.retire_at = None;
+            self.queue_task(ctx, Task::DeleteIke);
         }
         if let (State::Established, Some(d), None) = (&self.state, self.peer.dpd, &self.outstanding)
         {
@@ -462,6 +531,10 @@ impl IkeSa {
         self.state = State::Dead;
         self.outstanding = None;
         self.queue.clear();
+        self.delayed.clear();
+        if self.silent {
+            return;
+        }
         ctx.out.push_back(Output::IkeDown {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -471,9 +544,11 @@ impl IkeSa {
         });
     }
 
-    /// Marks the SA established and schedules its rekey: the original initiator at 90% of
-    /// the lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
-    pub(crate) fn set_established(&mut self, now: Instant) {
+    /// The one way into `Established`, for a fresh IKE SA (IKE_AUTH) and a rekey's successor
+    /// alike: it schedules the rekey (RFC 7296 2.8) and returns the deadline, which the
+    /// daemon shows as the SA's lifetime. The original initiator rekeys at 90% of the
+    /// lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
+    pub(crate) fn establish(&mut self, now: Instant) -> Instant {
         self.state = State::Established;
         self.established = Some(now);
         let share = if self.role == Role::Initiator {
@@ -481,7 +556,9 @@ impl IkeSa {
         } else {
             0.95
         };
-        self.rekey_at = Some(now + self.peer.ike_lifetime.mul_f64(share));
+        let at = now + self.peer.ike_lifetime.mul_f64(share);
+        self.rekey_at = Some(at);
+        at
     }
 
     pub(crate) fn nonce_len(&self) -> usize {
@@ -490,7 +567,15 @@ impl IkeSa {
     }
 }
 
-fn half_open_timeout(peer: &PeerPolicy) -> Duration {
+/// When to try again after TEMPORARY_FAILURE (RFC 7296 2.25): 5 to 15 s, as strongSwan's
+/// RETRY_INTERVAL less a random jitter, so two ends refusing each other don't meet again.
+pub(crate) fn retry_delay(ctx: &mut Ctx<'_>) -> Duration {
+    let b = ctx.random_bytes(2);
+    let jitter = u16::from_be_bytes([b[0], b[1]]);
+    Duration::from_secs(15) - Duration::from_millis(u64::from(jitter) % 10_000)
+}
+
+pub(crate) fn half_open_timeout(peer: &PeerPolicy) -> Duration {
     (0..peer.retransmit.tries)
         .map(|n| peer.retransmit.delay(n))
         .sum::<Duration>()

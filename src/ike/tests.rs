@@ -98,14 +98,24 @@ struct Pair {
     /// The link is down: everything is lost.
     cut: bool,
     sent: usize,
+    /// When each entry of `a_out` / `b_out` came out.
+    a_at: Vec<Instant>,
+    b_at: Vec<Instant>,
 }
 
 impl Pair {
     fn new(pa: PeerPolicy, pb: PeerPolicy) -> Pair {
+        Pair::seeded(pa, pb, 0)
+    }
+
+    /// As `new`, with other random streams (nonces, SPIs) for each `seed`.
+    fn seeded(pa: PeerPolicy, pb: PeerPolicy, seed: u64) -> Pair {
         Pair {
-            a: Endpoint::new(vec![pa], Box::new(TestRng(1))),
-            b: Endpoint::new(vec![pb], Box::new(TestRng(2))),
+            a: Endpoint::new(vec![pa], Box::new(TestRng(2 * seed + 1))),
+            b: Endpoint::new(vec![pb], Box::new(TestRng(2 * seed + 2))),
             now: Instant::now(),
+            a_at: Vec::new(),
+            b_at: Vec::new(),
             a_out: Vec::new(),
             b_out: Vec::new(),
             drop_from_a: 0,
@@ -130,7 +140,10 @@ impl Pair {
                             self.b.handle_datagram(self.now, t.remote, t.local, &t.data);
                         }
                     }
-                    other => self.a_out.push(other),
+                    other => {
+                        self.a_out.push(other);
+                        self.a_at.push(self.now);
+                    }
                 }
             }
             while let Some(o) = self.b.poll_output() {
@@ -144,7 +157,10 @@ impl Pair {
                             self.a.handle_datagram(self.now, t.remote, t.local, &t.data);
                         }
                     }
-                    other => self.b_out.push(other),
+                    other => {
+                        self.b_out.push(other);
+                        self.b_at.push(self.now);
+                    }
                 }
             }
             if !moved {
@@ -210,6 +226,33 @@ impl Pair {
             .collect()
     }
 
+    /// For each IKE SA rekey seen by one side: when it happened, and the deadline that side
+    /// had announced (IkeUp or IkeRekeyed) for the SA it replaced.
+    fn rekeys_announced(&self, a: bool) -> Vec<(Instant, Instant)> {
+        let (out, at) = if a {
+            (&self.a_out, &self.a_at)
+        } else {
+            (&self.b_out, &self.b_at)
+        };
+        let mut announced = std::collections::HashMap::new();
+        let mut rekeys = Vec::new();
+        for (o, t) in out.iter().zip(at) {
+            match o {
+                Output::IkeUp { ike, rekey_at, .. } => {
+                    announced.insert(*ike, *rekey_at);
+                }
+                Output::IkeRekeyed {
+                    old, new, rekey_at, ..
+                } => {
+                    rekeys.push((*t, announced[old]));
+                    announced.insert(*new, *rekey_at);
+                }
+                _ => {}
+            }
+        }
+        rekeys
+    }
+
     fn notices(out: &[Output]) -> Vec<String> {
         out.iter()
             .filter_map(|o| {
@@ -224,13 +267,21 @@ impl Pair {
 }
 
 fn site_pair(ike_a: &[&str], ike_b: &[&str], esp: &[&str]) -> Pair {
+    let (pa, pb) = site_policies(ike_a, ike_b, esp);
+    Pair::new(pa, pb)
+}
+
+/// A's policy for B and B's policy for A, one child each.
+fn site_policies(ike_a: &[&str], ike_b: &[&str], esp: &[&str]) -> (PeerPolicy, PeerPolicy) {
     let left = ts("198.51.100.0", "198.51.100.127");
     let right = ts("203.0.113.0", "203.0.113.63");
-    Pair::new(
+    (
         peer("b", B, "secret", ike_a, esp, left, right),
         peer("a", A, "secret", ike_b, esp, right, left),
     )
 }
+
+const GCM: [&str; 1] = ["aes256gcm16-prfsha256-x25519"];
 
 fn up(p: &mut Pair) {
     p.a.initiate(p.now, "b", addr(A)).unwrap();
@@ -808,4 +859,255 @@ fn rekey_responder_switches_outbound_only_when_the_old_pair_is_deleted() {
         "new outbound SA before the old pair leaves"
     );
     assert!(!p.b.sas().next().unwrap().children[0].outbound_pending);
+}
+
+/// The kernel as the daemon drives it (`daemon/kernel.rs`): pairs in, deferred outbound SAs
+/// activated, pairs out. Applying a side's outputs in order gives what its kernel holds.
+#[derive(Default, Debug)]
+struct KernelModel {
+    /// child → (inbound SPI, outbound SPI, outbound SA installed)
+    pairs: std::collections::BTreeMap<u64, (u32, u32, bool)>,
+    /// Problems a real kernel would refuse or leak (a removal of nothing, a double install).
+    errors: Vec<String>,
+}
+
+impl KernelModel {
+    fn apply(&mut self, o: &Output) {
+        match o {
+            Output::InstallChild(c) => {
+                if self
+                    .pairs
+                    .insert(c.child, (c.inbound_spi, c.outbound_spi, !c.defer_outbound))
+                    .is_some()
+                {
+                    self.errors
+                        .push(format!("child {} installed twice", c.child));
+                }
+            }
+            Output::ActivateOutbound { child, .. } => match self.pairs.get_mut(child) {
+                Some(p) => p.2 = true,
+                None => self
+                    .errors
+                    .push(format!("activate of unknown child {child}")),
+            },
+            Output::RemoveChild(c) => {
+                if self.pairs.remove(&c.child).is_none() {
+                    self.errors
+                        .push(format!("removal of unknown child {}", c.child));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn of(out: &[Output]) -> KernelModel {
+        let mut k = KernelModel::default();
+        for o in out {
+            k.apply(o);
+        }
+        k
+    }
+}
+
+/// Both kernels hold exactly one pair for the one flow, the two match, both send on it,
+/// and each engine knows exactly that pair.
+fn assert_one_matching_pair(p: &Pair, what: &str) {
+    let (ka, kb) = (KernelModel::of(&p.a_out), KernelModel::of(&p.b_out));
+    assert!(
+        ka.errors.is_empty() && kb.errors.is_empty(),
+        "{what}: {ka:?} {kb:?}"
+    );
+    assert_eq!(
+        (ka.pairs.len(), kb.pairs.len()),
+        (1, 1),
+        "{what}: {ka:?} {kb:?}"
+    );
+    let (&(ai, ao, a_sends), &(bi, bo, b_sends)) = (
+        ka.pairs.values().next().unwrap(),
+        kb.pairs.values().next().unwrap(),
+    );
+    assert_eq!((ai, ao), (bo, bi), "{what}: the pairs match");
+    assert!(a_sends && b_sends, "{what}: both outbound SAs installed");
+    assert_eq!(child_ids(&p.a), vec![(ai, ao)], "{what}");
+    assert_eq!(child_ids(&p.b), vec![(bi, bo)], "{what}");
+}
+
+/// Issue 9, bug 1: the successor of an IKE SA rekey never scheduled its own rekey, so with
+/// a 24 h lifetime a 3-day run rekeyed once and the SA then aged past its lifetime.
+#[test]
+fn a_rekeyed_ike_sa_rekeys_again() {
+    let (mut pa, mut pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    // No liveness checks: the rekey timer must be the one that keeps the clock moving.
+    pa.dpd = None;
+    pb.dpd = None;
+    let lifetime = pa.ike_lifetime;
+    let mut p = Pair::new(pa, pb);
+    up(&mut p);
+    let end = p.now + Duration::from_secs(3 * 86_400);
+    while p.now < end && p.step_time() {}
+    let rekeys = p
+        .a_out
+        .iter()
+        .filter(|o| matches!(o, Output::IkeRekeyed { .. }))
+        .count();
+    assert!(
+        rekeys >= 3,
+        "{rekeys} IKE SA rekeys in 3 days of 24 h lifetimes"
+    );
+    for sa in p.a.sas().chain(p.b.sas()) {
+        let age = p.now - sa.established.unwrap();
+        assert!(age < lifetime, "an IKE SA aged {age:?}, past its lifetime");
+    }
+    assert_eq!(child_ids(&p.a).len(), 1, "the child moved along every time");
+    // IkeUp and IkeRekeyed announce the real deadline: each rekey starts at the earlier of
+    // the two ends' announced deadlines for the SA it replaces.
+    let (ra, rb) = (p.rekeys_announced(true), p.rekeys_announced(false));
+    assert_eq!(ra.len(), rekeys);
+    assert_eq!(rb.len(), rekeys);
+    for ((at, deadline_a), (_, deadline_b)) in ra.iter().zip(&rb) {
+        assert_eq!(*at, (*deadline_a).min(*deadline_b));
+    }
+}
+
+/// Issue 9, bug 2 (RFC 7296 2.8.1): both ends rekey the same child at once. Both exchanges
+/// complete; the pair whose exchange holds the lowest of the four nonces is deleted by the
+/// end that started it, so one pair per flow remains. It used to leave two (3 installs, 1
+/// removal a side) and no notice.
+#[test]
+fn crossing_child_rekeys_leave_one_pair_per_flow() {
+    let mut winners = std::collections::BTreeSet::new();
+    for seed in 0..8 {
+        let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut p = Pair::seeded(pa, pb, seed);
+        up(&mut p);
+        for e in [&mut p.a, &mut p.b] {
+            let sa = e.sas().next().unwrap();
+            let (ike, child) = (sa.id, sa.children[0].id);
+            e.rekey_child(p.now, ike, child).unwrap();
+        }
+        p.drive();
+        let what = format!("seed {seed}");
+        assert_one_matching_pair(&p, &what);
+        for out in [&p.a_out, &p.b_out] {
+            assert_eq!(
+                (Pair::installs(out).len(), Pair::removes(out).len()),
+                (3, 2),
+                "{what}: both new pairs were made, the old and the redundant one removed"
+            );
+            assert!(
+                Pair::notices(out).is_empty(),
+                "{what}: {:?}",
+                Pair::notices(out)
+            );
+        }
+        // The survivor on A was installed with its outbound SA at once iff A started it.
+        let survivor = p.a.sas().next().unwrap().children[0].id;
+        let install = Pair::installs(&p.a_out)
+            .into_iter()
+            .find(|c| c.child == survivor)
+            .unwrap();
+        winners.insert(if install.defer_outbound { "b" } else { "a" });
+    }
+    assert_eq!(winners.len(), 2, "each side's rekey survived for some seed");
+}
+
+/// Issue 9, bug 2 for the IKE SA (RFC 7296 2.8.2): both ends rekey the IKE SA at once. Both
+/// exchanges complete, the new IKE SA with the lowest nonce is deleted by its initiator, and
+/// the children move to the other one. It used to be refused with TEMPORARY_FAILURE by both.
+#[test]
+fn crossing_ike_rekeys_leave_one_ike_sa() {
+    let mut winners = std::collections::BTreeSet::new();
+    for seed in 0..8 {
+        let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut p = Pair::seeded(pa, pb, seed);
+        up(&mut p);
+        let what = format!("seed {seed}");
+        let children_before = child_ids(&p.a);
+        let (old_a, old_b) = (p.a.sas().next().unwrap().id, p.b.sas().next().unwrap().id);
+        p.a.rekey_ike(p.now, old_a).unwrap();
+        p.b.rekey_ike(p.now, old_b).unwrap();
+        p.drive();
+        for out in [&p.a_out, &p.b_out] {
+            assert!(
+                Pair::notices(out).is_empty(),
+                "{what}: {:?}",
+                Pair::notices(out)
+            );
+        }
+        assert_eq!((p.a.sas().count(), p.b.sas().count()), (1, 1), "{what}");
+        let (na, nb) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+        assert!(na.id != old_a && nb.id != old_b, "{what}: rekeyed");
+        assert!(na.is_established() && nb.is_established(), "{what}");
+        assert_eq!(
+            (na.spi_i, na.spi_r),
+            (nb.spi_i, nb.spi_r),
+            "{what}: the same new SA"
+        );
+        assert_eq!(child_ids(&p.a), children_before, "{what}: children moved");
+        assert!(Pair::removes(&p.a_out).is_empty() && Pair::removes(&p.b_out).is_empty());
+        for out in [&p.a_out, &p.b_out] {
+            // The daemon hears of one rekey and one IKE SA down: the redundant SA was
+            // never announced, so its end is not either.
+            let rekeyed = out
+                .iter()
+                .filter(|o| matches!(o, Output::IkeRekeyed { .. }))
+                .count();
+            assert_eq!(rekeyed, 1, "{what}");
+            assert_eq!(Pair::downs(out), vec![DownReason::Rekeyed], "{what}");
+        }
+        winners.insert(if na.role == super::sa::Role::Initiator {
+            "a"
+        } else {
+            "b"
+        });
+        // The survivor works: a child rekey and a delete go through it.
+        let (ike, child) = (na.id, na.children[0].id);
+        p.a.rekey_child(p.now, ike, child).unwrap();
+        p.drive();
+        assert_one_matching_pair(&p, &what);
+        p.a.delete(p.now, ike).unwrap();
+        p.drive();
+        assert_eq!(p.a.sas().count() + p.b.sas().count(), 0, "{what}");
+    }
+    assert_eq!(winners.len(), 2, "each side's rekey survived for some seed");
+}
+
+/// An IKE SA rekey crossing a child rekey: each end refuses the other's with
+/// TEMPORARY_FAILURE (RFC 7296 2.25.2; children must not move mid-exchange) and both try
+/// again after a random delay, so both rekeys happen and one pair per flow remains.
+#[test]
+fn ike_and_child_rekeys_crossing_are_both_retried() {
+    for seed in 0..4 {
+        let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut p = Pair::seeded(pa, pb, seed);
+        up(&mut p);
+        let what = format!("seed {seed}");
+        let old_a = p.a.sas().next().unwrap().id;
+        let (ike_b, child_b) = {
+            let sa = p.b.sas().next().unwrap();
+            (sa.id, sa.children[0].id)
+        };
+        p.a.rekey_ike(p.now, old_a).unwrap();
+        p.b.rekey_child(p.now, ike_b, child_b).unwrap();
+        p.drive();
+        let refused = |out: &[Output]| {
+            Pair::notices(out)
+                .iter()
+                .any(|n| n.contains("TEMPORARY_FAILURE; trying again"))
+        };
+        assert!(
+            refused(&p.a_out) && refused(&p.b_out),
+            "{what}: both refused"
+        );
+        let start = p.now;
+        while p.now < start + Duration::from_secs(60) && p.step_time() {}
+        assert_eq!((p.a.sas().count(), p.b.sas().count()), (1, 1), "{what}");
+        assert_ne!(
+            p.a.sas().next().unwrap().id,
+            old_a,
+            "{what}: IKE SA rekeyed"
+        );
+        assert_eq!(Pair::installs(&p.a_out).len(), 2, "{what}: child rekeyed");
+        assert_one_matching_pair(&p, &what);
+    }
 }

@@ -10,7 +10,7 @@ use crate::ike::negotiate::{
     accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within, EspAlgs,
 };
 use crate::ike::policy::Mode;
-use crate::ike::sa::{ChildSa, IkeSa};
+use crate::ike::sa::{ChildSa, ChildState, IkeSa};
 
 /// The negotiated facts of a new child SA.
 pub(crate) struct NewChild {
@@ -101,7 +101,7 @@ impl IkeSa {
             remote_ts: c.remote_ts,
             mode: c.mode,
             created: ctx.now,
-            rekeying: false,
+            state: ChildState::Installed,
             replaces,
             outbound_pending: defer_outbound,
         });

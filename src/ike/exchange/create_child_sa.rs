@@ -4,16 +4,25 @@
 //! Make before break: a rekeyed child's successor is installed before the old pair is
 //! deleted, so no packet is dropped; an IKE SA's children move to its successor, and the
 //! old IKE SA is deleted without touching them.
+//!
+//! Crossing rekeys (both ends rekey the same SA at once, 2.8.1 and 2.8.2): both exchanges
+//! complete, and the SA made by the exchange holding the lowest of the four nonces is
+//! redundant: the end that started that exchange deletes it. The old SA is deleted by the
+//! winner, as after any rekey. Other collisions are refused with TEMPORARY_FAILURE and
+//! retried (2.25): a rekey of a child we are closing, a child exchange while we rekey the
+//! IKE SA, an IKE SA rekey while one of our child exchanges is in flight (as strongSwan).
 
 use crate::ike::codec::{
     KePayload, NoncePayload, NotifyPayload, NotifyType, Payload, PayloadList, ProtocolId,
     SaPayload, TrafficSelector, TsPayload,
 };
 use crate::ike::crypto::{DhPrivateKey, IkeKeys, IkeSuite, SharedSecret};
-use crate::ike::endpoint::{ChildId, Ctx, Output};
+use crate::ike::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
-use crate::ike::sa::{ChildSa, IkeSa, Purpose, Role, State, Task};
+use crate::ike::sa::{
+    half_open_timeout, retry_delay, ChildSa, ChildState, IkeSa, Purpose, Role, Standby, State, Task,
+};
 
 use super::child::{read_child_answer, NewChild};
 
@@ -27,6 +36,8 @@ pub(crate) struct ChildPending {
     pub dh: Option<DhPrivateKey>,
     pub ts_i: Vec<TrafficSelector>,
     pub ts_r: Vec<TrafficSelector>,
+    /// The peer's rekey of the same child, answered while ours was in flight (2.8.1).
+    pub crossing: Option<Crossing<ChildId>>,
 }
 
 /// What the initiator of an IKE SA rekey keeps until the response.
@@ -35,7 +46,28 @@ pub(crate) struct IkeRekeyPending {
     pub offer: SaPayload,
     pub ni: Vec<u8>,
     pub dh: DhPrivateKey,
+    /// The peer's rekey of this IKE SA, answered while ours was in flight (2.8.2): its
+    /// successor waits in `State::Standby`.
+    pub crossing: Option<Crossing<IkeSaId>>,
 }
+
+/// The other exchange of two crossing rekeys: the SA it made, and its nonces.
+pub(crate) struct Crossing<Id> {
+    pub sa: Id,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+}
+
+impl<Id> Crossing<Id> {
+    /// RFC 7296 2.8.1: of two crossing rekeys, the exchange holding the lowest of the four
+    /// nonces made the redundant SA. True if that is ours (`ni`, `nr`: our exchange's).
+    fn we_lose(&self, ni: &[u8], nr: &[u8]) -> bool {
+        ni.min(nr) < self.ni.as_slice().min(self.nr.as_slice())
+    }
+}
+
+/// How long a replaced IKE SA waits for the peer's Delete before sending its own.
+const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(90);
 
 fn notify(kind: NotifyType, data: Vec<u8>) -> Payload {
     Payload::Notify(NotifyPayload::new(kind, data))
@@ -105,7 +137,7 @@ impl IkeSa {
             ts_r.iter().copied(),
         )));
         if let Some(c) = self.children.iter_mut().find(|c| Some(c.id) == replaces) {
-            c.rekeying = true;
+            c.state = ChildState::Rekeying;
         }
         self.pending_child = Some(ChildPending {
             policy,
@@ -116,6 +148,7 @@ impl IkeSa {
             dh: dh.map(|d| d.0),
             ts_i,
             ts_r,
+            crossing: None,
         });
         self.start_request(
             ctx,
@@ -131,25 +164,41 @@ impl IkeSa {
             return;
         };
         let name = self.peer.children[p.policy].name.clone();
+        // Our rekey did not happen. The old pair stays in service, unless the peer's
+        // crossing rekey replaced it (that one is the only successor now).
         let unmark = |sa: &mut IkeSa| {
+            let state = match &p.crossing {
+                Some(x) if sa.children.iter().any(|c| c.id == x.sa) => ChildState::Rekeyed,
+                _ => ChildState::Installed,
+            };
             if let Some(c) = sa.children.iter_mut().find(|c| Some(c.id) == p.replaces) {
-                c.rekeying = false;
+                c.state = state;
             }
         };
         if let Some(n) = inner.error_notify() {
             unmark(self);
-            ctx.failed(
-                self,
-                &format!(
-                    "child SA {name} {}: peer answered {:?}",
-                    if p.replaces.is_some() {
-                        "rekey"
-                    } else {
-                        "creation"
-                    },
-                    n.kind
-                ),
+            if p.crossing.is_some() {
+                return; // the peer refused ours but its own went through: resolved
+            }
+            let mut text = format!(
+                "child SA {name} {}: peer answered {:?}",
+                if p.replaces.is_some() {
+                    "rekey"
+                } else {
+                    "creation"
+                },
+                n.kind
             );
+            if n.kind == NotifyType::TEMPORARY_FAILURE {
+                let task = match p.replaces {
+                    Some(old) => Task::RekeyChild(old),
+                    None => Task::CreateChild(p.policy),
+                };
+                let delay = retry_delay(ctx);
+                self.delayed.push((ctx.now + delay, task));
+                text += &format!("; trying again in {} s", delay.as_secs());
+            }
+            ctx.failed(self, &text);
             return;
         }
         let result = (|| -> Result<(NewChild, Option<SharedSecret>, Vec<u8>), String> {
@@ -177,41 +226,57 @@ impl IkeSa {
             };
             Ok((child, shared, nr))
         })();
-        match result {
-            Ok((child, shared, nr)) => {
-                let replaces = p.replaces;
-                match self.add_child(
-                    ctx,
-                    child,
-                    true,
-                    shared.as_ref().map(|s| s.as_bytes()),
-                    &p.ni,
-                    &nr,
-                    replaces,
-                ) {
-                    Ok(_) => {
-                        if let Some(old) = replaces {
-                            // Make before break: the successor is installed, now the old pair goes.
-                            self.queue_task(ctx, Task::DeleteChildren(vec![old]));
-                        }
-                    }
-                    Err(e) => {
-                        unmark(self);
-                        ctx.failed(self, &e);
-                    }
-                }
-            }
+        let (child, shared, nr) = match result {
+            Ok(x) => x,
             Err(why) => {
                 unmark(self);
                 ctx.failed(self, &format!("child SA {name}: {why}"));
+                return;
             }
+        };
+        let replaces = p.replaces;
+        let pfs = shared.as_ref().map(|s| s.as_bytes());
+        let new = match self.add_child(ctx, child, true, pfs, &p.ni, &nr, replaces) {
+            Ok(id) => id,
+            Err(e) => {
+                unmark(self);
+                ctx.failed(self, &e);
+                return;
+            }
+        };
+        let Some(old) = replaces else { return };
+        // The peer's crossing rekey, if it is still there: one of the two new pairs goes.
+        let theirs = p
+            .crossing
+            .as_ref()
+            .filter(|x| self.children.iter().any(|c| c.id == x.sa));
+        // Make before break: the successor is installed, now the old pair goes. When our
+        // new pair lost, it goes instead, and the peer deletes the old one.
+        let (redundant, delete) = match theirs {
+            Some(x) if x.we_lose(&p.ni, &nr) => (Some(new), new),
+            Some(x) => (Some(x.sa), old),
+            None => (None, old),
+        };
+        for c in &mut self.children {
+            if c.id == old {
+                c.state = ChildState::Rekeyed;
+            } else if Some(c.id) == redundant {
+                c.state = ChildState::Redundant;
+            }
+        }
+        if self.children.iter().any(|c| c.id == delete) {
+            self.queue_task(ctx, Task::DeleteChildren(vec![delete]));
         }
     }
 
     /// Starts rekeying this IKE SA (1.3.2): same algorithms are offered as configured, the
     /// current DH group first.
     pub(crate) fn start_rekey_ike(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(algs) = self.algs else { return };
+        let Some(algs) = self.algs.filter(|_| self.rekeyed_to.is_none()) else {
+            // Already replaced (we answered the peer's rekey): nothing left to rekey.
+            self.run_queue(ctx);
+            return;
+        };
         let new_spi = ctx.random_u64();
         let offer = ike_sa_payload(&self.peer.ike_proposals, &new_spi.to_be_bytes());
         let (dh, ke) = match algs.dh.generate(ctx.rng) {
@@ -235,6 +300,7 @@ impl IkeSa {
             offer,
             ni,
             dh,
+            crossing: None,
         });
         self.start_request(
             ctx,
@@ -249,7 +315,17 @@ impl IkeSa {
             return;
         };
         if let Some(n) = inner.error_notify() {
-            ctx.failed(self, &format!("IKE SA rekey: peer answered {:?}", n.kind));
+            // The peer refused ours, but its crossing rekey went through: that one stays.
+            if p.crossing.is_some_and(|x| self.adopt_standby(ctx, x.sa)) {
+                return;
+            }
+            let mut text = format!("IKE SA rekey: peer answered {:?}", n.kind);
+            if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to.is_none() {
+                let delay = retry_delay(ctx);
+                self.rekey_at = Some(ctx.now + delay);
+                text += &format!("; trying again in {} s", delay.as_secs());
+            }
+            ctx.failed(self, &text);
             return;
         }
         let result =
@@ -271,26 +347,54 @@ impl IkeSa {
                 let nr = inner.nonce().ok_or("no nonce")?.data.clone();
                 Ok((peer_spi, algs, shared, nr))
             })();
-        match result {
-            Ok((peer_spi, algs, shared, nr)) => self.spawn_successor(
-                ctx,
-                Role::Initiator,
-                p.new_spi,
-                peer_spi,
-                algs,
-                &shared,
-                p.ni,
-                nr,
-            ),
-            Err(why) => ctx.failed(self, &format!("IKE SA rekey: {why}")),
+        let (peer_spi, algs, shared, nr) = match result {
+            Ok(x) => x,
+            Err(why) => {
+                ctx.failed(self, &format!("IKE SA rekey: {why}"));
+                return;
+            }
+        };
+        let Some(mut new) = self.build_successor(
+            ctx,
+            Role::Initiator,
+            p.new_spi,
+            peer_spi,
+            algs,
+            &shared,
+            p.ni.clone(),
+            nr.clone(),
+        ) else {
+            return;
+        };
+        // Crossing rekeys (2.8.2): if ours holds the lowest nonce, the peer's successor takes
+        // the children. It may have already, when the peer used it or deleted this SA.
+        let lost = self.rekeyed_to.is_some()
+            || p.crossing
+                .as_ref()
+                .is_some_and(|x| x.we_lose(&p.ni, &nr) && self.adopt_standby(ctx, x.sa));
+        if lost {
+            // We made the redundant one, so we delete it; the winner deletes this SA.
+            new.start_delete_ike(ctx);
+            ctx.spawned.push(new);
+            return;
         }
+        if let Some(x) = &p.crossing {
+            // The peer's successor lost: it waits for the peer's Delete.
+            if let Some(State::Standby(s)) = ctx.sas.get_mut(&x.sa).map(|sa| &mut sa.state) {
+                s.of = None;
+            }
+        }
+        self.hand_over(ctx, &mut new);
+        ctx.spawned.push(new);
+        // The rekey initiator deletes the old SA (1.3.2); its children have moved.
+        self.queue_task(ctx, Task::DeleteIke);
     }
 
-    /// Builds the new IKE SA after a rekey (2.18), moves the children to it, and retires
-    /// this one. `role`: our role in the rekey exchange, which is the new SA's role.
+    /// Builds the new IKE SA of a rekey (keys per 2.18), not yet in service: `hand_over`
+    /// puts it there. `role`: our role in the rekey exchange, which is the new SA's role.
     #[allow(clippy::too_many_arguments)]
-    fn spawn_successor(
-        &mut self,
+    fn build_successor(
+        &self,
         ctx: &mut Ctx<'_>,
         role: Role,
         spi_i: u64,
@@ -299,22 +403,21 @@ impl IkeSa {
         shared: &SharedSecret,
         ni: Vec<u8>,
         nr: Vec<u8>,
-    ) {
-        let Some(old_keys) = self.keys.as_ref() else {
-            return;
-        };
+    ) -> Option<IkeSa> {
+        let old_keys = self.keys.as_ref()?;
         let keys = IkeSuite::new(algs.encr, algs.integ, algs.prf).and_then(|suite| {
             IkeKeys::derive_rekey(old_keys, suite, shared.as_bytes(), &ni, &nr, spi_i, spi_r)
         });
-        let keys = match keys {
-            Ok(k) => k,
+        let made = keys.and_then(|k| {
+            let (out, inb) = k.ciphers(role == Role::Initiator)?;
+            Ok((k, out, inb))
+        });
+        let (keys, out, inb) = match made {
+            Ok(x) => x,
             Err(e) => {
                 ctx.failed(self, &format!("IKE SA rekey key derivation failed: {e}"));
-                return;
+                return None;
             }
-        };
-        let Ok((out, inb)) = keys.ciphers(role == Role::Initiator) else {
-            return;
         };
         let id = if role == Role::Initiator {
             spi_i
@@ -331,7 +434,6 @@ impl IkeSa {
             self.peer.clone(),
             ctx.now,
         );
-        new.state = State::Established;
         new.algs = Some(algs);
         new.keys = Some(keys);
         new.out_cipher = Some(out);
@@ -339,13 +441,26 @@ impl IkeSa {
         new.ni = ni;
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
-        new.established = Some(ctx.now);
+        // Unannounced until it takes over: a collision's loser ends without an IkeDown.
+        new.silent = true;
+        Some(new)
+    }
+
+    /// Puts `new` in service in place of this IKE SA: it becomes established (and so
+    /// schedules its own rekey), takes the children and their queued work, and the daemon
+    /// hears of it. This SA then only waits for its Delete.
+    pub(crate) fn hand_over(&mut self, ctx: &mut Ctx<'_>, new: &mut IkeSa) {
+        // Through the same door as a fresh SA, so the successor rekeys in its turn (issue 9).
+        let rekey_at = new.establish(ctx.now);
+        new.silent = false;
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
-            c.rekeying = false;
+            if c.state == ChildState::Rekeying {
+                c.state = ChildState::Installed;
+            }
         }
-        // Child work queued here (a rekey the kernel asked for meanwhile, a delete) belongs
-        // to the children and moves with them.
+        // Child work queued here (a rekey the kernel asked for meanwhile, a delete, a retry)
+        // belongs to the children and moves with them.
         let (child_tasks, rest): (Vec<Task>, Vec<Task>) = self.queue.drain(..).partition(|t| {
             matches!(
                 t,
@@ -353,19 +468,47 @@ impl IkeSa {
             )
         });
         self.queue = rest.into();
-        new.queue = child_tasks.into();
-        self.rekeyed_to = Some(id);
+        new.queue.extend(child_tasks);
+        new.delayed.append(&mut self.delayed);
+        self.rekeyed_to = Some(new.id);
+        self.rekey_at = None;
+        // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
+        self.retire_at = Some(ctx.now + RETIRE_AFTER);
         ctx.out.push_back(Output::IkeRekeyed {
             old: self.id,
-            new: id,
+            new: new.id,
             peer: self.peer.name.clone(),
             children: new.children.iter().map(|c| c.id).collect(),
+            rekey_at,
         });
         new.run_queue(ctx);
-        ctx.spawned.push(new);
-        if role == Role::Initiator {
-            // The rekey initiator deletes the old SA (1.3.2); its children have moved.
-            self.queue_task(ctx, Task::DeleteIke);
+    }
+
+    /// Hands over to the standby successor `id` of a crossing rekey; false if it is gone
+    /// or not ours.
+    pub(crate) fn adopt_standby(&mut self, ctx: &mut Ctx<'_>, id: IkeSaId) -> bool {
+        let Some(mut new) = ctx.sas.remove(&id) else {
+            return false;
+        };
+        let ours = matches!(&new.state, State::Standby(s) if s.of == Some(self.id));
+        if ours {
+            self.hand_over(ctx, &mut new);
+        }
+        ctx.sas.insert(id, new);
+        ours
+    }
+
+    /// A standby successor the peer has started using: the peer won the collision (or never
+    /// saw one), so this one takes over from the old SA at once.
+    pub(crate) fn take_over(&mut self, ctx: &mut Ctx<'_>) {
+        let State::Standby(Standby { of: Some(old), .. }) = self.state else {
+            return;
+        };
+        if let Some(mut o) = ctx.sas.remove(&old) {
+            if !o.is_dead() && o.rekeyed_to.is_none() {
+                o.hand_over(ctx, self);
+            }
+            ctx.sas.insert(old, o);
         }
     }
 
@@ -411,13 +554,24 @@ impl IkeSa {
         inner: &[Payload],
     ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
         let no = |why: &str| (NotifyType::NO_PROPOSAL_CHOSEN, Vec::new(), why.to_string());
-        if self.pending_ike_rekey.is_some() || self.rekeyed_to.is_some() {
-            // Simultaneous rekey (2.8.2): let the peer retry later.
-            return Err((
-                NotifyType::TEMPORARY_FAILURE,
-                Vec::new(),
-                "IKE SA rekey already in progress".into(),
-            ));
+        let busy = |why: &str| (NotifyType::TEMPORARY_FAILURE, Vec::new(), why.to_string());
+        if self.rekeyed_to.is_some() {
+            return Err(busy("IKE SA already rekeyed"));
+        }
+        if self
+            .pending_ike_rekey
+            .as_ref()
+            .is_some_and(|p| p.crossing.is_some())
+        {
+            return Err(busy("a second IKE SA rekey during a collision"));
+        }
+        // Children must not move while one of our exchanges about them is in flight (its
+        // answer would land on the old SA); strongSwan refuses the same way.
+        if matches!(
+            self.outstanding.as_ref().map(|o| &o.purpose),
+            Some(Purpose::CreateChild | Purpose::DeleteChildren(_))
+        ) {
+            return Err(busy("a child SA exchange of ours is in flight"));
         }
         let sa = inner.sa().ok_or_else(|| no("no SA"))?;
         let ours = ike_sa_payload(&self.peer.ike_proposals, &[]);
@@ -468,6 +622,20 @@ impl IkeSa {
         let nr = ctx.random_bytes(self.nonce_len());
         let our_spi = ctx.random_u64();
         chosen.spi = our_spi.to_be_bytes().to_vec();
+        // Keys are derived with this response's nonce; the successor starts now, and the
+        // peer deletes this SA once it has the response.
+        let mut new = self
+            .build_successor(
+                ctx,
+                Role::Responder,
+                peer_spi,
+                our_spi,
+                algs,
+                &shared,
+                ni.clone(),
+                nr.clone(),
+            )
+            .ok_or_else(|| no("key derivation failed"))?;
         let payloads = vec![
             Payload::Sa(SaPayload {
                 proposals: vec![chosen],
@@ -478,19 +646,30 @@ impl IkeSa {
                 data: kr,
             }),
         ];
-        // Keys are derived with this response's nonce; the successor starts now, and the
-        // peer deletes this SA once it has the response.
-        self.spawn_successor(
-            ctx,
-            Role::Responder,
-            peer_spi,
-            our_spi,
-            algs,
-            &shared,
-            ni,
-            nr,
-        );
+        match &mut self.pending_ike_rekey {
+            // Crossing rekeys (2.8.2): which successor stays is decided once our own
+            // request is answered; until then the peer's waits, reachable by its SPIs.
+            Some(p) => {
+                new.state = State::Standby(Standby {
+                    of: Some(self.id),
+                    until: ctx.now + half_open_timeout(&self.peer),
+                });
+                p.crossing = Some(Crossing { sa: new.id, ni, nr });
+            }
+            None => self.hand_over(ctx, &mut new),
+        }
+        ctx.spawned.push(new);
         Ok(payloads)
+    }
+
+    /// A Delete for `id` is queued or in flight.
+    fn deleting_child(&self, id: ChildId) -> bool {
+        let named = |ids: &Vec<ChildId>| ids.contains(&id);
+        matches!(self.outstanding.as_ref().map(|o| &o.purpose), Some(Purpose::DeleteChildren(ids)) if named(ids))
+            || self
+                .queue
+                .iter()
+                .any(|t| matches!(t, Task::DeleteChildren(ids) if named(ids)))
     }
 
     fn answer_new_child(
@@ -499,6 +678,14 @@ impl IkeSa {
         inner: &[Payload],
     ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
         let fail = |kind: NotifyType, why: String| (kind, Vec::new(), why);
+        let busy = |why: &str| fail(NotifyType::TEMPORARY_FAILURE, why.to_string());
+        // Children are about to move to a new IKE SA (2.25.2), or have moved.
+        if self.pending_ike_rekey.is_some() {
+            return Err(busy("we are rekeying the IKE SA"));
+        }
+        if self.rekeyed_to.is_some() {
+            return Err(busy("the IKE SA is rekeyed"));
+        }
         // REKEY_SA names the SA the peer receives on: our outbound SPI (1.3.3).
         let old: Option<ChildSa> = match inner.find_notify(NotifyType::REKEY_SA) {
             Some(n) => {
@@ -519,6 +706,21 @@ impl IkeSa {
             }
             None => None,
         };
+        // Crossing rekeys of this child (2.8.1): answer as usual, decide with our response.
+        let crossing = old.as_ref().is_some_and(|c| {
+            c.state == ChildState::Rekeying
+                && self
+                    .pending_child
+                    .as_ref()
+                    .is_some_and(|p| p.replaces == Some(c.id) && p.crossing.is_none())
+        });
+        if let Some(c) = &old {
+            let fresh = c.state == ChildState::Installed && !self.deleting_child(c.id);
+            if !fresh && !crossing {
+                // Being closed, or already replaced by one of us (2.25).
+                return Err(busy("that child SA is being rekeyed or deleted"));
+            }
+        }
         let candidates: Vec<usize> = match &old {
             Some(c) => vec![c.policy],
             None => (0..self.peer.children.len()).collect(),
@@ -556,16 +758,31 @@ impl IkeSa {
             .clone();
         let nr = ctx.random_bytes(self.nonce_len());
         let inbound_spi = ctx.random_esp_spi();
-        self.add_child(
-            ctx,
-            choice.new_child(inbound_spi),
-            false,
-            shared.as_ref().map(|s| s.as_bytes()),
-            &ni,
-            &nr,
-            old.as_ref().map(|c| c.id),
-        )
-        .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
+        let id = self
+            .add_child(
+                ctx,
+                choice.new_child(inbound_spi),
+                false,
+                shared.as_ref().map(|s| s.as_bytes()),
+                &ni,
+                &nr,
+                old.as_ref().map(|c| c.id),
+            )
+            .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
+        if let Some(c) = &old {
+            if crossing {
+                if let Some(p) = &mut self.pending_child {
+                    p.crossing = Some(Crossing {
+                        sa: id,
+                        ni,
+                        nr: nr.clone(),
+                    });
+                }
+            } else if let Some(c) = self.children.iter_mut().find(|x| x.id == c.id) {
+                // Replaced by the peer's rekey: it waits for the peer's Delete.
+                c.state = ChildState::Rekeyed;
+            }
+        }
         let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
         extra.extend(reply_ke);
         Ok(choice.answer(inbound_spi, extra))

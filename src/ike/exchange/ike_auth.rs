@@ -163,7 +163,7 @@ impl IkeSa {
             self.die(ctx, DownReason::NegotiationFailed(why));
             return;
         }
-        self.set_established(ctx.now);
+        let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idr.identity.clone());
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -172,6 +172,7 @@ impl IkeSa {
             remote: self.remote,
             remote_id: self.remote_id.clone(),
             initiator: true,
+            rekey_at,
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
@@ -252,7 +253,7 @@ impl IkeSa {
         let Some((idr, my_auth)) = self.own_auth() else {
             return;
         };
-        self.set_established(ctx.now);
+        let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idi.identity.clone());
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -261,6 +262,7 @@ impl IkeSa {
             remote: self.remote,
             remote_id: self.remote_id.clone(),
             initiator: false,
+            rekey_at,
         });
         let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
         if inner.sa().is_some() {

@@ -3,7 +3,7 @@
 
 use crate::ike::codec::{DeletePayload, ExchangeType, Payload, PayloadList, ProtocolId};
 use crate::ike::endpoint::{ChildId, Ctx};
-use crate::ike::sa::{DownReason, IkeSa, Purpose, State, Task};
+use crate::ike::sa::{ChildState, DownReason, IkeSa, Purpose, State, Task};
 
 impl IkeSa {
     /// Deletes this IKE SA with the peer (clear crypto session, shutdown). Before the SA is
@@ -50,6 +50,7 @@ impl IkeSa {
             .map(|c| c.inbound_spi.to_be_bytes().to_vec())
             .collect();
         if spis.is_empty() {
+            self.run_queue(ctx); // gone meanwhile: on with the next task
             return;
         }
         let d = Payload::Delete(DeletePayload {
@@ -93,11 +94,9 @@ impl IkeSa {
         self.children = keep;
         for c in &gone {
             // A successor waiting to send: it takes over before its predecessor leaves.
-            for n in self
-                .children
-                .iter_mut()
-                .filter(|n| n.replaces == Some(c.id) && n.outbound_pending)
-            {
+            for n in self.children.iter_mut().filter(|n| {
+                n.replaces == Some(c.id) && n.outbound_pending && n.state != ChildState::Redundant
+            }) {
                 n.outbound_pending = false;
                 ctx.out
                     .push_back(crate::ike::endpoint::Output::ActivateOutbound {
@@ -117,6 +116,15 @@ impl IkeSa {
         inner: Vec<Payload>,
     ) {
         if inner.deletes().any(|d| d.protocol == ProtocolId::IKE) {
+            // The peer moved on to the successor of a crossing rekey (it won, or never saw
+            // the collision): that one takes the children before this SA goes (2.8.2).
+            let crossing = self
+                .pending_ike_rekey
+                .as_ref()
+                .and_then(|p| p.crossing.as_ref());
+            if let Some(id) = crossing.map(|x| x.sa) {
+                self.adopt_standby(ctx, id);
+            }
             // 1.4.1: answer with an empty INFORMATIONAL, then the SA and its children are gone.
             self.respond_encrypted(ctx, ExchangeType::INFORMATIONAL, message_id, &[]);
             self.die(ctx, DownReason::PeerDelete);

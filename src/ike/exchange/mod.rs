@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 pub(crate) use create_child_sa::{ChildPending, IkeRekeyPending};
 
 use super::codec::{
-    check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload,
+    check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload, PayloadList,
+    ProtocolId,
 };
 use super::crypto::cipher::OpenError;
 use super::endpoint::Ctx;
@@ -140,6 +141,11 @@ impl IkeSa {
             return;
         }
         self.last_heard = ctx.now;
+        // A request other than its Delete on a standby successor: the peer uses it, so it
+        // won the rekey collision or never saw one (RFC 7296 2.8.2).
+        if !inner.deletes().any(|d| d.protocol == ProtocolId::IKE) {
+            self.take_over(ctx);
+        }
         match header.exchange {
             ExchangeType::IKE_AUTH if matches!(self.state, State::InitAnswered) => {
                 self.answer_ike_auth(ctx, header.message_id, inner)
