@@ -596,10 +596,13 @@ impl Task {
                 }
                 _ = tick.tick() => {
                     self.outbox.record_acks();
-                    self.interims(unix_now());
+                    let now = unix_now();
+                    let sent = self.interims(now);
                     if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY {
-                        self.refresh_snapshots(unix_now());
+                        self.refresh_snapshots(now, None);
                         self.last_snapshot = Instant::now();
+                    } else if !sent.is_empty() {
+                        self.refresh_snapshots(now, Some(&sent));
                     }
                     self.flush();
                 }
@@ -730,14 +733,18 @@ impl Task {
         );
     }
 
-    fn interims(&mut self, now: u64) {
+    /// Queues the Interims that are due; returns the sessions that got one (their crash
+    /// Stops are brought up to the same counters and time, so a crash Stop never says less
+    /// than the session's last Interim).
+    fn interims(&mut self, now: u64) -> HashSet<SessionKey> {
+        let mut sent = HashSet::new();
         let Some(period) = self.interim.map(|p| p.as_secs().max(1)) else {
-            return;
+            return sent;
         };
         let mut records = Vec::new();
         let mut waiting = self.waiting_records;
         let (mut skipped, mut refused) = (0u64, 0u64);
-        for a in self.active.values_mut() {
+        for (k, a) in self.active.iter_mut() {
             match a.next_interim {
                 Some(t) if t <= now => {
                     a.next_interim = Some(t.max(now.saturating_sub(period)) + period);
@@ -762,6 +769,7 @@ impl Task {
                         .collect();
                     waiting += copies.len();
                     records.push(copies);
+                    sent.insert(k.clone());
                 }
                 _ => {}
             }
@@ -774,16 +782,19 @@ impl Task {
         for r in records {
             self.push(r, Then::Nothing);
         }
+        sent
     }
 
-    /// Brings the prepared crash Stops up to the latest counters (only where they moved),
-    /// all in one write: the new ones in, the old ones out.
-    fn refresh_snapshots(&mut self, now: u64) {
+    /// Brings the prepared crash Stops up to the latest counters and session time (every
+    /// session, or those in `only`), all in one write: the new ones in, the old ones out.
+    /// Idle sessions too: their session time moves (a Stop once said 42 s after an Interim
+    /// of the same session had said 97 s).
+    fn refresh_snapshots(&mut self, now: u64, only: Option<&HashSet<SessionKey>>) {
         let mut add = Vec::new();
         let mut remove = Vec::new();
         let mut owners = Vec::new();
         for (k, a) in &self.active {
-            if a.snapshot.is_empty() || a.totals == a.snapshot_totals {
+            if a.snapshot.is_empty() || only.is_some_and(|o| !o.contains(k)) {
                 continue;
             }
             add.extend(

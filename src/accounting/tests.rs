@@ -203,3 +203,43 @@ async fn a_crash_leaves_its_records_and_a_stop_for_the_next_start() {
     assert_eq!((v.queued, v.outbox.delivered), (0, 4));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_crash_stop_never_says_less_than_the_last_interim() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("crash-interim");
+    let cfg = config(
+        &dir,
+        server.local_addr().unwrap(),
+        "  update_periodic: 1s\n",
+    );
+    let a = Accounting::start(&cfg).unwrap().unwrap();
+    assert_eq!(recv(&server, true).await.status(), 7);
+    // An idle session (its counters never move): only its session time grows.
+    let mut v = view(Totals::default());
+    v.up_since = Some(unix_now() - 40);
+    a.up(&v);
+    assert_eq!(recv(&server, true).await.status(), 1);
+    let mut last_interim = 0;
+    for _ in 0..2 {
+        let r = recv(&server, true).await;
+        assert_eq!(r.status(), 3);
+        last_interim = r.u32(46).unwrap();
+    }
+    // SIGKILL: the next start sends the crash Stop.
+    a.task.abort();
+    let _ = a.task.await;
+    let _b = Accounting::start(&cfg).unwrap().unwrap();
+    let stop = loop {
+        let r = recv(&server, true).await;
+        if r.status() == 2 {
+            break r;
+        }
+    };
+    let crash_time = stop.u32(46).unwrap();
+    assert!(
+        crash_time >= last_interim,
+        "crash Stop says {crash_time} s, the last Interim said {last_interim} s"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
