@@ -12,6 +12,8 @@
 //! - after `handle_timeout(now)` the next timer is later than `now` (no busy loop in the
 //!   daemon), at most 10,000 timers fire per clock step, 10,000 outputs per operation.
 
+// Deterministic randomness, so a program replays exactly.
+use crate::ike::crypto::XorShiftRng as FuzzRng;
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -21,26 +23,10 @@ use zeroize::Zeroizing;
 use crate::ike::codec::{
     ExchangeType, Flags, Header, Identity, Message, PayloadList, PayloadType, TrafficSelector,
 };
-use crate::ike::crypto::{CryptoError, RngSource};
 use crate::ike::endpoint::{Endpoint, Output, Transmit};
 use crate::ike::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 use crate::ike::proposal::{Group, Proposal, ProposalKind};
 use crate::ike::sa::IkeSa;
-
-/// Deterministic randomness (xorshift), so a program replays exactly.
-pub(crate) struct FuzzRng(pub u64);
-
-impl RngSource for FuzzRng {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
-        for b in dest {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
-        }
-        Ok(())
-    }
-}
 
 pub(crate) const I_ADDR: &str = "192.0.2.1:500";
 pub(crate) const R_ADDR: &str = "192.0.2.2:500";

@@ -76,24 +76,26 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
+/// A deterministic xorshift byte stream, so a test, a simulation or a fuzz program replays
+/// exactly. Never for keys: the daemon uses [`SystemRng`].
+#[doc(hidden)]
+pub struct XorShiftRng(pub u64);
+
+impl RngSource for XorShiftRng {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
+        for b in dest {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            *b = self.0 as u8;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
-    use super::{CryptoError, RngSource};
-
-    /// Deterministic xorshift byte stream, for tests only.
-    pub struct TestRng(pub u64);
-
-    impl RngSource for TestRng {
-        fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
-            for b in dest {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                *b = self.0 as u8;
-            }
-            Ok(())
-        }
-    }
+    pub use super::XorShiftRng as TestRng;
 
     pub fn hex(s: &str) -> Vec<u8> {
         let d: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
