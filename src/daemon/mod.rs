@@ -359,6 +359,7 @@ impl Daemon {
                             LocalDelete => Some(Cause::AdminReset),
                             NegotiationFailed(_) => Some(Cause::NasError),
                             Rekeyed => None,
+                            Expired => Some(Cause::SessionTimeout),
                         };
                         if let Some(c) = cause {
                             self.batch_causes.entry(remote.ip()).or_insert(c);

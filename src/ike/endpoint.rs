@@ -283,6 +283,17 @@ impl Endpoint {
         true
     }
 
+    /// The IKE SA that replaced `ike`, through every rekey since; `ike` if none.
+    fn successor(&self, mut ike: IkeSaId) -> IkeSaId {
+        for _ in 0..8 {
+            match self.sas.get(&ike).and_then(|sa| sa.rekeyed_to) {
+                Some(next) if self.sas.contains_key(&next) => ike = next,
+                _ => break,
+            }
+        }
+        ike
+    }
+
     /// The IKE SA that holds `child` now: `ike`, or the SA it was rekeyed to (the daemon
     /// may name the old one before it has applied an IkeRekeyed).
     fn owner(&self, mut ike: IkeSaId, child: ChildId) -> IkeSaId {
@@ -330,7 +341,13 @@ impl Endpoint {
     }
 
     /// Deletes an IKE SA and its children with the peer (clear crypto session, shutdown).
+    /// A replaced IKE SA stands for its successor, which has its children: the old one is
+    /// left to its rekey, whose peer may still wait for our answer on it.
     pub fn delete(&mut self, now: Instant, id: IkeSaId) -> Result<(), CommandError> {
+        if !self.sas.contains_key(&id) {
+            return Err(CommandError::UnknownSa(id));
+        }
+        let id = self.successor(id);
         self.with_sa(now, id, |sa, ctx| sa.request_delete(ctx))
             .then_some(())
             .ok_or(CommandError::UnknownSa(id))
@@ -458,12 +475,13 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<IkeSaId> = self
+        let mut due: Vec<IkeSaId> = self
             .sas
             .iter()
             .filter(|(_, s)| s.next_timeout().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
+        due.sort_unstable(); // the same order every run, whatever the hash map's
         for id in due {
             self.with_sa(now, id, |sa, ctx| sa.handle_timeout(ctx));
         }

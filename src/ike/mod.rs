@@ -25,4 +25,6 @@ pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 pub use sa::DownReason;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;

@@ -36,6 +36,9 @@ pub enum DownReason {
     NegotiationFailed(String),
     /// Replaced by a new IKE SA after a rekey.
     Rekeyed,
+    /// Reached its lifetime without a successful rekey (the link was down, or the peer kept
+    /// refusing): an IKE SA does not outlive it (RFC 7296 2.8).
+    Expired,
 }
 
 /// The state of the IKE SA itself.
@@ -193,6 +196,8 @@ pub struct IkeSa {
     pub(crate) pending_ike_rekey: Option<super::exchange::IkeRekeyPending>,
     /// When to rekey this IKE SA (RFC 7296 2.8); None while a rekey runs or after it.
     pub(crate) rekey_at: Option<Instant>,
+    /// Its lifetime's end: not rekeyed by then, it is deleted.
+    pub(crate) expires_at: Option<Instant>,
     /// The IKE SA that replaced this one.
     pub rekeyed_to: Option<IkeSaId>,
     /// A successor the daemon was never told about (a collision's loser): it ends without
@@ -248,6 +253,7 @@ impl IkeSa {
             pending_child: None,
             pending_ike_rekey: None,
             rekey_at: None,
+            expires_at: None,
             rekeyed_to: None,
             silent: false,
             delayed: Vec::new(),
@@ -422,16 +428,16 @@ impl IkeSa {
             State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
             _ => None,
         };
-        let (rekey, retire) = match self.state {
-            State::Established => (self.rekey_at, self.retire_at),
-            _ => (None, None),
+        let (rekey, retire, expiry) = match self.state {
+            State::Established => (self.rekey_at, self.retire_at, self.expires_at),
+            _ => (None, None, None),
         };
         let standby = match &self.state {
             State::Standby(s) => Some(s.until),
             _ => None,
         };
         let delayed = self.delayed.iter().map(|d| d.0).min();
-        [retransmit, dpd, half_open, rekey, retire, standby, delayed]
+        [retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed]
             .into_iter()
             .flatten()
             .min()
@@ -486,6 +492,15 @@ impl IkeSa {
                     None => self.start_delete_ike(ctx),
                 }
             }
+            return;
+        }
+        if matches!(self.state, State::Established) && self.expires_at.is_some_and(|t| now >= t) {
+            // Tell the peer if the window is free; a Delete never answered still deletes
+            // (1.4.1), so there is no waiting for it.
+            if self.outstanding.is_none() {
+                self.start_delete_ike(ctx);
+            }
+            self.die(ctx, DownReason::Expired);
             return;
         }
         if self.delayed.iter().any(|d| now >= d.0) {
@@ -558,6 +573,7 @@ impl IkeSa {
         };
         let at = now + self.peer.ike_lifetime.mul_f64(share);
         self.rekey_at = Some(at);
+        self.expires_at = Some(now + self.peer.ike_lifetime);
         at
     }
 

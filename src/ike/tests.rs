@@ -1111,3 +1111,4 @@ fn ike_and_child_rekeys_crossing_are_both_retried() {
         assert_one_matching_pair(&p, &what);
     }
 }
+
