@@ -874,15 +874,14 @@ struct KernelModel {
 impl KernelModel {
     fn apply(&mut self, o: &Output) {
         match o {
-            Output::InstallChild(c) => {
+            Output::InstallChild(c)
                 if self
                     .pairs
                     .insert(c.child, (c.inbound_spi, c.outbound_spi, !c.defer_outbound))
-                    .is_some()
-                {
-                    self.errors
-                        .push(format!("child {} installed twice", c.child));
-                }
+                    .is_some() =>
+            {
+                self.errors
+                    .push(format!("child {} installed twice", c.child));
             }
             Output::ActivateOutbound { child, .. } => match self.pairs.get_mut(child) {
                 Some(p) => p.2 = true,
@@ -890,11 +889,9 @@ impl KernelModel {
                     .errors
                     .push(format!("activate of unknown child {child}")),
             },
-            Output::RemoveChild(c) => {
-                if self.pairs.remove(&c.child).is_none() {
-                    self.errors
-                        .push(format!("removal of unknown child {}", c.child));
-                }
+            Output::RemoveChild(c) if self.pairs.remove(&c.child).is_none() => {
+                self.errors
+                    .push(format!("removal of unknown child {}", c.child));
             }
             _ => {}
         }
@@ -1111,4 +1108,3 @@ fn ike_and_child_rekeys_crossing_are_both_retried() {
         assert_one_matching_pair(&p, &what);
     }
 }
-
