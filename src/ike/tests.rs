@@ -873,31 +873,26 @@ struct KernelModel {
 
 impl KernelModel {
     fn apply(&mut self, o: &Output) {
-        match o {
+        let error = match o {
             Output::InstallChild(c) => {
-                if self
-                    .pairs
-                    .insert(c.child, (c.inbound_spi, c.outbound_spi, !c.defer_outbound))
-                    .is_some()
-                {
-                    self.errors
-                        .push(format!("child {} installed twice", c.child));
-                }
+                let pair = (c.inbound_spi, c.outbound_spi, !c.defer_outbound);
+                let twice = self.pairs.insert(c.child, pair).is_some();
+                twice.then(|| format!("child {} installed twice", c.child))
             }
             Output::ActivateOutbound { child, .. } => match self.pairs.get_mut(child) {
-                Some(p) => p.2 = true,
-                None => self
-                    .errors
-                    .push(format!("activate of unknown child {child}")),
+                Some(p) => {
+                    p.2 = true;
+                    None
+                }
+                None => Some(format!("activate of unknown child {child}")),
             },
             Output::RemoveChild(c) => {
-                if self.pairs.remove(&c.child).is_none() {
-                    self.errors
-                        .push(format!("removal of unknown child {}", c.child));
-                }
+                let gone = self.pairs.remove(&c.child).is_none();
+                gone.then(|| format!("removal of unknown child {}", c.child))
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        self.errors.extend(error);
     }
 
     fn of(out: &[Output]) -> KernelModel {
