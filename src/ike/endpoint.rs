@@ -3,7 +3,7 @@
 //! (`poll_output`: datagrams to send, child SAs to install or remove, IKE SA up/down), and
 //! `poll_timeout` says when to call again. No sockets, no clock, no kernel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,10 +131,46 @@ pub(crate) struct Ctx<'a> {
     pub spawned: &'a mut Vec<IkeSa>,
     /// The endpoint's other IKE SAs (the one being handled is taken out meanwhile): a rekey
     /// collision hands children between an old SA and its successors (RFC 7296 2.8.2).
-    pub sas: &'a mut HashMap<IkeSaId, IkeSa>,
+    /// Reached through `sa`, `take_sa` and `put_sa`, which note what was touched.
+    sas: &'a mut HashMap<IkeSaId, IkeSa>,
+    /// SAs taken out and put back: the endpoint moves their deadlines afterwards.
+    touched: &'a mut Vec<IkeSaId>,
+    /// The SA being handled (out of `sas` meanwhile).
+    current: Option<IkeSaId>,
 }
 
 impl Ctx<'_> {
+    /// Another IKE SA, to look at.
+    pub fn sa(&self, id: IkeSaId) -> Option<&IkeSa> {
+        self.sas.get(&id)
+    }
+
+    /// Takes another IKE SA out, to work on it alongside the current one; `put_sa` gives
+    /// it back.
+    pub fn take_sa(&mut self, id: IkeSaId) -> Option<IkeSa> {
+        let sa = self.sas.remove(&id)?;
+        self.touched.push(id);
+        Some(sa)
+    }
+
+    pub fn put_sa(&mut self, sa: IkeSa) {
+        self.sas.insert(sa.id, sa);
+    }
+
+    /// A random IKE SPI of ours that no IKE SA of this endpoint uses (it routes the peer's
+    /// messages, RFC 7296 2.6).
+    pub fn fresh_ike_spi(&mut self) -> u64 {
+        loop {
+            let s = self.random_u64();
+            let used = self.sas.contains_key(&s)
+                || self.current == Some(s)
+                || self.spawned.iter().any(|sa| sa.id == s);
+            if !used {
+                return s;
+            }
+        }
+    }
+
     pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
         self.out.push_back(Output::Transmit(Transmit {
             local,
@@ -228,6 +264,14 @@ pub struct Endpoint {
     out: VecDeque<Output>,
     next_child: ChildId,
     spawned: Vec<IkeSa>,
+    touched: Vec<IkeSaId>,
+    /// Every IKE SA's next deadline, in order (quinn-proto's timer idea, one entry per SA):
+    /// `poll_timeout` reads the first, `handle_timeout` visits only the SAs that are due.
+    timers: BTreeSet<(Instant, IkeSaId)>,
+    /// Each SA's entry in `timers`, to take it out when the SA's deadline moves.
+    deadline: HashMap<IkeSaId, Instant>,
+    /// IKE SAs looked at by handlers and deadline upkeep: the cost of an input, for tests.
+    visits: u64,
 }
 
 impl Endpoint {
@@ -240,7 +284,17 @@ impl Endpoint {
             out: VecDeque::new(),
             next_child: 0,
             spawned: Vec::new(),
+            touched: Vec::new(),
+            timers: BTreeSet::new(),
+            deadline: HashMap::new(),
+            visits: 0,
         }
+    }
+
+    /// How many times an IKE SA was looked at so far (handled or rescheduled).
+    #[cfg(test)]
+    pub(crate) fn visits(&self) -> u64 {
+        self.visits
     }
 
     pub fn peers(&self) -> &[Arc<PeerPolicy>] {
@@ -255,7 +309,7 @@ impl Endpoint {
         self.sas.values()
     }
 
-    fn ctx(&mut self, now: Instant) -> Ctx<'_> {
+    fn ctx(&mut self, now: Instant, current: Option<IkeSaId>) -> Ctx<'_> {
         Ctx {
             now,
             rng: &mut *self.rng,
@@ -263,11 +317,13 @@ impl Endpoint {
             next_child: &mut self.next_child,
             spawned: &mut self.spawned,
             sas: &mut self.sas,
+            touched: &mut self.touched,
+            current,
         }
     }
 
-    /// Runs `f` on one IKE SA, with the others reachable through the context; then adopts
-    /// new SAs and forgets dead ones. False if there is no such SA.
+    /// Runs `f` on one IKE SA, with the others reachable through the context, then settles
+    /// what it touched. False if there is no such SA.
     fn with_sa(
         &mut self,
         now: Instant,
@@ -277,10 +333,44 @@ impl Endpoint {
         let Some(mut sa) = self.sas.remove(&id) else {
             return false;
         };
-        f(&mut sa, &mut self.ctx(now));
+        self.visits += 1;
+        f(&mut sa, &mut self.ctx(now, Some(id)));
         self.sas.insert(id, sa);
-        self.reap();
+        self.settle(Some(id));
         true
+    }
+
+    /// After an input: adopts the SAs it created, and for those and the ones it touched
+    /// forgets the dead and moves the deadlines. Only those: an input costs the SAs it
+    /// concerns, not every SA of the endpoint.
+    fn settle(&mut self, handled: Option<IkeSaId>) {
+        let mut ids = std::mem::take(&mut self.touched);
+        ids.extend(handled);
+        for sa in self.spawned.drain(..) {
+            ids.push(sa.id);
+            self.sas.insert(sa.id, sa);
+        }
+        for id in ids {
+            self.reschedule(id);
+        }
+    }
+
+    fn reschedule(&mut self, id: IkeSaId) {
+        self.visits += 1;
+        if let Some(t) = self.deadline.remove(&id) {
+            self.timers.remove(&(t, id));
+        }
+        let Some(sa) = self.sas.get(&id) else { return };
+        if sa.is_dead() {
+            // Its IkeDown and RemoveChild outputs are already queued.
+            if sa.role == Role::Responder {
+                self.half_open.remove(&(sa.spi_i, sa.remote));
+            }
+            self.sas.remove(&id);
+        } else if let Some(t) = sa.next_timeout() {
+            self.timers.insert((t, id));
+            self.deadline.insert(id, t);
+        }
     }
 
     /// The IKE SA that replaced `ike`, through every rekey since; `ike` if none.
@@ -326,17 +416,12 @@ impl Endpoint {
             return Err(CommandError::NotInitiable(peer.into()));
         };
         let remote = SocketAddr::new(ip, policy.remote_port);
-        let mut ctx = self.ctx(now);
-        let spi_i = loop {
-            let s = ctx.random_u64();
-            if !ctx.sas.contains_key(&s) {
-                break s;
-            }
-        };
+        let mut ctx = self.ctx(now, None);
+        let spi_i = ctx.fresh_ike_spi();
         let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
         sa.start_ike_sa_init(&mut ctx, None, None);
         ctx.spawned.push(sa);
-        self.reap();
+        self.settle(None);
         Ok(spi_i)
     }
 
@@ -382,7 +467,7 @@ impl Endpoint {
             Ok(h) => h,
             Err(e) => {
                 // Not answerable: we can't even trust the SPIs (RFC 7296 2.21.1).
-                self.ctx(now).notice(
+                self.ctx(now, None).notice(
                     None,
                     remote,
                     format!("dropped malformed IKE datagram ({} bytes): {e}", data.len()),
@@ -409,7 +494,7 @@ impl Endpoint {
                     sa.handle_message(ctx, header, data, remote)
                 });
             if !handled {
-                self.ctx(now).notice(
+                self.ctx(now, None).notice(
                     None,
                     remote,
                     format!(
@@ -443,20 +528,15 @@ impl Endpoint {
             .max_by_key(|p| p.remote.specificity())
             .cloned()
         else {
-            self.ctx(now).notice(
+            self.ctx(now, None).notice(
                 None,
                 remote,
                 "IKE_SA_INIT from an address no peer is configured for: ignored",
             );
             return;
         };
-        let mut ctx = self.ctx(now);
-        let spi_r = loop {
-            let s = ctx.random_u64();
-            if !ctx.sas.contains_key(&s) {
-                break s;
-            }
-        };
+        let mut ctx = self.ctx(now, None);
+        let spi_r = ctx.fresh_ike_spi();
         let mut sa = IkeSa::new(
             spi_r,
             Role::Responder,
@@ -471,26 +551,28 @@ impl Endpoint {
             ctx.spawned.push(sa);
             self.half_open.insert((header.spi_i, remote), spi_r);
         }
-        self.reap();
+        self.settle(None);
     }
 
+    /// Fires the timers that are due: only their SAs are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut due: Vec<IkeSaId> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| s.next_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        due.sort_unstable(); // the same order every run, whatever the hash map's
+        let mut due = Vec::new();
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.deadline.remove(&id);
+            due.push(id);
+        }
         for id in due {
             self.with_sa(now, id, |sa, ctx| sa.handle_timeout(ctx));
         }
     }
 
-    /// The earliest instant `handle_timeout` has work. O(SAs); the daemon calls it once per
-    /// loop turn.
+    /// The earliest instant `handle_timeout` has work: the first deadline, O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(IkeSa::next_timeout).min()
+        self.timers.first().map(|(t, _)| *t)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -520,26 +602,5 @@ impl Endpoint {
         })
         .then_some(())
         .ok_or(CommandError::UnknownSa(ike))
-    }
-
-    /// Adopts SAs born from rekeys and forgets dead ones (their IkeDown and RemoveChild
-    /// outputs are already queued).
-    fn reap(&mut self) {
-        for sa in self.spawned.drain(..) {
-            self.sas.insert(sa.id, sa);
-        }
-        let dead: Vec<IkeSaId> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| s.is_dead())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dead {
-            if let Some(sa) = self.sas.remove(&id) {
-                if sa.role == Role::Responder {
-                    self.half_open.remove(&(sa.spi_i, sa.remote));
-                }
-            }
-        }
     }
 }

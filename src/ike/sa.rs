@@ -437,10 +437,12 @@ impl IkeSa {
             _ => None,
         };
         let delayed = self.delayed.iter().map(|d| d.0).min();
-        [retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
@@ -485,7 +487,7 @@ impl IkeSa {
             if now >= s.until {
                 match s.of {
                     // Still undecided while the old SA waits for its own rekey's answer.
-                    Some(old) if ctx.sas.get(&old).is_some_and(|o| !o.is_dead()) => {
+                    Some(old) if ctx.sa(old).is_some_and(|o| !o.is_dead()) => {
                         s.until = now + half_open_timeout(&self.peer);
                     }
                     Some(_) => self.die(ctx, DownReason::LocalDelete),

@@ -873,28 +873,26 @@ struct KernelModel {
 
 impl KernelModel {
     fn apply(&mut self, o: &Output) {
-        match o {
-            Output::InstallChild(c)
-                if self
-                    .pairs
-                    .insert(c.child, (c.inbound_spi, c.outbound_spi, !c.defer_outbound))
-                    .is_some() =>
-            {
-                self.errors
-                    .push(format!("child {} installed twice", c.child));
+        let error = match o {
+            Output::InstallChild(c) => {
+                let pair = (c.inbound_spi, c.outbound_spi, !c.defer_outbound);
+                let twice = self.pairs.insert(c.child, pair).is_some();
+                twice.then(|| format!("child {} installed twice", c.child))
             }
             Output::ActivateOutbound { child, .. } => match self.pairs.get_mut(child) {
-                Some(p) => p.2 = true,
-                None => self
-                    .errors
-                    .push(format!("activate of unknown child {child}")),
+                Some(p) => {
+                    p.2 = true;
+                    None
+                }
+                None => Some(format!("activate of unknown child {child}")),
             },
-            Output::RemoveChild(c) if self.pairs.remove(&c.child).is_none() => {
-                self.errors
-                    .push(format!("removal of unknown child {}", c.child));
+            Output::RemoveChild(c) => {
+                let gone = self.pairs.remove(&c.child).is_none();
+                gone.then(|| format!("removal of unknown child {}", c.child))
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        self.errors.extend(error);
     }
 
     fn of(out: &[Output]) -> KernelModel {
@@ -1107,4 +1105,45 @@ fn ike_and_child_rekeys_crossing_are_both_retried() {
         assert_eq!(Pair::installs(&p.a_out).len(), 2, "{what}: child rekeyed");
         assert_one_matching_pair(&p, &what);
     }
+}
+
+/// Issue 9, timers that scale: each IKE SA's next deadline is kept in order, so a datagram,
+/// a command or a timer visits only the IKE SAs it concerns, with 10 IKE SAs or 10,000.
+/// (Before, every `poll_timeout` and `handle_timeout` scanned every SA for its deadline and
+/// every input scanned them all again for the dead.)
+#[test]
+fn ten_thousand_idle_sas_cost_what_ten_do() {
+    let mut costs = Vec::new();
+    for n in [10, 10_000] {
+        let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut p = Pair::new(pa, pb);
+        for _ in 0..n {
+            p.a.initiate(p.now, "b", addr(A)).unwrap();
+            p.drive();
+        }
+        assert_eq!(p.b.sas().filter(|s| s.is_established()).count(), n);
+        let (a0, b0) = (p.a.visits(), p.b.visits());
+        // Nothing is due yet: asking costs nothing.
+        assert!(p.a.poll_timeout().unwrap() > p.now);
+        p.a.handle_timeout(p.now);
+        p.b.handle_timeout(p.now);
+        assert_eq!(
+            (p.a.visits(), p.b.visits()),
+            (a0, b0),
+            "{n} SAs: idle timers"
+        );
+        // One child rekey: a command on A, a request and a Delete into B, their responses
+        // into A.
+        let sa = p.a.sas().next().unwrap();
+        let (ike, child) = (sa.id, sa.children[0].id);
+        p.a.rekey_child(p.now, ike, child).unwrap();
+        p.drive();
+        costs.push((p.a.visits() - a0, p.b.visits() - b0));
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "the same visits for 10 and 10,000 IKE SAs"
+    );
+    // Each input: the SA handled, then its deadline moved.
+    assert_eq!(costs[1], (6, 4), "{costs:?}");
 }

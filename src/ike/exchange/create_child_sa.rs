@@ -277,7 +277,7 @@ impl IkeSa {
             self.run_queue(ctx);
             return;
         };
-        let new_spi = ctx.random_u64();
+        let new_spi = ctx.fresh_ike_spi();
         let offer = ike_sa_payload(&self.peer.ike_proposals, &new_spi.to_be_bytes());
         let (dh, ke) = match algs.dh.generate(ctx.rng) {
             Ok(x) => x,
@@ -380,8 +380,11 @@ impl IkeSa {
         }
         if let Some(x) = &p.crossing {
             // The peer's successor lost: it waits for the peer's Delete.
-            if let Some(State::Standby(s)) = ctx.sas.get_mut(&x.sa).map(|sa| &mut sa.state) {
-                s.of = None;
+            if let Some(mut theirs) = ctx.take_sa(x.sa) {
+                if let State::Standby(s) = &mut theirs.state {
+                    s.of = None;
+                }
+                ctx.put_sa(theirs);
             }
         }
         self.hand_over(ctx, &mut new);
@@ -487,14 +490,14 @@ impl IkeSa {
     /// Hands over to the standby successor `id` of a crossing rekey; false if it is gone
     /// or not ours.
     pub(crate) fn adopt_standby(&mut self, ctx: &mut Ctx<'_>, id: IkeSaId) -> bool {
-        let Some(mut new) = ctx.sas.remove(&id) else {
+        let Some(mut new) = ctx.take_sa(id) else {
             return false;
         };
         let ours = matches!(&new.state, State::Standby(s) if s.of == Some(self.id));
         if ours {
             self.hand_over(ctx, &mut new);
         }
-        ctx.sas.insert(id, new);
+        ctx.put_sa(new);
         ours
     }
 
@@ -504,11 +507,11 @@ impl IkeSa {
         let State::Standby(Standby { of: Some(old), .. }) = self.state else {
             return;
         };
-        if let Some(mut o) = ctx.sas.remove(&old) {
+        if let Some(mut o) = ctx.take_sa(old) {
             if !o.is_dead() && o.rekeyed_to.is_none() {
                 o.hand_over(ctx, self);
             }
-            ctx.sas.insert(old, o);
+            ctx.put_sa(o);
         }
     }
 
@@ -620,7 +623,7 @@ impl IkeSa {
             .data
             .clone();
         let nr = ctx.random_bytes(self.nonce_len());
-        let our_spi = ctx.random_u64();
+        let our_spi = ctx.fresh_ike_spi();
         chosen.spi = our_spi.to_be_bytes().to_vec();
         // Keys are derived with this response's nonce; the successor starts now, and the
         // peer deletes this SA once it has the response.
