@@ -492,21 +492,27 @@ impl Daemon {
                 self.read_counters().await;
                 let now = unix_now();
                 let mut views = self.sessions.views(now);
-                for p in &self.static_peers {
-                    if views.iter().any(|v| v.peer_name == p.info.name) {
-                        continue;
-                    }
-                    let negotiating = self
-                        .endpoint
-                        .sas()
-                        .any(|s| s.peer.name == p.info.name && !s.is_dead() && !s.is_established());
-                    views.push(SessionTable::down_view(
-                        &p.info,
-                        p.local,
-                        p.remote,
-                        &p.flows,
-                        negotiating,
-                    ));
+                if !self.static_peers.is_empty() {
+                    let with_session: HashSet<&str> =
+                        views.iter().map(|v| v.peer_name.as_str()).collect();
+                    let down: Vec<SessionView> = self
+                        .static_peers
+                        .iter()
+                        .filter(|p| !with_session.contains(p.info.name.as_str()))
+                        .map(|p| {
+                            let negotiating = self.endpoint.sas().any(|s| {
+                                s.peer.name == p.info.name && !s.is_dead() && !s.is_established()
+                            });
+                            SessionTable::down_view(
+                                &p.info,
+                                p.local,
+                                p.remote,
+                                &p.flows,
+                                negotiating,
+                            )
+                        })
+                        .collect();
+                    views.extend(down);
                 }
                 crate::control::show_sessions(views, &filter, text, now)
             }
