@@ -43,7 +43,6 @@
 //! real Stop was delivered while its crash Stop's removal kept failing (disk full) may get
 //! both.
 
-pub mod iface;
 pub mod outbox;
 pub mod records;
 
@@ -145,10 +144,8 @@ struct Active {
     next_interim: Option<u64>,
     /// Every copy of the Start is in the outbox journal (from the start in stop-only mode).
     started: bool,
-    /// The prepared crash Stops in the sessions journal (none yet: not written), and the
-    /// totals they carry.
+    /// The prepared crash Stops in the sessions journal (none yet: not written).
     snapshot: Vec<Seq>,
-    snapshot_totals: Totals,
 }
 
 /// Records not yet in the outbox journal (one session's copies, or one Accounting-On/Off),
@@ -181,7 +178,6 @@ enum Owner {
         key: SessionKey,
         id: String,
         n: usize,
-        totals: Totals,
     },
     /// A parked Stop: the waiting item at this index.
     Park { index: usize, n: usize },
@@ -701,7 +697,6 @@ impl Task {
                 next_interim,
                 started: !start_stop,
                 snapshot: Vec::new(),
-                snapshot_totals: v.totals,
             },
         );
     }
@@ -803,7 +798,7 @@ impl Task {
                     .map(|i| stop_record(i, &a.totals, now, Cause::NasReboot)),
             );
             remove.extend(a.snapshot.iter().copied());
-            owners.push((k.clone(), a.identities.len(), a.totals));
+            owners.push((k.clone(), a.identities.len()));
         }
         if add.is_empty() {
             return;
@@ -811,10 +806,9 @@ impl Task {
         match self.snapshots.replace(&add, &remove) {
             Ok(seqs) => {
                 let mut seqs = seqs.into_iter();
-                for (k, n, totals) in owners {
+                for (k, n) in owners {
                     if let Some(a) = self.active.get_mut(&k) {
                         a.snapshot = seqs.by_ref().take(n).collect();
-                        a.snapshot_totals = totals;
                     }
                 }
             }
@@ -900,7 +894,6 @@ impl Task {
                 key,
                 id,
                 n: a.identities.len(),
-                totals: a.totals,
             });
         }
         let mut parked_out = Vec::new();
@@ -932,10 +925,9 @@ impl Task {
                 let mut seqs = seqs.into_iter();
                 for o in owners {
                     match o {
-                        Owner::Session { key, id, n, totals } => {
+                        Owner::Session { key, id, n } => {
                             if let Some(a) = self.active.get_mut(&key) {
                                 a.snapshot = seqs.by_ref().take(n).collect();
-                                a.snapshot_totals = totals;
                             }
                             self.outbox.release(&id);
                         }

@@ -3,6 +3,7 @@
 //! announces it leaves). One task owns the engine and the kernel bookkeeping; socket
 //! readers and the XFRM event stream feed it through channels.
 
+pub mod iface;
 pub mod kernel;
 pub mod logging;
 mod peers;
@@ -328,7 +329,7 @@ impl Daemon {
                     info.interface = self
                         .interfaces
                         .entry(local.ip())
-                        .or_insert_with(|| crate::accounting::iface::interface_of(local.ip()))
+                        .or_insert_with(|| iface::interface_of(local.ip()))
                         .clone();
                     // The engine's own deadline, not one computed here again.
                     let rekey_at =

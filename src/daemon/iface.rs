@@ -1,5 +1,6 @@
-//! The name of the interface that holds a local address (cisco-nas-port: IOS sends the
-//! interface the crypto map sits on, e.g. "FastEthernet0/0.1").
+//! The name of the interface that holds a local address: IOS's `Interface:` and the
+//! accounting records' cisco-nas-port (IOS sends the interface the crypto map sits on,
+//! e.g. "FastEthernet0/0.1").
 //!
 //! Written here over getifaddrs(3): std has no interface listing, and the one crate that
 //! wraps it safely (nix) would be a dependency for these few lines.
