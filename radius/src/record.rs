@@ -119,6 +119,10 @@ pub struct AccountingRecord {
     /// the record so that it survives a restart; never sent).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The caller's own data journalled with the record and never sent (vpnd keeps there
+    /// what a crash Stop's counters are the sum of, to redo the sum after a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<serde_json::Value>,
 }
 
 impl AccountingRecord {
@@ -147,6 +151,7 @@ impl AccountingRecord {
             terminate_cause: None,
             event_time,
             groups: Vec::new(),
+            recovery: None,
         }
     }
 

@@ -61,14 +61,16 @@ use tracing::{debug, error, warn};
 use vpnd_radius::{
     AccountingRecord, AcctStatus, ClientConfig, Group, Journal, Seq, ServerSpec, ServerStats,
 };
+use vpnd_xfrm::SaCounters;
 
 pub use crate::config::WhenFull;
 use crate::config::{AccountingMode, Config};
 use crate::daemon::logging::AAA;
-use crate::session::model::{SessionKey, SessionView, Totals};
+use crate::session::model::{Counted, SessionKey, SessionView};
 pub use outbox::OutboxStats;
 pub use records::{
-    crash_stop_from, interim_record, start_record, stop_record, Cause, SessionIdentity,
+    crash_stop, crash_stop_from, interim_record, start_record, stop_record, with_kernel_readings,
+    Cause, SessionIdentity,
 };
 
 /// How often the prepared crash Stops are brought up to date with the latest counters.
@@ -111,7 +113,7 @@ pub struct AccountingView {
 enum Event {
     Up(Box<SessionView>),
     Down(Box<SessionView>, Cause),
-    Totals(Vec<(SessionKey, Totals)>),
+    Totals(Vec<(SessionKey, Counted)>),
     Show(oneshot::Sender<AccountingView>),
     Shutdown(Duration),
 }
@@ -140,7 +142,8 @@ struct Profile {
 
 struct Active {
     identities: Vec<SessionIdentity>,
-    totals: Totals,
+    /// The session's totals as the sum they are (crash Stops journal it).
+    counted: Counted,
     next_interim: Option<u64>,
     /// Every copy of the Start is in the outbox journal (from the start in stop-only mode).
     started: bool,
@@ -185,7 +188,9 @@ enum Owner {
 
 impl Accounting {
     /// Starts the task when at least one peer has an accounting list; `None` otherwise.
-    pub fn start(config: &Config) -> Result<Option<Accounting>> {
+    /// `left_behind`: the counters of the SAs a previous run left in the kernel, read before
+    /// anything removed them: the crash Stops of their sessions carry them.
+    pub fn start(config: &Config, left_behind: &[SaCounters]) -> Result<Option<Accounting>> {
         let mut profiles = HashMap::new();
         for p in &config.peers {
             let Some(list_name) = &p.accounting else {
@@ -296,7 +301,7 @@ impl Accounting {
             journal_path: journal.display().to_string(),
             last_snapshot: Instant::now(),
         };
-        task.recover(crashed);
+        task.recover(crashed, left_behind);
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(task.run(rx, results_rx));
         Ok(Some(Accounting {
@@ -318,7 +323,7 @@ impl Accounting {
     }
 
     /// The sessions' totals after a kernel counter dump.
-    pub fn totals(&self, totals: Vec<(SessionKey, Totals)>) {
+    pub fn totals(&self, totals: Vec<(SessionKey, Counted)>) {
         self.send(Event::Totals(totals));
     }
 
@@ -425,7 +430,11 @@ impl Task {
 
     /// Sessions that were up when the previous run ended without their Stops: their crash
     /// Stops go out (behind what the outbox still holds of them), then Accounting-On.
-    fn recover(&mut self, crashed: Vec<(Seq, AccountingRecord)>) {
+    fn recover(&mut self, crashed: Vec<(Seq, AccountingRecord)>, left_behind: &[SaCounters]) {
+        let readings: HashMap<u32, (u64, u64)> = left_behind
+            .iter()
+            .map(|c| (c.id.spi, (c.bytes, c.packets)))
+            .collect();
         // What the outbox still holds from the previous run, per session copy.
         let mut starts: Vec<(CopyKey, AccountingRecord)> = Vec::new();
         let mut stopped: HashSet<CopyKey> = HashSet::new();
@@ -459,7 +468,7 @@ impl Task {
                 }
             }
         }
-        let (mut sent, mut redundant, mut made) = (0usize, 0usize, 0usize);
+        let (mut sent, mut redundant, mut made, mut from_kernel) = (0usize, 0usize, 0usize, 0usize);
         for key in order {
             let Some((r, seqs)) = latest.remove(&key) else {
                 continue;
@@ -472,6 +481,8 @@ impl Task {
             }
             stopped.insert(key.clone());
             sent += 1;
+            let (r, moved) = with_kernel_readings(r, |spi| readings.get(&spi).copied());
+            from_kernel += usize::from(moved);
             self.push(
                 vec![r],
                 Then::Stop {
@@ -491,6 +502,7 @@ impl Task {
         if sent + made > 0 {
             warn!(
                 crash_stops = sent,
+                with_kernel_counters = from_kernel,
                 made_from_starts = made,
                 "accounting: sessions were up when vpnd last stopped without accounting them: sending their Stops"
             );
@@ -613,10 +625,19 @@ impl Task {
             Event::Up(v) => self.up(&v),
             Event::Down(v, cause) => self.down(&v, cause),
             Event::Totals(t) => {
-                for (k, t) in t {
+                // A rekey changed a session's SAs: its crash Stop names the new ones at once,
+                // so a crash loses none of their counters (`recover`).
+                let mut rekeyed = HashSet::new();
+                for (k, c) in t {
                     if let Some(a) = self.active.get_mut(&k) {
-                        a.totals = t;
+                        if !a.snapshot.is_empty() && !a.counted.spis().eq(c.spis()) {
+                            rekeyed.insert(k);
+                        }
+                        a.counted = c;
                     }
+                }
+                if !rekeyed.is_empty() {
+                    self.refresh_snapshots(unix_now(), Some(&rekeyed));
                 }
             }
             Event::Show(reply) => {
@@ -693,7 +714,7 @@ impl Task {
             v.key.clone(),
             Active {
                 identities,
-                totals: v.totals,
+                counted: Counted::from(v.totals),
                 next_interim,
                 started: !start_stop,
                 snapshot: Vec::new(),
@@ -760,7 +781,7 @@ impl Task {
                     let copies: Vec<AccountingRecord> = a
                         .identities
                         .iter()
-                        .map(|i| interim_record(i, &a.totals, now))
+                        .map(|i| interim_record(i, &a.counted.totals(), now))
                         .collect();
                     waiting += copies.len();
                     records.push(copies);
@@ -792,11 +813,7 @@ impl Task {
             if a.snapshot.is_empty() || only.is_some_and(|o| !o.contains(k)) {
                 continue;
             }
-            add.extend(
-                a.identities
-                    .iter()
-                    .map(|i| stop_record(i, &a.totals, now, Cause::NasReboot)),
-            );
+            add.extend(a.identities.iter().map(|i| crash_stop(i, &a.counted, now)));
             remove.extend(a.snapshot.iter().copied());
             owners.push((k.clone(), a.identities.len()));
         }
@@ -885,11 +902,7 @@ impl Task {
                 continue;
             }
             let now = unix_now();
-            add.extend(
-                a.identities
-                    .iter()
-                    .map(|i| stop_record(i, &a.totals, now, Cause::NasReboot)),
-            );
+            add.extend(a.identities.iter().map(|i| crash_stop(i, &a.counted, now)));
             owners.push(Owner::Session {
                 key,
                 id,

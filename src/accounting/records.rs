@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vpnd_radius::{AccountingRecord, AcctStatus};
 
-use crate::session::model::Totals;
+use crate::session::model::{Counted, Totals};
 
 /// Why a session ended: Acct-Terminate-Cause (RFC 2866 5.10) and the Cisco
 /// `disc-cause-ext` text.
@@ -147,6 +147,42 @@ pub fn stop_record(s: &SessionIdentity, t: &Totals, now: u64, cause: Cause) -> A
     r.cisco_avpairs
         .push(format!("disc-cause-ext={}", cause.text()));
     r
+}
+
+/// The prepared Stop a crash sends (NAS-Reboot), with what its counters are the sum of, so
+/// the next start can redo the sum with the kernel's counters (`with_kernel_readings`).
+pub fn crash_stop(s: &SessionIdentity, c: &Counted, now: u64) -> AccountingRecord {
+    let mut r = stop_record(s, &c.totals(), now, Cause::NasReboot);
+    r.recovery = serde_json::to_value(c).ok();
+    r
+}
+
+/// A crash Stop found at start, its counters redone with the final readings of its SAs
+/// that the crash left in the kernel (`reading(spi)`: bytes, packets): what the session
+/// carried up to the crash, not up to the Stop's last refresh. Returns whether they moved.
+pub fn with_kernel_readings(
+    mut r: AccountingRecord,
+    reading: impl Fn(u32) -> Option<(u64, u64)>,
+) -> (AccountingRecord, bool) {
+    let counted = r
+        .recovery
+        .take()
+        .and_then(|v| serde_json::from_value::<Counted>(v).ok());
+    let Some(counted) = counted else {
+        return (r, false);
+    };
+    let (now, moved) = counted.with_readings(reading);
+    if moved == 0 {
+        return (r, false);
+    }
+    let t = now.totals();
+    // Never less than what the Stop said already (it is a sum of counters that only grow).
+    let at_least = |new: u64, old: Option<u64>| Some(new.max(old.unwrap_or(0)));
+    r.input_octets = at_least(t.bytes_in, r.input_octets);
+    r.output_octets = at_least(t.bytes_out, r.output_octets);
+    r.input_packets = at_least(t.packets_in, r.input_packets);
+    r.output_packets = at_least(t.packets_out, r.output_packets);
+    (r, true)
 }
 
 /// A Stop for a session known only by its journalled Start (and its last Interim, if one is

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use tokio::net::UdpSocket;
 
 use super::*;
-use crate::session::model::Status;
+use crate::session::model::{Status, Totals};
 
 const SECRET: &[u8] = b"testing123";
 
@@ -112,7 +112,9 @@ async fn start_interims_and_stop_share_one_session_id() {
         server.local_addr().unwrap(),
         "  update_periodic: 1s\n",
     );
-    let a = Accounting::start(&cfg).unwrap().expect("a peer has a list");
+    let a = Accounting::start(&cfg, &[])
+        .unwrap()
+        .expect("a peer has a list");
     assert_eq!(recv(&server, true).await.status(), 7, "Accounting-On first");
 
     a.up(&view(Totals::default()));
@@ -127,7 +129,7 @@ async fn start_interims_and_stop_share_one_session_id() {
         packets_in: 7,
         packets_out: 5,
     };
-    a.totals(vec![(view(t).key, t)]);
+    a.totals(vec![(view(t).key, t.into())]);
     let interim = recv(&server, true).await;
     assert_eq!((interim.status(), interim.session()), (3, id.clone()));
     assert_eq!(interim.u32(42), Some(5), "octets past 2^32 ...");
@@ -163,7 +165,7 @@ async fn a_crash_leaves_its_records_and_a_stop_for_the_next_start() {
 
     // The server does not answer: Accounting-On and the Start stay queued; then the task
     // dies without a Stop (as the daemon would on SIGKILL).
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     a.up(&view(Totals::default()));
     for _ in 0..200 {
         if a.show().await.map_or(0, |v| v.queued) >= 2 {
@@ -180,7 +182,7 @@ async fn a_crash_leaves_its_records_and_a_stop_for_the_next_start() {
     {}
 
     // The next start: the old On and Start, the crash Stop, and a new On, each once.
-    let b = Accounting::start(&cfg).unwrap().unwrap();
+    let b = Accounting::start(&cfg, &[]).unwrap().unwrap();
     let mut got: Vec<(u32, String, Option<u32>)> = Vec::new();
     while got.len() < 4 {
         let r = recv(&server, true).await;
@@ -213,7 +215,7 @@ async fn a_crash_stop_never_says_less_than_the_last_interim() {
         server.local_addr().unwrap(),
         "  update_periodic: 1s\n",
     );
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     assert_eq!(recv(&server, true).await.status(), 7);
     // An idle session (its counters never move): only its session time grows.
     let mut v = view(Totals::default());
@@ -229,7 +231,7 @@ async fn a_crash_stop_never_says_less_than_the_last_interim() {
     // SIGKILL: the next start sends the crash Stop.
     a.task.abort();
     let _ = a.task.await;
-    let _b = Accounting::start(&cfg).unwrap().unwrap();
+    let _b = Accounting::start(&cfg, &[]).unwrap().unwrap();
     let stop = loop {
         let r = recv(&server, true).await;
         if r.status() == 2 {
@@ -241,5 +243,83 @@ async fn a_crash_stop_never_says_less_than_the_last_interim() {
         crash_time >= last_interim,
         "crash Stop says {crash_time} s, the last Interim said {last_interim} s"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 15.4: a crash Stop carries what the session's SAs had carried when vpnd died, read
+/// from the kernel at the next start, not the counters of its last refresh; and after a
+/// rekey it names the new SAs at once.
+#[tokio::test]
+async fn a_crash_stop_carries_the_kernel_counters_of_the_sas_left_behind() {
+    use crate::session::model::{Counted, LiveSa};
+    use vpnd_xfrm::{SaCounters, SaId};
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("crash-kernel");
+    let cfg = config(&dir, server.local_addr().unwrap(), "");
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
+    assert_eq!(recv(&server, true).await.status(), 7);
+    let v = view(Totals::default());
+    a.up(&v);
+    assert_eq!(recv(&server, true).await.status(), 1);
+    let sa = |spi, inbound, bytes, packets| LiveSa {
+        spi,
+        inbound,
+        bytes,
+        packets,
+    };
+    // The first pair, then a rekey: the first pair's readings retired, a second pair live.
+    a.totals(vec![(
+        v.key.clone(),
+        Counted {
+            retired: Totals::default(),
+            live: vec![sa(0x100, true, 500, 5), sa(0x200, false, 300, 3)],
+        },
+    )]);
+    let retired = Totals {
+        bytes_in: 600,
+        bytes_out: 400,
+        packets_in: 6,
+        packets_out: 4,
+    };
+    a.totals(vec![(
+        v.key.clone(),
+        Counted {
+            retired,
+            live: vec![sa(0x300, true, 10, 1), sa(0x400, false, 20, 2)],
+        },
+    )]);
+    // Let the task write the refreshed crash Stop, then SIGKILL.
+    let _ = a.show().await;
+    a.task.abort();
+    let _ = a.task.await;
+
+    // The kernel still holds the second pair with what it carried until the crash (and an
+    // SA of someone else, and the first pair's inbound SPI reused with a smaller count).
+    let reading = |spi, bytes, packets| {
+        let id = SaId::esp(
+            "127.0.0.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            spi,
+        );
+        SaCounters::usage(id, bytes, packets)
+    };
+    let left = [
+        reading(0x300, 7_000, 70),
+        reading(0x400, 9_000, 90),
+        reading(0x100, 1, 1),
+        reading(0x999, 123_456, 789),
+    ];
+    let _b = Accounting::start(&cfg, &left).unwrap().unwrap();
+    let stop = loop {
+        let r = recv(&server, true).await;
+        if r.status() == 2 {
+            break r;
+        }
+    };
+    assert_eq!(stop.u32(49), Some(11), "NAS-Reboot");
+    assert_eq!(stop.u32(42), Some(600 + 7_000), "Acct-Input-Octets");
+    assert_eq!(stop.u32(43), Some(400 + 9_000), "Acct-Output-Octets");
+    assert_eq!(stop.u32(47), Some(6 + 70), "Acct-Input-Packets");
+    assert_eq!(stop.u32(48), Some(4 + 90), "Acct-Output-Packets");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 
 use super::*;
-use crate::session::model::Status;
+use crate::session::model::{Status, Totals};
 
 const SECRET: &[u8] = b"testing123";
 
@@ -315,7 +315,7 @@ async fn a_full_outbox_takes_every_stop_and_refuses_new_starts() {
     let dir = temp_dir("full");
     // Accounting-On and the N Starts fill it.
     let cfg = config(&dir, server.addr, &format!("  outbox_limit: {}\n", N + 1));
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     a.set_when_full(WhenFull::Refuse);
     for i in 0..N {
         a.up(&view(i, Totals::default()));
@@ -418,7 +418,7 @@ async fn up_then_full_disk(
     n: usize,
 ) -> (Accounting, Config, PathBuf) {
     let cfg = config(&fs.0, server.addr, "");
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     for i in 0..n {
         a.up(&view(i, Totals::default()));
     }
@@ -478,7 +478,7 @@ async fn a_crash_while_the_disk_is_full_sends_the_crash_stops() {
     let (a, cfg, filler) = up_then_full_disk(&fs, &server, N).await;
     crash(a).await;
     std::fs::remove_file(&filler).unwrap();
-    let b = Accounting::start(&cfg).unwrap().unwrap();
+    let b = Accounting::start(&cfg, &[]).unwrap().unwrap();
     until_got(&server, 10, "a Stop for every session", |s| s.count(2) == N).await;
     until(&b, 5, "all delivered", |v| v.queued == 0 && v.waiting == 0).await;
     assert_clean(&Audit::of(&server.got()), N);
@@ -491,7 +491,7 @@ async fn a_parked_stop_keeps_its_real_cause_and_counters_across_a_crash() {
     let server = Radius::start();
     let dir = temp_dir("parked");
     let cfg = config(&dir, server.addr, "");
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     for i in 0..N {
         a.up(&view(i, Totals::default()));
     }
@@ -506,7 +506,7 @@ async fn a_parked_stop_keeps_its_real_cause_and_counters_across_a_crash() {
     until(&a, 5, "the Stops waiting", |v| v.waiting == N).await;
     crash(a).await;
     outbox::fault::heal(&outbox_journal);
-    let b = Accounting::start(&cfg).unwrap().unwrap();
+    let b = Accounting::start(&cfg, &[]).unwrap().unwrap();
     until_got(&server, 10, "the Stops", |s| s.count(2) == N).await;
     until(&b, 5, "all delivered", |v| v.queued == 0).await;
     let got = server.got();
@@ -530,7 +530,7 @@ async fn a_write_error_holds_new_starts_in_memory_until_the_journal_heals() {
     let server = Radius::start();
     let dir = temp_dir("heal");
     let cfg = config(&dir, server.addr, "");
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     a.set_when_full(WhenFull::Refuse);
     until_got(&server, 5, "Accounting-On", |s| s.count(7) == 1).await;
     let outbox_journal = dir.join("acct.journal");
@@ -615,7 +615,7 @@ async fn recovery_sends_one_stop_per_session_whatever_the_crash_left() {
             .unwrap();
     }
     let cfg = config(&dir, server.addr, "");
-    let a = Accounting::start(&cfg).unwrap().unwrap();
+    let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
     until(&a, 10, "all delivered", |v| v.queued == 0).await;
     let got = server.got();
     let audit = Audit::of(&got);
@@ -669,7 +669,7 @@ async fn a_corrupt_journal_line_does_not_stop_accounting() {
         .collect();
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let cfg = config(&dir, server.addr, "");
-    let a = Accounting::start(&cfg).expect("starts").unwrap();
+    let a = Accounting::start(&cfg, &[]).expect("starts").unwrap();
     until(&a, 10, "the valid records delivered", |v| v.queued == 0).await;
     assert_clean(&Audit::of(&server.got()), 1);
     let aside = std::fs::read_to_string(dir.join("acct.journal.corrupt")).unwrap();
@@ -718,7 +718,7 @@ fn sigkill_child_process() {
             &format!("  outbox_limit: {}\n", sessions * 40 + 100),
             "timeout: 5s\n  retransmit: 2",
         );
-        let a = Accounting::start(&cfg).unwrap().unwrap();
+        let a = Accounting::start(&cfg, &[]).unwrap().unwrap();
         if last {
             until(&a, 600, "the final run delivers everything", |v| {
                 v.queued == 0 && v.waiting == 0

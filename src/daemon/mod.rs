@@ -796,6 +796,19 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         });
     }
 
+    // The counters of SAs a previous run left behind, read before anything removes them:
+    // its sessions' crash Stops carry them (reading changes nothing in the kernel).
+    let left_behind = match kernel
+        .xfrm()
+        .dump_counters(vpnd_xfrm::DumpScope::Owned)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            warn!("reading the SAs a previous run left behind: {e}; crash Stops keep their last refresh");
+            Vec::new()
+        }
+    };
     let peers = config.peers.iter().map(peers::peer_policy).collect();
     let mut d = Daemon {
         endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
@@ -894,7 +907,8 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .collect(),
         log,
         syslog: crate::syslog::Syslog::start(&config.syslog),
-        accounting: Accounting::start(&config).context("starting RADIUS accounting")?,
+        accounting: Accounting::start(&config, &left_behind)
+            .context("starting RADIUS accounting")?,
         downs: Vec::new(),
         batch_causes: HashMap::new(),
         cleared: HashMap::new(),

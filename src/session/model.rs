@@ -74,6 +74,88 @@ impl Totals {
     }
 }
 
+/// A session's totals as the sum they are: the SAs already gone, and the latest reading of
+/// each live one. Journalled with the session's crash Stop, so that after a crash the sum is
+/// redone with the final counters of the SAs the crash left in the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    pub retired: Totals,
+    pub live: Vec<LiveSa>,
+}
+
+/// One live SA's latest reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSa {
+    pub spi: u32,
+    pub inbound: bool,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+impl Counted {
+    pub fn totals(&self) -> Totals {
+        let mut t = self.retired;
+        for sa in &self.live {
+            let (bytes, packets) = if sa.inbound {
+                (&mut t.bytes_in, &mut t.packets_in)
+            } else {
+                (&mut t.bytes_out, &mut t.packets_out)
+            };
+            *bytes += sa.bytes;
+            *packets += sa.packets;
+        }
+        t
+    }
+
+    /// The live SAs' SPIs, to see a rekey between two readings.
+    pub fn spis(&self) -> impl Iterator<Item = u32> + '_ {
+        self.live.iter().map(|sa| sa.spi)
+    }
+
+    /// With the kernel's latest readings (`reading(spi)`: bytes, packets) of the live SAs
+    /// that it still has; the number of SAs whose reading moved. Kernel counters only grow:
+    /// a smaller one is another SA reusing the SPI and is ignored.
+    pub fn with_readings(&self, reading: impl Fn(u32) -> Option<(u64, u64)>) -> (Counted, usize) {
+        let mut moved = 0;
+        let live = self
+            .live
+            .iter()
+            .map(|sa| match reading(sa.spi) {
+                Some((bytes, packets))
+                    if bytes >= sa.bytes
+                        && packets >= sa.packets
+                        && (bytes, packets) != (sa.bytes, sa.packets) =>
+                {
+                    moved += 1;
+                    LiveSa {
+                        bytes,
+                        packets,
+                        ..*sa
+                    }
+                }
+                _ => *sa,
+            })
+            .collect();
+        (
+            Counted {
+                retired: self.retired,
+                live,
+            },
+            moved,
+        )
+    }
+}
+
+impl From<Totals> for Counted {
+    /// Totals with nothing known of their SAs (all of them counted as gone).
+    fn from(retired: Totals) -> Counted {
+        Counted {
+            retired,
+            live: Vec::new(),
+        }
+    }
+}
+
 /// One IKE SA of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IkeSaView {

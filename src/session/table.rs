@@ -122,6 +122,26 @@ impl Session {
         t
     }
 
+    /// What the totals are the sum of (for crash Stops).
+    fn counted(&self) -> Counted {
+        let mut live = Vec::with_capacity(self.children.len() * 2);
+        for c in self.children.values() {
+            let (i, o) = self.pair(c);
+            for (spi, inbound, r) in [(c.inbound_spi, true, i), (c.outbound_spi, false, o)] {
+                live.push(LiveSa {
+                    spi,
+                    inbound,
+                    bytes: r.bytes,
+                    packets: r.packets,
+                });
+            }
+        }
+        Counted {
+            retired: self.retired,
+            live,
+        }
+    }
+
     /// Folds the last reading of a leaving child into the retired sum.
     fn retire(&mut self, c: &ChildInfo) {
         let pair = self.pair(c);
@@ -398,11 +418,11 @@ impl SessionTable {
 
     /// The totals of every session that is up (its first pair came and its last has not
     /// gone): what accounting needs after each counter dump, without building views.
-    pub fn up_totals(&self) -> Vec<(SessionKey, Totals)> {
+    pub fn up_totals(&self) -> Vec<(SessionKey, Counted)> {
         self.sessions
             .iter()
             .filter(|(_, s)| s.up_since.is_some())
-            .map(|(k, s)| (k.clone(), s.totals()))
+            .map(|(k, s)| (k.clone(), s.counted()))
             .collect()
     }
 
@@ -639,7 +659,16 @@ mod tests {
         t.counters(&[reading(0x100, 84, 1)]);
         let totals = t.up_totals();
         assert_eq!(totals.len(), 1);
-        assert_eq!(totals[0].1.bytes_in, 84);
+        assert_eq!(totals[0].1.totals().bytes_in, 84);
+        // What a crash Stop redoes its sum from: both SAs of the pair, by direction.
+        let live = &totals[0].1.live;
+        assert_eq!(live.len(), 2);
+        assert!(live
+            .iter()
+            .any(|sa| sa.spi == 0x100 && sa.inbound && sa.bytes == 84));
+        assert!(live
+            .iter()
+            .any(|sa| sa.spi == 0x200 && !sa.inbound && sa.bytes == 0));
         assert_eq!(t.up_views(1001)[0].totals.bytes_in, 84);
         t.child_removed(10, 1002);
         assert!(t.up_views(1003).is_empty());

@@ -87,7 +87,7 @@ pub async fn run(sessions: usize, server: SocketAddr, secret: String, dir: PathB
     let cfg = config(&mem_dir, "127.0.0.1:9".parse()?, "unused", sessions + 16)?;
     let now = unix_now();
     let views: Vec<SessionView> = (0..sessions).map(|i| view(i, now)).collect();
-    let a = Accounting::start(&cfg)?.context("accounting not started")?;
+    let a = Accounting::start(&cfg, &[])?.context("accounting not started")?;
     // Accounting-On is queued at start: wait for it, then measure from there.
     for _ in 0..500 {
         if a.show().await.map_or(0, |v| v.queued) >= 1 {
@@ -131,7 +131,7 @@ pub async fn run(sessions: usize, server: SocketAddr, secret: String, dir: PathB
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let cfg = config(&run_dir, server, &secret, sessions + 16)?;
-    let a = Accounting::start(&cfg)?.context("accounting not started")?;
+    let a = Accounting::start(&cfg, &[])?.context("accounting not started")?;
     // Accounting-On first, so that the timing covers the Starts alone.
     drain(&a, 1, Duration::from_secs(30)).await?;
     let t0 = Instant::now();
