@@ -7,7 +7,8 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 # write_vpnd_conf FILE KEY=VALUE... : a site-to-site vpnd.yaml for gw1 <-> peer1.
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
 #   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
-#   ike_lifetime=24h mode=tunnel|transport local_addrs=192.0.2.1[,...] accounting=LIST (the peer's accounting method list; sections for it go
+#   ike_lifetime=24h mode=tunnel|transport local_addrs=192.0.2.1[,...] reverse_route=true|{...}
+#   accounting=LIST (the peer's accounting method list; sections for it go
 #   in EXTRA_YAML) extra=EXTRA_YAML (top-level sections appended)
 write_vpnd_conf() {
     local f=$1
@@ -18,7 +19,7 @@ write_vpnd_conf() {
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
         [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
         [description]="lab peer1 strongSwan" [accounting]= [extra]= [mode]=tunnel
-        [local_addrs]=192.0.2.1
+        [local_addrs]=192.0.2.1 [reverse_route]=
     )
     local kv
     for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
@@ -41,6 +42,7 @@ write_vpnd_conf() {
         echo "    psk: \"${o[psk]}\""
         echo "    start: ${o[start]}"
         if [[ -n ${o[accounting]} ]]; then echo "    accounting: ${o[accounting]}"; fi
+        if [[ -n ${o[reverse_route]} ]]; then echo "    reverse_route: ${o[reverse_route]}"; fi
         echo "    ike:"
         echo "      proposals: [${o[ike]}]"
         echo "      dpd: ${o[dpd]}"
@@ -117,9 +119,9 @@ start_two_charon_peers() {
 start_vpnd() {
     local ns=$1 conf=$2 log=$LAB_LOGDIR/vpnd-$1.log
     "$VPND" --check -c "$conf" >&2 || lab_fail "vpnd --check refused $conf"
-    # A gateway's uplink: the kernel needs a route before it consults the IPsec policy
-    # (vpnd does not install routes the way charon's table 220 does).
-    ip -n "$ns" route replace default dev t0
+    # A gateway's uplink: the kernel needs a route before it consults the IPsec policy;
+    # scenarios of vpnd's reverse routes set LAB_NO_DEFAULT_ROUTE=1 and have none.
+    [[ ${LAB_NO_DEFAULT_ROUTE:-0} == 1 ]] || ip -n "$ns" route replace default dev t0
     ip netns exec "$ns" "$VPND" -c "$conf" >>"$log" 2>&1 &
     echo $! >"$LAB_WORKDIR/vpnd-$ns.pid"
     lab_wait 20 "vpnd running in $ns" grep -q 'vpnd running' "$log"

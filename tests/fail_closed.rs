@@ -193,6 +193,7 @@ impl Lab {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("vpnd.yaml");
+        let nat_t_port = port + 10_000;
         std::fs::write(
             &conf,
             format!(
@@ -200,6 +201,7 @@ impl Lab {
 local:
   addresses: [192.0.2.1]
   port: {port}
+  nat_t_port: {nat_t_port}
 control:
   socket: {dir}/vpnd.sock
 peers:
@@ -356,7 +358,7 @@ fn the_daemon_never_leaves_a_protected_flow_without_its_policy() {
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "removed 3 policies and 0 SAs owned by vpnd"
+            "removed 3 policies, 0 SAs and 0 routes owned by vpnd"
         );
         assert!(policies(&x).await.is_empty());
         let _ = std::fs::remove_dir_all(&lab.dir);

@@ -63,8 +63,8 @@ fn main() -> ExitCode {
         return match rt.block_on(vpnd::daemon::flush(&config)) {
             Ok(r) => {
                 println!(
-                    "removed {} policies and {} SAs owned by vpnd",
-                    r.policies, r.sas
+                    "removed {} policies, {} SAs and {} routes owned by vpnd",
+                    r.policies, r.sas, r.routes
                 );
                 ExitCode::SUCCESS
             }

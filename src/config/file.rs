@@ -142,12 +142,52 @@ pub(super) struct PeerFile {
     pub psk_file: Option<Str>,
     pub start: Option<S<StartAction>>,
     pub unprotected: Option<S<Unprotected>>,
+    pub reverse_route: Option<S<ReverseRouteFile>>,
     pub fvrf: Option<Str>,
     pub ivrf: Option<Str>,
     pub group: Option<Str>,
     pub accounting: Option<Str>,
     pub ike: Option<S<IkeFile>>,
     pub children: Option<S<Vec<S<ChildFile>>>>,
+}
+
+/// `reverse_route: true`, or a mapping with its options (which turns it on).
+#[derive(Debug)]
+pub(super) enum ReverseRouteFile {
+    Flag(bool),
+    With(ReverseRouteOptions),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ReverseRouteOptions {
+    pub table: Option<S<u32>>,
+    pub metric: Option<S<u32>>,
+    pub remote_peer: Option<S<bool>>,
+}
+
+impl<'de> Deserialize<'de> for ReverseRouteFile {
+    // By hand: serde's untagged enums buffer their input and lose the spans inside.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ReverseRouteFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or a mapping with table, metric, remote_peer")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ReverseRouteFile::Flag(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                ReverseRouteOptions::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(ReverseRouteFile::With)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

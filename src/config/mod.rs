@@ -580,6 +580,8 @@ pub struct PeerConfig {
     /// Protected traffic while no SA exists: drop (default) or pass in clear. Only for a
     /// peer with a single address (the others' policies need the peer's address).
     pub unprotected: Unprotected,
+    /// IOS `reverse-route`: routes to the remote traffic selectors while a child is up.
+    pub reverse_route: Option<ReverseRoute>,
     /// Front-door VRF name (shown in sessions and syslog).
     pub fvrf: Option<String>,
     /// Inside VRF name (vrf-id in accounting).
@@ -593,6 +595,20 @@ pub struct PeerConfig {
     /// Child SAs; at least one.
     pub children: Vec<ChildConfig>,
 }
+
+/// Routes vpnd installs for a peer's flows (IOS `reverse-route [remote-peer]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReverseRoute {
+    /// Routing table [254, main].
+    pub table: u32,
+    /// Route metric (priority) [0]; a higher one loses to the operator's own routes.
+    pub metric: u32,
+    /// Also a host route to the peer's address (IOS `remote-peer`).
+    pub remote_peer: bool,
+}
+
+/// The main routing table (RT_TABLE_MAIN).
+pub const MAIN_TABLE: u32 = 254;
 
 /// IKE SA parameters.
 #[derive(Debug, Clone, PartialEq)]

@@ -1381,3 +1381,48 @@ fn accounting_journal_path_and_when_full() {
     assert_eq!(ps[0].line, 2, "{ps:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reverse_route_is_a_flag_or_its_options() {
+    let base = "peers:\n  - name: p1\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n    children:\n      - { name: lan, local_ts: [198.51.100.0/25], remote_ts: [203.0.113.0/26] }\n";
+    let with = |rr: &str| format!("{base}    reverse_route: {rr}\n");
+    let c = Config::from_str(base, "t.yaml").unwrap();
+    assert_eq!(c.peers[0].reverse_route, None, "off unless asked");
+    let c = Config::from_str(&with("true"), "t.yaml").unwrap();
+    assert_eq!(
+        c.peers[0].reverse_route,
+        Some(ReverseRoute {
+            table: MAIN_TABLE,
+            metric: 0,
+            remote_peer: false
+        })
+    );
+    let c = Config::from_str(
+        &with("{ table: 220, metric: 50, remote_peer: true }"),
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.peers[0].reverse_route,
+        Some(ReverseRoute {
+            table: 220,
+            metric: 50,
+            remote_peer: true
+        })
+    );
+    assert_eq!(
+        Config::from_str(&with("false"), "t.yaml").unwrap().peers[0].reverse_route,
+        None
+    );
+    let e = Config::from_str(&with("{ table: 255 }"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.yaml:8:") && e.contains("reverse_route.table") && e.contains("reserved"),
+        "{e}"
+    );
+    let e = Config::from_str(&with("{ tabel: 220 }"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tabel"), "{e}");
+}

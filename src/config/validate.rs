@@ -14,7 +14,7 @@ use serde_saphyr::Location;
 use crate::ike::codec::Identity;
 use crate::ike::proposal::{Proposal, ProposalKind};
 
-use super::file::{self, Str, S};
+use super::file::{self, ReverseRouteFile, Str, S};
 use super::parse::{self, IdSpec};
 use super::*;
 
@@ -1080,6 +1080,10 @@ impl Ctx {
             .unprotected
             .as_ref()
             .map_or(Unprotected::Drop, |u| u.value);
+        let reverse_route = p
+            .reverse_route
+            .as_ref()
+            .and_then(|r| self.reverse_route(r, &f("reverse_route")));
 
         // Identities.
         let peer_family = match remote {
@@ -1222,6 +1226,7 @@ impl Ctx {
             psk: psk?,
             start,
             unprotected,
+            reverse_route,
             fvrf,
             ivrf,
             group,
@@ -1229,6 +1234,41 @@ impl Ctx {
             ike,
             children,
         })
+    }
+
+    /// `reverse_route`: tables 0 (unspecified) and 255 (local) are not for routes of ours.
+    fn reverse_route(&mut self, r: &S<ReverseRouteFile>, field: &str) -> Option<ReverseRoute> {
+        let defaults = ReverseRoute {
+            table: MAIN_TABLE,
+            metric: 0,
+            remote_peer: false,
+        };
+        match &r.value {
+            ReverseRouteFile::Flag(false) => None,
+            ReverseRouteFile::Flag(true) => Some(defaults),
+            ReverseRouteFile::With(o) => {
+                let table = match &o.table {
+                    Some(t) if t.value == 0 || t.value == 255 => {
+                        self.err(
+                            t.referenced,
+                            format!("{field}.table"),
+                            format!(
+                                "table {} is reserved (use 254 for main, or a table of its own)",
+                                t.value
+                            ),
+                        );
+                        MAIN_TABLE
+                    }
+                    Some(t) => t.value,
+                    None => MAIN_TABLE,
+                };
+                Some(ReverseRoute {
+                    table,
+                    metric: o.metric.as_ref().map_or(0, |m| m.value),
+                    remote_peer: o.remote_peer.as_ref().is_some_and(|b| b.value),
+                })
+            }
+        }
     }
 
     /// A key of at least [`MIN_PSK`] bytes; a warning below [`GOOD_PSK`].

@@ -23,9 +23,12 @@ use vpnd_xfrm::{
     PolicySpec, SaCounters, SaId, SaSpec, Selector, Template, Xfrm,
 };
 
+use super::routes::Routes;
+use crate::config::ReverseRoute;
 use crate::ike::codec::TrafficSelector;
 use crate::ike::crypto::cipher::{Encr, Integ};
 use crate::ike::{ChildId, ChildInstall, ChildRemove, Mode};
+use tracing::warn;
 
 /// Priority of vpnd's tunnel policies: below the kernel default (0 is highest), with more
 /// specific selectors first (lower value), as strongSwan orders them.
@@ -218,6 +221,8 @@ pub struct TakeOver {
     /// daemon answered its ACQUIRE. The kernel sends no new ACQUIRE for a flow while its
     /// larval SA lives (`net.core.xfrm_acq_expires`, 30 s), so these count as ACQUIREs.
     pub waiting: Vec<u32>,
+    /// A previous run's reverse routes: removed (they come back with their children).
+    pub stale_routes: usize,
 }
 
 /// Owns vpnd's kernel state bookkeeping (only the daemon's main task touches it).
@@ -227,6 +232,9 @@ pub struct Kernel {
     /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
     deferred: HashMap<ChildId, SaSpec>,
     next_reqid: u32,
+    /// Reverse routes, for the peers that ask for them (`reverse_route`).
+    routes: Option<Routes>,
+    reverse: HashMap<String, ReverseRoute>,
 }
 
 impl Kernel {
@@ -239,6 +247,8 @@ impl Kernel {
             slots: HashMap::new(),
             deferred: HashMap::new(),
             next_reqid: 1,
+            routes: None,
+            reverse: HashMap::new(),
         };
         for f in standing {
             let reqid = k.alloc_reqid();
@@ -251,6 +261,12 @@ impl Kernel {
                 .insert((f.peer.clone(), f.child.clone(), f.remote), slot);
         }
         Ok(k)
+    }
+
+    /// Reverse routes for these peers' tunnel-mode flows while a child is up.
+    pub fn set_reverse_routes(&mut self, routes: Routes, peers: HashMap<String, ReverseRoute>) {
+        self.routes = Some(routes);
+        self.reverse = peers;
     }
 
     fn alloc_reqid(&mut self) -> u32 {
@@ -313,12 +329,23 @@ impl Kernel {
                 Err(e) => return Err(e),
             }
         }
+        if let Some(r) = &mut self.routes {
+            match r.remove_stale().await {
+                Ok(n) => report.stale_routes = n,
+                Err(e) => warn!("removing the reverse routes of a previous run: {e}"),
+            }
+        }
         Ok(report)
     }
 
     /// At stop: every SA and every policy but the standing ones leave (policies first).
     /// Returns how many policies stay and what was removed.
     pub async fn stop(&mut self) -> Result<(usize, vpnd_xfrm::FlushReport), vpnd_xfrm::Error> {
+        if let Some(r) = &mut self.routes {
+            for e in r.remove_all().await {
+                warn!("removing a reverse route at stop: {e}");
+            }
+        }
         let keep = self.standing_keys();
         let mut removed = vpnd_xfrm::FlushReport::default();
         for p in self.xfrm.dump_policies(DumpScope::Owned).await? {
@@ -407,11 +434,43 @@ impl Kernel {
                 return Err(kerr(e));
             }
         }
-        let slot = self.slots.entry(key).or_default();
+        let slot = self.slots.entry(key.clone()).or_default();
+        let first = slot.children.is_empty();
         slot.reqid = reqid;
         slot.policies = policies;
         slot.children.insert(c.child);
+        if first && c.mode == Mode::Tunnel {
+            self.routes_up(key, c).await;
+        }
         Ok(())
+    }
+
+    /// The flow's reverse routes, if its peer wants them. A failure is logged: the tunnel
+    /// works, the host may route to it otherwise.
+    async fn routes_up(&mut self, key: SlotKey, c: &ChildInstall) {
+        let (Some(routes), Some(rr)) = (&mut self.routes, self.reverse.get(&c.peer)) else {
+            return;
+        };
+        let nets = |ts: &[TrafficSelector]| -> Vec<IpNet> {
+            let mut v: Vec<IpNet> = ts
+                .iter()
+                .filter_map(selectors_of)
+                .flatten()
+                .map(|(n, _, _)| n)
+                .collect();
+            v.dedup();
+            v
+        };
+        if let Err(e) = routes
+            .up(key, rr, c.remote, &nets(&c.local_ts), &nets(&c.remote_ts))
+            .await
+        {
+            warn!(
+                peer = c.peer,
+                child = c.child_name,
+                "reverse routes not installed: {e}"
+            );
+        }
     }
 
     /// Installs a child's deferred outbound SA: from now on traffic leaves through it.
@@ -438,6 +497,15 @@ impl Kernel {
             None => false,
         };
         if last {
+            if let Some(r) = &mut self.routes {
+                for e in r.down(&key).await {
+                    warn!(
+                        peer = c.peer,
+                        child = child_name,
+                        "removing a reverse route: {e}"
+                    );
+                }
+            }
             let slot = self.slots.get_mut(&key).expect("looked up above");
             let policies = std::mem::take(&mut slot.policies);
             let standing = slot.standing.clone();

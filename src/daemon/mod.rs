@@ -8,6 +8,8 @@ pub mod kernel;
 pub mod logging;
 mod peers;
 mod ratelimit;
+pub mod routes;
+pub mod sockets;
 
 use crate::unix_now;
 use std::collections::{HashMap, HashSet};
@@ -17,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use vpnd_xfrm::{Event, Events, Owner, Xfrm};
@@ -27,6 +28,7 @@ use crate::config::{Config, PeerAddress, StartAction, Unprotected};
 use crate::ike::crypto::SystemRng;
 use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
 use kernel::{Flow, Kernel};
+use sockets::IkeSocket;
 
 use crate::control::proto::{Body, Command, Response};
 use crate::session::model::{PeerView, SessionView};
@@ -91,7 +93,7 @@ struct ChildInfo {
 struct Daemon {
     endpoint: Endpoint,
     kernel: Kernel,
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<Arc<IkeSocket>>,
     children: HashMap<ChildId, ChildInfo>,
     /// Inbound and outbound SPIs of live children.
     by_spi: HashMap<u32, ChildId>,
@@ -188,11 +190,9 @@ fn source_towards(remote: IpAddr) -> Option<IpAddr> {
 
 impl Daemon {
     fn local_for(&self, remote: IpAddr) -> SocketAddr {
-        let bound = self
-            .sockets
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .find(|a| !a.ip().is_unspecified() && a.is_ipv4() == remote.is_ipv4());
+        let bound = self.sockets.iter().map(|s| s.bound()).find(|a| {
+            a.port() == self.port && !a.ip().is_unspecified() && a.is_ipv4() == remote.is_ipv4()
+        });
         match bound {
             Some(a) => a,
             None => SocketAddr::new(
@@ -202,16 +202,11 @@ impl Daemon {
         }
     }
 
-    fn socket_for(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
+    fn socket_for(&self, local: SocketAddr) -> Option<&Arc<IkeSocket>> {
         self.sockets
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a == local))
-            .or_else(|| {
-                self.sockets.iter().find(|s| {
-                    s.local_addr()
-                        .is_ok_and(|a| a.ip().is_unspecified() && a.is_ipv4() == local.is_ipv4())
-                })
-            })
+            .find(|s| s.bound() == local)
+            .or_else(|| self.sockets.iter().find(|s| s.serves(local)))
     }
 
     fn initiate(&mut self, peer: &str, remote: IpAddr) {
@@ -232,7 +227,7 @@ impl Daemon {
                 Output::Transmit(t) => match self.socket_for(t.local) {
                     Some(s) => {
                         debug!(target: logging::ISAKMP, "ISAKMP: sending {} to {}", describe(&t.data), t.remote);
-                        if let Err(e) = s.send_to(&t.data, t.remote).await {
+                        if let Err(e) = s.send(t.local.ip(), t.remote, &t.data).await {
                             warn!(remote = %t.remote, "send failed: {e}");
                         }
                     }
@@ -722,15 +717,34 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
 /// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
 /// policies included: protected flows go back to the routing table, in clear. For taking
 /// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
-pub async fn flush(config: &Config) -> Result<vpnd_xfrm::FlushReport> {
+pub async fn flush(config: &Config) -> Result<Flushed> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
         ..Owner::default()
     };
     let xfrm = Xfrm::connect(owner).context("opening the XFRM netlink socket")?;
-    xfrm.flush_owned()
+    let vpnd_xfrm::FlushReport { policies, sas } = xfrm
+        .flush_owned()
         .await
-        .context("removing vpnd's SAs and policies")
+        .context("removing vpnd's SAs and policies")?;
+    let mut r = routes::Routes::connect().context("opening the route netlink socket")?;
+    let routes = r
+        .remove_stale()
+        .await
+        .context("removing vpnd's reverse routes")?;
+    Ok(Flushed {
+        policies,
+        sas,
+        routes,
+    })
+}
+
+/// What `vpnd --flush` removed.
+#[derive(Debug)]
+pub struct Flushed {
+    pub policies: usize,
+    pub sas: usize,
+    pub routes: usize,
 }
 
 pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
@@ -742,55 +756,61 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     // Fail closed: nothing in the kernel changes until everything that can fail at start
     // has been done. A previous run's policies keep protecting their flows until then,
     // and if start-up fails the kernel is left exactly as it was found.
-    let kernel = Kernel::new(xfrm, &standing_flows(&config)).context("the configured flows")?;
+    let mut kernel = Kernel::new(xfrm, &standing_flows(&config)).context("the configured flows")?;
+    let reverse: HashMap<String, crate::config::ReverseRoute> = config
+        .peers
+        .iter()
+        .filter_map(|p| p.reverse_route.map(|r| (p.name.clone(), r)))
+        .collect();
+    if !reverse.is_empty() {
+        let routes = routes::Routes::connect().context("opening the route netlink socket")?;
+        kernel.set_reverse_routes(routes, reverse);
+    }
     let mut events = Events::subscribe().context("subscribing to XFRM events")?;
 
-    let addrs: Vec<IpAddr> = if config.local.addresses.is_empty() {
-        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+    let wildcard = config.local.addresses.is_empty();
+    let addrs: Vec<IpAddr> = if wildcard {
+        vec![
+            Ipv4Addr::UNSPECIFIED.into(),
+            std::net::Ipv6Addr::UNSPECIFIED.into(),
+        ]
     } else {
         config.local.addresses.clone()
     };
     let mut sockets = Vec::new();
     for a in addrs {
-        let s = UdpSocket::bind((a, config.local.port))
-            .await
-            .with_context(|| format!("binding UDP {a}:{}", config.local.port))?;
-        // IKE itself must never be caught by an IPsec policy (a transport-mode child
-        // between the gateways would otherwise swallow it).
-        vpnd_xfrm::bypass_socket(std::os::fd::AsFd::as_fd(&s), a.is_ipv6())
-            .with_context(|| format!("IPsec policy bypass on UDP {a}:{}", config.local.port))?;
-        sockets.push(Arc::new(s));
+        let ports = [(config.local.port, false), (config.local.nat_t_port, true)];
+        for (port, nat_t) in ports {
+            match IkeSocket::bind(SocketAddr::new(a, port), nat_t) {
+                Ok(s) => sockets.push(Arc::new(s)),
+                // A host without IPv6 still serves IPv4 on the wildcard.
+                Err(e) if wildcard && a.is_ipv6() => {
+                    warn!("not listening on UDP [::]:{port}: {e}");
+                }
+                Err(e) => {
+                    return Err(e).context(format!("binding UDP {}", SocketAddr::new(a, port)))
+                }
+            }
+        }
     }
     let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
     for s in &sockets {
         let (s, tx) = (s.clone(), tx.clone());
-        let local = s.local_addr()?;
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             loop {
-                match s.recv_from(&mut buf).await {
-                    Ok((n, remote)) => {
-                        let local = if local.ip().is_unspecified() {
-                            SocketAddr::new(
-                                source_towards(remote.ip()).unwrap_or(local.ip()),
-                                local.port(),
-                            )
-                        } else {
-                            local
+                match s.recv(&mut buf).await {
+                    Ok(r) => {
+                        let d = Datagram {
+                            local: r.local,
+                            remote: r.remote,
+                            data: r.data,
                         };
-                        if tx
-                            .send(Datagram {
-                                local,
-                                remote,
-                                data: buf[..n].to_vec(),
-                            })
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(d).await.is_err() {
                             return;
                         }
                     }
-                    Err(e) => warn!(%local, "receive failed: {e}"),
+                    Err(e) => warn!(local = %s.bound(), "receive failed: {e}"),
                 }
             }
         });
@@ -929,6 +949,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         standing_policies = taken.standing,
         stale_policies = taken.stale_policies,
         stale_sas = taken.stale_sas.len(),
+        stale_routes = taken.stale_routes,
         "kernel taken over: configured flows protected"
     );
     for sa in &taken.stale_sas {
