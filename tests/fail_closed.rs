@@ -118,6 +118,7 @@ fn take_over_replaces_in_place_removes_the_stale_and_stop_keeps_the_standing() {
             mode: Mode::Tunnel,
             local_ts: vec![ts("198.51.100.0/25")],
             remote_ts: vec![ts("203.0.113.0/26")],
+            if_id: None,
         }];
         let mut k = Kernel::new(x.clone(), &flows).unwrap();
         let report = k.take_over().await.unwrap();
@@ -358,7 +359,7 @@ fn the_daemon_never_leaves_a_protected_flow_without_its_policy() {
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "removed 3 policies, 0 SAs and 0 routes owned by vpnd"
+            "removed 3 policies, 0 SAs, 0 routes and 0 interfaces owned by vpnd"
         );
         assert!(policies(&x).await.is_empty());
         let _ = std::fs::remove_dir_all(&lab.dir);

@@ -116,7 +116,7 @@ scenario_run() {
 
     lab_log "== vpnd --flush: everything of vpnd's leaves the kernel (and the flow is in clear)"
     ip netns exec gw1 "$VPND" -c "$conf" --flush >"$LAB_LOGDIR/flush.log" 2>&1 || lab_fail "vpnd --flush failed"
-    assert_contains "$LAB_LOGDIR/flush.log" 'removed 3 policies, 0 SAs and 0 routes' "flush report"
+    assert_contains "$LAB_LOGDIR/flush.log" 'removed 3 policies, 0 SAs, 0 routes and 0 interfaces' "flush report"
     assert_eq 0 "$(_policies)" "policies after --flush"
     # The same capture now sees the flow: the zero above was not a blind filter.
     start_capture gw1 t0 'not esp and not udp port 500 and not udp port 4500'

@@ -63,8 +63,8 @@ fn main() -> ExitCode {
         return match rt.block_on(vpnd::daemon::flush(&config)) {
             Ok(r) => {
                 println!(
-                    "removed {} policies, {} SAs and {} routes owned by vpnd",
-                    r.policies, r.sas, r.routes
+                    "removed {} policies, {} SAs, {} routes and {} interfaces owned by vpnd",
+                    r.policies, r.sas, r.routes, r.interfaces
                 );
                 ExitCode::SUCCESS
             }

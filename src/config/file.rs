@@ -27,6 +27,8 @@ pub(super) struct FileConfig {
     pub radius: Option<S<RadiusFile>>,
     pub accounting: Option<S<AccountingFile>>,
     pub ike_defaults: Option<S<IkeFile>>,
+    /// Inside VRFs of route-based peers: name → routing table.
+    pub vrfs: Option<S<BTreeMap<String, S<u32>>>>,
     pub peers: Vec<S<PeerFile>>,
 }
 
@@ -143,6 +145,8 @@ pub(super) struct PeerFile {
     pub start: Option<S<StartAction>>,
     pub unprotected: Option<S<Unprotected>>,
     pub reverse_route: Option<S<ReverseRouteFile>>,
+    pub interface: Option<Str>,
+    pub if_id: Option<S<u32>>,
     pub fvrf: Option<Str>,
     pub ivrf: Option<Str>,
     pub group: Option<Str>,

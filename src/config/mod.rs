@@ -72,6 +72,9 @@ pub struct Config {
     pub radius: RadiusConfig,
     /// Accounting method lists and the on-disk journal.
     pub accounting: AccountingConfig,
+    /// Linux VRFs for route-based peers' `ivrf`: name → routing table (vpnd creates the
+    /// VRF device when missing and puts the peer's XFRM interface in it).
+    pub vrfs: BTreeMap<String, u32>,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
     /// What loaded but deserves a look, in file order (a location of line 0 means the
@@ -582,6 +585,9 @@ pub struct PeerConfig {
     pub unprotected: Unprotected,
     /// IOS `reverse-route`: routes to the remote traffic selectors while a child is up.
     pub reverse_route: Option<ReverseRoute>,
+    /// Route-based: the XFRM interface whose if_id the peer's SAs and policies carry (the
+    /// routing table decides what enters the tunnel); `None`: policy-based.
+    pub interface: Option<XfrmInterface>,
     /// Front-door VRF name (shown in sessions and syslog).
     pub fvrf: Option<String>,
     /// Inside VRF name (vrf-id in accounting).
@@ -605,6 +611,13 @@ pub struct ReverseRoute {
     pub metric: u32,
     /// Also a host route to the peer's address (IOS `remote-peer`).
     pub remote_peer: bool,
+}
+
+/// An XFRM interface (`ip link add NAME type xfrm if_id N`), created by vpnd if missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XfrmInterface {
+    pub name: String,
+    pub if_id: u32,
 }
 
 /// The main routing table (RT_TABLE_MAIN).

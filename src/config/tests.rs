@@ -1426,3 +1426,90 @@ fn reverse_route_is_a_flag_or_its_options() {
         .to_string();
     assert!(e.contains("tabel"), "{e}");
 }
+
+#[test]
+fn route_based_peers_name_an_interface_and_its_if_id() {
+    let peer = |name: &str, addr: &str, extra: &str| {
+        format!("  - name: {name}\n    address: {addr}\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n{extra}    children:\n      - {{ name: lan, local_ts: [0.0.0.0/0], remote_ts: [0.0.0.0/0] }}\n")
+    };
+    let ok = format!(
+        "peers:\n{}{}",
+        peer("a", "192.0.2.2", "    interface: ipsec1\n    if_id: 7\n"),
+        peer("b", "192.0.2.3", "    interface: ipsec1\n    if_id: 7\n")
+    );
+    let c = Config::from_str(&ok, "t.yaml").unwrap();
+    assert_eq!(
+        c.peers[1].interface,
+        Some(XfrmInterface {
+            name: "ipsec1".into(),
+            if_id: 7
+        }),
+        "two peers may share one interface"
+    );
+    let bad = |a: &str, b: &str| {
+        Config::from_str(
+            &format!(
+                "peers:\n{}{}",
+                peer("a", "192.0.2.2", a),
+                peer("b", "192.0.2.3", b)
+            ),
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = bad(
+        "    interface: ipsec1\n    if_id: 7\n",
+        "    interface: ipsec2\n    if_id: 7\n",
+    );
+    assert!(
+        e.contains("t.yaml:15:12") && e.contains("if_id 7 is interface ipsec1's"),
+        "{e}"
+    );
+    let e = bad(
+        "    interface: ipsec1\n    if_id: 7\n",
+        "    interface: ipsec1\n    if_id: 8\n",
+    );
+    assert!(e.contains("interface ipsec1 has if_id 7 already"), "{e}");
+    let e = bad("    interface: ipsec1\n", "");
+    assert!(
+        e.contains("peers[0].if_id") && e.contains("required with interface"),
+        "{e}"
+    );
+    let e = bad("    if_id: 3\n", "");
+    assert!(e.contains("needs interface"), "{e}");
+    let e = bad("    interface: a/b\n    if_id: 1\n", "");
+    assert!(e.contains("not an interface name"), "{e}");
+    let e = bad("    interface: ipsec1\n    if_id: 0\n", "");
+    assert!(e.contains("use 1 or more"), "{e}");
+}
+
+#[test]
+fn a_route_based_peers_ivrf_is_a_vrf_with_a_table() {
+    let doc = |vrfs: &str, ivrf: &str| {
+        format!("{vrfs}peers:\n  - name: a\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n    interface: ipsec1\n    if_id: 1\n    ivrf: {ivrf}\n    children:\n      - {{ name: lan, local_ts: [0.0.0.0/0], remote_ts: [0.0.0.0/0] }}\n")
+    };
+    let c = Config::from_str(&doc("vrfs:\n  cust-a: 1001\n", "cust-a"), "t.yaml").unwrap();
+    assert_eq!(c.vrfs.get("cust-a"), Some(&1001));
+    let e = Config::from_str(&doc("", "cust-a"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.yaml:8:") && e.contains("must be in vrfs"),
+        "{e}"
+    );
+    let e = Config::from_str(&doc("vrfs:\n  cust-a: 254\n", "cust-a"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("vrfs.cust-a") && e.contains("the kernel's"),
+        "{e}"
+    );
+    let e = Config::from_str(
+        &doc("vrfs:\n  cust-a: 7\n  cust-b: 7\n", "cust-a"),
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("table 7 is VRF cust-a's"), "{e}");
+}

@@ -88,6 +88,18 @@ struct Ctx {
     /// Each valid peer's address, port and fvrf, its name and the address's location: two
     /// peers with the same three are refused (the second could never be told apart).
     peer_addrs: Vec<(PeerAddress, u16, Option<String>, String, Location)>,
+    /// XFRM interfaces by name with their if_id: peers may share one, two may not share
+    /// an if_id (the kernel would send one's traffic through the other's SAs).
+    interfaces: HashMap<String, u32>,
+    /// The names in `vrfs` (parsed before the peers).
+    vrf_names: Vec<String>,
+}
+
+/// A name the kernel takes for an interface: IFNAMSIZ is 16 with the NUL; no '/', ':' or
+/// whitespace, not "." or "..".
+fn interface_name(v: &str) -> bool {
+    let bad = |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control();
+    !(v.is_empty() || v.len() > 15 || v == "." || v == ".." || v.chars().any(bad))
 }
 
 fn id_of(ip: IpAddr) -> Identity {
@@ -115,6 +127,8 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         problems: Vec::new(),
         warnings: Vec::new(),
         peer_addrs: Vec::new(),
+        interfaces: HashMap::new(),
+        vrf_names: Vec::new(),
     };
     let journal_loc = raw
         .accounting
@@ -142,6 +156,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         },
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
+    let vrfs = cx.vrfs(raw.vrfs.as_ref());
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
@@ -168,6 +183,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             syslog,
             radius,
             accounting,
+            vrfs,
             peers,
             warnings,
         })
@@ -1084,6 +1100,18 @@ impl Ctx {
             .reverse_route
             .as_ref()
             .and_then(|r| self.reverse_route(r, &f("reverse_route")));
+        let interface = self.xfrm_interface(p.interface.as_ref(), p.if_id.as_ref(), &f);
+        if let (Some(_), Some(r)) = (&interface, &p.reverse_route) {
+            if reverse_route.is_some() {
+                self.err(
+                    r.referenced,
+                    f("reverse_route"),
+                    "not for a route-based peer (interface): route its remote subnets into \
+                     the interface (ip route add ... dev NAME); such routes survive vpnd's \
+                     restarts, as the interface does",
+                );
+            }
+        }
 
         // Identities.
         let peer_family = match remote {
@@ -1165,6 +1193,18 @@ impl Ctx {
 
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
+        if let (Some(_), Some(v), Some(at)) = (&interface, &ivrf, &p.ivrf) {
+            if !self.vrf_names.contains(v) {
+                self.err(
+                    at.referenced,
+                    f("ivrf"),
+                    format!(
+                        "route-based peers' inside VRF must be in vrfs (vrfs: {{ {v}: TABLE }}): \
+                         vpnd puts the XFRM interface in it"
+                    ),
+                );
+            }
+        }
         if let (Some(r), Some(a)) = (remote, &p.address) {
             self.unique_address(r, port, &fvrf, name.as_deref(), a.referenced, &f("address"));
         }
@@ -1227,12 +1267,128 @@ impl Ctx {
             start,
             unprotected,
             reverse_route,
+            interface,
             fvrf,
             ivrf,
             group,
             accounting: accounting_list,
             ike,
             children,
+        })
+    }
+
+    /// `vrfs`: VRF device names (interface names) with a table of their own.
+    fn vrfs(&mut self, v: Option<&S<BTreeMap<String, S<u32>>>>) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        let Some(v) = v else { return out };
+        let mut tables: HashMap<u32, String> = HashMap::new();
+        for (name, table) in &v.value {
+            let field = format!("vrfs.{name}");
+            if !interface_name(name) {
+                self.err(
+                    table.referenced,
+                    &field,
+                    "not an interface name (1 to 15 characters, no '/', ':' or spaces)",
+                );
+                continue;
+            }
+            // 0 unspecified, 253 default, 254 main, 255 local: the kernel's own.
+            if matches!(table.value, 0 | 253..=255) {
+                self.err(
+                    table.referenced,
+                    &field,
+                    format!(
+                        "table {} is the kernel's; give the VRF a table of its own",
+                        table.value
+                    ),
+                );
+                continue;
+            }
+            if let Some(other) = tables.get(&table.value) {
+                self.err(
+                    table.referenced,
+                    &field,
+                    format!("table {} is VRF {other}'s already", table.value),
+                );
+                continue;
+            }
+            tables.insert(table.value, name.clone());
+            out.insert(name.clone(), table.value);
+        }
+        self.vrf_names = out.keys().cloned().collect();
+        out
+    }
+
+    /// `interface` and `if_id` (route-based): both or neither; an interface name the kernel
+    /// takes; one if_id per interface and one interface per if_id.
+    fn xfrm_interface(
+        &mut self,
+        name: Option<&Str>,
+        if_id: Option<&S<u32>>,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<XfrmInterface> {
+        let (name, if_id) = match (name, if_id) {
+            (None, None) => return None,
+            (None, Some(i)) => {
+                self.err(
+                    i.referenced,
+                    f("if_id"),
+                    "needs interface (the XFRM interface of this if_id)",
+                );
+                return None;
+            }
+            (Some(n), None) => {
+                self.err(
+                    n.referenced,
+                    f("if_id"),
+                    "required with interface: the XFRM interface's if_id (a number, not 0)",
+                );
+                return None;
+            }
+            (Some(n), Some(i)) => (n, i),
+        };
+        let v = name.value.trim();
+        if !interface_name(v) {
+            self.err(
+                name.referenced,
+                f("interface"),
+                "not an interface name (1 to 15 characters, no '/', ':' or spaces)",
+            );
+            return None;
+        }
+        if if_id.value == 0 {
+            self.err(
+                if_id.referenced,
+                f("if_id"),
+                "0 means no interface to the kernel: use 1 or more",
+            );
+            return None;
+        }
+        if let Some(&had) = self.interfaces.get(v) {
+            if had != if_id.value {
+                self.err(
+                    if_id.referenced,
+                    f("if_id"),
+                    format!("interface {v} has if_id {had} already (one if_id per interface)"),
+                );
+                return None;
+            }
+        } else if let Some((other, _)) = self.interfaces.iter().find(|(_, &i)| i == if_id.value) {
+            self.err(
+                if_id.referenced,
+                f("if_id"),
+                format!(
+                    "if_id {} is interface {other}'s (one interface per if_id)",
+                    if_id.value
+                ),
+            );
+            return None;
+        } else {
+            self.interfaces.insert(v.to_string(), if_id.value);
+        }
+        Some(XfrmInterface {
+            name: v.to_string(),
+            if_id: if_id.value,
         })
     }
 

@@ -2,48 +2,34 @@
 //! accounting records' cisco-nas-port (IOS sends the interface the crypto map sits on,
 //! e.g. "FastEthernet0/0.1").
 //!
-//! Written here over getifaddrs(3): std has no interface listing, and the one crate that
-//! wraps it safely (nix) would be a dependency for these few lines.
+//! Through nix's getifaddrs(3) and if_nametoindex(3).
 
-use std::ffi::CStr;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// The interface with address `ip`, if any.
 pub fn interface_of(ip: IpAddr) -> Option<String> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs; every
-    // pointer read comes from that list and is checked for null first.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return None;
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        let Some(s) = a.address else { continue };
+        let found = if let Some(v4) = s.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = s.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        if found == ip {
+            return Some(a.interface_name);
         }
-        let mut found = None;
-        let mut cur = head;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            cur = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-                continue;
-            }
-            let addr = match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
-                }
-                _ => continue,
-            };
-            if addr == ip {
-                found = Some(CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned());
-                break;
-            }
-        }
-        libc::freeifaddrs(head);
-        found
     }
+    None
+}
+
+/// The index of the interface the kernel would send to `remote` from (its route's source
+/// address's interface): the underlying link of an XFRM interface.
+pub fn index_towards(remote: IpAddr) -> Option<u32> {
+    let name = interface_of(super::source_towards(remote)?)?;
+    nix::net::if_::if_nametoindex(name.as_str()).ok()
 }
 
 #[cfg(test)]

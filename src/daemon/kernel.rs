@@ -109,10 +109,12 @@ pub struct Flow {
     pub mode: Mode,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
+    /// Route-based: the XFRM interface's if_id, on the policies and the SAs.
+    pub if_id: Option<u32>,
 }
 
 impl Flow {
-    fn of(c: &ChildInstall) -> Flow {
+    fn of(c: &ChildInstall, if_id: Option<u32>) -> Flow {
         Flow {
             peer: c.peer.clone(),
             child: c.child_name.clone(),
@@ -121,6 +123,7 @@ impl Flow {
             mode: c.mode,
             local_ts: c.local_ts.clone(),
             remote_ts: c.remote_ts.clone(),
+            if_id,
         }
     }
 
@@ -180,7 +183,7 @@ impl Flow {
                             priority,
                             templates,
                             mark: None,
-                            if_id: None,
+                            if_id: self.if_id,
                         };
                         out.push(p(out_sel, Dir::Out, t_out));
                         out.push(p(in_sel, Dir::In, t_in.clone()));
@@ -235,6 +238,8 @@ pub struct Kernel {
     /// Reverse routes, for the peers that ask for them (`reverse_route`).
     routes: Option<Routes>,
     reverse: HashMap<String, ReverseRoute>,
+    /// Route-based peers: their XFRM interface's if_id.
+    if_ids: HashMap<String, u32>,
 }
 
 impl Kernel {
@@ -249,6 +254,7 @@ impl Kernel {
             next_reqid: 1,
             routes: None,
             reverse: HashMap::new(),
+            if_ids: HashMap::new(),
         };
         for f in standing {
             let reqid = k.alloc_reqid();
@@ -261,6 +267,11 @@ impl Kernel {
                 .insert((f.peer.clone(), f.child.clone(), f.remote), slot);
         }
         Ok(k)
+    }
+
+    /// Route-based peers and their XFRM interface's if_id.
+    pub fn set_if_ids(&mut self, peers: HashMap<String, u32>) {
+        self.if_ids = peers;
     }
 
     /// Reverse routes for these peers' tunnel-mode flows while a child is up.
@@ -383,7 +394,8 @@ impl Kernel {
             Some(s) => s.reqid,
             None => self.alloc_reqid(),
         };
-        let policies = Flow::of(c).policies(reqid)?;
+        let if_id = self.if_ids.get(&c.peer).copied();
+        let policies = Flow::of(c, if_id).policies(reqid)?;
         let kerr = |source| InstallError::Kernel {
             peer: c.peer.clone(),
             child: format!("{} (#{})", c.child_name, c.child),
@@ -410,7 +422,7 @@ impl Kernel {
                 c.replay_window
             },
             encap: None,
-            if_id: None,
+            if_id,
             lifetime,
         };
         let inbound = SaId::esp(c.remote, c.local, c.inbound_spi);

@@ -5,6 +5,7 @@
 
 pub mod iface;
 pub mod kernel;
+pub mod links;
 pub mod logging;
 mod peers;
 mod ratelimit;
@@ -321,11 +322,14 @@ impl Daemon {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
-                    info.interface = self
-                        .interfaces
-                        .entry(local.ip())
-                        .or_insert_with(|| iface::interface_of(local.ip()))
-                        .clone();
+                    // Route-based: its XFRM interface (configured); else the outer one.
+                    if info.interface.is_none() {
+                        info.interface = self
+                            .interfaces
+                            .entry(local.ip())
+                            .or_insert_with(|| iface::interface_of(local.ip()))
+                            .clone();
+                    }
                     // The engine's own deadline, not one computed here again.
                     let rekey_at =
                         unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
@@ -708,6 +712,7 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
                 mode: c.mode,
                 local_ts: c.local_ts,
                 remote_ts: c.remote_ts,
+                if_id: p.interface.as_ref().map(|i| i.if_id),
             });
         }
     }
@@ -732,10 +737,16 @@ pub async fn flush(config: &Config) -> Result<Flushed> {
         .remove_stale()
         .await
         .context("removing vpnd's reverse routes")?;
+    let interfaces = links::Links::connect()
+        .context("opening the route netlink socket")?
+        .remove_created()
+        .await
+        .context("removing vpnd's XFRM interfaces")?;
     Ok(Flushed {
         policies,
         sas,
         routes,
+        interfaces,
     })
 }
 
@@ -745,6 +756,7 @@ pub struct Flushed {
     pub policies: usize,
     pub sas: usize,
     pub routes: usize,
+    pub interfaces: usize,
 }
 
 pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
@@ -757,6 +769,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     // has been done. A previous run's policies keep protecting their flows until then,
     // and if start-up fails the kernel is left exactly as it was found.
     let mut kernel = Kernel::new(xfrm, &standing_flows(&config)).context("the configured flows")?;
+    kernel.set_if_ids(
+        config
+            .peers
+            .iter()
+            .filter_map(|p| p.interface.as_ref().map(|i| (p.name.clone(), i.if_id)))
+            .collect(),
+    );
     let reverse: HashMap<String, crate::config::ReverseRoute> = config
         .peers
         .iter()
@@ -867,7 +886,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     fvrf: p.fvrf.clone(),
                     ivrf: p.ivrf.clone(),
                     dynamic: false,
-                    interface: None,
+                    interface: p.interface.as_ref().map(|i| i.name.clone()),
                 };
                 let flows = peers::peer_policy(p)
                     .children
@@ -905,7 +924,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     fvrf: p.fvrf.clone(),
                     ivrf: p.ivrf.clone(),
                     dynamic: p.start == StartAction::Respond,
-                    interface: None,
+                    interface: p.interface.as_ref().map(|i| i.name.clone()),
                 };
                 (p.name.clone(), info)
             })
@@ -938,6 +957,43 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)
         .context("starting the control socket")?;
+    // Route-based peers' XFRM interfaces (the first change to the kernel: a start that
+    // fails after it leaves only an idle interface, which `--flush` removes).
+    let mut links = None;
+    for p in &config.peers {
+        let Some(x) = &p.interface else { continue };
+        let l = match &mut links {
+            Some(l) => l,
+            None => {
+                links.insert(links::Links::connect().context("opening the route netlink socket")?)
+            }
+        };
+        let underlying = match p.remote {
+            PeerAddress::Single(a) => iface::index_towards(a).unwrap_or(0),
+            _ => 0,
+        };
+        let xfrm = l
+            .ensure_xfrm(&x.name, x.if_id, underlying)
+            .await
+            .with_context(|| format!("peer {}: interface {}", p.name, x.name))?;
+        if let links::Ensured::Existing(_) = xfrm {
+            info!(
+                interface = x.name,
+                if_id = x.if_id,
+                "using the existing XFRM interface"
+            );
+        }
+        if let Some(v) = &p.ivrf {
+            let table = config.vrfs.get(v).copied().context("ivrf not in vrfs")?;
+            let vrf = l
+                .ensure_vrf(v, table)
+                .await
+                .with_context(|| format!("peer {}: ivrf {v}", p.name))?;
+            l.enslave(&x.name, xfrm.index(), vrf.index())
+                .await
+                .with_context(|| format!("peer {}: putting {} into VRF {v}", p.name, x.name))?;
+        }
+    }
     // Everything that could fail has been done: now the kernel. Standing policies replace
     // the previous run's in place before its SAs go.
     let taken = d
