@@ -19,7 +19,7 @@
 # default 2400), LAB_VM_MEMORY (2G), LAB_VM_CPUS (2), LAB_KERNEL (default:
 # newest /boot/vmlinuz-*-amd64), LAB_RESULTS_KEEP (results are always kept;
 # the directory is printed). LAB_IPV6, LAB_RADIUS_DEBUG, LAB_CONSOLE_LINES,
-# LAB_DUMP_LINES and BENCH_PAIRS are passed into the VM when set.
+# LAB_DUMP_LINES, BENCH_PAIRS and BENCH_HELD_* are passed into the VM when set.
 set -euo pipefail
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -104,7 +104,7 @@ kernel=${LAB_KERNEL:-$(newest_kernel)}
 vm_timeout=${LAB_VM_TIMEOUT:-2400}
 # vng does not pass the environment into the guest: forward the knobs that are set
 cmd="env"
-for v in LAB_IPV6 LAB_RADIUS_DEBUG LAB_CONSOLE_LINES LAB_DUMP_LINES BENCH_PAIRS; do
+for v in LAB_IPV6 LAB_RADIUS_DEBUG LAB_CONSOLE_LINES LAB_DUMP_LINES BENCH_PAIRS BENCH_HELD_LEVELS BENCH_HELD_BATCH; do
     [[ -z ${!v:-} ]] || cmd+=" $v=$(printf '%q' "${!v}")"
 done
 cmd+=" bash $(printf '%q' "$LAB_ROOT/guest.sh") $(printf '%q' "$results")"
