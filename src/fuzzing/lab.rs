@@ -250,11 +250,7 @@ impl Lab {
 
     /// The SAs of one side that have keys, in a stable order.
     fn keyed(&self, side: Side) -> Vec<&IkeSa> {
-        let mut v: Vec<&IkeSa> = self
-            .ep(side)
-            .sas()
-            .filter(|s| s.in_cipher.is_some())
-            .collect();
+        let mut v: Vec<&IkeSa> = self.ep(side).sas().filter(|s| s.keys.is_some()).collect();
         v.sort_by_key(|s| s.id);
         v
     }
@@ -364,7 +360,7 @@ impl Lab {
         else {
             return;
         };
-        let Some(cipher) = sa.in_cipher.as_ref() else {
+        let Some(cipher) = sa.keys.as_ref().map(|k| &k.inb) else {
             return;
         };
         let prefix = &data[..data.len() - sk.body.len()];
@@ -471,7 +467,7 @@ impl Lab {
             message_id,
         };
         let chain = &body[9..];
-        let Some(cipher) = sa.in_cipher.as_ref() else {
+        let Some(cipher) = sa.keys.as_ref().map(|k| &k.inb) else {
             return;
         };
         let mut iv = vec![0u8; cipher.iv_len()];

@@ -597,7 +597,9 @@ impl Endpoint {
     /// Rekeys an IKE SA now (normally its own timer does).
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
         self.with_sa(now, ike, |sa, ctx| {
-            sa.rekey_at = None;
+            if let Some(l) = sa.life_mut() {
+                l.rekey_at = None;
+            }
             sa.queue_task(ctx, super::sa::Task::RekeyIke);
         })
         .then_some(())

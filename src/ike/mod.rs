@@ -6,8 +6,9 @@
 //! - `proposal.rs` / `policy.rs`: what the operator configured, in the engine's terms.
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
 //! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
-//! - `sa.rs`: one IKE SA, its message-ID windows and retransmissions.
-//! - `exchange/`: IKE_SA_INIT, IKE_AUTH, child SAs, INFORMATIONAL, one file each.
+//! - `sa.rs`: one IKE SA: its state, message-ID windows, retransmissions and task queue.
+//! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
+//!   with its initiator task (the state its response needs) and its responder side.
 
 pub mod codec;
 pub mod crypto;

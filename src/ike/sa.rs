@@ -1,17 +1,23 @@
 //! One IKE SA: its keys, its two message-ID windows (RFC 7296 2.3), the retransmission of
 //! its one outstanding request (2.1, 2.4), the cached last response, and its child SAs.
-//! The exchanges themselves live in `exchange/`, one file each, as `impl IkeSa` blocks.
+//!
+//! Work is done by tasks, as strongSwan's task manager does: [`Task`] is a queued task not
+//! yet started; once started it becomes an [`Active`] exchange, which owns everything its
+//! response needs (DH key, nonce, offer, SPI) and sits in the initiating window
+//! (`outstanding`): the response is handed to that task by value, so no pending state is
+//! left behind in the SA. The responder side of each exchange is a function of the request.
+//! [`State::Established`] holds the SA's deadlines ([`Life`]), made by `establish` for a
+//! fresh SA and a rekey's successor alike. The exchanges themselves live in `exchange/`, one
+//! file each, as `impl IkeSa` blocks, with their initiator task types.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{
-    ExchangeType, Flags, Header, Identity, Message, Payload, SaPayload, TrafficSelector,
-};
+use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
-use super::crypto::{DhPrivateKey, IkeKeys, RngSource};
+use super::crypto::{CryptoError, IkeKeys, RngSource};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
@@ -41,21 +47,32 @@ pub enum DownReason {
     Expired,
 }
 
-/// The state of the IKE SA itself.
+/// The state of the IKE SA itself. What an exchange in flight needs (our DH key, nonce,
+/// offer…) is not here but in its task, which `outstanding` owns (see [`Active`]).
 pub(crate) enum State {
-    /// Initiator: IKE_SA_INIT sent, waiting for the response.
-    InitSent(Box<InitPending>),
-    /// Initiator: IKE_AUTH sent.
-    AuthSent(Box<AuthPending>),
+    /// Initiator: IKE_SA_INIT or IKE_AUTH in flight.
+    Connecting,
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
-    Established,
+    Established(Life),
     /// A successor born of a rekey collision (RFC 7296 2.8.2) that is not (or no longer)
     /// the winner: it answers the peer but starts nothing and owns no children.
     Standby(Standby),
     /// A Delete for the IKE SA is outstanding (or the SA is going away).
     Deleting,
     Dead,
+}
+
+/// The deadlines of an established IKE SA, made in one place ([`IkeSa::establish`]) for a
+/// fresh SA and a rekey's successor alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Life {
+    /// When to rekey (RFC 7296 2.8); None while a rekey runs or once it is replaced.
+    pub rekey_at: Option<Instant>,
+    /// The lifetime's end: not rekeyed by then, it is deleted.
+    pub expires_at: Instant,
+    /// Replaced by a successor: the peer did not delete it by then, so we do.
+    pub retire_at: Option<Instant>,
 }
 
 /// A successor waiting for a crossing IKE SA rekey to be decided, or for the peer to delete
@@ -69,26 +86,40 @@ pub(crate) struct Standby {
     pub until: Instant,
 }
 
-/// What the initiator keeps between sending IKE_SA_INIT and its response.
-pub(crate) struct InitPending {
-    pub dh: DhPrivateKey,
-    pub ni: Vec<u8>,
-    pub offer: SaPayload,
-    pub cookie: Option<Vec<u8>>,
+/// The keys of an IKE SA and its SK payload ciphers (RFC 7296 2.14, 2.18): all made at once,
+/// by IKE_SA_INIT or by the rekey that created the SA, and never changed after.
+pub(crate) struct SaKeys {
+    pub algs: IkeAlgs,
+    pub keys: IkeKeys,
+    pub out: SkCipher,
+    pub inb: SkCipher,
 }
 
-/// What the initiator keeps between sending IKE_AUTH and its response.
-pub(crate) struct AuthPending {
-    pub child: Option<ChildOffer>,
+impl SaKeys {
+    /// Sets up the SK payload ciphers for `keys` in our direction.
+    pub fn new(algs: IkeAlgs, keys: IkeKeys, role: Role) -> Result<SaKeys, CryptoError> {
+        let (out, inb) = keys.ciphers(role == Role::Initiator)?;
+        Ok(SaKeys {
+            algs,
+            keys,
+            out,
+            inb,
+        })
+    }
 }
 
-/// A child SA we proposed and wait to hear about.
-pub(crate) struct ChildOffer {
-    pub policy: usize,
-    pub inbound_spi: u32,
-    pub offer: SaPayload,
-    pub ts_i: Vec<TrafficSelector>,
-    pub ts_r: Vec<TrafficSelector>,
+/// The exchange we started and wait to hear about: the one task in the initiating window
+/// (RFC 7296 2.3, window of 1). It owns what its response needs, so a response reaches the
+/// task that sent the request and nothing else keeps a copy. Each lives with its exchange.
+pub(crate) enum Active {
+    IkeSaInit(super::exchange::ike_sa_init::Initiator),
+    IkeAuth(super::exchange::ike_auth::Initiator),
+    /// A new child SA or a child rekey.
+    CreateChild(super::exchange::create_child_sa::ChildInitiator),
+    RekeyIke(super::exchange::create_child_sa::IkeRekeyInitiator),
+    DeleteIke,
+    DeleteChildren(Vec<ChildId>),
+    Liveness,
 }
 
 /// A child SA as the engine tracks it; the kernel holds the keys.
@@ -133,22 +164,26 @@ pub(crate) struct Outstanding {
     pub sends: u32,
     pub next_retransmit: Instant,
     pub exchange: ExchangeType,
-    pub purpose: Purpose,
+    pub task: Active,
 }
 
-/// What an outstanding request is for, so its response is routed to the right handler.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    IkeSaInit,
-    IkeAuth,
-    DeleteIke,
-    DeleteChildren(Vec<ChildId>),
-    Liveness,
-    CreateChild,
-    RekeyIke,
+impl Active {
+    #[cfg(test)]
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Active::IkeSaInit(_) => "IkeSaInit",
+            Active::IkeAuth(_) => "IkeAuth",
+            Active::CreateChild(_) => "CreateChild",
+            Active::RekeyIke(_) => "RekeyIke",
+            Active::DeleteIke => "DeleteIke",
+            Active::DeleteChildren(_) => "DeleteChildren",
+            Active::Liveness => "Liveness",
+        }
+    }
 }
 
-/// Work queued behind the outstanding request.
+/// Work queued behind the outstanding request: tasks not yet started, which hold no
+/// exchange state (they build it when they start).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Task {
     DeleteIke,
@@ -170,10 +205,8 @@ pub struct IkeSa {
     pub remote: SocketAddr,
     pub peer: Arc<PeerPolicy>,
     pub(crate) state: State,
-    pub(crate) algs: Option<IkeAlgs>,
-    pub(crate) keys: Option<IkeKeys>,
-    pub(crate) out_cipher: Option<SkCipher>,
-    pub(crate) in_cipher: Option<SkCipher>,
+    /// From IKE_SA_INIT on (or from birth, for a rekey's successor).
+    pub(crate) keys: Option<SaKeys>,
     pub(crate) ni: Vec<u8>,
     pub(crate) nr: Vec<u8>,
     /// The IKE_SA_INIT request and response as sent: the signed octets of AUTH (2.15).
@@ -192,12 +225,6 @@ pub struct IkeSa {
     pub created: Instant,
     pub established: Option<Instant>,
     pub(crate) last_heard: Instant,
-    pub(crate) pending_child: Option<super::exchange::ChildPending>,
-    pub(crate) pending_ike_rekey: Option<super::exchange::IkeRekeyPending>,
-    /// When to rekey this IKE SA (RFC 7296 2.8); None while a rekey runs or after it.
-    pub(crate) rekey_at: Option<Instant>,
-    /// Its lifetime's end: not rekeyed by then, it is deleted.
-    pub(crate) expires_at: Option<Instant>,
     /// The IKE SA that replaced this one.
     pub rekeyed_to: Option<IkeSaId>,
     /// A successor the daemon was never told about (a collision's loser): it ends without
@@ -205,8 +232,6 @@ pub struct IkeSa {
     pub(crate) silent: bool,
     /// Tasks to queue later: retries after TEMPORARY_FAILURE (RFC 7296 2.25).
     pub(crate) delayed: Vec<(Instant, Task)>,
-    /// A replaced SA that the peer did not delete by then is deleted by us.
-    pub(crate) retire_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -231,10 +256,7 @@ impl IkeSa {
             remote,
             peer,
             state: State::Dead,
-            algs: None,
             keys: None,
-            out_cipher: None,
-            in_cipher: None,
             ni: Vec::new(),
             nr: Vec::new(),
             init_request: Vec::new(),
@@ -250,19 +272,79 @@ impl IkeSa {
             created: now,
             established: None,
             last_heard: now,
-            pending_child: None,
-            pending_ike_rekey: None,
-            rekey_at: None,
-            expires_at: None,
             rekeyed_to: None,
             silent: false,
             delayed: Vec::new(),
-            retire_at: None,
         }
     }
 
     pub fn is_established(&self) -> bool {
-        matches!(self.state, State::Established)
+        matches!(self.state, State::Established(_))
+    }
+
+    /// The task in the initiating window, if any.
+    pub(crate) fn active(&self) -> Option<&Active> {
+        self.outstanding.as_ref().map(|o| &o.task)
+    }
+
+    pub(crate) fn active_mut(&mut self) -> Option<&mut Active> {
+        self.outstanding.as_mut().map(|o| &mut o.task)
+    }
+
+    /// What the model still lets go wrong, for the simulation's invariants: the task in the
+    /// window must fit the state (IKE_SA_INIT and IKE_AUTH only while connecting, rekeys and
+    /// new children only while established, nothing but a Delete once deleting), and a
+    /// standby successor starts nothing but its own Delete and owns no children.
+    #[cfg(test)]
+    pub(crate) fn check_consistent(&self) -> Result<(), String> {
+        let fits = match (&self.state, self.active()) {
+            (_, None) => true,
+            (State::Connecting, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => true,
+            (State::Connecting | State::InitAnswered, _) => false,
+            (_, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => false,
+            (State::Established(_), _) => true,
+            (State::Standby(_) | State::Deleting, Some(a)) => matches!(a, Active::DeleteIke),
+            (State::Dead, Some(_)) => false,
+        };
+        if !fits {
+            return Err(format!(
+                "IKE SA {:016x}: task {:?} in the window in state {}",
+                self.id,
+                self.active().map(Active::name),
+                self.state_name()
+            ));
+        }
+        if matches!(self.state, State::Standby(_)) && !self.children.is_empty() {
+            return Err(format!("standby IKE SA {:016x} owns children", self.id));
+        }
+        if self.keys.is_none() && !matches!(self.state, State::Connecting | State::Dead) {
+            return Err(format!(
+                "IKE SA {:016x} has no keys in state {}",
+                self.id,
+                self.state_name()
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Connecting => "Connecting",
+            State::InitAnswered => "InitAnswered",
+            State::Established(_) => "Established",
+            State::Standby(_) => "Standby",
+            State::Deleting => "Deleting",
+            State::Dead => "Dead",
+        }
+    }
+
+    /// The deadlines, while established.
+    pub(crate) fn life_mut(&mut self) -> Option<&mut Life> {
+        match &mut self.state {
+            State::Established(l) => Some(l),
+            _ => None,
+        }
     }
 
     pub fn is_dead(&self) -> bool {
@@ -301,7 +383,7 @@ impl IkeSa {
         inner: &[Payload],
     ) -> Option<Vec<u8>> {
         let header = self.header(exchange, response, message_id);
-        let cipher = self.out_cipher.as_ref()?;
+        let cipher = &self.keys.as_ref()?.out;
         let mut iv = vec![0u8; cipher.iv_len()];
         if iv.len() == 8 {
             // GCM: the IV must never repeat under one key; a counter guarantees it.
@@ -314,8 +396,8 @@ impl IkeSa {
     }
 
     pub(crate) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
-        match &self.in_cipher {
-            Some(c) => c.open(datagram, msg),
+        match &self.keys {
+            Some(k) => k.inb.open(datagram, msg),
             None => Err(OpenError::NotEncrypted),
         }
     }
@@ -325,7 +407,7 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         exchange: ExchangeType,
-        purpose: Purpose,
+        task: Active,
         inner: Vec<Payload>,
     ) {
         let message_id = self.next_message_id;
@@ -334,7 +416,7 @@ impl IkeSa {
             return;
         };
         self.next_message_id += 1;
-        self.send_request(ctx, message_id, datagram, exchange, purpose);
+        self.send_request(ctx, message_id, datagram, exchange, task);
     }
 
     pub(crate) fn send_request(
@@ -343,7 +425,7 @@ impl IkeSa {
         message_id: u32,
         datagram: Vec<u8>,
         exchange: ExchangeType,
-        purpose: Purpose,
+        task: Active,
     ) {
         ctx.transmit(self.local, self.remote, datagram.clone());
         self.outstanding = Some(Outstanding {
@@ -352,7 +434,7 @@ impl IkeSa {
             sends: 1,
             next_retransmit: ctx.now + self.peer.retransmit.delay(0),
             exchange,
-            purpose,
+            task,
         });
     }
 
@@ -385,7 +467,8 @@ impl IkeSa {
 
     /// Starts the next queued task if the window is free. Delete goes before anything else.
     pub(crate) fn run_queue(&mut self, ctx: &mut Ctx<'_>) {
-        if self.outstanding.is_some() || !matches!(self.state, State::Established | State::Deleting)
+        if self.outstanding.is_some()
+            || !matches!(self.state, State::Established(_) | State::Deleting)
         {
             return;
         }
@@ -420,7 +503,7 @@ impl IkeSa {
     pub fn next_timeout(&self) -> Option<Instant> {
         let retransmit = self.outstanding.as_ref().map(|o| o.next_retransmit);
         let dpd = match (&self.state, self.peer.dpd, &self.outstanding) {
-            (State::Established, Some(d), None) => Some(self.last_heard + d),
+            (State::Established(_), Some(d), None) => Some(self.last_heard + d),
             _ => None,
         };
         let half_open = match self.state {
@@ -428,8 +511,8 @@ impl IkeSa {
             State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
             _ => None,
         };
-        let (rekey, retire, expiry) = match self.state {
-            State::Established => (self.rekey_at, self.retire_at, self.expires_at),
+        let (rekey, retire, expiry) = match &self.state {
+            State::Established(l) => (l.rekey_at, l.retire_at, Some(l.expires_at)),
             _ => (None, None, None),
         };
         let standby = match &self.state {
@@ -463,14 +546,13 @@ impl IkeSa {
                         "{:?} request {} unanswered after {} sends",
                         o.exchange, o.message_id, o.sends
                     );
-                    let purpose = o.purpose.clone();
-                    self.outstanding = None;
-                    let reason = match purpose {
-                        Purpose::IkeSaInit | Purpose::IkeAuth => {
+                    let task = self.outstanding.take().map(|o| o.task);
+                    let reason = match task {
+                        Some(Active::IkeSaInit(_) | Active::IkeAuth(_)) => {
                             DownReason::NegotiationFailed(what)
                         }
                         // A Delete that is never answered still deletes (RFC 7296 1.4.1).
-                        Purpose::DeleteIke => DownReason::LocalDelete,
+                        Some(Active::DeleteIke) => DownReason::LocalDelete,
                         _ => DownReason::PeerUnreachable,
                     };
                     self.die(ctx, reason);
@@ -496,7 +578,7 @@ impl IkeSa {
             }
             return;
         }
-        if matches!(self.state, State::Established) && self.expires_at.is_some_and(|t| now >= t) {
+        if matches!(&self.state, State::Established(l) if now >= l.expires_at) {
             // Tell the peer if the window is free; a Delete never answered still deletes
             // (1.4.1), so there is no waiting for it.
             if self.outstanding.is_none() {
@@ -514,15 +596,20 @@ impl IkeSa {
                 self.queue_task(ctx, task);
             }
         }
-        if matches!(self.state, State::Established) && self.rekey_at.is_some_and(|t| now >= t) {
-            self.rekey_at = None;
-            self.queue_task(ctx, Task::RekeyIke);
+        if let Some(l) = self.life_mut() {
+            if l.rekey_at.is_some_and(|t| now >= t) {
+                l.rekey_at = None;
+                self.queue_task(ctx, Task::RekeyIke);
+            }
         }
-        if matches!(self.state, State::Established) && self.retire_at.is_some_and(|t| now >= t) {
-            self.retire_at = None;
-            self.queue_task(ctx, Task::DeleteIke);
+        if let Some(l) = self.life_mut() {
+            if l.retire_at.is_some_and(|t| now >= t) {
+                l.retire_at = None;
+                self.queue_task(ctx, Task::DeleteIke);
+            }
         }
-        if let (State::Established, Some(d), None) = (&self.state, self.peer.dpd, &self.outstanding)
+        if let (State::Established(_), Some(d), None) =
+            (&self.state, self.peer.dpd, &self.outstanding)
         {
             if now >= self.last_heard + d {
                 self.queue_task(ctx, Task::Liveness);
@@ -566,7 +653,6 @@ impl IkeSa {
     /// daemon shows as the SA's lifetime. The original initiator rekeys at 90% of the
     /// lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
     pub(crate) fn establish(&mut self, now: Instant) -> Instant {
-        self.state = State::Established;
         self.established = Some(now);
         let share = if self.role == Role::Initiator {
             0.90
@@ -574,8 +660,11 @@ impl IkeSa {
             0.95
         };
         let at = now + self.peer.ike_lifetime.mul_f64(share);
-        self.rekey_at = Some(at);
-        self.expires_at = Some(now + self.peer.ike_lifetime);
+        self.state = State::Established(Life {
+            rekey_at: Some(at),
+            expires_at: now + self.peer.ike_lifetime,
+            retire_at: None,
+        });
         at
     }
 

@@ -482,6 +482,11 @@ impl Sim {
                     "{at} side {i}: the kernel holds {kernel:?}, the engine knows {engine:?}"
                 ));
             }
+            // Each IKE SA's task fits its state (the task model leaves little else to check).
+            for sa in side.ep.sas() {
+                sa.check_consistent()
+                    .map_err(|e| format!("{at} side {i}: {e}"))?;
+            }
             // Every IKE SA is replaced before its lifetime.
             for (id, since) in &side.ikes {
                 if now - *since >= side.lifetime {

@@ -325,7 +325,7 @@ fn gcm_x25519_handshake_installs_matching_children() {
     let sa = p.a.sas().next().unwrap();
     let seed = [sa.ni.as_slice(), sa.nr.as_slice()].concat();
     let keymat = super::crypto::Prf::HmacSha256
-        .prf_plus(&sa.keys.as_ref().unwrap().sk_d, &seed, 72)
+        .prf_plus(&sa.keys.as_ref().unwrap().keys.sk_d, &seed, 72)
         .unwrap();
     assert_eq!(
         &ia[0].outbound_encr_key[..],

@@ -40,9 +40,10 @@ impl IkeSa {
         nr: &[u8],
         replaces: Option<ChildId>,
     ) -> Result<ChildId, String> {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+        let Some(k) = self.keys.as_ref() else {
             return Err("IKE SA has no keys".into());
         };
+        let (algs, keys) = (k.algs, &k.keys);
         let integ_len = c.algs.integ.map_or(0, |i| i.key_len());
         let k = ChildKeys::derive(
             algs.prf,

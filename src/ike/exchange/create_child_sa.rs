@@ -21,13 +21,15 @@ use crate::ike::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{
-    half_open_timeout, retry_delay, ChildSa, ChildState, IkeSa, Purpose, Role, Standby, State, Task,
+    half_open_timeout, retry_delay, Active, ChildSa, ChildState, IkeSa, Role, SaKeys, Standby,
+    State, Task,
 };
 
 use super::child::{read_child_answer, NewChild};
 
-/// What the initiator of a child exchange keeps until the response.
-pub(crate) struct ChildPending {
+/// Our CREATE_CHILD_SA for a new child or a child rekey (1.3.1, 1.3.3), in flight: what
+/// its response needs.
+pub(crate) struct ChildInitiator {
     pub policy: usize,
     pub replaces: Option<ChildId>,
     pub inbound_spi: u32,
@@ -40,8 +42,8 @@ pub(crate) struct ChildPending {
     pub crossing: Option<Crossing<ChildId>>,
 }
 
-/// What the initiator of an IKE SA rekey keeps until the response.
-pub(crate) struct IkeRekeyPending {
+/// Our CREATE_CHILD_SA rekeying the IKE SA (1.3.2), in flight: what its response needs.
+pub(crate) struct IkeRekeyInitiator {
     pub new_spi: u64,
     pub offer: SaPayload,
     pub ni: Vec<u8>,
@@ -56,6 +58,22 @@ pub(crate) struct Crossing<Id> {
     pub sa: Id,
     pub ni: Vec<u8>,
     pub nr: Vec<u8>,
+}
+
+impl ChildInitiator {
+    /// The collision step (2.8.1): the peer's rekey of the child we are rekeying was
+    /// answered while ours is in flight. Which pair stays is decided with our response.
+    fn collide(&mut self, theirs: Crossing<ChildId>) {
+        self.crossing = Some(theirs);
+    }
+}
+
+impl IkeRekeyInitiator {
+    /// The collision step (2.8.2): the peer's successor waits in `State::Standby` until
+    /// our response decides.
+    fn collide(&mut self, theirs: Crossing<IkeSaId>) {
+        self.crossing = Some(theirs);
+    }
 }
 
 impl<Id> Crossing<Id> {
@@ -139,7 +157,7 @@ impl IkeSa {
         if let Some(c) = self.children.iter_mut().find(|c| Some(c.id) == replaces) {
             c.state = ChildState::Rekeying;
         }
-        self.pending_child = Some(ChildPending {
+        let task = Active::CreateChild(ChildInitiator {
             policy,
             replaces,
             inbound_spi,
@@ -153,16 +171,18 @@ impl IkeSa {
         self.start_request(
             ctx,
             crate::ike::codec::ExchangeType::CREATE_CHILD_SA,
-            Purpose::CreateChild,
+            task,
             inner,
         );
     }
 
     /// Initiator: the response to our child SA request.
-    pub(crate) fn handle_create_child_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let Some(p) = self.pending_child.take() else {
-            return;
-        };
+    pub(crate) fn handle_create_child_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: ChildInitiator,
+        inner: Vec<Payload>,
+    ) {
         let name = self.peer.children[p.policy].name.clone();
         // Our rekey did not happen. The old pair stays in service, unless the peer's
         // crossing rekey replaced it (that one is the only successor now).
@@ -272,7 +292,12 @@ impl IkeSa {
     /// Starts rekeying this IKE SA (1.3.2): same algorithms are offered as configured, the
     /// current DH group first.
     pub(crate) fn start_rekey_ike(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(algs) = self.algs.filter(|_| self.rekeyed_to.is_none()) else {
+        let Some(algs) = self
+            .keys
+            .as_ref()
+            .map(|k| k.algs)
+            .filter(|_| self.rekeyed_to.is_none())
+        else {
             // Already replaced (we answered the peer's rekey): nothing left to rekey.
             self.run_queue(ctx);
             return;
@@ -295,7 +320,7 @@ impl IkeSa {
                 data: ke,
             }),
         ];
-        self.pending_ike_rekey = Some(IkeRekeyPending {
+        let task = Active::RekeyIke(IkeRekeyInitiator {
             new_spi,
             offer,
             ni,
@@ -305,15 +330,17 @@ impl IkeSa {
         self.start_request(
             ctx,
             crate::ike::codec::ExchangeType::CREATE_CHILD_SA,
-            Purpose::RekeyIke,
+            task,
             inner,
         );
     }
 
-    pub(crate) fn handle_rekey_ike_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let Some(p) = self.pending_ike_rekey.take() else {
-            return;
-        };
+    pub(crate) fn handle_rekey_ike_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: IkeRekeyInitiator,
+        inner: Vec<Payload>,
+    ) {
         if let Some(n) = inner.error_notify() {
             // The peer refused ours, but its crossing rekey went through: that one stays.
             if p.crossing.is_some_and(|x| self.adopt_standby(ctx, x.sa)) {
@@ -322,8 +349,10 @@ impl IkeSa {
             let mut text = format!("IKE SA rekey: peer answered {:?}", n.kind);
             if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to.is_none() {
                 let delay = retry_delay(ctx);
-                self.rekey_at = Some(ctx.now + delay);
-                text += &format!("; trying again in {} s", delay.as_secs());
+                if let Some(l) = self.life_mut() {
+                    l.rekey_at = Some(ctx.now + delay);
+                    text += &format!("; trying again in {} s", delay.as_secs());
+                }
             }
             ctx.failed(self, &text);
             return;
@@ -407,15 +436,13 @@ impl IkeSa {
         ni: Vec<u8>,
         nr: Vec<u8>,
     ) -> Option<IkeSa> {
-        let old_keys = self.keys.as_ref()?;
-        let keys = IkeSuite::new(algs.encr, algs.integ, algs.prf).and_then(|suite| {
-            IkeKeys::derive_rekey(old_keys, suite, shared.as_bytes(), &ni, &nr, spi_i, spi_r)
-        });
-        let made = keys.and_then(|k| {
-            let (out, inb) = k.ciphers(role == Role::Initiator)?;
-            Ok((k, out, inb))
-        });
-        let (keys, out, inb) = match made {
+        let old_keys = &self.keys.as_ref()?.keys;
+        let made = IkeSuite::new(algs.encr, algs.integ, algs.prf)
+            .and_then(|suite| {
+                IkeKeys::derive_rekey(old_keys, suite, shared.as_bytes(), &ni, &nr, spi_i, spi_r)
+            })
+            .and_then(|k| SaKeys::new(algs, k, role));
+        let keys = match made {
             Ok(x) => x,
             Err(e) => {
                 ctx.failed(self, &format!("IKE SA rekey key derivation failed: {e}"));
@@ -437,10 +464,7 @@ impl IkeSa {
             self.peer.clone(),
             ctx.now,
         );
-        new.algs = Some(algs);
         new.keys = Some(keys);
-        new.out_cipher = Some(out);
-        new.in_cipher = Some(inb);
         new.ni = ni;
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
@@ -474,9 +498,11 @@ impl IkeSa {
         new.queue.extend(child_tasks);
         new.delayed.append(&mut self.delayed);
         self.rekeyed_to = Some(new.id);
-        self.rekey_at = None;
-        // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
-        self.retire_at = Some(ctx.now + RETIRE_AFTER);
+        if let Some(l) = self.life_mut() {
+            l.rekey_at = None;
+            // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
+            l.retire_at = Some(ctx.now + RETIRE_AFTER);
+        }
         ctx.out.push_back(Output::IkeRekeyed {
             old: self.id,
             new: new.id,
@@ -561,18 +587,14 @@ impl IkeSa {
         if self.rekeyed_to.is_some() {
             return Err(busy("IKE SA already rekeyed"));
         }
-        if self
-            .pending_ike_rekey
-            .as_ref()
-            .is_some_and(|p| p.crossing.is_some())
-        {
+        if matches!(self.active(), Some(Active::RekeyIke(t)) if t.crossing.is_some()) {
             return Err(busy("a second IKE SA rekey during a collision"));
         }
         // Children must not move while one of our exchanges about them is in flight (its
         // answer would land on the old SA); strongSwan refuses the same way.
         if matches!(
-            self.outstanding.as_ref().map(|o| &o.purpose),
-            Some(Purpose::CreateChild | Purpose::DeleteChildren(_))
+            self.active(),
+            Some(Active::CreateChild(_) | Active::DeleteChildren(_))
         ) {
             return Err(busy("a child SA exchange of ours is in flight"));
         }
@@ -649,17 +671,18 @@ impl IkeSa {
                 data: kr,
             }),
         ];
-        match &mut self.pending_ike_rekey {
+        let (of, until) = (self.id, ctx.now + half_open_timeout(&self.peer));
+        match self.active_mut() {
             // Crossing rekeys (2.8.2): which successor stays is decided once our own
             // request is answered; until then the peer's waits, reachable by its SPIs.
-            Some(p) => {
+            Some(Active::RekeyIke(t)) => {
                 new.state = State::Standby(Standby {
-                    of: Some(self.id),
-                    until: ctx.now + half_open_timeout(&self.peer),
+                    of: Some(of),
+                    until,
                 });
-                p.crossing = Some(Crossing { sa: new.id, ni, nr });
+                t.collide(Crossing { sa: new.id, ni, nr });
             }
-            None => self.hand_over(ctx, &mut new),
+            _ => self.hand_over(ctx, &mut new),
         }
         ctx.spawned.push(new);
         Ok(payloads)
@@ -668,7 +691,7 @@ impl IkeSa {
     /// A Delete for `id` is queued or in flight.
     fn deleting_child(&self, id: ChildId) -> bool {
         let named = |ids: &Vec<ChildId>| ids.contains(&id);
-        matches!(self.outstanding.as_ref().map(|o| &o.purpose), Some(Purpose::DeleteChildren(ids)) if named(ids))
+        matches!(self.active(), Some(Active::DeleteChildren(ids)) if named(ids))
             || self
                 .queue
                 .iter()
@@ -683,7 +706,7 @@ impl IkeSa {
         let fail = |kind: NotifyType, why: String| (kind, Vec::new(), why);
         let busy = |why: &str| fail(NotifyType::TEMPORARY_FAILURE, why.to_string());
         // Children are about to move to a new IKE SA (2.25.2), or have moved.
-        if self.pending_ike_rekey.is_some() {
+        if matches!(self.active(), Some(Active::RekeyIke(_))) {
             return Err(busy("we are rekeying the IKE SA"));
         }
         if self.rekeyed_to.is_some() {
@@ -712,10 +735,8 @@ impl IkeSa {
         // Crossing rekeys of this child (2.8.1): answer as usual, decide with our response.
         let crossing = old.as_ref().is_some_and(|c| {
             c.state == ChildState::Rekeying
-                && self
-                    .pending_child
-                    .as_ref()
-                    .is_some_and(|p| p.replaces == Some(c.id) && p.crossing.is_none())
+                && matches!(self.active(),
+                    Some(Active::CreateChild(p)) if p.replaces == Some(c.id) && p.crossing.is_none())
         });
         if let Some(c) = &old {
             let fresh = c.state == ChildState::Installed && !self.deleting_child(c.id);
@@ -774,8 +795,8 @@ impl IkeSa {
             .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
         if let Some(c) = &old {
             if crossing {
-                if let Some(p) = &mut self.pending_child {
-                    p.crossing = Some(Crossing {
+                if let Some(Active::CreateChild(p)) = self.active_mut() {
+                    p.collide(Crossing {
                         sa: id,
                         ni,
                         nr: nr.clone(),

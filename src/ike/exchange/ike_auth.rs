@@ -5,11 +5,26 @@ use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
     PayloadList, TsPayload,
 };
+use crate::ike::codec::{SaPayload, TrafficSelector};
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
-use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, Role, State, Task};
+use crate::ike::sa::{Active, DownReason, IkeSa, Role, Task};
+
+/// The initiator's IKE_AUTH in flight: the first child SA it proposed, if any.
+pub(crate) struct Initiator {
+    pub child: Option<ChildOffer>,
+}
+
+/// A child SA we proposed in IKE_AUTH and wait to hear about.
+pub(crate) struct ChildOffer {
+    pub policy: usize,
+    pub inbound_spi: u32,
+    pub offer: SaPayload,
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+}
 
 use super::child::{read_child_answer, NewChild};
 
@@ -31,7 +46,8 @@ impl IkeSa {
     /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
     /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
     fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
-        let (algs, keys) = (self.algs?, self.keys.as_ref()?);
+        let k = self.keys.as_ref()?;
+        let (algs, keys) = (k.algs, &k.keys);
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_request, &self.nr, &keys.sk_pi),
             Role::Responder => (&self.init_response, &self.ni, &keys.sk_pr),
@@ -59,9 +75,10 @@ impl IkeSa {
     /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
     /// SK_p (the initiator's SK_pi, the responder's SK_pr).
     fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), String> {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+        let Some(k) = self.keys.as_ref() else {
             return Err("IKE SA has no keys".into());
         };
+        let (algs, keys) = (k.algs, &k.keys);
         if self
             .peer
             .remote_id
@@ -133,15 +150,17 @@ impl IkeSa {
                 c.ts_r.iter().copied(),
             )));
         }
-        self.state = State::AuthSent(Box::new(AuthPending { child }));
-        self.start_request(ctx, ExchangeType::IKE_AUTH, Purpose::IkeAuth, inner);
+        let task = Active::IkeAuth(Initiator { child });
+        self.start_request(ctx, ExchangeType::IKE_AUTH, task, inner);
     }
 
     /// Initiator: the IKE_AUTH response.
-    pub(crate) fn handle_ike_auth_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let State::AuthSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
-            return;
-        };
+    pub(crate) fn handle_ike_auth_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        pending: Initiator,
+        inner: Vec<Payload>,
+    ) {
         if let Some(n) = inner
             .error_notify()
             .filter(|n| !CHILD_ERRORS.contains(&n.kind))

@@ -7,10 +7,19 @@ use crate::ike::codec::{
     ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
     Payload, PayloadList, ProtocolId, SaPayload,
 };
-use crate::ike::crypto::{DhGroup, IkeKeys, IkeSuite};
+use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
 use crate::ike::negotiate::{accepted, choose, dh_group, ike_algs, ike_sa_payload};
-use crate::ike::sa::{DownReason, IkeSa, InitPending, Purpose, State};
+use crate::ike::sa::{Active, DownReason, IkeSa, SaKeys, State};
+
+/// The initiator's IKE_SA_INIT in flight: what its response needs.
+pub(crate) struct Initiator {
+    pub dh: DhPrivateKey,
+    pub ni: Vec<u8>,
+    pub offer: SaPayload,
+    /// Echoed in a retry after INVALID_KE_PAYLOAD (2.6: the cookie goes with every retry).
+    pub cookie: Option<Vec<u8>>,
+}
 
 /// An unencrypted error response to an IKE_SA_INIT request; we keep no state (2.6).
 fn refuse(
@@ -99,14 +108,15 @@ impl IkeSa {
             return;
         };
         self.init_request = bytes.clone();
-        self.state = State::InitSent(Box::new(InitPending {
+        self.state = State::Connecting;
+        self.next_message_id = 1;
+        let task = Active::IkeSaInit(Initiator {
             dh,
             ni,
             offer,
             cookie,
-        }));
-        self.next_message_id = 1;
-        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, Purpose::IkeSaInit);
+        });
+        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
     }
 
     /// Responder: answers a new IKE_SA_INIT. Returns false when no state should be kept
@@ -236,14 +246,11 @@ impl IkeSa {
     pub(crate) fn handle_ike_sa_init_response(
         &mut self,
         ctx: &mut Ctx<'_>,
+        pending: Initiator,
         header: Header,
         msg: Message,
         data: &[u8],
     ) {
-        // Leave a live state behind: a failure below goes through `die`, which ignores dead SAs.
-        let State::InitSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
-            return;
-        };
         let p = &msg.payloads;
         if let Some(c) = p.find_notify(NotifyType::COOKIE) {
             // 2.6: retry with the cookie first, same group and a fresh nonce.
@@ -321,16 +328,10 @@ impl IkeSa {
             .and_then(|suite| {
                 IkeKeys::derive(suite, shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
             })
-            .and_then(|keys| {
-                let (out, inb) = keys.ciphers(self.role == crate::ike::sa::Role::Initiator)?;
-                Ok((keys, out, inb))
-            });
+            .and_then(|keys| SaKeys::new(algs, keys, self.role));
         match made {
-            Ok((keys, out, inb)) => {
-                self.algs = Some(algs);
-                self.keys = Some(keys);
-                self.out_cipher = Some(out);
-                self.in_cipher = Some(inb);
+            Ok(k) => {
+                self.keys = Some(k);
                 true
             }
             Err(e) => {
