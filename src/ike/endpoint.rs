@@ -66,6 +66,9 @@ pub struct ChildRemove {
     pub ike: IkeSaId,
     pub child: ChildId,
     pub peer: String,
+    pub child_name: String,
+    /// The kernel hard-expired it (its rekey never came): accounting's Session-Timeout.
+    pub expired: bool,
     pub local: IpAddr,
     pub remote: IpAddr,
     pub inbound_spi: u32,
@@ -137,6 +140,58 @@ pub(crate) struct Ctx<'a> {
     touched: &'a mut Vec<IkeSaId>,
     /// The SA being handled (out of `sas` meanwhile).
     current: Option<IkeSaId>,
+    pub children: &'a mut ChildIndex,
+}
+
+/// Which IKE SA holds each child SA, and which child each SPI belongs to, so a kernel event
+/// naming only an SPI reaches its SA directly (`Endpoint::kernel_expired`). Kept by the
+/// three places children come and go: install (`add_child`), removal (`Ctx::remove_child`)
+/// and the move to a rekey's successor (`hand_over`).
+#[derive(Default)]
+pub(crate) struct ChildIndex {
+    owner: HashMap<ChildId, IkeSaId>,
+    /// Our inbound SPIs (we chose them, so they are unique among ours).
+    inbound: HashMap<u32, ChildId>,
+    /// The peer's choice, so looked up only after the inbound ones.
+    outbound: HashMap<u32, ChildId>,
+}
+
+impl ChildIndex {
+    pub fn added(&mut self, ike: IkeSaId, c: &ChildSa) {
+        self.owner.insert(c.id, ike);
+        self.inbound.insert(c.inbound_spi, c.id);
+        self.outbound.insert(c.outbound_spi, c.id);
+    }
+
+    pub fn moved(&mut self, child: ChildId, to: IkeSaId) {
+        if let Some(o) = self.owner.get_mut(&child) {
+            *o = to;
+        }
+    }
+
+    pub fn removed(&mut self, c: &ChildSa) {
+        self.owner.remove(&c.id);
+        if self.inbound.get(&c.inbound_spi) == Some(&c.id) {
+            self.inbound.remove(&c.inbound_spi);
+        }
+        if self.outbound.get(&c.outbound_spi) == Some(&c.id) {
+            self.outbound.remove(&c.outbound_spi);
+        }
+    }
+
+    pub fn owner(&self, child: ChildId) -> Option<IkeSaId> {
+        self.owner.get(&child).copied()
+    }
+
+    /// The child of an SPI of ours or of the peer's, and the IKE SA that holds it.
+    pub fn by_spi(&self, spi: u32) -> Option<(IkeSaId, ChildId)> {
+        let child = self
+            .inbound
+            .get(&spi)
+            .or_else(|| self.outbound.get(&spi))
+            .copied()?;
+        Some((self.owner(child)?, child))
+    }
 }
 
 impl Ctx<'_> {
@@ -228,10 +283,18 @@ impl Ctx<'_> {
     }
 
     pub fn remove_child(&mut self, sa: &IkeSa, c: &ChildSa) {
+        self.children.removed(c);
         self.out.push_back(Output::RemoveChild(ChildRemove {
             ike: sa.id,
             child: c.id,
             peer: sa.peer.name.clone(),
+            child_name: sa
+                .peer
+                .children
+                .get(c.policy)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            expired: c.hard_expired,
             local: sa.local.ip(),
             remote: sa.remote.ip(),
             inbound_spi: c.inbound_spi,
@@ -272,6 +335,7 @@ pub struct Endpoint {
     deadline: HashMap<IkeSaId, Instant>,
     /// IKE SAs looked at by handlers and deadline upkeep: the cost of an input, for tests.
     visits: u64,
+    children: ChildIndex,
 }
 
 impl Endpoint {
@@ -288,6 +352,7 @@ impl Endpoint {
             timers: BTreeSet::new(),
             deadline: HashMap::new(),
             visits: 0,
+            children: ChildIndex::default(),
         }
     }
 
@@ -319,6 +384,7 @@ impl Endpoint {
             sas: &mut self.sas,
             touched: &mut self.touched,
             current,
+            children: &mut self.children,
         }
     }
 
@@ -384,19 +450,31 @@ impl Endpoint {
         ike
     }
 
-    /// The IKE SA that holds `child` now: `ike`, or the SA it was rekeyed to (the daemon
+    /// The IKE SA that holds `child` now: `ike`, or the SA it moved to since (the daemon
     /// may name the old one before it has applied an IkeRekeyed).
-    fn owner(&self, mut ike: IkeSaId, child: ChildId) -> IkeSaId {
-        for _ in 0..8 {
-            match self.sas.get(&ike) {
-                Some(sa) if !sa.children.iter().any(|c| c.id == child) => match sa.rekeyed_to {
-                    Some(next) => ike = next,
-                    None => break,
-                },
-                _ => break,
+    fn owner(&self, ike: IkeSaId, child: ChildId) -> IkeSaId {
+        self.children.owner(child).unwrap_or(ike)
+    }
+
+    /// Checks the child index against the SAs' own children, for the simulation.
+    #[cfg(test)]
+    pub(crate) fn check_child_index(&self) -> Result<(), String> {
+        let mut held = HashMap::new();
+        for sa in self.sas.values() {
+            for c in &sa.children {
+                held.insert(c.id, sa.id);
+                if self.children.by_spi(c.inbound_spi) != Some((sa.id, c.id)) {
+                    return Err(format!("child {} not found by its inbound SPI", c.id));
+                }
             }
         }
-        ike
+        if held != self.children.owner {
+            return Err(format!(
+                "child index {:?}, SAs hold {held:?}",
+                self.children.owner
+            ));
+        }
+        Ok(())
     }
 
     /// Starts an IKE SA (and its first child) to the named peer from `local`.
@@ -448,12 +526,23 @@ impl Endpoint {
     /// deleted with the peer and its configuration brought up again in a new child SA.
     pub fn child_expired(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
         let ike = self.owner(ike, child);
+        self.with_sa(now, ike, |sa, ctx| sa.child_expired(ctx, child));
+    }
+
+    /// The kernel's expiry of an SA it names only by SPI (XFRM_MSG_EXPIRE, either SA of a
+    /// pair): soft asks for a rekey, make before break (RFC 7296 2.8); hard means the rekey
+    /// never came, so the pair goes and its configuration comes up again. The engine
+    /// resolves the SPI itself; None if no child of ours has it (already gone).
+    pub fn kernel_expired(&mut self, now: Instant, spi: u32, hard: bool) -> Option<ChildId> {
+        let (ike, child) = self.children.by_spi(spi)?;
         self.with_sa(now, ike, |sa, ctx| {
-            if let Some(policy) = sa.children.iter().find(|c| c.id == child).map(|c| c.policy) {
-                sa.delete_children(ctx, vec![child]);
-                sa.queue_task(ctx, super::sa::Task::CreateChild(policy));
+            if hard {
+                sa.child_expired(ctx, child);
+            } else {
+                sa.queue_task(ctx, super::sa::Task::RekeyChild(child));
             }
         });
+        Some(child)
     }
 
     pub fn handle_datagram(

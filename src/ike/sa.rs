@@ -141,6 +141,8 @@ pub struct ChildSa {
     /// Our new outbound SA waits in the daemon until the old pair is deleted (we answered
     /// the rekey: the initiator may not have our new inbound SA's peer installed yet).
     pub outbound_pending: bool,
+    /// The kernel hard-expired it: its removal says so (Session-Timeout).
+    pub hard_expired: bool,
 }
 
 /// Where a child SA is in its rekey (RFC 7296 2.8).
@@ -497,6 +499,21 @@ impl IkeSa {
             Some(Task::RekeyIke) => self.start_rekey_ike(ctx),
             None => {}
         }
+    }
+
+    /// The kernel hard-expired a child: it is deleted with the peer and its configuration
+    /// brought up again. A second expiry of the same pair (its other SA) changes nothing.
+    pub(crate) fn child_expired(&mut self, ctx: &mut Ctx<'_>, child: ChildId) {
+        let Some(c) = self.children.iter_mut().find(|c| c.id == child) else {
+            return;
+        };
+        if c.hard_expired {
+            return;
+        }
+        c.hard_expired = true;
+        let policy = c.policy;
+        self.delete_children(ctx, vec![child]);
+        self.queue_task(ctx, Task::CreateChild(policy));
     }
 
     /// The next instant this SA needs `handle_timeout`.

@@ -487,6 +487,10 @@ impl Sim {
                 sa.check_consistent()
                     .map_err(|e| format!("{at} side {i}: {e}"))?;
             }
+            // Kernel events find their child by SPI.
+            side.ep
+                .check_child_index()
+                .map_err(|e| format!("{at} side {i}: {e}"))?;
             // Every IKE SA is replaced before its lifetime.
             for (id, since) in &side.ikes {
                 if now - *since >= side.lifetime {
@@ -640,20 +644,32 @@ impl Sim {
             for (id, p) in side.kernel.iter_mut() {
                 if p.soft_at.is_some_and(|t| t <= now) {
                     p.soft_at = None;
-                    soft.push((p.ike, *id));
+                    soft.push((*id, p.inbound));
                 }
                 if p.hard_at.is_some_and(|t| t <= now) {
                     p.hard_at = None;
-                    hard.push((p.ike, *id));
+                    hard.push((*id, p.inbound, p.outbound));
                 }
             }
-            for (ike, child) in soft {
+            // As the daemon does: the kernel names an SA by SPI and the engine resolves it.
+            for (child, spi) in soft {
                 self.stats.soft_expiries += 1;
-                let _ = side.ep.rekey_child(now, ike, child);
+                if side.ep.kernel_expired(now, spi, false) != Some(child) {
+                    return Err(format!(
+                        "side {i}: soft expiry of {spi:08x} missed child {child}"
+                    ));
+                }
             }
-            for (ike, child) in hard {
+            for (child, inbound, outbound) in hard {
                 self.stats.hard_expiries += 1;
-                side.ep.child_expired(now, ike, child);
+                // Both SAs of the pair expire; the second changes nothing.
+                for spi in [outbound, inbound] {
+                    if side.ep.kernel_expired(now, spi, true) != Some(child) {
+                        return Err(format!(
+                            "side {i}: hard expiry of {spi:08x} missed child {child}"
+                        ));
+                    }
+                }
             }
             if side.reinit_at.is_some_and(|t| t <= now) {
                 side.reinit_at = None;

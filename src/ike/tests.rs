@@ -827,6 +827,48 @@ fn a_hard_expired_child_is_brought_up_again() {
     assert_eq!(p.b.sas().next().unwrap().children.len(), 1);
 }
 
+/// The kernel names an expired SA by SPI only; the engine finds the child, through an IKE
+/// SA rekey that moved it too (the daemon keeps no map of its own).
+#[test]
+fn kernel_expiries_are_routed_by_spi() {
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let old_ike = p.a.sas().next().unwrap().id;
+    p.a.rekey_ike(p.now, old_ike).unwrap();
+    p.drive();
+    let sa = p.a.sas().next().unwrap();
+    assert_ne!(sa.id, old_ike, "the child moved to the successor");
+    let c = sa.children[0].clone();
+    assert_eq!(p.a.kernel_expired(p.now, 0x0bad_cafe, false), None);
+    // Soft, named by our inbound SA: a rekey, make before break.
+    assert_eq!(p.a.kernel_expired(p.now, c.inbound_spi, false), Some(c.id));
+    p.drive();
+    let removed = Pair::removes(&p.a_out);
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0].child == c.id && !removed[0].expired);
+    assert_eq!(removed[0].child_name, "net");
+    let n = p.a.sas().next().unwrap().children[0].clone();
+    assert_ne!(n.id, c.id);
+    // Hard, both SAs of the pair (outbound first): one delete, one new child.
+    p.a_out.clear();
+    assert_eq!(p.a.kernel_expired(p.now, n.outbound_spi, true), Some(n.id));
+    assert_eq!(p.a.kernel_expired(p.now, n.inbound_spi, true), Some(n.id));
+    p.drive();
+    let removed = Pair::removes(&p.a_out);
+    assert_eq!(removed.len(), 1);
+    assert!(
+        removed[0].child == n.id && removed[0].expired,
+        "Session-Timeout"
+    );
+    assert_eq!(Pair::installs(&p.a_out).len(), 1, "brought up again");
+    assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
+    assert_eq!(p.a.kernel_expired(p.now, n.inbound_spi, true), None, "gone");
+}
+
 #[test]
 fn rekey_responder_switches_outbound_only_when_the_old_pair_is_deleted() {
     let mut p = site_pair(

@@ -92,7 +92,7 @@ impl IkeSa {
                 replaces,
                 defer_outbound,
             })));
-        self.children.push(ChildSa {
+        let child = ChildSa {
             id,
             policy: c.policy,
             inbound_spi: c.inbound_spi,
@@ -105,7 +105,10 @@ impl IkeSa {
             state: ChildState::Installed,
             replaces,
             outbound_pending: defer_outbound,
-        });
+            hard_expired: false,
+        };
+        ctx.children.added(self.id, &child);
+        self.children.push(child);
         Ok(id)
     }
 }

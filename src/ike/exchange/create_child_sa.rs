@@ -482,6 +482,7 @@ impl IkeSa {
         new.silent = false;
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
+            ctx.children.moved(c.id, new.id);
             if c.state == ChildState::Rekeying {
                 c.state = ChildState::Installed;
             }
