@@ -362,6 +362,7 @@ impl Daemon {
                         unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_rekeyed(old, new, rekey_at);
                 }
+                Output::Fatal(e) => error!("IKE engine stopped: {e}; vpnd stops"),
                 Output::Notice { peer, remote, text } => {
                     let peer = peer.as_deref().unwrap_or("-");
                     match self.notices.admit(Instant::now(), remote.ip()) {
@@ -910,6 +911,9 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         d.apply_outputs().await;
+        if d.endpoint.fatal().is_some() {
+            break; // logged with its Output::Fatal; the shutdown below still cleans up
+        }
         let deadline = [d.endpoint.poll_timeout(), d.next_retry()]
             .into_iter()
             .flatten()

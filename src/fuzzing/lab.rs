@@ -598,6 +598,7 @@ impl Lab {
                 Output::IkeRekeyed { .. } => self.stats.ike_rekeyed += 1,
                 Output::RemoveChild(_) => self.stats.removes += 1,
                 Output::Notice { .. } => self.stats.notices += 1,
+                Output::Fatal(e) => panic!("{side:?}: the engine stopped: {e}"),
                 Output::ActivateOutbound { .. } => {}
             }
         }

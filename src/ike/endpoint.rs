@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
 use super::crypto::cipher::{Encr, Integ};
-use super::crypto::RngSource;
+use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
@@ -114,6 +114,9 @@ pub enum Output {
         /// When the engine will rekey `new`.
         rekey_at: Instant,
     },
+    /// The engine cannot go on safely (its random source failed): it ignores every input
+    /// from now on, and the daemon should stop. Comes out once.
+    Fatal(Fatal),
     /// Something went wrong that the operator should see (bad packet, refused proposal…);
     /// nothing else changed.
     Notice {
@@ -123,11 +126,26 @@ pub enum Output {
     },
 }
 
+/// Why the engine stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fatal {
+    /// No nonce, SPI, IV or DH key can be made safely without randomness (RFC 7296 2.10,
+    /// 2.12): nothing is sent with a predictable one, and nothing is retried forever.
+    #[error("random source failed: {0}")]
+    Rng(CryptoError),
+}
+
+/// Draws of a random value that may come out unusable (zero, or an ESP SPI below 256) before
+/// the RNG counts as broken: a working one fails that many times with odds below 2^-190.
+const RANDOM_TRIES: usize = 8;
+
 /// What exchange handlers get: the current time, randomness, the output queue and id/SPI
 /// allocation.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
-    pub rng: &'a mut dyn RngSource,
+    rng: &'a mut dyn RngSource,
+    /// Set (and announced) by the first RNG failure.
+    fatal: &'a mut Option<Fatal>,
     pub out: &'a mut VecDeque<Output>,
     pub next_child: &'a mut ChildId,
     /// IKE SAs created by a rekey, for the endpoint to adopt.
@@ -214,16 +232,17 @@ impl Ctx<'_> {
 
     /// A random IKE SPI of ours that no IKE SA of this endpoint uses (it routes the peer's
     /// messages, RFC 7296 2.6).
-    pub fn fresh_ike_spi(&mut self) -> u64 {
-        loop {
-            let s = self.random_u64();
+    pub fn fresh_ike_spi(&mut self) -> Result<u64, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let s = self.random_u64()?;
             let used = self.sas.contains_key(&s)
                 || self.current == Some(s)
                 || self.spawned.iter().any(|sa| sa.id == s);
             if !used {
-                return s;
+                return Ok(s);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
@@ -246,35 +265,57 @@ impl Ctx<'_> {
         self.notice(Some(&sa.peer.name), sa.remote, text);
     }
 
-    pub fn random_bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        // A failing OS RNG is fatal for keys; an all-zero nonce would be caught by the
-        // peer as a weak value, so this never silently proceeds with predictable keys
-        // in practice. The daemon's SystemRng does not fail.
-        let _ = self.rng.fill(&mut v);
-        v
+    /// Records the engine's end: the first failure is announced, later ones add nothing.
+    fn rng_failed(&mut self, e: CryptoError) -> Fatal {
+        let f = Fatal::Rng(e);
+        if self.fatal.is_none() {
+            *self.fatal = Some(f.clone());
+            self.out.push_back(Output::Fatal(f.clone()));
+        }
+        f
     }
 
-    pub fn random_u64(&mut self) -> u64 {
-        loop {
-            let b = self.random_bytes(8);
-            let v = u64::from_be_bytes(b.try_into().unwrap_or_default());
+    /// `n` random bytes, or the engine's end: a nonce or IV is never sent predictable.
+    pub fn random_bytes(&mut self, n: usize) -> Result<Vec<u8>, Fatal> {
+        let mut v = vec![0u8; n];
+        match self.rng.fill(&mut v) {
+            Ok(()) => Ok(v),
+            Err(e) => Err(self.rng_failed(e)),
+        }
+    }
+
+    /// A DH key pair (RFC 7296 1.2, 1.3); an RNG failure is the engine's end.
+    pub fn generate(&mut self, group: DhGroup) -> Result<(DhPrivateKey, Vec<u8>), CryptoError> {
+        let r = group.generate(self.rng);
+        if let Err(CryptoError::Rng) = r {
+            self.rng_failed(CryptoError::Rng);
+        }
+        r
+    }
+
+    /// A non-zero random u64 (an IKE SPI must not be zero, RFC 7296 3.1).
+    pub fn random_u64(&mut self) -> Result<u64, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let b: [u8; 8] = self.random_bytes(8)?.try_into().unwrap_or_default();
+            let v = u64::from_be_bytes(b);
             if v != 0 {
-                return v;
+                return Ok(v);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     /// A fresh inbound ESP SPI: random, never below 256 (RFC 4303 2.1). Collisions with an
     /// SA already in the kernel come back as an install error (EEXIST) and fail that child.
-    pub fn random_esp_spi(&mut self) -> u32 {
-        loop {
-            let b = self.random_bytes(4);
-            let v = u32::from_be_bytes(b.try_into().unwrap_or_default());
+    pub fn random_esp_spi(&mut self) -> Result<u32, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let b: [u8; 4] = self.random_bytes(4)?.try_into().unwrap_or_default();
+            let v = u32::from_be_bytes(b);
             if v >= 0x100 {
-                return v;
+                return Ok(v);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     pub fn next_child_id(&mut self) -> ChildId {
@@ -315,6 +356,8 @@ pub enum CommandError {
     NotInitiable(String),
     #[error("no IKE SA {0}")]
     UnknownSa(IkeSaId),
+    #[error("the IKE engine stopped: {0}")]
+    Fatal(#[from] Fatal),
 }
 
 pub struct Endpoint {
@@ -336,6 +379,8 @@ pub struct Endpoint {
     /// IKE SAs looked at by handlers and deadline upkeep: the cost of an input, for tests.
     visits: u64,
     children: ChildIndex,
+    /// Set once the engine cannot go on; every input is ignored after.
+    fatal: Option<Fatal>,
 }
 
 impl Endpoint {
@@ -353,6 +398,7 @@ impl Endpoint {
             deadline: HashMap::new(),
             visits: 0,
             children: ChildIndex::default(),
+            fatal: None,
         }
     }
 
@@ -360,6 +406,11 @@ impl Endpoint {
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits
+    }
+
+    /// Why the engine stopped for good, if it did (see [`Output::Fatal`]).
+    pub fn fatal(&self) -> Option<&Fatal> {
+        self.fatal.as_ref()
     }
 
     pub fn peers(&self) -> &[Arc<PeerPolicy>] {
@@ -378,6 +429,7 @@ impl Endpoint {
         Ctx {
             now,
             rng: &mut *self.rng,
+            fatal: &mut self.fatal,
             out: &mut self.out,
             next_child: &mut self.next_child,
             spawned: &mut self.spawned,
@@ -396,6 +448,9 @@ impl Endpoint {
         id: IkeSaId,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) -> bool {
+        if self.fatal.is_some() {
+            return false;
+        }
         let Some(mut sa) = self.sas.remove(&id) else {
             return false;
         };
@@ -494,8 +549,11 @@ impl Endpoint {
             return Err(CommandError::NotInitiable(peer.into()));
         };
         let remote = SocketAddr::new(ip, policy.remote_port);
+        if let Some(f) = &self.fatal {
+            return Err(f.clone().into());
+        }
         let mut ctx = self.ctx(now, None);
-        let spi_i = ctx.fresh_ike_spi();
+        let spi_i = ctx.fresh_ike_spi()?;
         let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
         sa.start_ike_sa_init(&mut ctx, None, None);
         ctx.spawned.push(sa);
@@ -552,6 +610,9 @@ impl Endpoint {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        if self.fatal.is_some() {
+            return;
+        }
         let header = match Header::peek(data) {
             Ok(h) => h,
             Err(e) => {
@@ -625,7 +686,9 @@ impl Endpoint {
             return;
         };
         let mut ctx = self.ctx(now, None);
-        let spi_r = ctx.fresh_ike_spi();
+        let Ok(spi_r) = ctx.fresh_ike_spi() else {
+            return;
+        };
         let mut sa = IkeSa::new(
             spi_r,
             Role::Responder,

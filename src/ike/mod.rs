@@ -20,7 +20,7 @@ pub mod proposal;
 pub mod sa;
 
 pub use endpoint::{
-    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, IkeSaId, Output, Transmit,
+    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output, Transmit,
 };
 pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 pub use sa::DownReason;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
-use super::crypto::{CryptoError, IkeKeys, RngSource};
+use super::crypto::{CryptoError, IkeKeys};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
@@ -378,23 +378,23 @@ impl IkeSa {
     /// Encrypts `inner` into a whole datagram (RFC 7296 3.14).
     pub(crate) fn seal(
         &mut self,
-        rng: &mut dyn RngSource,
+        ctx: &mut Ctx<'_>,
         exchange: ExchangeType,
         response: bool,
         message_id: u32,
         inner: &[Payload],
     ) -> Option<Vec<u8>> {
         let header = self.header(exchange, response, message_id);
-        let cipher = &self.keys.as_ref()?.out;
-        let mut iv = vec![0u8; cipher.iv_len()];
-        if iv.len() == 8 {
+        let iv_len = self.keys.as_ref()?.out.iv_len();
+        let iv = if iv_len == 8 {
             // GCM: the IV must never repeat under one key; a counter guarantees it.
             self.iv_counter += 1;
-            iv.copy_from_slice(&self.iv_counter.to_be_bytes());
-        } else if rng.fill(&mut iv).is_err() {
-            return None;
-        }
-        cipher.seal(&header, inner, &iv).ok()
+            self.iv_counter.to_be_bytes().to_vec()
+        } else {
+            // CBC: unpredictable (RFC 7296 3.14), so no IV at all without randomness.
+            ctx.random_bytes(iv_len).ok()?
+        };
+        self.keys.as_ref()?.out.seal(&header, inner, &iv).ok()
     }
 
     pub(crate) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
@@ -413,7 +413,7 @@ impl IkeSa {
         inner: Vec<Payload>,
     ) {
         let message_id = self.next_message_id;
-        let Some(datagram) = self.seal(ctx.rng, exchange, false, message_id, &inner) else {
+        let Some(datagram) = self.seal(ctx, exchange, false, message_id, &inner) else {
             ctx.failed(self, "could not encrypt a request");
             return;
         };
@@ -454,7 +454,7 @@ impl IkeSa {
         message_id: u32,
         inner: &[Payload],
     ) {
-        if let Some(d) = self.seal(ctx.rng, exchange, true, message_id, inner) {
+        if let Some(d) = self.seal(ctx, exchange, true, message_id, inner) {
             self.respond(ctx, message_id, d);
         }
     }
@@ -694,7 +694,8 @@ impl IkeSa {
 /// When to try again after TEMPORARY_FAILURE (RFC 7296 2.25): 5 to 15 s, as strongSwan's
 /// RETRY_INTERVAL less a random jitter, so two ends refusing each other don't meet again.
 pub(crate) fn retry_delay(ctx: &mut Ctx<'_>) -> Duration {
-    let b = ctx.random_bytes(2);
+    // Jitter only: without randomness (the engine is stopping anyway) none.
+    let b = ctx.random_bytes(2).unwrap_or_else(|_| vec![0; 2]);
     let jitter = u16::from_be_bytes([b[0], b[1]]);
     Duration::from_secs(15) - Duration::from_millis(u64::from(jitter) % 10_000)
 }

@@ -410,6 +410,7 @@ impl Sim {
                         self.sides[i].reinit_at = Some(self.now + d);
                     }
                 }
+                Output::Fatal(e) => return Err(format!("side {i}: the engine stopped: {e}")),
                 Output::Notice { text, .. } => {
                     // Counted by kind: SPIs, IDs and delays left out.
                     let key: String = text

@@ -1189,3 +1189,110 @@ fn ten_thousand_idle_sas_cost_what_ten_do() {
     // Each input: the SA handled, then its deadline moved.
     assert_eq!(costs[1], (6, 4), "{costs:?}");
 }
+
+/// A random source that fails (`Err`) or returns only zeros once `broken` is set.
+struct BrokenRng {
+    inner: TestRng,
+    broken: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+const RNG_OK: u8 = 0;
+const RNG_ERR: u8 = 1;
+const RNG_ZEROS: u8 = 2;
+
+impl RngSource for BrokenRng {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), super::crypto::CryptoError> {
+        match self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            RNG_OK => self.inner.fill(dest),
+            RNG_ERR => Err(super::crypto::CryptoError::Rng),
+            _ => {
+                dest.fill(0);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fatal_outputs(ep: &mut Endpoint) -> (usize, usize) {
+    let (mut fatal, mut transmits) = (0, 0);
+    while let Some(o) = ep.poll_output() {
+        match o {
+            Output::Fatal(super::endpoint::Fatal::Rng(_)) => fatal += 1,
+            Output::Transmit(_) => transmits += 1,
+            _ => {}
+        }
+    }
+    (fatal, transmits)
+}
+
+/// An RNG failure (an error, or a source stuck at zero, which made the SPI helpers loop
+/// forever) stops the engine with one typed Output::Fatal, sends nothing, and every later
+/// input is ignored.
+#[test]
+fn a_failing_rng_is_fatal_not_an_endless_loop() {
+    for mode in [RNG_ERR, RNG_ZEROS] {
+        let suite = ["aes256gcm16-prfsha256-x25519"];
+        let pols = || site_policies(&suite, &suite, &["aes256gcm16"]).0;
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(mode));
+        let mut ep = Endpoint::new(
+            vec![pols()],
+            Box::new(BrokenRng {
+                inner: TestRng(7),
+                broken: broken.clone(),
+            }),
+        );
+        let now = Instant::now();
+        let e = ep.initiate(now, "b", addr(A)).unwrap_err();
+        assert!(matches!(e, super::CommandError::Fatal(_)), "{e}");
+        assert_eq!(fatal_outputs(&mut ep), (1, 0), "mode {mode}");
+        assert!(ep.fatal().is_some());
+        // Still refused, and announced only once.
+        assert!(ep.initiate(now, "b", addr(A)).is_err());
+        assert_eq!(fatal_outputs(&mut ep), (0, 0));
+
+        // Mid-life: the handshake works, then the source breaks.
+        let mut p = site_pair(
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16"],
+        );
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(RNG_OK));
+        p.a = Endpoint::new(
+            vec![pols()],
+            Box::new(BrokenRng {
+                inner: TestRng(11),
+                broken: broken.clone(),
+            }),
+        );
+        up(&mut p);
+        assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
+        let (ike, child) = (
+            p.a.sas().next().unwrap().id,
+            p.a.sas().next().unwrap().children[0].id,
+        );
+        broken.store(mode, std::sync::atomic::Ordering::Relaxed);
+        p.a.rekey_child(p.now, ike, child).unwrap();
+        assert_eq!(
+            fatal_outputs(&mut p.a),
+            (1, 0),
+            "no request with a made-up nonce"
+        );
+        // The responder side: an IKE_SA_INIT to an endpoint whose source is broken.
+        let mut b = Endpoint::new(
+            vec![site_policies(&suite, &suite, &["aes256gcm16"]).1],
+            Box::new(BrokenRng {
+                inner: TestRng(13),
+                broken: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(mode)),
+            }),
+        );
+        let mut a = Endpoint::new(vec![pols()], Box::new(TestRng(17)));
+        a.initiate(now, "b", addr(A)).unwrap();
+        let Some(Output::Transmit(t)) = a.poll_output() else {
+            panic!("no IKE_SA_INIT");
+        };
+        b.handle_datagram(now, addr(B), addr(A), &t.data);
+        assert_eq!(fatal_outputs(&mut b), (1, 0), "nothing answered");
+        b.handle_datagram(now, addr(B), addr(A), &t.data);
+        assert_eq!(fatal_outputs(&mut b), (0, 0), "ignored once stopped");
+    }
+}

@@ -106,14 +106,17 @@ impl IkeSa {
         if replaces.is_some() && old.is_none() {
             return; // deleted meanwhile: nothing to rekey
         }
-        let inbound_spi = ctx.random_esp_spi();
+        // Without randomness nothing starts (the engine is stopping: Output::Fatal).
+        let Ok(inbound_spi) = ctx.random_esp_spi() else {
+            return;
+        };
         // PFS: the child's `pfs` group, or the first group written in its ESP proposals;
         // the KE is for the first proposal's group (the responder asks for another with
         // INVALID_KE_PAYLOAD).
         let pfs = p
             .pfs
             .or_else(|| p.esp.first().and_then(|e| e.groups.first().copied()));
-        let dh = match pfs.map(|g| dh_group(g).generate(ctx.rng)) {
+        let dh = match pfs.map(|g| ctx.generate(dh_group(g))) {
             Some(Ok((k, pubv))) => Some((k, pubv)),
             Some(Err(e)) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));
@@ -121,7 +124,9 @@ impl IkeSa {
             }
             None => None,
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            return;
+        };
         let offer = esp_sa_payload(&p.esp, inbound_spi, true, p.pfs);
         let (ts_i, ts_r) = match &old {
             Some(c) => (c.local_ts.clone(), c.remote_ts.clone()),
@@ -302,16 +307,20 @@ impl IkeSa {
             self.run_queue(ctx);
             return;
         };
-        let new_spi = ctx.fresh_ike_spi();
+        let Ok(new_spi) = ctx.fresh_ike_spi() else {
+            return;
+        };
         let offer = ike_sa_payload(&self.peer.ike_proposals, &new_spi.to_be_bytes());
-        let (dh, ke) = match algs.dh.generate(ctx.rng) {
+        let (dh, ke) = match ctx.generate(algs.dh) {
             Ok(x) => x,
             Err(e) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));
                 return;
             }
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            return;
+        };
         let inner = vec![
             Payload::Sa(offer.clone()),
             Payload::Nonce(NoncePayload { data: ni.clone() }),
@@ -623,9 +632,8 @@ impl IkeSa {
                     "KE of another group".to_string(),
                 )
             })?;
-        let (dh, kr) = algs
-            .dh
-            .generate(ctx.rng)
+        let (dh, kr) = ctx
+            .generate(algs.dh)
             .map_err(|e| (NotifyType::TEMPORARY_FAILURE, Vec::new(), e.to_string()))?;
         let shared = dh.agree(&ke.data).map_err(|e| {
             (
@@ -645,8 +653,11 @@ impl IkeSa {
             })?
             .data
             .clone();
-        let nr = ctx.random_bytes(self.nonce_len());
-        let our_spi = ctx.fresh_ike_spi();
+        let busy = |e: crate::ike::endpoint::Fatal| {
+            (NotifyType::TEMPORARY_FAILURE, Vec::new(), e.to_string())
+        };
+        let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
+        let our_spi = ctx.fresh_ike_spi().map_err(busy)?;
         chosen.spi = our_spi.to_be_bytes().to_vec();
         // Keys are derived with this response's nonce; the successor starts now, and the
         // peer deletes this SA once it has the response.
@@ -760,8 +771,8 @@ impl IkeSa {
                     g.id().0.to_be_bytes().to_vec(),
                     "KE of another group".to_string(),
                 ))?;
-                let (k, pubv) = g
-                    .generate(ctx.rng)
+                let (k, pubv) = ctx
+                    .generate(g)
                     .map_err(|e| fail(NotifyType::TEMPORARY_FAILURE, e.to_string()))?;
                 let s = k
                     .agree(&ke.data)
@@ -781,8 +792,10 @@ impl IkeSa {
             .ok_or_else(|| fail(NotifyType::INVALID_SYNTAX, "no nonce".into()))?
             .data
             .clone();
-        let nr = ctx.random_bytes(self.nonce_len());
-        let inbound_spi = ctx.random_esp_spi();
+        let busy =
+            |e: crate::ike::endpoint::Fatal| fail(NotifyType::TEMPORARY_FAILURE, e.to_string());
+        let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
+        let inbound_spi = ctx.random_esp_spi().map_err(busy)?;
         let id = self
             .add_child(
                 ctx,

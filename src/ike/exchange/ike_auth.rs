@@ -128,16 +128,25 @@ impl IkeSa {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
         inner.push(Payload::Auth(auth));
-        let child = self.peer.children.first().map(|policy| {
-            let inbound_spi = ctx.random_esp_spi();
-            ChildOffer {
-                policy: 0,
-                inbound_spi,
-                offer: esp_sa_payload(&policy.esp, inbound_spi, false, None),
-                ts_i: policy.local_ts.clone(),
-                ts_r: policy.remote_ts.clone(),
+        let child = match self.peer.children.first() {
+            Some(policy) => {
+                let Ok(inbound_spi) = ctx.random_esp_spi() else {
+                    self.die(
+                        ctx,
+                        DownReason::NegotiationFailed("random source failed".into()),
+                    );
+                    return;
+                };
+                Some(ChildOffer {
+                    policy: 0,
+                    inbound_spi,
+                    offer: esp_sa_payload(&policy.esp, inbound_spi, false, None),
+                    ts_i: policy.local_ts.clone(),
+                    ts_r: policy.remote_ts.clone(),
+                })
             }
-        });
+            None => None,
+        };
         if let Some(c) = &child {
             if self.peer.children[c.policy].mode == Mode::Transport {
                 inner.push(notify(NotifyType::USE_TRANSPORT_MODE));
@@ -315,7 +324,9 @@ impl IkeSa {
     ) -> Result<(NewChild, Vec<Payload>), (NotifyType, String)> {
         let all: Vec<usize> = (0..self.peer.children.len()).collect();
         let choice = self.choose_child(inner, &all, false)?;
-        let inbound_spi = ctx.random_esp_spi();
+        let inbound_spi = ctx
+            .random_esp_spi()
+            .map_err(|e| (NotifyType::TEMPORARY_FAILURE, e.to_string()))?;
         Ok((
             choice.new_child(inbound_spi),
             choice.answer(inbound_spi, Vec::new()),

@@ -72,7 +72,7 @@ impl IkeSa {
             );
             return;
         };
-        let (dh, ke) = match group.generate(ctx.rng) {
+        let (dh, ke) = match ctx.generate(group) {
             Ok(x) => x,
             Err(e) => {
                 self.die(
@@ -82,7 +82,13 @@ impl IkeSa {
                 return;
             }
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed("random source failed".into()),
+            );
+            return;
+        };
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
             payloads.push(Payload::Notify(NotifyPayload::new(
@@ -190,7 +196,7 @@ impl IkeSa {
             );
             return false;
         }
-        let (dh, kr) = match algs.dh.generate(ctx.rng) {
+        let (dh, kr) = match ctx.generate(algs.dh) {
             Ok(x) => x,
             Err(_) => return false,
         };
@@ -213,7 +219,9 @@ impl IkeSa {
                 return false;
             }
         };
-        let nr = ctx.random_bytes(self.nonce_len());
+        let Ok(nr) = ctx.random_bytes(self.nonce_len()) else {
+            return false;
+        };
         let reply = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, true, 0),
             payloads: vec![
