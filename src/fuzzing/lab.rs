@@ -25,7 +25,7 @@ use crate::ike::codec::{
 };
 use crate::ike::endpoint::{Endpoint, Output, Transmit};
 use crate::ike::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
-use crate::ike::proposal::{Group, Proposal, ProposalKind};
+use crate::ike::proposal::{DhGroup, Proposal, ProposalKind};
 use crate::ike::sa::IkeSa;
 
 pub(crate) const I_ADDR: &str = "192.0.2.1:500";
@@ -58,19 +58,19 @@ pub(crate) enum Side {
 pub(crate) struct Suite {
     pub ike: &'static str,
     pub esp: &'static str,
-    pub pfs: Group,
+    pub pfs: DhGroup,
 }
 
 pub(crate) const SUITES: [Suite; 2] = [
     Suite {
         ike: "aes256gcm16-prfsha256-x25519",
         esp: "aes256gcm16",
-        pfs: Group::Curve25519,
+        pfs: DhGroup::Curve25519,
     },
     Suite {
         ike: "aes128-sha256-ecp256",
         esp: "aes128-sha256-esn",
-        pfs: Group::Ecp256,
+        pfs: DhGroup::Ecp256,
     },
 ];
 
@@ -87,7 +87,7 @@ fn policy(
     remote_id: Option<&str>,
     ike: &[&str],
     esp: &[&str],
-    pfs: Option<Group>,
+    pfs: Option<DhGroup>,
     local: TrafficSelector,
     remote_ts: TrafficSelector,
 ) -> PeerPolicy {

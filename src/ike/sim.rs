@@ -26,7 +26,7 @@ use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
 use super::crypto::{CryptoError, RngSource};
 use super::endpoint::{ChildId, Endpoint, IkeSaId, Output};
 use super::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
-use super::proposal::{Group, Proposal, ProposalKind};
+use super::proposal::{DhGroup, Proposal, ProposalKind};
 use super::sa::DownReason;
 
 /// xorshift64: deterministic, so a failing seed replays.
@@ -123,7 +123,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
             remote_ts: vec![remote[i]],
             mode: Mode::Tunnel,
             esp: vec![Proposal::parse("aes256gcm16", ProposalKind::Esp).unwrap()],
-            pfs: (i == 1).then_some(Group::Curve25519),
+            pfs: (i == 1).then_some(DhGroup::Curve25519),
             lifetime: cfg.child_lifetime[i],
             lifetime_bytes: None,
             replay_window: 64,

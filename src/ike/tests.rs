@@ -606,8 +606,8 @@ fn child_rekey_from_either_side_is_make_before_break() {
     for (initiator_rekeys, pfs) in [
         (true, None),
         (false, None),
-        (true, Some(super::proposal::Group::Curve25519)),
-        (false, Some(super::proposal::Group::Modp2048)),
+        (true, Some(super::proposal::DhGroup::Curve25519)),
+        (false, Some(super::proposal::DhGroup::Modp2048)),
     ] {
         let left = ts("198.51.100.0", "198.51.100.127");
         let right = ts("203.0.113.0", "203.0.113.63");

@@ -18,7 +18,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{DhPrivateKey, IkeKeys, IkeSuite, SharedSecret};
 use crate::ike::endpoint::{ChildId, Ctx, IkeSaId, Output};
-use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
+use crate::ike::negotiate::{accepted, choose, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{
     half_open_timeout, retry_delay, Active, ChildSa, ChildState, IkeSa, Role, SaKeys, Standby,
@@ -116,7 +116,7 @@ impl IkeSa {
         let pfs = p
             .pfs
             .or_else(|| p.esp.first().and_then(|e| e.groups.first().copied()));
-        let dh = match pfs.map(|g| ctx.generate(dh_group(g))) {
+        let dh = match pfs.map(|g| ctx.generate(g)) {
             Some(Ok((k, pubv))) => Some((k, pubv)),
             Some(Err(e)) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));

@@ -9,7 +9,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
-use crate::ike::negotiate::{accepted, choose, dh_group, ike_algs, ike_sa_payload};
+use crate::ike::negotiate::{accepted, choose, ike_algs, ike_sa_payload};
 use crate::ike::sa::{Active, DownReason, IkeSa, SaKeys, State};
 
 /// The initiator's IKE_SA_INIT in flight: what its response needs.
@@ -64,7 +64,7 @@ impl IkeSa {
                 .ike_proposals
                 .first()
                 .and_then(|p| p.groups.first())
-                .map(|g| dh_group(*g))
+                .copied()
         }) else {
             self.die(
                 ctx,
@@ -269,11 +269,11 @@ impl IkeSa {
         if let Some(n) = p.find_notify(NotifyType::INVALID_KE_PAYLOAD) {
             let wanted = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
             let ok = wanted
-                .and_then(crate::ike::proposal::Group::from_number)
+                .and_then(|n| DhGroup::from_id(crate::ike::codec::DhGroupId(n)))
                 .filter(|g| self.peer.ike_proposals.iter().any(|p| p.groups.contains(g)));
             match ok {
-                Some(g) if dh_group(g) != pending.dh.group() => {
-                    self.start_ike_sa_init(ctx, Some(dh_group(g)), pending.cookie);
+                Some(g) if g != pending.dh.group() => {
+                    self.start_ike_sa_init(ctx, Some(g), pending.cookie);
                 }
                 _ => self.state_fail(
                     ctx,
