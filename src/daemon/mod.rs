@@ -325,7 +325,7 @@ impl Daemon {
                     was_up,
                     reason,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, reason = %reason, "IKE SA down");
                     {
                         use crate::ike::DownReason::*;
                         let cause = match &reason {

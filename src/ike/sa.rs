@@ -21,6 +21,7 @@ use super::crypto::{CryptoError, IkeKeys};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
+use super::refusal::Failure;
 
 /// Which end started this IKE SA (fixes SPI order and key directions for its lifetime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,13 +39,26 @@ pub enum DownReason {
     PeerDelete,
     /// No answer to our requests after every retransmission (liveness check or other).
     PeerUnreachable,
-    /// IKE_SA_INIT or IKE_AUTH failed; the text says why.
-    NegotiationFailed(String),
+    /// IKE_SA_INIT or IKE_AUTH failed.
+    NegotiationFailed(Failure),
     /// Replaced by a new IKE SA after a rekey.
     Rekeyed,
     /// Reached its lifetime without a successful rekey (the link was down, or the peer kept
     /// refusing): an IKE SA does not outlive it (RFC 7296 2.8).
     Expired,
+}
+
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownReason::LocalDelete => f.write_str("deleted locally"),
+            DownReason::PeerDelete => f.write_str("deleted by the peer"),
+            DownReason::PeerUnreachable => f.write_str("peer unreachable"),
+            DownReason::NegotiationFailed(why) => write!(f, "negotiation failed: {why}"),
+            DownReason::Rekeyed => f.write_str("rekeyed"),
+            DownReason::Expired => f.write_str("lifetime expired"),
+        }
+    }
 }
 
 /// The state of the IKE SA itself. What an exchange in flight needs (our DH key, nonce,
@@ -550,19 +564,16 @@ impl IkeSa {
         if matches!(self.state, State::InitAnswered)
             && now >= self.created + half_open_timeout(&self.peer)
         {
-            self.die(
-                ctx,
-                DownReason::NegotiationFailed("no IKE_AUTH from the peer".into()),
-            );
+            self.die(ctx, DownReason::NegotiationFailed(Failure::NoIkeAuth));
             return;
         }
         if let Some(o) = &mut self.outstanding {
             if now >= o.next_retransmit {
                 if o.sends >= self.peer.retransmit.tries {
-                    let what = format!(
-                        "{:?} request {} unanswered after {} sends",
-                        o.exchange, o.message_id, o.sends
-                    );
+                    let what = Failure::Unanswered {
+                        exchange: o.exchange,
+                        sends: o.sends,
+                    };
                     let task = self.outstanding.take().map(|o| o.task);
                     let reason = match task {
                         Some(Active::IkeSaInit(_) | Active::IkeAuth(_)) => {

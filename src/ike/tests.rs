@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::codec::{ExchangeType, NotifyType};
 use super::codec::{Identity, TrafficSelector};
 use super::crypto::RngSource;
 use super::endpoint::{ChildInstall, ChildRemove, Endpoint, Output};
 use super::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 use super::proposal::{Proposal, ProposalKind};
+use super::refusal::{Failure, Refusal};
 use super::sa::DownReason;
 
 /// A deterministic RNG (xorshift), so every run is the same.
@@ -391,9 +393,10 @@ fn no_common_proposal_is_refused_and_logged() {
     );
     assert_eq!(
         Pair::downs(&p.a_out),
-        vec![DownReason::NegotiationFailed(
-            "peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN".into()
-        )]
+        vec![DownReason::NegotiationFailed(Failure::PeerRefused {
+            exchange: ExchangeType::IKE_SA_INIT,
+            notify: NotifyType::NO_PROPOSAL_CHOSEN,
+        })]
     );
     assert!(p.b.sas().next().is_none(), "the responder keeps no state");
 }
@@ -410,15 +413,18 @@ fn wrong_psk_fails_authentication_on_both_sides() {
     up(&mut p);
     assert_eq!(Pair::ups(&p.a_out) + Pair::ups(&p.b_out), 0);
     assert!(
-        matches!(&Pair::downs(&p.b_out)[..], [DownReason::NegotiationFailed(w)] if w.contains("does not verify")),
+        matches!(&Pair::downs(&p.b_out)[..],
+            [DownReason::NegotiationFailed(Failure::Refused(Refusal::AuthFailed(w)))]
+            if w.contains("does not verify")),
         "{:?}",
         p.b_out
     );
     assert_eq!(
         Pair::downs(&p.a_out),
-        vec![DownReason::NegotiationFailed(
-            "peer refused IKE_AUTH: AUTHENTICATION_FAILED".into()
-        )]
+        vec![DownReason::NegotiationFailed(Failure::PeerRefused {
+            exchange: ExchangeType::IKE_AUTH,
+            notify: NotifyType::AUTHENTICATION_FAILED,
+        })]
     );
     assert!(Pair::installs(&p.a_out).is_empty() && Pair::installs(&p.b_out).is_empty());
 }

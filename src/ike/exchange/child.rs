@@ -10,6 +10,7 @@ use crate::ike::negotiate::{
     accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within, EspAlgs,
 };
 use crate::ike::policy::Mode;
+use crate::ike::refusal::Refusal;
 use crate::ike::sa::{ChildSa, ChildState, IkeSa};
 
 /// The negotiated facts of a new child SA.
@@ -179,10 +180,10 @@ impl IkeSa {
         inner: &[Payload],
         candidates: &[usize],
         create_child: bool,
-    ) -> Result<ChildChoice, (NotifyType, String)> {
+    ) -> Result<ChildChoice, Refusal> {
         let sa = inner
             .sa()
-            .ok_or((NotifyType::INVALID_SYNTAX, "no SA".to_string()))?;
+            .ok_or_else(|| Refusal::InvalidSyntax("no SA".into()))?;
         let (ts_i, ts_r) = (selectors(inner.ts_i()), selectors(inner.ts_r()));
         // The initiator's TSi is our remote side, its TSr our local side.
         let (policy, narrowed_i, narrowed_r) = candidates
@@ -192,26 +193,24 @@ impl IkeSa {
                 let (ni, nr) = (narrow(&ts_i, &p.remote_ts), narrow(&ts_r, &p.local_ts));
                 (!ni.is_empty() && !nr.is_empty()).then_some((i, ni, nr))
             })
-            .ok_or((
-                NotifyType::TS_UNACCEPTABLE,
-                format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
-            ))?;
+            .ok_or_else(|| {
+                Refusal::TsUnacceptable(format!(
+                    "no child policy matches TSi {ts_i:?} TSr {ts_r:?}"
+                ))
+            })?;
         let p = &self.peer.children[policy];
         let ours = esp_sa_payload(&p.esp, 0, create_child, p.pfs);
-        let chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            format!(
+        let chosen = choose(sa, &ours, ProtocolId::ESP).ok_or_else(|| {
+            Refusal::NoProposalChosen(format!(
                 "no acceptable ESP proposal: peer offered {}",
                 super::ike_sa_init::describe(sa)
-            ),
-        ))?;
-        let algs = esp_algs(&chosen).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            "unsupported ESP transforms".to_string(),
-        ))?;
+            ))
+        })?;
+        let algs = esp_algs(&chosen)
+            .ok_or_else(|| Refusal::NoProposalChosen("unsupported ESP transforms".into()))?;
         let outbound_spi = esp_spi(&chosen)
             .filter(|s| *s >= 256)
-            .ok_or((NotifyType::INVALID_SYNTAX, "invalid ESP SPI".to_string()))?;
+            .ok_or_else(|| Refusal::InvalidSyntax("invalid ESP SPI".into()))?;
         let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some()
             && p.mode == Mode::Transport;
         Ok(ChildChoice {

@@ -26,6 +26,7 @@ use crate::ike::sa::{
 };
 
 use super::child::{read_child_answer, NewChild};
+use crate::ike::refusal::Refusal;
 
 /// Our CREATE_CHILD_SA for a new child or a child rekey (1.3.1, 1.3.3), in flight: what
 /// its response needs.
@@ -577,12 +578,12 @@ impl IkeSa {
         } else {
             self.answer_new_child(ctx, &inner)
         };
-        let payloads = reply.unwrap_or_else(|(kind, data, why)| {
+        let payloads = reply.unwrap_or_else(|r| {
             ctx.failed(
                 self,
-                &format!("CREATE_CHILD_SA refused: {why}; answered {kind:?}"),
+                &format!("CREATE_CHILD_SA refused: {r}; answered {:?}", r.notify()),
             );
-            vec![notify(kind, data)]
+            vec![notify(r.notify(), r.notify_data())]
         });
         self.respond_encrypted(ctx, exchange, message_id, &payloads);
     }
@@ -591,9 +592,9 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
-        let no = |why: &str| (NotifyType::NO_PROPOSAL_CHOSEN, Vec::new(), why.to_string());
-        let busy = |why: &str| (NotifyType::TEMPORARY_FAILURE, Vec::new(), why.to_string());
+    ) -> Result<Vec<Payload>, Refusal> {
+        let no = |why: &str| Refusal::NoProposalChosen(why.into());
+        let busy = |why: &str| Refusal::TemporaryFailure(why.into());
         if self.rekeyed_to.is_some() {
             return Err(busy("IKE SA already rekeyed"));
         }
@@ -615,47 +616,23 @@ impl IkeSa {
         let algs = ike_algs(&chosen).ok_or_else(|| no("unsupported IKE transforms"))?;
         let peer_spi = <[u8; 8]>::try_from(chosen.spi.as_slice())
             .map(u64::from_be_bytes)
-            .map_err(|_| {
-                (
-                    NotifyType::INVALID_SYNTAX,
-                    Vec::new(),
-                    "invalid IKE SPI".to_string(),
-                )
-            })?;
+            .map_err(|_| Refusal::InvalidSyntax("invalid IKE SPI".into()))?;
         let ke = inner
             .ke()
             .filter(|k| k.group == algs.dh.id())
-            .ok_or_else(|| {
-                (
-                    NotifyType::INVALID_KE_PAYLOAD,
-                    algs.dh.id().0.to_be_bytes().to_vec(),
-                    "KE of another group".to_string(),
-                )
-            })?;
+            .ok_or(Refusal::InvalidKe { wanted: algs.dh })?;
         let (dh, kr) = ctx
             .generate(algs.dh)
-            .map_err(|e| (NotifyType::TEMPORARY_FAILURE, Vec::new(), e.to_string()))?;
-        let shared = dh.agree(&ke.data).map_err(|e| {
-            (
-                NotifyType::INVALID_SYNTAX,
-                Vec::new(),
-                format!("invalid KE: {e}"),
-            )
-        })?;
+            .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
+        let shared = dh
+            .agree(&ke.data)
+            .map_err(|e| Refusal::InvalidSyntax(format!("invalid KE: {e}")))?;
         let ni = inner
             .nonce()
-            .ok_or_else(|| {
-                (
-                    NotifyType::INVALID_SYNTAX,
-                    Vec::new(),
-                    "no nonce".to_string(),
-                )
-            })?
+            .ok_or_else(|| Refusal::InvalidSyntax("no nonce".into()))?
             .data
             .clone();
-        let busy = |e: crate::ike::endpoint::Fatal| {
-            (NotifyType::TEMPORARY_FAILURE, Vec::new(), e.to_string())
-        };
+        let busy = |e: crate::ike::endpoint::Fatal| Refusal::TemporaryFailure(e.to_string());
         let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
         let our_spi = ctx.fresh_ike_spi().map_err(busy)?;
         chosen.spi = our_spi.to_be_bytes().to_vec();
@@ -714,9 +691,8 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
-        let fail = |kind: NotifyType, why: String| (kind, Vec::new(), why);
-        let busy = |why: &str| fail(NotifyType::TEMPORARY_FAILURE, why.to_string());
+    ) -> Result<Vec<Payload>, Refusal> {
+        let busy = |why: &str| Refusal::TemporaryFailure(why.into());
         // Children are about to move to a new IKE SA (2.25.2), or have moved.
         if matches!(self.active(), Some(Active::RekeyIke(_))) {
             return Err(busy("we are rekeying the IKE SA"));
@@ -735,12 +711,7 @@ impl IkeSa {
                     .iter()
                     .find(|c| c.outbound_spi == spi)
                     .cloned();
-                Some(c.ok_or_else(|| {
-                    fail(
-                        NotifyType::CHILD_SA_NOT_FOUND,
-                        format!("REKEY_SA for unknown SPI {spi:08x}"),
-                    )
-                })?)
+                Some(c.ok_or(Refusal::ChildSaNotFound(spi))?)
             }
             None => None,
         };
@@ -761,22 +732,19 @@ impl IkeSa {
             Some(c) => vec![c.policy],
             None => (0..self.peer.children.len()).collect(),
         };
-        let choice = self
-            .choose_child(inner, &candidates, true)
-            .map_err(|(k, why)| fail(k, why))?;
+        let choice = self.choose_child(inner, &candidates, true)?;
         let (shared, reply_ke) = match choice.algs.dh {
             Some(g) => {
-                let ke = inner.ke().filter(|k| k.group == g.id()).ok_or((
-                    NotifyType::INVALID_KE_PAYLOAD,
-                    g.id().0.to_be_bytes().to_vec(),
-                    "KE of another group".to_string(),
-                ))?;
+                let ke = inner
+                    .ke()
+                    .filter(|k| k.group == g.id())
+                    .ok_or(Refusal::InvalidKe { wanted: g })?;
                 let (k, pubv) = ctx
                     .generate(g)
-                    .map_err(|e| fail(NotifyType::TEMPORARY_FAILURE, e.to_string()))?;
+                    .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
                 let s = k
                     .agree(&ke.data)
-                    .map_err(|e| fail(NotifyType::INVALID_SYNTAX, format!("invalid KE: {e}")))?;
+                    .map_err(|e| Refusal::InvalidSyntax(format!("invalid KE: {e}")))?;
                 (
                     Some(s),
                     Some(Payload::Ke(KePayload {
@@ -789,11 +757,10 @@ impl IkeSa {
         };
         let ni = inner
             .nonce()
-            .ok_or_else(|| fail(NotifyType::INVALID_SYNTAX, "no nonce".into()))?
+            .ok_or_else(|| Refusal::InvalidSyntax("no nonce".into()))?
             .data
             .clone();
-        let busy =
-            |e: crate::ike::endpoint::Fatal| fail(NotifyType::TEMPORARY_FAILURE, e.to_string());
+        let busy = |e: crate::ike::endpoint::Fatal| Refusal::TemporaryFailure(e.to_string());
         let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
         let inbound_spi = ctx.random_esp_spi().map_err(busy)?;
         let id = self
@@ -806,7 +773,7 @@ impl IkeSa {
                 &nr,
                 old.as_ref().map(|c| c.id),
             )
-            .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
+            .map_err(Refusal::NoProposalChosen)?;
         if let Some(c) = &old {
             if crossing {
                 if let Some(Active::CreateChild(p)) = self.active_mut() {

@@ -10,6 +10,7 @@ use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
+use crate::ike::refusal::{Failure, Refusal};
 use crate::ike::sa::{Active, DownReason, IkeSa, Role, Task};
 
 /// The initiator's IKE_AUTH in flight: the first child SA it proposed, if any.
@@ -74,9 +75,9 @@ impl IkeSa {
     /// Checks the peer's identity against the configuration and its PSK AUTH (RFC 7296
     /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
     /// SK_p (the initiator's SK_pi, the responder's SK_pr).
-    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), String> {
+    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), Refusal> {
         let Some(k) = self.keys.as_ref() else {
-            return Err("IKE SA has no keys".into());
+            return Err(Refusal::AuthFailed("IKE SA has no keys".into()));
         };
         let (algs, keys) = (k.algs, &k.keys);
         if self
@@ -85,10 +86,10 @@ impl IkeSa {
             .as_ref()
             .is_some_and(|want| *want != id.identity)
         {
-            return Err(format!(
+            return Err(Refusal::AuthFailed(format!(
                 "peer identity {:?} is not the configured {:?}",
                 id.identity, self.peer.remote_id
-            ));
+            )));
         }
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_response, &self.ni, &keys.sk_pr),
@@ -108,10 +109,10 @@ impl IkeSa {
         if ok {
             Ok(())
         } else {
-            Err(format!(
+            Err(Refusal::AuthFailed(format!(
                 "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
                 id.identity
-            ))
+            )))
         }
     }
 
@@ -133,7 +134,9 @@ impl IkeSa {
                 let Ok(inbound_spi) = ctx.random_esp_spi() else {
                     self.die(
                         ctx,
-                        DownReason::NegotiationFailed("random source failed".into()),
+                        DownReason::NegotiationFailed(Failure::Local(
+                            "random source failed".into(),
+                        )),
                     );
                     return;
                 };
@@ -176,19 +179,24 @@ impl IkeSa {
         {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed(format!("peer refused IKE_AUTH: {:?}", n.kind)),
+                DownReason::NegotiationFailed(Failure::PeerRefused {
+                    exchange: ExchangeType::IKE_AUTH,
+                    notify: n.kind,
+                }),
             );
             return;
         }
         let (Some(idr), Some(auth)) = (inner.id_r(), inner.auth()) else {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed("IKE_AUTH response without IDr or AUTH".into()),
+                DownReason::NegotiationFailed(
+                    Refusal::InvalidSyntax("IKE_AUTH response without IDr or AUTH".into()).into(),
+                ),
             );
             return;
         };
-        if let Err(why) = self.verify_peer(idr, auth) {
-            self.die(ctx, DownReason::NegotiationFailed(why));
+        if let Err(r) = self.verify_peer(idr, auth) {
+            self.die(ctx, DownReason::NegotiationFailed(r.into()));
             return;
         }
         let rekey_at = self.establish(ctx.now);
@@ -261,21 +269,23 @@ impl IkeSa {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
-        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, why: String| {
-            sa.respond_encrypted(
-                ctx,
-                ExchangeType::IKE_AUTH,
-                message_id,
-                &[notify(NotifyType::AUTHENTICATION_FAILED)],
-            );
-            sa.die(ctx, DownReason::NegotiationFailed(why));
+        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, r: Refusal| {
+            let n = Payload::Notify(NotifyPayload::new(r.notify(), r.notify_data()));
+            sa.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[n]);
+            sa.die(ctx, DownReason::NegotiationFailed(r.into()));
         };
+        // Without IDi or AUTH there is nothing that authenticates: AUTHENTICATION_FAILED,
+        // as for a bad AUTH (2.21.2).
         let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
-            refuse(self, ctx, "IKE_AUTH without IDi or AUTH".into());
+            refuse(
+                self,
+                ctx,
+                Refusal::AuthFailed("IKE_AUTH without IDi or AUTH".into()),
+            );
             return;
         };
-        if let Err(why) = self.verify_peer(idi, auth) {
-            refuse(self, ctx, why);
+        if let Err(r) = self.verify_peer(idi, auth) {
+            refuse(self, ctx, r);
             return;
         }
         let Some((idr, my_auth)) = self.own_auth() else {
@@ -307,9 +317,15 @@ impl IkeSa {
                         }
                     }
                 }
-                Err((kind, why)) => {
-                    ctx.failed(self, &format!("child SA refused: {why}; answered {kind:?}"));
-                    reply.push(notify(kind));
+                Err(r) => {
+                    ctx.failed(
+                        self,
+                        &format!("child SA refused: {r}; answered {:?}", r.notify()),
+                    );
+                    reply.push(Payload::Notify(NotifyPayload::new(
+                        r.notify(),
+                        r.notify_data(),
+                    )));
                 }
             }
         }
@@ -321,12 +337,12 @@ impl IkeSa {
         &self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<(NewChild, Vec<Payload>), (NotifyType, String)> {
+    ) -> Result<(NewChild, Vec<Payload>), Refusal> {
         let all: Vec<usize> = (0..self.peer.children.len()).collect();
         let choice = self.choose_child(inner, &all, false)?;
         let inbound_spi = ctx
             .random_esp_spi()
-            .map_err(|e| (NotifyType::TEMPORARY_FAILURE, e.to_string()))?;
+            .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
         Ok((
             choice.new_child(inbound_spi),
             choice.answer(inbound_spi, Vec::new()),
