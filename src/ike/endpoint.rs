@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
+use super::codec::{
+    ExchangeType, Flags, Header, Identity, Message, NotifyPayload, NotifyType, Payload,
+    TrafficSelector,
+};
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::policy::{Mode, PeerPolicy};
@@ -133,6 +136,32 @@ pub enum Fatal {
     /// 2.12): nothing is sent with a predictable one, and nothing is retried forever.
     #[error("random source failed: {0}")]
     Rng(CryptoError),
+}
+
+/// At most this many INVALID_IKE_SPI answers in any one second (RFC 7296 2.21.4: they
+/// are unauthenticated, so an attacker must not turn us into a reflector).
+const INVALID_SPI_PER_SECOND: u32 = 10;
+
+/// The budget of INVALID_IKE_SPI answers: a one-second window and what it has spent.
+#[derive(Default)]
+struct AnswerLimit {
+    window: Option<Instant>,
+    spent: u32,
+}
+
+impl AnswerLimit {
+    fn admit(&mut self, now: Instant) -> bool {
+        match self.window {
+            Some(w) if now < w + Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.spent = 0;
+            }
+        }
+        let ok = self.spent < INVALID_SPI_PER_SECOND;
+        self.spent += u32::from(ok);
+        ok
+    }
 }
 
 /// Draws of a random value that may come out unusable (zero, or an ESP SPI below 256) before
@@ -381,6 +410,7 @@ pub struct Endpoint {
     children: ChildIndex,
     /// Set once the engine cannot go on; every input is ignored after.
     fatal: Option<Fatal>,
+    invalid_spi: AnswerLimit,
 }
 
 impl Endpoint {
@@ -399,6 +429,7 @@ impl Endpoint {
             visits: 0,
             children: ChildIndex::default(),
             fatal: None,
+            invalid_spi: AnswerLimit::default(),
         }
     }
 
@@ -644,16 +675,81 @@ impl Endpoint {
                     sa.handle_message(ctx, header, data, remote)
                 });
             if !handled {
+                let answered = !self.sas.contains_key(&ours)
+                    && self.answer_invalid_spi(now, local, remote, &header, data);
                 self.ctx(now, None).notice(
                     None,
                     remote,
                     format!(
-                        "dropped {:?} for unknown IKE SA {:016x}",
-                        header.exchange, ours
+                        "{} {:?} for unknown IKE SA {:016x}",
+                        if answered {
+                            "answered INVALID_IKE_SPI to"
+                        } else {
+                            "dropped"
+                        },
+                        header.exchange,
+                        ours
                     ),
                 );
             }
         }
+    }
+
+    /// A request for an IKE SA we do not know (we restarted, or it ended here): an
+    /// unprotected INFORMATIONAL response with INVALID_IKE_SPI, SPIs and message ID copied
+    /// (RFC 7296 2.21.4, 1.5), so the peer need not wait for its liveness check to give
+    /// up on it. Never to a response (2.21.4: MUST NOT respond), never to an INVALID_IKE_SPI,
+    /// never without both SPIs, never to an address no peer is configured for, and no more
+    /// than a few a second. True if answered.
+    fn answer_invalid_spi(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        data: &[u8],
+    ) -> bool {
+        if req.flags.response || req.spi_i == 0 || req.spi_r == 0 {
+            return false;
+        }
+        // Only to addresses a peer is configured for, as IKE_SA_INIT: nobody else can
+        // have had an IKE SA with us, and strangers get nothing reflected.
+        if !self.peers.iter().any(|p| p.remote.matches(remote.ip())) {
+            return false;
+        }
+        // An unprotected message naming INVALID_IKE_SPI is a notification itself.
+        if req.exchange == ExchangeType::INFORMATIONAL
+            && Message::decode(data)
+                .is_ok_and(|m| m.find_notify(NotifyType::INVALID_IKE_SPI).is_some())
+        {
+            return false;
+        }
+        if !self.invalid_spi.admit(now) {
+            return false;
+        }
+        let msg = Message {
+            header: Header {
+                spi_i: req.spi_i,
+                spi_r: req.spi_r,
+                exchange: ExchangeType::INFORMATIONAL,
+                flags: Flags {
+                    // We are the other end of whatever the peer thinks this SA is.
+                    initiator: !req.flags.initiator,
+                    version: false,
+                    response: true,
+                },
+                message_id: req.message_id,
+            },
+            payloads: vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::INVALID_IKE_SPI,
+                Vec::new(),
+            ))],
+        };
+        let Ok(bytes) = msg.encode() else {
+            return false;
+        };
+        self.ctx(now, None).transmit(local, remote, bytes);
+        true
     }
 
     fn handle_init_request(

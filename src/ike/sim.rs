@@ -197,6 +197,8 @@ struct Stats {
     /// Times a flow held three pairs at once on one side (crossing child rekeys).
     three_pairs: u64,
     quiet_checks: u64,
+    /// Requests for an IKE SA already gone, answered INVALID_IKE_SPI (2.21.4).
+    invalid_spi_answers: u64,
     downs: BTreeMap<String, u64>,
     notices: BTreeMap<String, u64>,
 }
@@ -431,6 +433,25 @@ impl Sim {
     fn check_message_id(&mut self, i: usize, data: &[u8]) -> Result<(), String> {
         let h =
             Header::peek(data).map_err(|e| format!("{} side {i} sent garbage: {e}", self.at()))?;
+        // Outside any SA's windows: the answer to a request for an SA this side no longer
+        // has (the peer retransmits into a Delete we answered, 2.21.4). It must be just that.
+        let invalid_spi = h.flags.response
+            && h.exchange == ExchangeType::INFORMATIONAL
+            && crate::ike::codec::Message::decode(data).is_ok_and(|m| {
+                m.find_notify(crate::ike::codec::NotifyType::INVALID_IKE_SPI)
+                    .is_some()
+            });
+        if invalid_spi {
+            let ours = if h.flags.initiator { h.spi_i } else { h.spi_r };
+            if self.sides[i].ep.sa(ours).is_some() {
+                return Err(format!(
+                    "{} side {i}: INVALID_IKE_SPI for its own IKE SA {ours:016x}",
+                    self.at()
+                ));
+            }
+            self.stats.invalid_spi_answers += 1;
+            return Ok(());
+        }
         let key = (h.spi_i, h.flags.response);
         let at = self.at();
         let sent = &mut self.sides[i].sent;

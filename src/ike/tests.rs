@@ -1302,3 +1302,88 @@ fn a_failing_rng_is_fatal_not_an_endless_loop() {
         assert_eq!(fatal_outputs(&mut b), (0, 0), "ignored once stopped");
     }
 }
+
+/// Takes one datagram `from` sends, if any (other outputs are dropped).
+fn next_datagram(from: &mut Endpoint) -> Option<super::endpoint::Transmit> {
+    while let Some(o) = from.poll_output() {
+        if let Output::Transmit(t) = o {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// A restarted responder answers requests on IKE SAs it no longer knows with an
+/// unprotected INVALID_IKE_SPI (RFC 7296 2.21.4), a few a second at most, and never
+/// answers a response or an INVALID_IKE_SPI.
+#[test]
+fn a_restarted_end_answers_invalid_ike_spi() {
+    use super::codec::{Header, Message};
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let sa = p.a.sas().next().unwrap();
+    let (ike, child, spis) = (sa.id, sa.children[0].id, (sa.spi_i, sa.spi_r));
+    // B restarts: same configuration, no state.
+    let pb = site_policies(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    )
+    .1;
+    p.b = Endpoint::new(vec![pb], Box::new(TestRng(99)));
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    let req = next_datagram(&mut p.a).expect("A's CREATE_CHILD_SA");
+    let req_h = Header::peek(&req.data).unwrap();
+    p.b.handle_datagram(p.now, req.remote, req.local, &req.data);
+    let answer = next_datagram(&mut p.b).expect("an INVALID_IKE_SPI answer");
+    let m = Message::decode(&answer.data).unwrap();
+    assert_eq!((m.header.spi_i, m.header.spi_r), spis, "SPIs copied");
+    assert_eq!(m.header.message_id, req_h.message_id, "message ID copied");
+    assert_eq!(m.header.exchange, ExchangeType::INFORMATIONAL);
+    assert!(m.header.flags.response && !m.header.flags.initiator);
+    assert!(m.find_notify(NotifyType::INVALID_IKE_SPI).is_some());
+    assert_eq!(
+        answer.remote, req.local,
+        "back to where the request came from"
+    );
+    assert!(p.b.sas().next().is_none(), "no state kept");
+
+    // A keeps its SA: the notification is unauthenticated, so it only drops it.
+    p.a.handle_datagram(p.now, answer.remote, answer.local, &answer.data);
+    assert!(next_datagram(&mut p.a).is_none());
+    assert!(p.a.sa(ike).is_some());
+    // Our own INVALID_IKE_SPI, or any response, fed back is never answered.
+    p.b.handle_datagram(p.now, answer.remote, answer.local, &answer.data);
+    assert!(
+        next_datagram(&mut p.b).is_none(),
+        "a response is not answered"
+    );
+    let mut as_request = m.clone();
+    as_request.header.flags.response = false;
+    let bytes = as_request.encode().unwrap();
+    p.b.handle_datagram(p.now, req.remote, req.local, &bytes);
+    assert!(
+        next_datagram(&mut p.b).is_none(),
+        "an INVALID_IKE_SPI is not answered"
+    );
+
+    // A flood gets a bounded number of answers per second.
+    let count = |b: &mut Endpoint, now| {
+        for _ in 0..100 {
+            b.handle_datagram(now, req.remote, req.local, &req.data);
+        }
+        let mut n = 0;
+        while next_datagram(b).is_some() {
+            n += 1;
+        }
+        n
+    };
+    let t0 = p.now + Duration::from_secs(5);
+    assert_eq!(count(&mut p.b, t0), 10);
+    assert_eq!(count(&mut p.b, t0 + Duration::from_millis(500)), 0);
+    assert_eq!(count(&mut p.b, t0 + Duration::from_millis(1000)), 10);
+}
