@@ -330,7 +330,8 @@ impl Daemon {
                         use crate::ike::DownReason::*;
                         let cause = match &reason {
                             PeerDelete => Some(Cause::UserRequest),
-                            PeerUnreachable => Some(Cause::LostCarrier),
+                            // A peer that restarted lost its side as an unreachable one did.
+                            PeerUnreachable | PeerRestarted => Some(Cause::LostCarrier),
                             LocalDelete => Some(Cause::AdminReset),
                             NegotiationFailed(_) => Some(Cause::NasError),
                             Rekeyed => None,

@@ -188,6 +188,70 @@ pub(crate) struct Ctx<'a> {
     /// The SA being handled (out of `sas` meanwhile).
     current: Option<IkeSaId>,
     pub children: &'a mut ChildIndex,
+    pub identities: &'a IdentityIndex,
+}
+
+/// The established IKE SAs of each peer configuration, by the peer's authenticated
+/// identity: whether an IKE_AUTH of ours is the first to the peer (INITIAL_CONTACT, RFC 7296
+/// 2.4, 3.16), and which SAs a peer's INITIAL_CONTACT makes stale. Kept by `reschedule`,
+/// which sees every SA an input touched.
+#[derive(Default)]
+pub(crate) struct IdentityIndex {
+    by_peer: HashMap<String, HashMap<Identity, BTreeSet<IkeSaId>>>,
+    of: HashMap<IkeSaId, (String, Identity)>,
+}
+
+impl IdentityIndex {
+    fn update(&mut self, sa: &IkeSa) {
+        let now = match (&sa.remote_id, sa.is_established()) {
+            (Some(id), true) => Some((sa.peer.name.clone(), id.clone())),
+            _ => None,
+        };
+        if self.of.get(&sa.id) == now.as_ref() {
+            return;
+        }
+        self.forget(sa.id);
+        if let Some((peer, id)) = now {
+            self.by_peer
+                .entry(peer.clone())
+                .or_default()
+                .entry(id.clone())
+                .or_default()
+                .insert(sa.id);
+            self.of.insert(sa.id, (peer, id));
+        }
+    }
+
+    fn forget(&mut self, ike: IkeSaId) {
+        let Some((peer, id)) = self.of.remove(&ike) else {
+            return;
+        };
+        if let Some(ids) = self.by_peer.get_mut(&peer) {
+            if let Some(set) = ids.get_mut(&id) {
+                set.remove(&ike);
+                if set.is_empty() {
+                    ids.remove(&id);
+                }
+            }
+            if ids.is_empty() {
+                self.by_peer.remove(&peer);
+            }
+        }
+    }
+
+    /// Whether any IKE SA with the peer is established.
+    pub fn any(&self, peer: &str) -> bool {
+        self.by_peer.contains_key(peer)
+    }
+
+    /// The established IKE SAs with `peer` as `id`.
+    pub fn with(&self, peer: &str, id: &Identity) -> Vec<IkeSaId> {
+        self.by_peer
+            .get(peer)
+            .and_then(|m| m.get(id))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Which IKE SA holds each child SA, and which child each SPI belongs to, so a kernel event
@@ -411,6 +475,7 @@ pub struct Endpoint {
     /// Set once the engine cannot go on; every input is ignored after.
     fatal: Option<Fatal>,
     invalid_spi: AnswerLimit,
+    identities: IdentityIndex,
 }
 
 impl Endpoint {
@@ -430,6 +495,7 @@ impl Endpoint {
             children: ChildIndex::default(),
             fatal: None,
             invalid_spi: AnswerLimit::default(),
+            identities: IdentityIndex::default(),
         }
     }
 
@@ -468,6 +534,7 @@ impl Endpoint {
             touched: &mut self.touched,
             current,
             children: &mut self.children,
+            identities: &self.identities,
         }
     }
 
@@ -512,7 +579,11 @@ impl Endpoint {
         if let Some(t) = self.deadline.remove(&id) {
             self.timers.remove(&(t, id));
         }
-        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(sa) = self.sas.get(&id) else {
+            self.identities.forget(id);
+            return;
+        };
+        self.identities.update(sa);
         if sa.is_dead() {
             // Its IkeDown and RemoveChild outputs are already queued.
             if sa.role == Role::Responder {

@@ -43,6 +43,9 @@ pub enum DownReason {
     NegotiationFailed(Failure),
     /// Replaced by a new IKE SA after a rekey.
     Rekeyed,
+    /// A new IKE SA with the same peer identity came with INITIAL_CONTACT (RFC 7296 3.16):
+    /// the peer restarted and holds this one no more, so it went without a Delete.
+    PeerRestarted,
     /// Reached its lifetime without a successful rekey (the link was down, or the peer kept
     /// refusing): an IKE SA does not outlive it (RFC 7296 2.8).
     Expired,
@@ -57,6 +60,7 @@ impl std::fmt::Display for DownReason {
             DownReason::NegotiationFailed(why) => write!(f, "negotiation failed: {why}"),
             DownReason::Rekeyed => f.write_str("rekeyed"),
             DownReason::Expired => f.write_str("lifetime expired"),
+            DownReason::PeerRestarted => f.write_str("peer restarted (INITIAL_CONTACT)"),
         }
     }
 }

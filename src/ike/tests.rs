@@ -1387,3 +1387,70 @@ fn a_restarted_end_answers_invalid_ike_spi() {
     assert_eq!(count(&mut p.b, t0 + Duration::from_millis(500)), 0);
     assert_eq!(count(&mut p.b, t0 + Duration::from_millis(1000)), 10);
 }
+
+/// INITIAL_CONTACT (RFC 7296 2.4, 3.16): sent in the first IKE_AUTH to a peer only; on it,
+/// the responder drops the other IKE SAs of that identity (a restart), without a Delete.
+#[test]
+fn initial_contact_clears_a_restarted_peers_stale_sas() {
+    let suite = ["aes256gcm16-prfsha256-x25519"];
+    let mut p = site_pair(&suite, &suite, &["aes256gcm16"]);
+    up(&mut p);
+    let old = p.b.sas().next().unwrap().id;
+    let old_child = p.b.sas().next().unwrap().children[0].id;
+    // A second IKE SA while the first is up: no INITIAL_CONTACT, both stay.
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    p.drive();
+    assert_eq!(
+        p.b.sas().count(),
+        2,
+        "no INITIAL_CONTACT from A's second IKE SA"
+    );
+    assert!(Pair::downs(&p.b_out).is_empty());
+    // A restarts and connects again: B's two old IKE SAs go, silently.
+    let pa = site_policies(&suite, &suite, &["aes256gcm16"]).0;
+    p.a = Endpoint::new(vec![pa], Box::new(TestRng(1234)));
+    p.b_out.clear();
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    let mut sent_by_b = 0;
+    for _ in 0..10 {
+        while let Some(o) = p.a.poll_output() {
+            if let Output::Transmit(t) = o {
+                p.b.handle_datagram(p.now, t.remote, t.local, &t.data);
+            }
+        }
+        while let Some(o) = p.b.poll_output() {
+            match o {
+                Output::Transmit(t) => {
+                    sent_by_b += 1;
+                    p.a.handle_datagram(p.now, t.remote, t.local, &t.data);
+                }
+                other => p.b_out.push(other),
+            }
+        }
+    }
+    assert_eq!(
+        sent_by_b, 2,
+        "IKE_SA_INIT and IKE_AUTH answers only: no Delete"
+    );
+    assert_eq!(
+        Pair::downs(&p.b_out),
+        vec![DownReason::PeerRestarted, DownReason::PeerRestarted]
+    );
+    assert_eq!(p.b.sas().count(), 1);
+    assert_ne!(p.b.sas().next().unwrap().id, old);
+    let removed: Vec<_> = Pair::removes(&p.b_out).iter().map(|r| r.child).collect();
+    assert!(removed.contains(&old_child) && removed.len() == 2);
+    // The new child was installed before the stale ones left.
+    let first_install = p
+        .b_out
+        .iter()
+        .position(|o| matches!(o, Output::InstallChild(_)))
+        .unwrap();
+    let first_remove = p
+        .b_out
+        .iter()
+        .position(|o| matches!(o, Output::RemoveChild(_)))
+        .unwrap();
+    assert!(first_install < first_remove);
+    assert_eq!(p.a.sas().filter(|s| s.is_established()).count(), 1);
+}

@@ -122,7 +122,9 @@ impl IkeSa {
             return;
         };
         let mut inner = vec![Payload::IdI(idi)];
-        if self.peer.initial_contact {
+        // Only when no other IKE SA with the peer is up (3.16): the peer deletes every other
+        // one it has with us on seeing it.
+        if self.peer.initial_contact && !ctx.identities.any(&self.peer.name) {
             inner.push(notify(NotifyType::INITIAL_CONTACT));
         }
         if let Some(r) = &self.peer.remote_id {
@@ -291,6 +293,7 @@ impl IkeSa {
         let Some((idr, my_auth)) = self.own_auth() else {
             return;
         };
+        let initial_contact = inner.find_notify(NotifyType::INITIAL_CONTACT).is_some();
         let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idi.identity.clone());
         ctx.out.push_back(Output::IkeUp {
@@ -330,6 +333,28 @@ impl IkeSa {
             }
         }
         self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
+        // After the new child's install, so the flow's policies never lapse (the daemon
+        // keeps them while any child of the flow is in).
+        if initial_contact {
+            if let Some(id) = self.remote_id.clone() {
+                self.initial_contact(ctx, &id);
+            }
+        }
+    }
+
+    /// The peer says this IKE SA is the only one between us (INITIAL_CONTACT, RFC 7296 2.4,
+    /// 3.16), as after a restart: every other IKE SA with the same authenticated identity is
+    /// stale, and goes with its children, silently (the peer has no keys to read a Delete).
+    fn initial_contact(&mut self, ctx: &mut Ctx<'_>, id: &crate::ike::codec::Identity) {
+        for other in ctx.identities.with(&self.peer.name, id) {
+            if other == self.id {
+                continue;
+            }
+            if let Some(mut sa) = ctx.take_sa(other) {
+                sa.die(ctx, DownReason::PeerRestarted);
+                ctx.put_sa(sa);
+            }
+        }
     }
 
     /// Responder: chooses the child policy, ESP proposal and narrowed selectors.
