@@ -599,7 +599,7 @@ impl Endpoint {
     /// The IKE SA that replaced `ike`, through every rekey since; `ike` if none.
     fn successor(&self, mut ike: IkeSaId) -> IkeSaId {
         for _ in 0..8 {
-            match self.sas.get(&ike).and_then(|sa| sa.rekeyed_to) {
+            match self.sas.get(&ike).and_then(|sa| sa.rekeyed_to()) {
                 Some(next) if self.sas.contains_key(&next) => ike = next,
                 _ => break,
             }

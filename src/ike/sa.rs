@@ -7,7 +7,9 @@
 //! (`outstanding`): the response is handed to that task by value, so no pending state is
 //! left behind in the SA. The responder side of each exchange is a function of the request.
 //! [`State::Established`] holds the SA's deadlines ([`Life`]), made by `establish` for a
-//! fresh SA and a rekey's successor alike. The exchanges themselves live in `exchange/`, one
+//! fresh SA and a rekey's successor alike; a rekey moves the old SA to [`State::Replaced`],
+//! which holds its successor and its retirement deadline, so no field says "replaced" apart
+//! from the state. The exchanges themselves live in `exchange/`, one
 //! file each, as `impl IkeSa` blocks, with their initiator task types.
 
 use std::collections::VecDeque;
@@ -73,11 +75,17 @@ pub(crate) enum State {
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
     Established(Life),
+    /// Rekeyed: the successor has the children; this one answers the peer until the peer
+    /// deletes it, or until we do (RFC 7296 1.3.2, 2.8).
+    Replaced(Replaced),
     /// A successor born of a rekey collision (RFC 7296 2.8.2) that is not (or no longer)
     /// the winner: it answers the peer but starts nothing and owns no children.
     Standby(Standby),
-    /// A Delete for the IKE SA is outstanding (or the SA is going away).
-    Deleting,
+    /// A Delete for the IKE SA is outstanding (or the SA is going away); `rekeyed_to`: it
+    /// was replaced first, so it ends as Rekeyed.
+    Deleting {
+        rekeyed_to: Option<IkeSaId>,
+    },
     Dead,
 }
 
@@ -89,8 +97,18 @@ pub(crate) struct Life {
     pub rekey_at: Option<Instant>,
     /// The lifetime's end: not rekeyed by then, it is deleted.
     pub expires_at: Instant,
-    /// Replaced by a successor: the peer did not delete it by then, so we do.
+}
+
+/// An IKE SA a rekey replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replaced {
+    /// The successor, which owns the children now.
+    pub by: IkeSaId,
+    /// The peer did not delete it by then, so we do (strongSwan waits 90 s too); None once
+    /// our Delete is queued.
     pub retire_at: Option<Instant>,
+    /// Its lifetime still bounds it.
+    pub expires_at: Instant,
 }
 
 /// A successor waiting for a crossing IKE SA rekey to be decided, or for the peer to delete
@@ -245,8 +263,6 @@ pub struct IkeSa {
     pub created: Instant,
     pub established: Option<Instant>,
     pub(crate) last_heard: Instant,
-    /// The IKE SA that replaced this one.
-    pub rekeyed_to: Option<IkeSaId>,
     /// A successor the daemon was never told about (a collision's loser): it ends without
     /// an IkeDown.
     pub(crate) silent: bool,
@@ -292,14 +308,23 @@ impl IkeSa {
             created: now,
             established: None,
             last_heard: now,
-            rekeyed_to: None,
             silent: false,
             delayed: Vec::new(),
         }
     }
 
+    /// Up: established, or replaced by a rekey and not yet deleted.
     pub fn is_established(&self) -> bool {
-        matches!(self.state, State::Established(_))
+        matches!(self.state, State::Established(_) | State::Replaced(_))
+    }
+
+    /// The IKE SA that replaced this one in a rekey.
+    pub fn rekeyed_to(&self) -> Option<IkeSaId> {
+        match self.state {
+            State::Replaced(r) => Some(r.by),
+            State::Deleting { rekeyed_to } => rekeyed_to,
+            _ => None,
+        }
     }
 
     /// The task in the initiating window, if any.
@@ -322,8 +347,10 @@ impl IkeSa {
             (State::Connecting, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => true,
             (State::Connecting | State::InitAnswered, _) => false,
             (_, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => false,
-            (State::Established(_), _) => true,
-            (State::Standby(_) | State::Deleting, Some(a)) => matches!(a, Active::DeleteIke),
+            (State::Established(_) | State::Replaced(_), _) => true,
+            (State::Standby(_) | State::Deleting { .. }, Some(a)) => {
+                matches!(a, Active::DeleteIke)
+            }
             (State::Dead, Some(_)) => false,
         };
         if !fits {
@@ -334,8 +361,13 @@ impl IkeSa {
                 self.state_name()
             ));
         }
-        if matches!(self.state, State::Standby(_)) && !self.children.is_empty() {
-            return Err(format!("standby IKE SA {:016x} owns children", self.id));
+        if matches!(self.state, State::Standby(_) | State::Replaced(_)) && !self.children.is_empty()
+        {
+            return Err(format!(
+                "IKE SA {:016x} owns children in state {}",
+                self.id,
+                self.state_name()
+            ));
         }
         if self.keys.is_none() && !matches!(self.state, State::Connecting | State::Dead) {
             return Err(format!(
@@ -353,8 +385,9 @@ impl IkeSa {
             State::Connecting => "Connecting",
             State::InitAnswered => "InitAnswered",
             State::Established(_) => "Established",
+            State::Replaced(_) => "Replaced",
             State::Standby(_) => "Standby",
-            State::Deleting => "Deleting",
+            State::Deleting { .. } => "Deleting",
             State::Dead => "Dead",
         }
     }
@@ -488,7 +521,10 @@ impl IkeSa {
     /// Starts the next queued task if the window is free. Delete goes before anything else.
     pub(crate) fn run_queue(&mut self, ctx: &mut Ctx<'_>) {
         if self.outstanding.is_some()
-            || !matches!(self.state, State::Established(_) | State::Deleting)
+            || !matches!(
+                self.state,
+                State::Established(_) | State::Replaced(_) | State::Deleting { .. }
+            )
         {
             return;
         }
@@ -547,7 +583,8 @@ impl IkeSa {
             _ => None,
         };
         let (rekey, retire, expiry) = match &self.state {
-            State::Established(l) => (l.rekey_at, l.retire_at, Some(l.expires_at)),
+            State::Established(l) => (l.rekey_at, None, Some(l.expires_at)),
+            State::Replaced(r) => (None, r.retire_at, Some(r.expires_at)),
             _ => (None, None, None),
         };
         let standby = match &self.state {
@@ -610,7 +647,12 @@ impl IkeSa {
             }
             return;
         }
-        if matches!(&self.state, State::Established(l) if now >= l.expires_at) {
+        let expires_at = match &self.state {
+            State::Established(l) => Some(l.expires_at),
+            State::Replaced(r) => Some(r.expires_at),
+            _ => None,
+        };
+        if expires_at.is_some_and(|t| now >= t) {
             // Tell the peer if the window is free; a Delete never answered still deletes
             // (1.4.1), so there is no waiting for it.
             if self.outstanding.is_none() {
@@ -634,9 +676,9 @@ impl IkeSa {
                 self.queue_task(ctx, Task::RekeyIke);
             }
         }
-        if let Some(l) = self.life_mut() {
-            if l.retire_at.is_some_and(|t| now >= t) {
-                l.retire_at = None;
+        if let State::Replaced(r) = &mut self.state {
+            if r.retire_at.is_some_and(|t| now >= t) {
+                r.retire_at = None;
                 self.queue_task(ctx, Task::DeleteIke);
             }
         }
@@ -656,7 +698,7 @@ impl IkeSa {
         }
         let was_up = self.established.is_some();
         // Children that moved to a successor IKE SA are not ours to remove.
-        let reason = if self.rekeyed_to.is_some() {
+        let reason = if self.rekeyed_to().is_some() {
             DownReason::Rekeyed
         } else {
             reason
@@ -695,7 +737,6 @@ impl IkeSa {
         self.state = State::Established(Life {
             rekey_at: Some(at),
             expires_at: now + self.peer.ike_lifetime,
-            retire_at: None,
         });
         at
     }

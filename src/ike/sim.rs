@@ -174,7 +174,7 @@ struct Side {
     reinit_at: Option<Instant>,
     /// Per (initiator SPI, response): the last message ID, exchange and bytes sent.
     sent: HashMap<(u64, bool), (u32, ExchangeType, Vec<u8>)>,
-    /// Replaced IKE SAs (rekeyed_to set) still around, since when first seen.
+    /// Replaced IKE SAs (rekeyed_to() set) still around, since when first seen.
     replaced: HashMap<IkeSaId, Instant>,
     /// Since when each flow has more than one pair, and the most it had meanwhile.
     crowded: HashMap<String, (Instant, usize)>,
@@ -528,7 +528,7 @@ impl Sim {
             let replaced: Vec<IkeSaId> = side
                 .ep
                 .sas()
-                .filter(|s| s.rekeyed_to.is_some() && !s.is_dead())
+                .filter(|s| s.rekeyed_to().is_some() && !s.is_dead())
                 .map(|s| s.id)
                 .collect();
             side.replaced.retain(|id, _| replaced.contains(id));
@@ -589,7 +589,7 @@ impl Sim {
             .iter()
             .map(|s| {
                 s.ep.sas()
-                    .filter(|sa| sa.rekeyed_to.is_none())
+                    .filter(|sa| sa.rekeyed_to().is_none())
                     .map(|sa| (sa.spi_i, sa.spi_r))
                     .collect()
             })
@@ -732,7 +732,7 @@ impl Sim {
                 for s in &mut self.sides {
                     let id =
                         s.ep.sas()
-                            .filter(|s| s.is_established() && s.rekeyed_to.is_none());
+                            .filter(|s| s.is_established() && s.rekeyed_to().is_none());
                     if let Some(id) = id.map(|s| s.id).min() {
                         let _ = s.ep.rekey_ike(now, id);
                     }

@@ -21,8 +21,8 @@ use crate::ike::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use crate::ike::negotiate::{accepted, choose, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{
-    half_open_timeout, retry_delay, Active, ChildSa, ChildState, IkeSa, Role, SaKeys, Standby,
-    State, Task,
+    half_open_timeout, retry_delay, Active, ChildSa, ChildState, IkeSa, Replaced, Role, SaKeys,
+    Standby, State, Task,
 };
 
 use super::child::{read_child_answer, NewChild};
@@ -302,7 +302,7 @@ impl IkeSa {
             .keys
             .as_ref()
             .map(|k| k.algs)
-            .filter(|_| self.rekeyed_to.is_none())
+            .filter(|_| self.rekeyed_to().is_none())
         else {
             // Already replaced (we answered the peer's rekey): nothing left to rekey.
             self.run_queue(ctx);
@@ -357,7 +357,7 @@ impl IkeSa {
                 return;
             }
             let mut text = format!("IKE SA rekey: peer answered {:?}", n.kind);
-            if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to.is_none() {
+            if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to().is_none() {
                 let delay = retry_delay(ctx);
                 if let Some(l) = self.life_mut() {
                     l.rekey_at = Some(ctx.now + delay);
@@ -407,7 +407,7 @@ impl IkeSa {
         };
         // Crossing rekeys (2.8.2): if ours holds the lowest nonce, the peer's successor takes
         // the children. It may have already, when the peer used it or deleted this SA.
-        let lost = self.rekeyed_to.is_some()
+        let lost = self.rekeyed_to().is_some()
             || p.crossing
                 .as_ref()
                 .is_some_and(|x| x.we_lose(&p.ni, &nr) && self.adopt_standby(ctx, x.sa));
@@ -508,12 +508,23 @@ impl IkeSa {
         self.queue = rest.into();
         new.queue.extend(child_tasks);
         new.delayed.append(&mut self.delayed);
-        self.rekeyed_to = Some(new.id);
-        if let Some(l) = self.life_mut() {
-            l.rekey_at = None;
-            // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
-            l.retire_at = Some(ctx.now + RETIRE_AFTER);
-        }
+        // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
+        self.state = match self.state {
+            State::Established(l) => State::Replaced(Replaced {
+                by: new.id,
+                retire_at: Some(ctx.now + RETIRE_AFTER),
+                expires_at: l.expires_at,
+            }),
+            // Our Delete of it is out already: it ends as Rekeyed.
+            State::Deleting { .. } => State::Deleting {
+                rekeyed_to: Some(new.id),
+            },
+            _ => State::Replaced(Replaced {
+                by: new.id,
+                retire_at: Some(ctx.now + RETIRE_AFTER),
+                expires_at: ctx.now + RETIRE_AFTER,
+            }),
+        };
         ctx.out.push_back(Output::IkeRekeyed {
             old: self.id,
             new: new.id,
@@ -545,7 +556,7 @@ impl IkeSa {
             return;
         };
         if let Some(mut o) = ctx.take_sa(old) {
-            if !o.is_dead() && o.rekeyed_to.is_none() {
+            if !o.is_dead() && o.rekeyed_to().is_none() {
                 o.hand_over(ctx, self);
             }
             ctx.put_sa(o);
@@ -595,7 +606,7 @@ impl IkeSa {
     ) -> Result<Vec<Payload>, Refusal> {
         let no = |why: &str| Refusal::NoProposalChosen(why.into());
         let busy = |why: &str| Refusal::TemporaryFailure(why.into());
-        if self.rekeyed_to.is_some() {
+        if self.rekeyed_to().is_some() {
             return Err(busy("IKE SA already rekeyed"));
         }
         if matches!(self.active(), Some(Active::RekeyIke(t)) if t.crossing.is_some()) {
@@ -697,7 +708,7 @@ impl IkeSa {
         if matches!(self.active(), Some(Active::RekeyIke(_))) {
             return Err(busy("we are rekeying the IKE SA"));
         }
-        if self.rekeyed_to.is_some() {
+        if self.rekeyed_to().is_some() {
             return Err(busy("the IKE SA is rekeyed"));
         }
         // REKEY_SA names the SA the peer receives on: our outbound SPI (1.3.3).

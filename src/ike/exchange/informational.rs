@@ -10,8 +10,8 @@ impl IkeSa {
     /// established there is nobody to tell: it just ends.
     pub(crate) fn request_delete(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
-            State::Established(_) => self.queue_task(ctx, Task::DeleteIke),
-            State::Deleting | State::Dead => {}
+            State::Established(_) | State::Replaced(_) => self.queue_task(ctx, Task::DeleteIke),
+            State::Deleting { .. } | State::Dead => {}
             _ => self.die(ctx, DownReason::LocalDelete),
         }
     }
@@ -28,7 +28,9 @@ impl IkeSa {
     }
 
     pub(crate) fn start_delete_ike(&mut self, ctx: &mut Ctx<'_>) {
-        self.state = State::Deleting;
+        self.state = State::Deleting {
+            rekeyed_to: self.rekeyed_to(),
+        };
         let d = Payload::Delete(DeletePayload {
             protocol: ProtocolId::IKE,
             spis: Vec::new(),
