@@ -1,14 +1,18 @@
 //! A long-run simulation (issue 9): two endpoints on a wire with latency, loss, duplication
 //! and reordering, each with a model of its kernel (soft and hard child expiry, as
-//! `daemon/kernel.rs` installs them), deletes and re-initiation from either side, DPD, and
-//! short lifetimes, so that 30 days pass in seconds. After every event it checks:
+//! `daemon/kernel.rs` installs them, reported by SPI as the kernel does), deletes and
+//! re-initiation from either side, DPD, restarts of either daemon (a stale IKE SA on the
+//! other side: INVALID_IKE_SPI, INITIAL_CONTACT), and short lifetimes, so that 30 days pass
+//! in seconds. After every event it checks:
 //!
 //! - each kernel holds exactly the child SAs its engine knows, each under the IKE SA that
 //!   owns it (no SA or policy leaked, none missing);
 //! - no IKE SA outlives its lifetime (each was rekeyed in time), and a replaced one is gone
 //!   within minutes;
 //! - message IDs of each IKE SA and direction start at 0 and go up by one (RFC 7296 2.3); a
-//!   resend carries the same bytes;
+//!   resend carries the same bytes; an INVALID_IKE_SPI answer is only for an SA the side
+//!   lacks;
+//! - each IKE SA's task fits its state, and kernel events find their child by SPI;
 //! - once quiet (nothing in flight or queued), one IKE SA in service on each side, the same
 //!   one, and exactly one matching pair per flow, sending both ways; a flow with more than
 //!   one pair never stays so for long even when the link is never quiet.
@@ -88,6 +92,9 @@ struct Config {
     /// ends' liveness checks to give up (RFC 7296 2.4).
     outage_every: Duration,
     outage_for: Duration,
+    /// Mean time between restarts of a random side's daemon: its engine and kernel start
+    /// empty, the peer's IKE SA is stale (INVALID_IKE_SPI, INITIAL_CONTACT, 2.21.4, 3.16).
+    restart_every: Duration,
     /// The end configured to initiate (`start: initiate`): it brings the IKE SA up, and
     /// back after a failure. Either end re-initiates after the peer deleted the IKE SA.
     initiator: usize,
@@ -197,6 +204,7 @@ struct Stats {
     /// Times a flow held three pairs at once on one side (crossing child rekeys).
     three_pairs: u64,
     quiet_checks: u64,
+    restarts: u64,
     /// Requests for an IKE SA already gone, answered INVALID_IKE_SPI (2.21.4).
     invalid_spi_answers: u64,
     downs: BTreeMap<String, u64>,
@@ -218,6 +226,10 @@ struct Sim {
     next_delete: Instant,
     next_operator: Instant,
     next_outage: Instant,
+    next_restart: Instant,
+    /// After a restart the peer's stale IKE SA may sit quiet until its liveness check or
+    /// the restarted end's INITIAL_CONTACT clears it: no quiet checks until then.
+    recovering_until: Option<Instant>,
     /// The link is down until then: every datagram is lost.
     cut_until: Option<Instant>,
     /// Random events and re-initiation stop while the run winds down.
@@ -249,6 +261,8 @@ impl Sim {
             next_delete: start + rng.around(cfg.delete_every),
             next_operator: start + rng.around(cfg.operator_every),
             next_outage: start + rng.around(cfg.outage_every),
+            next_restart: start + rng.around(cfg.restart_every),
+            recovering_until: None,
             cut_until: None,
             cfg: cfg.clone(),
             rng,
@@ -571,6 +585,7 @@ impl Sim {
     /// SA established.
     fn quiet(&self) -> bool {
         self.wire.is_empty()
+            && self.recovering_until.is_none_or(|t| self.now >= t)
             && self.sides.iter().all(|s| {
                 s.ep.sas().all(|sa| {
                     sa.is_established()
@@ -643,8 +658,34 @@ impl Sim {
             next.push(self.next_delete);
             next.push(self.next_operator);
             next.push(self.next_outage);
+            next.push(self.next_restart);
         }
         next.into_iter().min()
+    }
+
+    /// Side `i`'s daemon restarts: a new engine, and the kernel flushed as vpnd does at
+    /// start. The configured initiator brings its peer up again a moment later.
+    fn restart(&mut self, i: usize) {
+        self.stats.restarts += 1;
+        // A seed mixed out of the run's own xorshift stream: seeded with a raw value of it,
+        // the engine would replay that stream, and a later restart an earlier engine's SPIs.
+        let seed = self.rng.next().wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.stats.restarts;
+        let ep = Endpoint::new(vec![policy(&self.cfg, i)], Box::new(Rng(seed | 1)));
+        let reinit = (i == self.cfg.initiator).then(|| {
+            self.now
+                + self
+                    .rng
+                    .between(Duration::from_secs(1), Duration::from_secs(5))
+        });
+        let side = &mut self.sides[i];
+        side.ep = ep;
+        side.kernel.clear();
+        side.ikes.clear();
+        side.sent.clear();
+        side.replaced.clear();
+        side.crowded.clear();
+        side.reinit_at = reinit;
+        self.recovering_until = Some(self.now + Duration::from_secs(900));
     }
 
     /// Everything due at `self.now`.
@@ -700,6 +741,11 @@ impl Sim {
                     let _ = side.ep.initiate(now, side.peer, side.addr);
                 }
             }
+        }
+        if !self.winding_down && now >= self.next_restart {
+            self.next_restart = now + self.rng.around(self.cfg.restart_every);
+            let i = (self.rng.next() % 2) as usize;
+            self.restart(i);
         }
         if !self.winding_down && now >= self.next_outage {
             self.next_outage = now + self.rng.around(self.cfg.outage_every);
@@ -846,6 +892,7 @@ fn lockstep(seed: u64) -> Config {
         operator_every: Duration::from_secs(6 * 3600),
         outage_every: Duration::from_secs(3 * 86_400),
         outage_for: Duration::from_secs(600),
+        restart_every: Duration::from_secs(2 * 86_400),
         initiator: 0,
     }
 }
@@ -866,6 +913,7 @@ fn jittered(seed: u64) -> Config {
         operator_every: Duration::from_secs(2 * 3600),
         outage_every: Duration::from_secs(86_400),
         outage_for: Duration::from_secs(600),
+        restart_every: Duration::from_secs(86_400),
         initiator: 1,
     }
 }
@@ -876,7 +924,18 @@ fn thirty_days_of_rekeys_deletes_and_a_bad_wire() {
     for cfg in [lockstep(1), jittered(2)] {
         let name = cfg.name;
         match Sim::new(&cfg).run() {
-            Ok(stats) => eprintln!("{name}: {stats:#?}"),
+            Ok(stats) => {
+                eprintln!("{name}: {stats:#?}");
+                // The restarts did what they are for: stale IKE SAs answered and cleared.
+                assert!(
+                    stats.restarts > 0 && stats.invalid_spi_answers > 0,
+                    "{name}"
+                );
+                assert!(
+                    stats.downs.contains_key("PeerRestarted"),
+                    "{name}: no INITIAL_CONTACT"
+                );
+            }
             Err(e) => panic!("{e}"),
         }
     }
