@@ -1,7 +1,11 @@
 //! The engine's front door, in the style of quinn-proto's `Endpoint`: datagrams and time go
-//! in (`handle_datagram`, `handle_timeout`, commands such as `initiate`), outputs come out
-//! (`poll_output`: datagrams to send, child SAs to install or remove, IKE SA up/down), and
-//! `poll_timeout` says when to call again. No sockets, no clock, no kernel.
+//! in (`handle_datagram`, `handle_timeout`, the kernel's `kernel_expired` naming an SA by its
+//! SPI, commands such as `initiate`), outputs come out (`poll_output`: datagrams to send,
+//! child SAs to install or remove, IKE SA up/down, `Fatal` if randomness fails), and
+//! `poll_timeout` says when to call again. No sockets, no clock, no kernel. The endpoint
+//! owns the indexes that route an input to its one IKE SA: deadlines, children by SPI,
+//! established SAs by peer identity; and it answers requests for IKE SAs it does not have
+//! (INVALID_IKE_SPI).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -505,6 +509,14 @@ impl Endpoint {
         self.visits
     }
 
+    /// A command to a stopped engine is refused with why it stopped.
+    fn alive(&self) -> Result<(), CommandError> {
+        match &self.fatal {
+            Some(f) => Err(f.clone().into()),
+            None => Ok(()),
+        }
+    }
+
     /// Why the engine stopped for good, if it did (see [`Output::Fatal`]).
     pub fn fatal(&self) -> Option<&Fatal> {
         self.fatal.as_ref()
@@ -651,9 +663,7 @@ impl Endpoint {
             return Err(CommandError::NotInitiable(peer.into()));
         };
         let remote = SocketAddr::new(ip, policy.remote_port);
-        if let Some(f) = &self.fatal {
-            return Err(f.clone().into());
-        }
+        self.alive()?;
         let mut ctx = self.ctx(now, None);
         let spi_i = ctx.fresh_ike_spi()?;
         let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
@@ -667,6 +677,7 @@ impl Endpoint {
     /// A replaced IKE SA stands for its successor, which has its children: the old one is
     /// left to its rekey, whose peer may still wait for our answer on it.
     pub fn delete(&mut self, now: Instant, id: IkeSaId) -> Result<(), CommandError> {
+        self.alive()?;
         if !self.sas.contains_key(&id) {
             return Err(CommandError::UnknownSa(id));
         }
@@ -906,6 +917,7 @@ impl Endpoint {
         child: ChildId,
     ) -> Result<(), CommandError> {
         let ike = self.owner(ike, child);
+        self.alive()?;
         self.with_sa(now, ike, |sa, ctx| {
             sa.queue_task(ctx, super::sa::Task::RekeyChild(child))
         })
@@ -915,6 +927,7 @@ impl Endpoint {
 
     /// Rekeys an IKE SA now (normally its own timer does).
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        self.alive()?;
         self.with_sa(now, ike, |sa, ctx| {
             if let Some(l) = sa.life_mut() {
                 l.rekey_at = None;

@@ -1283,6 +1283,10 @@ fn a_failing_rng_is_fatal_not_an_endless_loop() {
             (1, 0),
             "no request with a made-up nonce"
         );
+        assert!(matches!(
+            p.a.delete(p.now, ike),
+            Err(super::CommandError::Fatal(_))
+        ));
         // The responder side: an IKE_SA_INIT to an endpoint whose source is broken.
         let mut b = Endpoint::new(
             vec![site_policies(&suite, &suite, &["aes256gcm16"]).1],
