@@ -27,6 +27,7 @@
 //! # Ok::<(), vpnd::config::ConfigError>(())
 //! ```
 
+mod engine;
 mod file;
 pub mod parse;
 mod validate;

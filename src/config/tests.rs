@@ -1381,3 +1381,29 @@ fn accounting_journal_path_and_when_full() {
     assert_eq!(ps[0].line, 2, "{ps:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The configuration builds the engine's policy itself (issue 9): the daemon only passes
+/// it on.
+#[test]
+fn a_peer_builds_its_engine_policy() {
+    let c = load(&with(
+        "    psk: secret-0123\n",
+        "        local_ts: [192.0.2.1/32]\n        remote_ts: [192.0.2.2/32]\n        mode: transport\n",
+    ))
+    .unwrap();
+    let e = c.peers[0].engine_policy();
+    assert_eq!(e.name, "site-b");
+    assert_eq!(
+        e.remote,
+        crate::ike::RemoteMatch::Single("192.0.2.2".parse().unwrap())
+    );
+    // The file counts retransmissions, the engine counts sends.
+    assert_eq!(e.retransmit.tries, c.peers[0].ike.retransmit.tries + 1);
+    assert_eq!(e.ike_proposals, c.peers[0].ike.proposals);
+    let ch = &e.children[0];
+    assert_eq!(ch.mode, crate::ike::Mode::Transport);
+    assert_eq!(ch.lifetime, std::time::Duration::from_secs(3600));
+    assert_eq!(ch.lifetime_bytes, None);
+    assert_eq!(ch.local_ts.len(), 1);
+    assert!(e.initial_contact);
+}
