@@ -622,7 +622,10 @@ impl Daemon {
         {
             // Soft expiry: time (or bytes) to rekey, make before break. The engine knows
             // which child the SPI belongs to.
-            if let Some(child) = self.endpoint.kernel_expired(Instant::now(), id.spi, false) {
+            if let Some(child) = self
+                .endpoint
+                .kernel_expired(Instant::now(), id.spi, id.dst, false)
+            {
                 info!(
                     spi = format_args!("{:08x}", id.spi),
                     child, "kernel soft-expired a child SA: rekeying"
@@ -631,7 +634,10 @@ impl Daemon {
         }
         if let Event::Expire { id, hard: true, .. } = ev {
             // Its removal comes back marked expired (Session-Timeout).
-            if let Some(child) = self.endpoint.kernel_expired(Instant::now(), id.spi, true) {
+            if let Some(child) = self
+                .endpoint
+                .kernel_expired(Instant::now(), id.spi, id.dst, true)
+            {
                 info!(
                     spi = format_args!("{:08x}", id.spi),
                     child, "kernel hard-expired a child SA"

@@ -298,13 +298,14 @@ impl ChildIndex {
         self.owner.get(&child).copied()
     }
 
-    /// The child of an SPI of ours or of the peer's, and the IKE SA that holds it.
-    pub fn by_spi(&self, spi: u32) -> Option<(IkeSaId, ChildId)> {
-        let child = self
-            .inbound
-            .get(&spi)
-            .or_else(|| self.outbound.get(&spi))
-            .copied()?;
+    /// The child of an SPI of ours (`inbound`) or of the peer's, and the IKE SA that holds
+    /// it. The two sets are apart: the peer may pick an SPI we use too.
+    pub fn by_spi(&self, spi: u32, inbound: bool) -> Option<(IkeSaId, ChildId)> {
+        let child = *if inbound {
+            self.inbound.get(&spi)
+        } else {
+            self.outbound.get(&spi)
+        }?;
         Some((self.owner(child)?, child))
     }
 }
@@ -632,8 +633,10 @@ impl Endpoint {
         for sa in self.sas.values() {
             for c in &sa.children {
                 held.insert(c.id, sa.id);
-                if self.children.by_spi(c.inbound_spi) != Some((sa.id, c.id)) {
-                    return Err(format!("child {} not found by its inbound SPI", c.id));
+                if self.children.by_spi(c.inbound_spi, true) != Some((sa.id, c.id))
+                    || self.children.by_spi(c.outbound_spi, false) != Some((sa.id, c.id))
+                {
+                    return Err(format!("child {} not found by its SPIs", c.id));
                 }
             }
         }
@@ -700,12 +703,28 @@ impl Endpoint {
         self.with_sa(now, ike, |sa, ctx| sa.child_expired(ctx, child));
     }
 
-    /// The kernel's expiry of an SA it names only by SPI (XFRM_MSG_EXPIRE, either SA of a
-    /// pair): soft asks for a rekey, make before break (RFC 7296 2.8); hard means the rekey
-    /// never came, so the pair goes and its configuration comes up again. The engine
-    /// resolves the SPI itself; None if no child of ours has it (already gone).
-    pub fn kernel_expired(&mut self, now: Instant, spi: u32, hard: bool) -> Option<ChildId> {
-        let (ike, child) = self.children.by_spi(spi)?;
+    /// The kernel's expiry of an SA it names by SPI and destination (XFRM_MSG_EXPIRE, either
+    /// SA of a pair): soft asks for a rekey, make before break (RFC 7296 2.8); hard means the
+    /// rekey never came, so the pair goes and its configuration comes up again. The engine
+    /// resolves the SA itself: our inbound SA if `dst` is the IKE SA's local address, else
+    /// our outbound one. None if no child of ours has it (already gone).
+    pub fn kernel_expired(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        dst: IpAddr,
+        hard: bool,
+    ) -> Option<ChildId> {
+        let local = |ep: &Endpoint, ike: IkeSaId| ep.sas.get(&ike).map(|sa| sa.local.ip());
+        let (ike, child) = self
+            .children
+            .by_spi(spi, true)
+            .filter(|(ike, _)| local(self, *ike) == Some(dst))
+            .or_else(|| {
+                self.children
+                    .by_spi(spi, false)
+                    .filter(|(ike, _)| local(self, *ike) != Some(dst))
+            })?;
         self.with_sa(now, ike, |sa, ctx| {
             if hard {
                 sa.child_expired(ctx, child);

@@ -715,9 +715,13 @@ impl Sim {
                 }
             }
             // As the daemon does: the kernel names an SA by SPI and the engine resolves it.
+            let (here, there) = (
+                side.addr.ip(),
+                ADDRS[1 - i].parse::<SocketAddr>().unwrap().ip(),
+            );
             for (child, spi) in soft {
                 self.stats.soft_expiries += 1;
-                if side.ep.kernel_expired(now, spi, false) != Some(child) {
+                if side.ep.kernel_expired(now, spi, here, false) != Some(child) {
                     return Err(format!(
                         "side {i}: soft expiry of {spi:08x} missed child {child}"
                     ));
@@ -726,8 +730,8 @@ impl Sim {
             for (child, inbound, outbound) in hard {
                 self.stats.hard_expiries += 1;
                 // Both SAs of the pair expire; the second changes nothing.
-                for spi in [outbound, inbound] {
-                    if side.ep.kernel_expired(now, spi, true) != Some(child) {
+                for (spi, dst) in [(outbound, there), (inbound, here)] {
+                    if side.ep.kernel_expired(now, spi, dst, true) != Some(child) {
                         return Err(format!(
                             "side {i}: hard expiry of {spi:08x} missed child {child}"
                         ));

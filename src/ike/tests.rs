@@ -849,9 +849,17 @@ fn kernel_expiries_are_routed_by_spi() {
     let sa = p.a.sas().next().unwrap();
     assert_ne!(sa.id, old_ike, "the child moved to the successor");
     let c = sa.children[0].clone();
-    assert_eq!(p.a.kernel_expired(p.now, 0x0bad_cafe, false), None);
+    let (here, there) = (addr(A).ip(), addr(B).ip());
+    // An SPI is our inbound SA's only when the SA goes to us: the peer picks the outbound
+    // ones, and may pick one we use too.
+    assert_eq!(p.a.kernel_expired(p.now, c.inbound_spi, there, false), None);
+    assert_eq!(p.a.kernel_expired(p.now, c.outbound_spi, here, false), None);
+    assert_eq!(p.a.kernel_expired(p.now, 0x0bad_cafe, here, false), None);
     // Soft, named by our inbound SA: a rekey, make before break.
-    assert_eq!(p.a.kernel_expired(p.now, c.inbound_spi, false), Some(c.id));
+    assert_eq!(
+        p.a.kernel_expired(p.now, c.inbound_spi, here, false),
+        Some(c.id)
+    );
     p.drive();
     let removed = Pair::removes(&p.a_out);
     assert_eq!(removed.len(), 1);
@@ -861,8 +869,14 @@ fn kernel_expiries_are_routed_by_spi() {
     assert_ne!(n.id, c.id);
     // Hard, both SAs of the pair (outbound first): one delete, one new child.
     p.a_out.clear();
-    assert_eq!(p.a.kernel_expired(p.now, n.outbound_spi, true), Some(n.id));
-    assert_eq!(p.a.kernel_expired(p.now, n.inbound_spi, true), Some(n.id));
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.outbound_spi, there, true),
+        Some(n.id)
+    );
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.inbound_spi, here, true),
+        Some(n.id)
+    );
     p.drive();
     let removed = Pair::removes(&p.a_out);
     assert_eq!(removed.len(), 1);
@@ -872,7 +886,11 @@ fn kernel_expiries_are_routed_by_spi() {
     );
     assert_eq!(Pair::installs(&p.a_out).len(), 1, "brought up again");
     assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
-    assert_eq!(p.a.kernel_expired(p.now, n.inbound_spi, true), None, "gone");
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.inbound_spi, here, true),
+        None,
+        "gone"
+    );
 }
 
 #[test]
