@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vpnd::config::{AccountingMode, Config, Mode, PeerAddress, StartAction, TsSpec, WhenFull};
 use vpnd::ike::codec::Identity;
-use vpnd::ike::proposal::{Encr, Group, Integ, Proposal, ProposalKind};
+use vpnd::ike::proposal::{DhGroup, Encr, Integ, Proposal, ProposalKind};
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -135,14 +135,17 @@ fn check_ios_common(c: &Config) {
         p.ike.proposals,
         vec![Proposal::parse("aes128-sha256-modp2048", ProposalKind::Ike).unwrap()]
     );
-    assert_eq!(p.ike.proposals[0].encr, vec![Encr::AesCbc(128)]);
-    assert_eq!(p.ike.proposals[0].groups, vec![Group::Modp2048]);
+    assert_eq!(
+        p.ike.proposals[0].encr,
+        vec![Encr::AesCbc { key_bits: 128 }]
+    );
+    assert_eq!(p.ike.proposals[0].groups, vec![DhGroup::Modp2048]);
     assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
     let ch = &p.children[0];
     assert_eq!(ch.lifetime_seconds, 120);
     assert_eq!(ch.lifetime_kilobytes, None);
     assert_eq!(ch.esp.len(), 1);
-    assert_eq!(ch.esp[0].encr, vec![Encr::AesCbc(128)]);
+    assert_eq!(ch.esp[0].encr, vec![Encr::AesCbc { key_bits: 128 }]);
     assert_eq!(ch.esp[0].integ, vec![Integ::HmacSha256_128]);
     assert_eq!(ch.mode, Mode::Tunnel);
 }

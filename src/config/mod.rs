@@ -27,6 +27,7 @@
 //! # Ok::<(), vpnd::config::ConfigError>(())
 //! ```
 
+mod engine;
 mod file;
 pub mod parse;
 mod validate;
@@ -52,7 +53,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::ike::codec::Identity;
-use crate::ike::proposal::{Group, Proposal};
+use crate::ike::proposal::{DhGroup, Proposal};
 
 /// Where the daemon reads its configuration unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/vpnd/vpnd.yaml";
@@ -662,7 +663,7 @@ pub struct ChildConfig {
     pub esp: Vec<Proposal>,
     /// DH group for CREATE_CHILD_SA (PFS); `None`: no PFS unless an ESP proposal names a
     /// group itself (the two are not combined: the file may set only one of them).
-    pub pfs: Option<Group>,
+    pub pfs: Option<DhGroup>,
     /// Hard lifetime in seconds [3600] (`set security-association lifetime seconds`).
     pub lifetime_seconds: u64,
     /// Hard lifetime in kilobytes; `None`: unlimited

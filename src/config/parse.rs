@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::ike::codec::Identity;
-use crate::ike::proposal::Group;
+use crate::ike::proposal::DhGroup;
 
 use super::{PeerAddress, TsSpec};
 
@@ -300,14 +300,14 @@ pub fn mode(s: &str) -> Result<u32, String> {
 }
 
 /// The PFS group for CREATE_CHILD_SA: `none` or a group name.
-pub fn pfs(s: &str) -> Result<Option<Group>, String> {
+pub fn pfs(s: &str) -> Result<Option<DhGroup>, String> {
     Ok(Some(match s.trim().to_ascii_lowercase().as_str() {
         "none" | "" => return Ok(None),
-        "modp2048" => Group::Modp2048,
-        "modp3072" => Group::Modp3072,
-        "ecp256" => Group::Ecp256,
-        "ecp384" => Group::Ecp384,
-        "x25519" | "curve25519" => Group::Curve25519,
+        "modp2048" => DhGroup::Modp2048,
+        "modp3072" => DhGroup::Modp3072,
+        "ecp256" => DhGroup::Ecp256,
+        "ecp384" => DhGroup::Ecp384,
+        "x25519" | "curve25519" => DhGroup::Curve25519,
         other => {
             return Err(format!(
                 "'{other}': unknown DH group (expected none, modp2048, modp3072, ecp256, ecp384 \

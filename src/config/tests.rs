@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::parse::{self, IdSpec};
 use super::*;
-use crate::ike::proposal::Group;
+use crate::ike::proposal::DhGroup;
 
 const FILE: &str = "/etc/vpnd/vpnd.yaml";
 
@@ -160,7 +160,7 @@ fn base_is_valid_and_defaults_apply() {
     );
     assert_eq!(p.psk.expose(), b"secret-0123");
     assert_eq!(p.ike.proposals.len(), 2);
-    assert_eq!(p.ike.proposals[0].groups, vec![Group::Curve25519]);
+    assert_eq!(p.ike.proposals[0].groups, vec![DhGroup::Curve25519]);
     assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
     assert_eq!(p.ike.dpd, Some(Duration::from_secs(30)));
     assert_eq!(p.ike.retransmit.timeout, Duration::from_secs(2));
@@ -292,12 +292,12 @@ peers:
     // Peer ike: lifetime overridden, the rest from ike_defaults.
     assert_eq!(p.ike.lifetime, Duration::from_secs(3600));
     assert_eq!(p.ike.dpd, None);
-    assert_eq!(p.ike.proposals[0].groups, vec![Group::Ecp384]);
+    assert_eq!(p.ike.proposals[0].groups, vec![DhGroup::Ecp384]);
     assert_eq!(p.ike.retransmit.base, 2.0);
     let ch = &p.children[0];
     assert_eq!(ch.remote_ts[0].proto, 6);
     assert_eq!(ch.remote_ts[0].ports, (443, 443));
-    assert_eq!(ch.pfs, Some(Group::Ecp256));
+    assert_eq!(ch.pfs, Some(DhGroup::Ecp256));
     assert_eq!(ch.esp[0].esn, vec![true]);
     assert_eq!(ch.lifetime_seconds, 7200);
     assert_eq!(ch.lifetime_kilobytes, Some(4_608_000));
@@ -943,8 +943,8 @@ fn scalars() {
         Ok(PeerAddress::Single("192.0.2.1".parse().unwrap()))
     );
     assert_eq!(parse::pfs("none"), Ok(None));
-    assert_eq!(parse::pfs("x25519"), Ok(Some(Group::Curve25519)));
-    assert_eq!(parse::pfs("modp3072"), Ok(Some(Group::Modp3072)));
+    assert_eq!(parse::pfs("x25519"), Ok(Some(DhGroup::Curve25519)));
+    assert_eq!(parse::pfs("modp3072"), Ok(Some(DhGroup::Modp3072)));
 }
 
 /// A value of u64::MAX seconds passed `--check` and overflowed an `Instant` at the first IKE
@@ -1512,4 +1512,30 @@ fn a_route_based_peers_ivrf_is_a_vrf_with_a_table() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("table 7 is VRF cust-a's"), "{e}");
+}
+
+/// The configuration builds the engine's policy itself (issue 9): the daemon only passes
+/// it on.
+#[test]
+fn a_peer_builds_its_engine_policy() {
+    let c = load(&with(
+        "    psk: secret-0123\n",
+        "        local_ts: [192.0.2.1/32]\n        remote_ts: [192.0.2.2/32]\n        mode: transport\n",
+    ))
+    .unwrap();
+    let e = c.peers[0].engine_policy();
+    assert_eq!(e.name, "site-b");
+    assert_eq!(
+        e.remote,
+        crate::ike::RemoteMatch::Single("192.0.2.2".parse().unwrap())
+    );
+    // The file counts retransmissions, the engine counts sends.
+    assert_eq!(e.retransmit.tries, c.peers[0].ike.retransmit.tries + 1);
+    assert_eq!(e.ike_proposals, c.peers[0].ike.proposals);
+    let ch = &e.children[0];
+    assert_eq!(ch.mode, crate::ike::Mode::Transport);
+    assert_eq!(ch.lifetime, std::time::Duration::from_secs(3600));
+    assert_eq!(ch.lifetime_bytes, None);
+    assert_eq!(ch.local_ts.len(), 1);
+    assert!(e.initial_contact);
 }

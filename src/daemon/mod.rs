@@ -27,7 +27,7 @@ use vpnd_xfrm::{Event, Events, Owner, Xfrm};
 use crate::accounting::{Accounting, Cause};
 use crate::config::{Config, PeerAddress, StartAction, Unprotected};
 use crate::ike::crypto::SystemRng;
-use crate::ike::{ChildId, Endpoint, IkeSaId, Output};
+use crate::ike::{Endpoint, IkeSaId, Output};
 use kernel::{Flow, Kernel};
 use sockets::IkeSocket;
 
@@ -85,19 +85,10 @@ struct Datagram {
     data: Vec<u8>,
 }
 
-/// A child as the daemon knows it: enough to route kernel events back to the engine.
-struct ChildInfo {
-    ike: IkeSaId,
-    name: String,
-}
-
 struct Daemon {
     endpoint: Endpoint,
     kernel: Kernel,
     sockets: Vec<Arc<IkeSocket>>,
-    children: HashMap<ChildId, ChildInfo>,
-    /// Inbound and outbound SPIs of live children.
-    by_spi: HashMap<u32, ChildId>,
     /// Peers to bring back up after their IKE SA ends (static crypto map behaviour).
     initiate: Vec<String>,
     /// Peers brought up when the kernel has traffic for them and no SA (ACQUIRE), with
@@ -135,8 +126,6 @@ struct Daemon {
     batch_causes: HashMap<IpAddr, Cause>,
     /// Peers cleared by `clear crypto session`: their Stop says Admin-Reset.
     cleared: HashMap<IpAddr, Instant>,
-    /// Children the kernel hard-expired (Session-Timeout).
-    expired: HashSet<ChildId>,
     /// vpnd is stopping (Admin-Reboot).
     stopping: bool,
 }
@@ -243,15 +232,6 @@ impl Daemon {
                             outbound = format_args!("{:08x}", c.outbound_spi),
                             "child SA installed"
                         );
-                        self.by_spi.insert(c.inbound_spi, c.child);
-                        self.by_spi.insert(c.outbound_spi, c.child);
-                        self.children.insert(
-                            c.child,
-                            ChildInfo {
-                                ike: c.ike,
-                                name: c.child_name.clone(),
-                            },
-                        );
                         let (protocol, local_ts) = ts_text(&c.local_ts);
                         let (_, remote_ts) = ts_text(&c.remote_ts);
                         let info = SessionChild {
@@ -282,19 +262,13 @@ impl Daemon {
                     }
                 }
                 Output::RemoveChild(c) => {
-                    let name = self
-                        .children
-                        .remove(&c.child)
-                        .map(|i| i.name)
-                        .unwrap_or_default();
-                    self.by_spi.remove(&c.inbound_spi);
-                    self.by_spi.remove(&c.outbound_spi);
+                    let name = c.child_name.as_str();
                     // The pair's last reading, taken before its SAs leave the kernel.
                     if !counted {
                         self.read_counters().await;
                         counted = true;
                     }
-                    for e in self.kernel.remove(&c, &name).await {
+                    for e in self.kernel.remove(&c, name).await {
                         error!(peer = c.peer, "removing child SA: {e}");
                     }
                     info!(
@@ -303,7 +277,7 @@ impl Daemon {
                         inbound = format_args!("{:08x}", c.inbound_spi),
                         "child SA removed"
                     );
-                    if self.expired.remove(&c.child) {
+                    if c.expired {
                         self.batch_causes.insert(c.remote, Cause::SessionTimeout);
                     }
                     if let Some(t) = self.sessions.child_removed(c.child, unix_now()) {
@@ -350,12 +324,13 @@ impl Daemon {
                     was_up,
                     reason,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, ?reason, "IKE SA down");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, reason = %reason, "IKE SA down");
                     {
                         use crate::ike::DownReason::*;
                         let cause = match &reason {
                             PeerDelete => Some(Cause::UserRequest),
-                            PeerUnreachable => Some(Cause::LostCarrier),
+                            // A peer that restarted lost its side as an unreachable one did.
+                            PeerUnreachable | PeerRestarted => Some(Cause::LostCarrier),
                             LocalDelete => Some(Cause::AdminReset),
                             NegotiationFailed(_) => Some(Cause::NasError),
                             Rekeyed => None,
@@ -374,7 +349,7 @@ impl Daemon {
                     old,
                     new,
                     peer,
-                    children,
+                    children: _,
                     rekey_at,
                 } => {
                     info!(
@@ -383,15 +358,11 @@ impl Daemon {
                         new = format_args!("{new:016x}"),
                         "IKE SA rekeyed"
                     );
-                    for c in children {
-                        if let Some(info) = self.children.get_mut(&c) {
-                            info.ike = new;
-                        }
-                    }
                     let rekey_at =
                         unix_now() + rekey_at.saturating_duration_since(Instant::now()).as_secs();
                     self.sessions.ike_rekeyed(old, new, rekey_at);
                 }
+                Output::Fatal(e) => error!("IKE engine stopped: {e}; vpnd stops"),
                 Output::Notice { peer, remote, text } => {
                     let peer = peer.as_deref().unwrap_or("-");
                     match self.notices.admit(Instant::now(), remote.ip()) {
@@ -648,27 +619,28 @@ impl Daemon {
             id, hard: false, ..
         } = ev
         {
-            // Soft expiry: time (or bytes) to rekey, make before break.
-            if let Some(child) = self.by_spi.get(&id.spi).copied() {
-                if let Some(info) = self.children.get(&child) {
-                    info!(
-                        spi = format_args!("{:08x}", id.spi),
-                        "kernel soft-expired a child SA: rekeying"
-                    );
-                    let _ = self.endpoint.rekey_child(Instant::now(), info.ike, child);
-                }
+            // Soft expiry: time (or bytes) to rekey, make before break. The engine knows
+            // which child the SPI belongs to.
+            if let Some(child) = self
+                .endpoint
+                .kernel_expired(Instant::now(), id.spi, id.dst, false)
+            {
+                info!(
+                    spi = format_args!("{:08x}", id.spi),
+                    child, "kernel soft-expired a child SA: rekeying"
+                );
             }
         }
         if let Event::Expire { id, hard: true, .. } = ev {
-            if let Some(child) = self.by_spi.get(&id.spi).copied() {
-                if let Some(info) = self.children.get(&child) {
-                    info!(
-                        spi = format_args!("{:08x}", id.spi),
-                        "kernel hard-expired a child SA"
-                    );
-                    self.expired.insert(child);
-                    self.endpoint.child_expired(Instant::now(), info.ike, child);
-                }
+            // Its removal comes back marked expired (Session-Timeout).
+            if let Some(child) = self
+                .endpoint
+                .kernel_expired(Instant::now(), id.spi, id.dst, true)
+            {
+                info!(
+                    spi = format_args!("{:08x}", id.spi),
+                    child, "kernel hard-expired a child SA"
+                );
             }
         }
     }
@@ -853,8 +825,6 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
         kernel,
         sockets,
-        children: HashMap::new(),
-        by_spi: HashMap::new(),
         initiate: config
             .peers
             .iter()
@@ -951,7 +921,6 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         downs: Vec::new(),
         batch_causes: HashMap::new(),
         cleared: HashMap::new(),
-        expired: HashSet::new(),
         stopping: false,
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
@@ -1040,6 +1009,9 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         d.apply_outputs().await;
+        if d.endpoint.fatal().is_some() {
+            break; // logged with its Output::Fatal; the shutdown below still cleans up
+        }
         let deadline = [d.endpoint.poll_timeout(), d.next_retry()]
             .into_iter()
             .flatten()

@@ -1,61 +1,9 @@
-//! The YAML configuration in the engine's terms.
+//! The YAML configuration in the engine's terms: built by the configuration itself
+//! ([`PeerConfig::engine_policy`]); this name stays for the daemon's call sites.
 
-use zeroize::Zeroizing;
-
-use crate::config::{self, PeerAddress, PeerConfig, TsSpec};
-use crate::ike::codec::TrafficSelector;
-use crate::ike::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
-
-fn ts(t: &TsSpec) -> TrafficSelector {
-    TrafficSelector::new(
-        t.proto,
-        t.ports.0,
-        t.ports.1,
-        t.net.network(),
-        t.net.broadcast(),
-    )
-    .expect("one prefix has one family")
-}
+use crate::config::PeerConfig;
+use crate::ike::PeerPolicy;
 
 pub fn peer_policy(p: &PeerConfig) -> PeerPolicy {
-    PeerPolicy {
-        name: p.name.clone(),
-        remote: match p.remote {
-            PeerAddress::Single(a) => RemoteMatch::Single(a),
-            PeerAddress::Prefix(n) => RemoteMatch::Prefix(n),
-            PeerAddress::Any => RemoteMatch::Any,
-        },
-        remote_port: p.port,
-        initial_contact: true,
-        local_id: p.local_id.clone(),
-        remote_id: p.remote_id.clone(),
-        psk: Zeroizing::new(p.psk.expose().to_vec()),
-        ike_proposals: p.ike.proposals.clone(),
-        ike_lifetime: p.ike.lifetime,
-        dpd: p.ike.dpd,
-        // The file counts retransmissions; the engine counts sends.
-        retransmit: Retransmit {
-            timeout: p.ike.retransmit.timeout,
-            base: p.ike.retransmit.base,
-            tries: p.ike.retransmit.tries + 1,
-        },
-        children: p
-            .children
-            .iter()
-            .map(|c| ChildPolicy {
-                name: c.name.clone(),
-                local_ts: c.local_ts.iter().map(ts).collect(),
-                remote_ts: c.remote_ts.iter().map(ts).collect(),
-                mode: match c.mode {
-                    config::Mode::Tunnel => Mode::Tunnel,
-                    config::Mode::Transport => Mode::Transport,
-                },
-                esp: c.esp.clone(),
-                pfs: c.pfs,
-                lifetime: std::time::Duration::from_secs(c.lifetime_seconds),
-                lifetime_bytes: c.lifetime_kilobytes.map(|k| k * 1024),
-                replay_window: c.replay_window,
-            })
-            .collect(),
-    }
+    p.engine_policy()
 }

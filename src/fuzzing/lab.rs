@@ -25,7 +25,7 @@ use crate::ike::codec::{
 };
 use crate::ike::endpoint::{Endpoint, Output, Transmit};
 use crate::ike::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
-use crate::ike::proposal::{Group, Proposal, ProposalKind};
+use crate::ike::proposal::{DhGroup, Proposal, ProposalKind};
 use crate::ike::sa::IkeSa;
 
 pub(crate) const I_ADDR: &str = "192.0.2.1:500";
@@ -58,19 +58,19 @@ pub(crate) enum Side {
 pub(crate) struct Suite {
     pub ike: &'static str,
     pub esp: &'static str,
-    pub pfs: Group,
+    pub pfs: DhGroup,
 }
 
 pub(crate) const SUITES: [Suite; 2] = [
     Suite {
         ike: "aes256gcm16-prfsha256-x25519",
         esp: "aes256gcm16",
-        pfs: Group::Curve25519,
+        pfs: DhGroup::Curve25519,
     },
     Suite {
         ike: "aes128-sha256-ecp256",
         esp: "aes128-sha256-esn",
-        pfs: Group::Ecp256,
+        pfs: DhGroup::Ecp256,
     },
 ];
 
@@ -87,7 +87,7 @@ fn policy(
     remote_id: Option<&str>,
     ike: &[&str],
     esp: &[&str],
-    pfs: Option<Group>,
+    pfs: Option<DhGroup>,
     local: TrafficSelector,
     remote_ts: TrafficSelector,
 ) -> PeerPolicy {
@@ -250,11 +250,7 @@ impl Lab {
 
     /// The SAs of one side that have keys, in a stable order.
     fn keyed(&self, side: Side) -> Vec<&IkeSa> {
-        let mut v: Vec<&IkeSa> = self
-            .ep(side)
-            .sas()
-            .filter(|s| s.in_cipher.is_some())
-            .collect();
+        let mut v: Vec<&IkeSa> = self.ep(side).sas().filter(|s| s.keys.is_some()).collect();
         v.sort_by_key(|s| s.id);
         v
     }
@@ -364,7 +360,7 @@ impl Lab {
         else {
             return;
         };
-        let Some(cipher) = sa.in_cipher.as_ref() else {
+        let Some(cipher) = sa.keys.as_ref().map(|k| &k.inb) else {
             return;
         };
         let prefix = &data[..data.len() - sk.body.len()];
@@ -471,7 +467,7 @@ impl Lab {
             message_id,
         };
         let chain = &body[9..];
-        let Some(cipher) = sa.in_cipher.as_ref() else {
+        let Some(cipher) = sa.keys.as_ref().map(|k| &k.inb) else {
             return;
         };
         let mut iv = vec![0u8; cipher.iv_len()];
@@ -602,6 +598,7 @@ impl Lab {
                 Output::IkeRekeyed { .. } => self.stats.ike_rekeyed += 1,
                 Output::RemoveChild(_) => self.stats.removes += 1,
                 Output::Notice { .. } => self.stats.notices += 1,
+                Output::Fatal(e) => panic!("{side:?}: the engine stopped: {e}"),
                 Output::ActivateOutbound { .. } => {}
             }
         }

@@ -56,7 +56,7 @@ pub(crate) fn sk_fixture(n: u8) -> SkFixture {
     l.deliver(1); // the responder answers it
     let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
     let r = l.r.sas().next().expect("the responder's IKE SA");
-    let keys = r.keys.as_ref().expect("keys after IKE_SA_INIT");
+    let keys = &r.keys.as_ref().expect("keys after IKE_SA_INIT").keys;
     let (datagram, e, a) = if to_responder {
         (auth_req.data, &keys.sk_ei, &keys.sk_ai)
     } else {

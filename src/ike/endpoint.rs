@@ -1,7 +1,11 @@
 //! The engine's front door, in the style of quinn-proto's `Endpoint`: datagrams and time go
-//! in (`handle_datagram`, `handle_timeout`, commands such as `initiate`), outputs come out
-//! (`poll_output`: datagrams to send, child SAs to install or remove, IKE SA up/down), and
-//! `poll_timeout` says when to call again. No sockets, no clock, no kernel.
+//! in (`handle_datagram`, `handle_timeout`, the kernel's `kernel_expired` naming an SA by its
+//! SPI, commands such as `initiate`), outputs come out (`poll_output`: datagrams to send,
+//! child SAs to install or remove, IKE SA up/down, `Fatal` if randomness fails), and
+//! `poll_timeout` says when to call again. No sockets, no clock, no kernel. The endpoint
+//! owns the indexes that route an input to its one IKE SA: deadlines, children by SPI,
+//! established SAs by peer identity; and it answers requests for IKE SAs it does not have
+//! (INVALID_IKE_SPI).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -10,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
+use super::codec::{
+    ExchangeType, Flags, Header, Identity, Message, NotifyPayload, NotifyType, Payload,
+    TrafficSelector,
+};
 use super::crypto::cipher::{Encr, Integ};
-use super::crypto::RngSource;
+use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
@@ -66,6 +73,9 @@ pub struct ChildRemove {
     pub ike: IkeSaId,
     pub child: ChildId,
     pub peer: String,
+    pub child_name: String,
+    /// The kernel hard-expired it (its rekey never came): accounting's Session-Timeout.
+    pub expired: bool,
     pub local: IpAddr,
     pub remote: IpAddr,
     pub inbound_spi: u32,
@@ -111,6 +121,9 @@ pub enum Output {
         /// When the engine will rekey `new`.
         rekey_at: Instant,
     },
+    /// The engine cannot go on safely (its random source failed): it ignores every input
+    /// from now on, and the daemon should stop. Comes out once.
+    Fatal(Fatal),
     /// Something went wrong that the operator should see (bad packet, refused proposal…);
     /// nothing else changed.
     Notice {
@@ -120,11 +133,52 @@ pub enum Output {
     },
 }
 
+/// Why the engine stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fatal {
+    /// No nonce, SPI, IV or DH key can be made safely without randomness (RFC 7296 2.10,
+    /// 2.12): nothing is sent with a predictable one, and nothing is retried forever.
+    #[error("random source failed: {0}")]
+    Rng(CryptoError),
+}
+
+/// At most this many INVALID_IKE_SPI answers in any one second (RFC 7296 2.21.4: they
+/// are unauthenticated, so an attacker must not turn us into a reflector).
+const INVALID_SPI_PER_SECOND: u32 = 10;
+
+/// The budget of INVALID_IKE_SPI answers: a one-second window and what it has spent.
+#[derive(Default)]
+struct AnswerLimit {
+    window: Option<Instant>,
+    spent: u32,
+}
+
+impl AnswerLimit {
+    fn admit(&mut self, now: Instant) -> bool {
+        match self.window {
+            Some(w) if now < w + Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.spent = 0;
+            }
+        }
+        let ok = self.spent < INVALID_SPI_PER_SECOND;
+        self.spent += u32::from(ok);
+        ok
+    }
+}
+
+/// Draws of a random value that may come out unusable (zero, or an ESP SPI below 256) before
+/// the RNG counts as broken: a working one fails that many times with odds below 2^-190.
+const RANDOM_TRIES: usize = 8;
+
 /// What exchange handlers get: the current time, randomness, the output queue and id/SPI
 /// allocation.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
-    pub rng: &'a mut dyn RngSource,
+    rng: &'a mut dyn RngSource,
+    /// Set (and announced) by the first RNG failure.
+    fatal: &'a mut Option<Fatal>,
     pub out: &'a mut VecDeque<Output>,
     pub next_child: &'a mut ChildId,
     /// IKE SAs created by a rekey, for the endpoint to adopt.
@@ -137,6 +191,123 @@ pub(crate) struct Ctx<'a> {
     touched: &'a mut Vec<IkeSaId>,
     /// The SA being handled (out of `sas` meanwhile).
     current: Option<IkeSaId>,
+    pub children: &'a mut ChildIndex,
+    pub identities: &'a IdentityIndex,
+}
+
+/// The established IKE SAs of each peer configuration, by the peer's authenticated
+/// identity: whether an IKE_AUTH of ours is the first to the peer (INITIAL_CONTACT, RFC 7296
+/// 2.4, 3.16), and which SAs a peer's INITIAL_CONTACT makes stale. Kept by `reschedule`,
+/// which sees every SA an input touched.
+#[derive(Default)]
+pub(crate) struct IdentityIndex {
+    by_peer: HashMap<String, HashMap<Identity, BTreeSet<IkeSaId>>>,
+    of: HashMap<IkeSaId, (String, Identity)>,
+}
+
+impl IdentityIndex {
+    fn update(&mut self, sa: &IkeSa) {
+        let now = match (&sa.remote_id, sa.is_established()) {
+            (Some(id), true) => Some((sa.peer.name.clone(), id.clone())),
+            _ => None,
+        };
+        if self.of.get(&sa.id) == now.as_ref() {
+            return;
+        }
+        self.forget(sa.id);
+        if let Some((peer, id)) = now {
+            self.by_peer
+                .entry(peer.clone())
+                .or_default()
+                .entry(id.clone())
+                .or_default()
+                .insert(sa.id);
+            self.of.insert(sa.id, (peer, id));
+        }
+    }
+
+    fn forget(&mut self, ike: IkeSaId) {
+        let Some((peer, id)) = self.of.remove(&ike) else {
+            return;
+        };
+        if let Some(ids) = self.by_peer.get_mut(&peer) {
+            if let Some(set) = ids.get_mut(&id) {
+                set.remove(&ike);
+                if set.is_empty() {
+                    ids.remove(&id);
+                }
+            }
+            if ids.is_empty() {
+                self.by_peer.remove(&peer);
+            }
+        }
+    }
+
+    /// Whether any IKE SA with the peer is established.
+    pub fn any(&self, peer: &str) -> bool {
+        self.by_peer.contains_key(peer)
+    }
+
+    /// The established IKE SAs with `peer` as `id`.
+    pub fn with(&self, peer: &str, id: &Identity) -> Vec<IkeSaId> {
+        self.by_peer
+            .get(peer)
+            .and_then(|m| m.get(id))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Which IKE SA holds each child SA, and which child each SPI belongs to, so a kernel event
+/// naming only an SPI reaches its SA directly (`Endpoint::kernel_expired`). Kept by the
+/// three places children come and go: install (`add_child`), removal (`Ctx::remove_child`)
+/// and the move to a rekey's successor (`hand_over`).
+#[derive(Default)]
+pub(crate) struct ChildIndex {
+    owner: HashMap<ChildId, IkeSaId>,
+    /// Our inbound SPIs (we chose them, so they are unique among ours).
+    inbound: HashMap<u32, ChildId>,
+    /// The peer's choice, so looked up only after the inbound ones.
+    outbound: HashMap<u32, ChildId>,
+}
+
+impl ChildIndex {
+    pub fn added(&mut self, ike: IkeSaId, c: &ChildSa) {
+        self.owner.insert(c.id, ike);
+        self.inbound.insert(c.inbound_spi, c.id);
+        self.outbound.insert(c.outbound_spi, c.id);
+    }
+
+    pub fn moved(&mut self, child: ChildId, to: IkeSaId) {
+        if let Some(o) = self.owner.get_mut(&child) {
+            *o = to;
+        }
+    }
+
+    pub fn removed(&mut self, c: &ChildSa) {
+        self.owner.remove(&c.id);
+        if self.inbound.get(&c.inbound_spi) == Some(&c.id) {
+            self.inbound.remove(&c.inbound_spi);
+        }
+        if self.outbound.get(&c.outbound_spi) == Some(&c.id) {
+            self.outbound.remove(&c.outbound_spi);
+        }
+    }
+
+    pub fn owner(&self, child: ChildId) -> Option<IkeSaId> {
+        self.owner.get(&child).copied()
+    }
+
+    /// The child of an SPI of ours (`inbound`) or of the peer's, and the IKE SA that holds
+    /// it. The two sets are apart: the peer may pick an SPI we use too.
+    pub fn by_spi(&self, spi: u32, inbound: bool) -> Option<(IkeSaId, ChildId)> {
+        let child = *if inbound {
+            self.inbound.get(&spi)
+        } else {
+            self.outbound.get(&spi)
+        }?;
+        Some((self.owner(child)?, child))
+    }
 }
 
 impl Ctx<'_> {
@@ -159,16 +330,17 @@ impl Ctx<'_> {
 
     /// A random IKE SPI of ours that no IKE SA of this endpoint uses (it routes the peer's
     /// messages, RFC 7296 2.6).
-    pub fn fresh_ike_spi(&mut self) -> u64 {
-        loop {
-            let s = self.random_u64();
+    pub fn fresh_ike_spi(&mut self) -> Result<u64, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let s = self.random_u64()?;
             let used = self.sas.contains_key(&s)
                 || self.current == Some(s)
                 || self.spawned.iter().any(|sa| sa.id == s);
             if !used {
-                return s;
+                return Ok(s);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
@@ -191,35 +363,57 @@ impl Ctx<'_> {
         self.notice(Some(&sa.peer.name), sa.remote, text);
     }
 
-    pub fn random_bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        // A failing OS RNG is fatal for keys; an all-zero nonce would be caught by the
-        // peer as a weak value, so this never silently proceeds with predictable keys
-        // in practice. The daemon's SystemRng does not fail.
-        let _ = self.rng.fill(&mut v);
-        v
+    /// Records the engine's end: the first failure is announced, later ones add nothing.
+    fn rng_failed(&mut self, e: CryptoError) -> Fatal {
+        let f = Fatal::Rng(e);
+        if self.fatal.is_none() {
+            *self.fatal = Some(f.clone());
+            self.out.push_back(Output::Fatal(f.clone()));
+        }
+        f
     }
 
-    pub fn random_u64(&mut self) -> u64 {
-        loop {
-            let b = self.random_bytes(8);
-            let v = u64::from_be_bytes(b.try_into().unwrap_or_default());
+    /// `n` random bytes, or the engine's end: a nonce or IV is never sent predictable.
+    pub fn random_bytes(&mut self, n: usize) -> Result<Vec<u8>, Fatal> {
+        let mut v = vec![0u8; n];
+        match self.rng.fill(&mut v) {
+            Ok(()) => Ok(v),
+            Err(e) => Err(self.rng_failed(e)),
+        }
+    }
+
+    /// A DH key pair (RFC 7296 1.2, 1.3); an RNG failure is the engine's end.
+    pub fn generate(&mut self, group: DhGroup) -> Result<(DhPrivateKey, Vec<u8>), CryptoError> {
+        let r = group.generate(self.rng);
+        if let Err(CryptoError::Rng) = r {
+            self.rng_failed(CryptoError::Rng);
+        }
+        r
+    }
+
+    /// A non-zero random u64 (an IKE SPI must not be zero, RFC 7296 3.1).
+    pub fn random_u64(&mut self) -> Result<u64, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let b: [u8; 8] = self.random_bytes(8)?.try_into().unwrap_or_default();
+            let v = u64::from_be_bytes(b);
             if v != 0 {
-                return v;
+                return Ok(v);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     /// A fresh inbound ESP SPI: random, never below 256 (RFC 4303 2.1). Collisions with an
     /// SA already in the kernel come back as an install error (EEXIST) and fail that child.
-    pub fn random_esp_spi(&mut self) -> u32 {
-        loop {
-            let b = self.random_bytes(4);
-            let v = u32::from_be_bytes(b.try_into().unwrap_or_default());
+    pub fn random_esp_spi(&mut self) -> Result<u32, Fatal> {
+        for _ in 0..RANDOM_TRIES {
+            let b: [u8; 4] = self.random_bytes(4)?.try_into().unwrap_or_default();
+            let v = u32::from_be_bytes(b);
             if v >= 0x100 {
-                return v;
+                return Ok(v);
             }
         }
+        Err(self.rng_failed(CryptoError::Rng))
     }
 
     pub fn next_child_id(&mut self) -> ChildId {
@@ -228,10 +422,18 @@ impl Ctx<'_> {
     }
 
     pub fn remove_child(&mut self, sa: &IkeSa, c: &ChildSa) {
+        self.children.removed(c);
         self.out.push_back(Output::RemoveChild(ChildRemove {
             ike: sa.id,
             child: c.id,
             peer: sa.peer.name.clone(),
+            child_name: sa
+                .peer
+                .children
+                .get(c.policy)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            expired: c.hard_expired,
             local: sa.local.ip(),
             remote: sa.remote.ip(),
             inbound_spi: c.inbound_spi,
@@ -252,6 +454,8 @@ pub enum CommandError {
     NotInitiable(String),
     #[error("no IKE SA {0}")]
     UnknownSa(IkeSaId),
+    #[error("the IKE engine stopped: {0}")]
+    Fatal(#[from] Fatal),
 }
 
 pub struct Endpoint {
@@ -272,6 +476,11 @@ pub struct Endpoint {
     deadline: HashMap<IkeSaId, Instant>,
     /// IKE SAs looked at by handlers and deadline upkeep: the cost of an input, for tests.
     visits: u64,
+    children: ChildIndex,
+    /// Set once the engine cannot go on; every input is ignored after.
+    fatal: Option<Fatal>,
+    invalid_spi: AnswerLimit,
+    identities: IdentityIndex,
 }
 
 impl Endpoint {
@@ -288,6 +497,10 @@ impl Endpoint {
             timers: BTreeSet::new(),
             deadline: HashMap::new(),
             visits: 0,
+            children: ChildIndex::default(),
+            fatal: None,
+            invalid_spi: AnswerLimit::default(),
+            identities: IdentityIndex::default(),
         }
     }
 
@@ -295,6 +508,19 @@ impl Endpoint {
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits
+    }
+
+    /// A command to a stopped engine is refused with why it stopped.
+    fn alive(&self) -> Result<(), CommandError> {
+        match &self.fatal {
+            Some(f) => Err(f.clone().into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Why the engine stopped for good, if it did (see [`Output::Fatal`]).
+    pub fn fatal(&self) -> Option<&Fatal> {
+        self.fatal.as_ref()
     }
 
     pub fn peers(&self) -> &[Arc<PeerPolicy>] {
@@ -313,12 +539,15 @@ impl Endpoint {
         Ctx {
             now,
             rng: &mut *self.rng,
+            fatal: &mut self.fatal,
             out: &mut self.out,
             next_child: &mut self.next_child,
             spawned: &mut self.spawned,
             sas: &mut self.sas,
             touched: &mut self.touched,
             current,
+            children: &mut self.children,
+            identities: &self.identities,
         }
     }
 
@@ -330,6 +559,9 @@ impl Endpoint {
         id: IkeSaId,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) -> bool {
+        if self.fatal.is_some() {
+            return false;
+        }
         let Some(mut sa) = self.sas.remove(&id) else {
             return false;
         };
@@ -360,7 +592,11 @@ impl Endpoint {
         if let Some(t) = self.deadline.remove(&id) {
             self.timers.remove(&(t, id));
         }
-        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(sa) = self.sas.get(&id) else {
+            self.identities.forget(id);
+            return;
+        };
+        self.identities.update(sa);
         if sa.is_dead() {
             // Its IkeDown and RemoveChild outputs are already queued.
             if sa.role == Role::Responder {
@@ -376,7 +612,7 @@ impl Endpoint {
     /// The IKE SA that replaced `ike`, through every rekey since; `ike` if none.
     fn successor(&self, mut ike: IkeSaId) -> IkeSaId {
         for _ in 0..8 {
-            match self.sas.get(&ike).and_then(|sa| sa.rekeyed_to) {
+            match self.sas.get(&ike).and_then(|sa| sa.rekeyed_to()) {
                 Some(next) if self.sas.contains_key(&next) => ike = next,
                 _ => break,
             }
@@ -384,19 +620,33 @@ impl Endpoint {
         ike
     }
 
-    /// The IKE SA that holds `child` now: `ike`, or the SA it was rekeyed to (the daemon
+    /// The IKE SA that holds `child` now: `ike`, or the SA it moved to since (the daemon
     /// may name the old one before it has applied an IkeRekeyed).
-    fn owner(&self, mut ike: IkeSaId, child: ChildId) -> IkeSaId {
-        for _ in 0..8 {
-            match self.sas.get(&ike) {
-                Some(sa) if !sa.children.iter().any(|c| c.id == child) => match sa.rekeyed_to {
-                    Some(next) => ike = next,
-                    None => break,
-                },
-                _ => break,
+    fn owner(&self, ike: IkeSaId, child: ChildId) -> IkeSaId {
+        self.children.owner(child).unwrap_or(ike)
+    }
+
+    /// Checks the child index against the SAs' own children, for the simulation.
+    #[cfg(test)]
+    pub(crate) fn check_child_index(&self) -> Result<(), String> {
+        let mut held = HashMap::new();
+        for sa in self.sas.values() {
+            for c in &sa.children {
+                held.insert(c.id, sa.id);
+                if self.children.by_spi(c.inbound_spi, true) != Some((sa.id, c.id))
+                    || self.children.by_spi(c.outbound_spi, false) != Some((sa.id, c.id))
+                {
+                    return Err(format!("child {} not found by its SPIs", c.id));
+                }
             }
         }
-        ike
+        if held != self.children.owner {
+            return Err(format!(
+                "child index {:?}, SAs hold {held:?}",
+                self.children.owner
+            ));
+        }
+        Ok(())
     }
 
     /// Starts an IKE SA (and its first child) to the named peer from `local`.
@@ -416,8 +666,9 @@ impl Endpoint {
             return Err(CommandError::NotInitiable(peer.into()));
         };
         let remote = SocketAddr::new(ip, policy.remote_port);
+        self.alive()?;
         let mut ctx = self.ctx(now, None);
-        let spi_i = ctx.fresh_ike_spi();
+        let spi_i = ctx.fresh_ike_spi()?;
         let mut sa = IkeSa::new(spi_i, Role::Initiator, spi_i, 0, local, remote, policy, now);
         sa.start_ike_sa_init(&mut ctx, None, None);
         ctx.spawned.push(sa);
@@ -429,6 +680,7 @@ impl Endpoint {
     /// A replaced IKE SA stands for its successor, which has its children: the old one is
     /// left to its rekey, whose peer may still wait for our answer on it.
     pub fn delete(&mut self, now: Instant, id: IkeSaId) -> Result<(), CommandError> {
+        self.alive()?;
         if !self.sas.contains_key(&id) {
             return Err(CommandError::UnknownSa(id));
         }
@@ -448,12 +700,39 @@ impl Endpoint {
     /// deleted with the peer and its configuration brought up again in a new child SA.
     pub fn child_expired(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
         let ike = self.owner(ike, child);
+        self.with_sa(now, ike, |sa, ctx| sa.child_expired(ctx, child));
+    }
+
+    /// The kernel's expiry of an SA it names by SPI and destination (XFRM_MSG_EXPIRE, either
+    /// SA of a pair): soft asks for a rekey, make before break (RFC 7296 2.8); hard means the
+    /// rekey never came, so the pair goes and its configuration comes up again. The engine
+    /// resolves the SA itself: our inbound SA if `dst` is the IKE SA's local address, else
+    /// our outbound one. None if no child of ours has it (already gone).
+    pub fn kernel_expired(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        dst: IpAddr,
+        hard: bool,
+    ) -> Option<ChildId> {
+        let local = |ep: &Endpoint, ike: IkeSaId| ep.sas.get(&ike).map(|sa| sa.local.ip());
+        let (ike, child) = self
+            .children
+            .by_spi(spi, true)
+            .filter(|(ike, _)| local(self, *ike) == Some(dst))
+            .or_else(|| {
+                self.children
+                    .by_spi(spi, false)
+                    .filter(|(ike, _)| local(self, *ike) != Some(dst))
+            })?;
         self.with_sa(now, ike, |sa, ctx| {
-            if let Some(policy) = sa.children.iter().find(|c| c.id == child).map(|c| c.policy) {
-                sa.delete_children(ctx, vec![child]);
-                sa.queue_task(ctx, super::sa::Task::CreateChild(policy));
+            if hard {
+                sa.child_expired(ctx, child);
+            } else {
+                sa.queue_task(ctx, super::sa::Task::RekeyChild(child));
             }
         });
+        Some(child)
     }
 
     pub fn handle_datagram(
@@ -463,6 +742,9 @@ impl Endpoint {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        if self.fatal.is_some() {
+            return;
+        }
         let header = match Header::peek(data) {
             Ok(h) => h,
             Err(e) => {
@@ -494,16 +776,81 @@ impl Endpoint {
                     sa.handle_message(ctx, header, data, remote)
                 });
             if !handled {
+                let answered = !self.sas.contains_key(&ours)
+                    && self.answer_invalid_spi(now, local, remote, &header, data);
                 self.ctx(now, None).notice(
                     None,
                     remote,
                     format!(
-                        "dropped {:?} for unknown IKE SA {:016x}",
-                        header.exchange, ours
+                        "{} {:?} for unknown IKE SA {:016x}",
+                        if answered {
+                            "answered INVALID_IKE_SPI to"
+                        } else {
+                            "dropped"
+                        },
+                        header.exchange,
+                        ours
                     ),
                 );
             }
         }
+    }
+
+    /// A request for an IKE SA we do not know (we restarted, or it ended here): an
+    /// unprotected INFORMATIONAL response with INVALID_IKE_SPI, SPIs and message ID copied
+    /// (RFC 7296 2.21.4, 1.5), so the peer need not wait for its liveness check to give
+    /// up on it. Never to a response (2.21.4: MUST NOT respond), never to an INVALID_IKE_SPI,
+    /// never without both SPIs, never to an address no peer is configured for, and no more
+    /// than a few a second. True if answered.
+    fn answer_invalid_spi(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        data: &[u8],
+    ) -> bool {
+        if req.flags.response || req.spi_i == 0 || req.spi_r == 0 {
+            return false;
+        }
+        // Only to addresses a peer is configured for, as IKE_SA_INIT: nobody else can
+        // have had an IKE SA with us, and strangers get nothing reflected.
+        if !self.peers.iter().any(|p| p.remote.matches(remote.ip())) {
+            return false;
+        }
+        // An unprotected message naming INVALID_IKE_SPI is a notification itself.
+        if req.exchange == ExchangeType::INFORMATIONAL
+            && Message::decode(data)
+                .is_ok_and(|m| m.find_notify(NotifyType::INVALID_IKE_SPI).is_some())
+        {
+            return false;
+        }
+        if !self.invalid_spi.admit(now) {
+            return false;
+        }
+        let msg = Message {
+            header: Header {
+                spi_i: req.spi_i,
+                spi_r: req.spi_r,
+                exchange: ExchangeType::INFORMATIONAL,
+                flags: Flags {
+                    // We are the other end of whatever the peer thinks this SA is.
+                    initiator: !req.flags.initiator,
+                    version: false,
+                    response: true,
+                },
+                message_id: req.message_id,
+            },
+            payloads: vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::INVALID_IKE_SPI,
+                Vec::new(),
+            ))],
+        };
+        let Ok(bytes) = msg.encode() else {
+            return false;
+        };
+        self.ctx(now, None).transmit(local, remote, bytes);
+        true
     }
 
     fn handle_init_request(
@@ -536,7 +883,9 @@ impl Endpoint {
             return;
         };
         let mut ctx = self.ctx(now, None);
-        let spi_r = ctx.fresh_ike_spi();
+        let Ok(spi_r) = ctx.fresh_ike_spi() else {
+            return;
+        };
         let mut sa = IkeSa::new(
             spi_r,
             Role::Responder,
@@ -587,6 +936,7 @@ impl Endpoint {
         child: ChildId,
     ) -> Result<(), CommandError> {
         let ike = self.owner(ike, child);
+        self.alive()?;
         self.with_sa(now, ike, |sa, ctx| {
             sa.queue_task(ctx, super::sa::Task::RekeyChild(child))
         })
@@ -596,8 +946,11 @@ impl Endpoint {
 
     /// Rekeys an IKE SA now (normally its own timer does).
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        self.alive()?;
         self.with_sa(now, ike, |sa, ctx| {
-            sa.rekey_at = None;
+            if let Some(l) = sa.life_mut() {
+                l.rekey_at = None;
+            }
             sa.queue_task(ctx, super::sa::Task::RekeyIke);
         })
         .then_some(())

@@ -4,10 +4,13 @@
 //! - `codec/`: every payload parsed with bounds checks and encoded back.
 //! - `crypto/`: PRFs, key derivation, DH groups and the SK payload ciphers (aws-lc-rs inside).
 //! - `proposal.rs` / `policy.rs`: what the operator configured, in the engine's terms.
+//! - `refusal.rs`: what we refuse (typed, mapped to the Notify answered) and why an IKE SA
+//!   never came up.
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
 //! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
-//! - `sa.rs`: one IKE SA, its message-ID windows and retransmissions.
-//! - `exchange/`: IKE_SA_INIT, IKE_AUTH, child SAs, INFORMATIONAL, one file each.
+//! - `sa.rs`: one IKE SA: its state, message-ID windows, retransmissions and task queue.
+//! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
+//!   with its initiator task (the state its response needs) and its responder side.
 
 pub mod codec;
 pub mod crypto;
@@ -16,12 +19,14 @@ mod exchange;
 pub mod negotiate;
 pub mod policy;
 pub mod proposal;
+pub mod refusal;
 pub mod sa;
 
 pub use endpoint::{
-    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, IkeSaId, Output, Transmit,
+    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output, Transmit,
 };
 pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
+pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 
 #[cfg(test)]

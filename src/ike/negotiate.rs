@@ -4,57 +4,25 @@ use super::codec::{
     DhGroupId, EncrId, EsnId, IntegId, PrfId, ProtocolId, TrafficSelector, Transform, TransformType,
 };
 use super::codec::{Proposal as WireProposal, SaPayload};
-use super::crypto::cipher::{Encr as CEncr, Integ as CInteg};
-use super::crypto::{DhGroup, Prf as CPrf};
-use super::proposal::{Encr, Group, Integ, Prf, Proposal};
+use super::crypto::{DhGroup, Encr, Integ, Prf};
+use super::proposal::Proposal;
 
 /// The transforms an IKE SA runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IkeAlgs {
-    pub encr: CEncr,
-    pub integ: Option<CInteg>,
-    pub prf: CPrf,
+    pub encr: Encr,
+    pub integ: Option<Integ>,
+    pub prf: Prf,
     pub dh: DhGroup,
 }
 
 /// The transforms a child SA runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EspAlgs {
-    pub encr: CEncr,
-    pub integ: Option<CInteg>,
+    pub encr: Encr,
+    pub integ: Option<Integ>,
     pub esn: bool,
     pub dh: Option<DhGroup>,
-}
-
-fn encr_transform(e: Encr) -> Transform {
-    match e {
-        Encr::AesCbc(b) => Transform::encr(EncrId::ENCR_AES_CBC, Some(b)),
-        Encr::AesGcm16(b) => Transform::encr(EncrId::ENCR_AES_GCM_16, Some(b)),
-    }
-}
-
-fn integ_id(i: Integ) -> IntegId {
-    match i {
-        Integ::HmacSha256_128 => IntegId::AUTH_HMAC_SHA2_256_128,
-        Integ::HmacSha384_192 => IntegId::AUTH_HMAC_SHA2_384_192,
-        Integ::HmacSha512_256 => IntegId::AUTH_HMAC_SHA2_512_256,
-    }
-}
-
-fn prf_id(p: Prf) -> PrfId {
-    match p {
-        Prf::HmacSha256 => PrfId::PRF_HMAC_SHA2_256,
-        Prf::HmacSha384 => PrfId::PRF_HMAC_SHA2_384,
-        Prf::HmacSha512 => PrfId::PRF_HMAC_SHA2_512,
-    }
-}
-
-pub fn group_id(g: Group) -> DhGroupId {
-    DhGroupId(g.number())
-}
-
-pub fn dh_group(g: Group) -> DhGroup {
-    DhGroup::from_id(group_id(g)).expect("every configurable group is implemented")
 }
 
 /// Our IKE proposals as an SA payload (numbered from 1, RFC 7296 3.3.1). `spi` is empty in
@@ -64,10 +32,10 @@ pub fn ike_sa_payload(props: &[Proposal], spi: &[u8]) -> SaPayload {
         .iter()
         .enumerate()
         .map(|(n, p)| {
-            let mut t: Vec<Transform> = p.encr.iter().map(|e| encr_transform(*e)).collect();
-            t.extend(p.prf.iter().map(|x| Transform::prf(prf_id(*x))));
-            t.extend(p.integ.iter().map(|x| Transform::integ(integ_id(*x))));
-            t.extend(p.groups.iter().map(|g| Transform::dh(group_id(*g))));
+            let mut t: Vec<Transform> = p.encr.iter().map(|e| e.transform()).collect();
+            t.extend(p.prf.iter().map(|x| Transform::prf(x.id())));
+            t.extend(p.integ.iter().map(|x| Transform::integ(x.id())));
+            t.extend(p.groups.iter().map(|g| Transform::dh(g.id())));
             WireProposal {
                 number: n as u8 + 1,
                 protocol: ProtocolId::IKE,
@@ -85,21 +53,21 @@ pub fn esp_sa_payload(
     props: &[Proposal],
     spi: u32,
     create_child: bool,
-    pfs: Option<Group>,
+    pfs: Option<DhGroup>,
 ) -> SaPayload {
     let proposals = props
         .iter()
         .enumerate()
         .map(|(n, p)| {
-            let mut t: Vec<Transform> = p.encr.iter().map(|e| encr_transform(*e)).collect();
-            t.extend(p.integ.iter().map(|x| Transform::integ(integ_id(*x))));
-            let groups: Vec<Group> = if p.groups.is_empty() {
+            let mut t: Vec<Transform> = p.encr.iter().map(|e| e.transform()).collect();
+            t.extend(p.integ.iter().map(|x| Transform::integ(x.id())));
+            let groups: Vec<DhGroup> = if p.groups.is_empty() {
                 pfs.into_iter().collect()
             } else {
                 p.groups.clone()
             };
             if create_child {
-                t.extend(groups.iter().map(|g| Transform::dh(group_id(*g))));
+                t.extend(groups.iter().map(|g| Transform::dh(g.id())));
             }
             t.extend(
                 p.esn
@@ -217,11 +185,11 @@ fn first(p: &WireProposal, kind: TransformType) -> Option<&Transform> {
 
 /// The encryption and integrity transforms of a chosen proposal: an AEAD without integrity,
 /// or CBC with it (RFC 5282 section 8).
-fn ciphers(p: &WireProposal) -> Option<(CEncr, Option<CInteg>)> {
+fn ciphers(p: &WireProposal) -> Option<(Encr, Option<Integ>)> {
     let e = first(p, TransformType::ENCR)?;
-    let encr = CEncr::from_transform(EncrId(e.id), e.key_length())?;
+    let encr = Encr::from_transform(EncrId(e.id), e.key_length())?;
     let integ = match first(p, TransformType::INTEG) {
-        Some(t) if t.id != 0 => Some(CInteg::from_id(IntegId(t.id))?),
+        Some(t) if t.id != 0 => Some(Integ::from_id(IntegId(t.id))?),
         _ => None,
     };
     (encr.is_aead() == integ.is_none()).then_some((encr, integ))
@@ -232,7 +200,7 @@ pub fn ike_algs(p: &WireProposal) -> Option<IkeAlgs> {
     Some(IkeAlgs {
         encr,
         integ,
-        prf: CPrf::from_id(PrfId(first(p, TransformType::PRF)?.id))?,
+        prf: Prf::from_id(PrfId(first(p, TransformType::PRF)?.id))?,
         dh: DhGroup::from_id(DhGroupId(first(p, TransformType::DH)?.id))?,
     })
 }
@@ -346,7 +314,7 @@ mod tests {
         let c = choose(&peer, &ours, ProtocolId::IKE).unwrap();
         assert_eq!(c.number, 2);
         let algs = ike_algs(&c).unwrap();
-        assert_eq!(algs.encr, CEncr::AesGcm16 { key_bits: 256 });
+        assert_eq!(algs.encr, Encr::AesGcm16 { key_bits: 256 });
         assert_eq!(algs.integ, None);
         assert_eq!(algs.dh, DhGroup::from_id(DhGroupId::CURVE25519).unwrap());
         // and the initiator accepts it back
@@ -396,7 +364,7 @@ mod tests {
         assert!(a.esn);
         assert_eq!(
             a.integ,
-            Some(CInteg::from_id(IntegId::AUTH_HMAC_SHA2_256_128).unwrap())
+            Some(Integ::from_id(IntegId::AUTH_HMAC_SHA2_256_128).unwrap())
         );
     }
 

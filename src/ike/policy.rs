@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use zeroize::Zeroizing;
 
 use super::codec::{Identity, TrafficSelector};
-use super::proposal::{Group, Proposal};
+use super::proposal::{DhGroup, Proposal};
 
 /// Which remote addresses a peer entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct ChildPolicy {
     pub mode: Mode,
     pub esp: Vec<Proposal>,
     /// DH group for CREATE_CHILD_SA (PFS); never used in IKE_AUTH (RFC 7296 1.2).
-    pub pfs: Option<Group>,
+    pub pfs: Option<DhGroup>,
     pub lifetime: Duration,
     pub lifetime_bytes: Option<u64>,
     pub replay_window: u32,

@@ -1,79 +1,16 @@
 //! Algorithms and proposals as the operator writes them, in strongSwan's proposal syntax
 //! (`aes256gcm16-prfsha256-x25519`, `aes128-sha256-modp2048`), which sysadmins moving from
-//! strongSwan already know. The engine maps these to transform IDs (RFC 7296 3.3.2).
+//! strongSwan already know. The algorithms are the crypto module's own enums
+//! ([`Encr`], [`Integ`], [`Prf`], [`DhGroup`]); `negotiate.rs` maps them to transform IDs
+//! (RFC 7296 3.3.2).
 
 use std::fmt;
 
 use thiserror::Error;
 
-/// Encryption algorithms (RFC 7296 3.3.2 transform type 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Encr {
-    /// AES-CBC (RFC 3602) with a key of 128 or 256 bits.
-    AesCbc(u16),
-    /// AES-GCM with a 16-byte ICV (RFC 4106 / RFC 5282), 128 or 256 bits.
-    AesGcm16(u16),
-}
-
-impl Encr {
-    pub fn is_aead(self) -> bool {
-        matches!(self, Encr::AesGcm16(_))
-    }
-    pub fn key_bits(self) -> u16 {
-        match self {
-            Encr::AesCbc(b) | Encr::AesGcm16(b) => b,
-        }
-    }
-}
-
-/// Integrity algorithms (transform type 3), truncated per RFC 4868.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Integ {
-    HmacSha256_128,
-    HmacSha384_192,
-    HmacSha512_256,
-}
-
-/// Pseudo-random functions (transform type 2), RFC 4868.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Prf {
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-}
-
-/// Diffie-Hellman groups (transform type 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Group {
-    Modp2048,
-    Modp3072,
-    Ecp256,
-    Ecp384,
-    Curve25519,
-}
-
-impl Group {
-    /// The IANA number (RFC 7296 3.3.2, RFC 5903, RFC 8031).
-    pub fn number(self) -> u16 {
-        match self {
-            Group::Modp2048 => 14,
-            Group::Modp3072 => 15,
-            Group::Ecp256 => 19,
-            Group::Ecp384 => 20,
-            Group::Curve25519 => 31,
-        }
-    }
-    pub fn from_number(n: u16) -> Option<Group> {
-        Some(match n {
-            14 => Group::Modp2048,
-            15 => Group::Modp3072,
-            19 => Group::Ecp256,
-            20 => Group::Ecp384,
-            31 => Group::Curve25519,
-            _ => return None,
-        })
-    }
-}
+// The engine's one set of algorithm enums, shared with the crypto that runs them and the
+// negotiation that maps them to transform IDs (RFC 7296 3.3.2).
+pub use super::crypto::{DhGroup, Encr, Integ, Prf};
 
 /// One proposal: every listed algorithm of a kind is acceptable (RFC 7296 3.3: transforms
 /// of the same type are alternatives, types are combined).
@@ -82,7 +19,7 @@ pub struct Proposal {
     pub encr: Vec<Encr>,
     pub integ: Vec<Integ>,
     pub prf: Vec<Prf>,
-    pub groups: Vec<Group>,
+    pub groups: Vec<DhGroup>,
     /// ESP only: extended sequence numbers. Empty means "no ESN".
     pub esn: Vec<bool>,
 }
@@ -123,21 +60,21 @@ impl Proposal {
         for tok in s.split('-').map(str::trim) {
             let t = tok.to_ascii_lowercase();
             match t.as_str() {
-                "aes128" => p.encr.push(Encr::AesCbc(128)),
-                "aes256" => p.encr.push(Encr::AesCbc(256)),
-                "aes128gcm16" | "aes128gcm" => p.encr.push(Encr::AesGcm16(128)),
-                "aes256gcm16" | "aes256gcm" => p.encr.push(Encr::AesGcm16(256)),
+                "aes128" => p.encr.push(Encr::AesCbc { key_bits: 128 }),
+                "aes256" => p.encr.push(Encr::AesCbc { key_bits: 256 }),
+                "aes128gcm16" | "aes128gcm" => p.encr.push(Encr::AesGcm16 { key_bits: 128 }),
+                "aes256gcm16" | "aes256gcm" => p.encr.push(Encr::AesGcm16 { key_bits: 256 }),
                 "sha256" | "sha2_256" => p.integ.push(Integ::HmacSha256_128),
                 "sha384" | "sha2_384" => p.integ.push(Integ::HmacSha384_192),
                 "sha512" | "sha2_512" => p.integ.push(Integ::HmacSha512_256),
                 "prfsha256" => p.prf.push(Prf::HmacSha256),
                 "prfsha384" => p.prf.push(Prf::HmacSha384),
                 "prfsha512" => p.prf.push(Prf::HmacSha512),
-                "modp2048" => p.groups.push(Group::Modp2048),
-                "modp3072" => p.groups.push(Group::Modp3072),
-                "ecp256" => p.groups.push(Group::Ecp256),
-                "ecp384" => p.groups.push(Group::Ecp384),
-                "x25519" | "curve25519" => p.groups.push(Group::Curve25519),
+                "modp2048" => p.groups.push(DhGroup::Modp2048),
+                "modp3072" => p.groups.push(DhGroup::Modp3072),
+                "ecp256" => p.groups.push(DhGroup::Ecp256),
+                "ecp384" => p.groups.push(DhGroup::Ecp384),
+                "x25519" | "curve25519" => p.groups.push(DhGroup::Curve25519),
                 "esn" => p.esn.push(true),
                 "noesn" => p.esn.push(false),
                 _ => return Err(ProposalError::Unknown(tok.to_string())),
@@ -193,8 +130,8 @@ impl fmt::Display for Proposal {
         let mut parts: Vec<String> = Vec::new();
         for e in &self.encr {
             parts.push(match e {
-                Encr::AesCbc(b) => format!("aes{b}"),
-                Encr::AesGcm16(b) => format!("aes{b}gcm16"),
+                Encr::AesCbc { key_bits: b } => format!("aes{b}"),
+                Encr::AesGcm16 { key_bits: b } => format!("aes{b}gcm16"),
             });
         }
         for i in &self.integ {
@@ -220,11 +157,11 @@ impl fmt::Display for Proposal {
         for g in &self.groups {
             parts.push(
                 match g {
-                    Group::Modp2048 => "modp2048",
-                    Group::Modp3072 => "modp3072",
-                    Group::Ecp256 => "ecp256",
-                    Group::Ecp384 => "ecp384",
-                    Group::Curve25519 => "x25519",
+                    DhGroup::Modp2048 => "modp2048",
+                    DhGroup::Modp3072 => "modp3072",
+                    DhGroup::Ecp256 => "ecp256",
+                    DhGroup::Ecp384 => "ecp384",
+                    DhGroup::Curve25519 => "x25519",
                 }
                 .into(),
             );
@@ -243,24 +180,24 @@ mod tests {
     #[test]
     fn parses_the_lab_proposals() {
         let p = Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike).unwrap();
-        assert_eq!(p.encr, vec![Encr::AesGcm16(256)]);
+        assert_eq!(p.encr, vec![Encr::AesGcm16 { key_bits: 256 }]);
         assert!(p.integ.is_empty());
         assert_eq!(p.prf, vec![Prf::HmacSha256]);
-        assert_eq!(p.groups, vec![Group::Curve25519]);
+        assert_eq!(p.groups, vec![DhGroup::Curve25519]);
 
         let p = Proposal::parse("aes128-sha256-modp2048", ProposalKind::Ike).unwrap();
         assert_eq!(
             (p.encr[0], p.integ[0], p.prf[0], p.groups[0]),
             (
-                Encr::AesCbc(128),
+                Encr::AesCbc { key_bits: 128 },
                 Integ::HmacSha256_128,
                 Prf::HmacSha256,
-                Group::Modp2048
+                DhGroup::Modp2048
             )
         );
 
         let p = Proposal::parse("aes256-sha384-ecp384", ProposalKind::Ike).unwrap();
-        assert_eq!((p.prf[0], p.groups[0]), (Prf::HmacSha384, Group::Ecp384));
+        assert_eq!((p.prf[0], p.groups[0]), (Prf::HmacSha384, DhGroup::Ecp384));
         assert_eq!(p.to_string(), "aes256-sha384-prfsha384-ecp384");
     }
 
@@ -270,7 +207,7 @@ mod tests {
         assert_eq!(p.esn, vec![false]);
         let p = Proposal::parse("aes128-sha256-esn-modp2048", ProposalKind::Esp).unwrap();
         assert_eq!(p.esn, vec![true]);
-        assert_eq!(p.groups, vec![Group::Modp2048]);
+        assert_eq!(p.groups, vec![DhGroup::Modp2048]);
     }
 
     #[test]

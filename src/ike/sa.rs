@@ -1,20 +1,29 @@
 //! One IKE SA: its keys, its two message-ID windows (RFC 7296 2.3), the retransmission of
 //! its one outstanding request (2.1, 2.4), the cached last response, and its child SAs.
-//! The exchanges themselves live in `exchange/`, one file each, as `impl IkeSa` blocks.
+//!
+//! Work is done by tasks, as strongSwan's task manager does: [`Task`] is a queued task not
+//! yet started; once started it becomes an [`Active`] exchange, which owns everything its
+//! response needs (DH key, nonce, offer, SPI) and sits in the initiating window
+//! (`outstanding`): the response is handed to that task by value, so no pending state is
+//! left behind in the SA. The responder side of each exchange is a function of the request.
+//! [`State::Established`] holds the SA's deadlines ([`Life`]), made by `establish` for a
+//! fresh SA and a rekey's successor alike; a rekey moves the old SA to [`State::Replaced`],
+//! which holds its successor and its retirement deadline, so no field says "replaced" apart
+//! from the state. The exchanges themselves live in `exchange/`, one
+//! file each, as `impl IkeSa` blocks, with their initiator task types.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{
-    ExchangeType, Flags, Header, Identity, Message, Payload, SaPayload, TrafficSelector,
-};
+use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
-use super::crypto::{DhPrivateKey, IkeKeys, RngSource};
+use super::crypto::{CryptoError, IkeKeys};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
+use super::refusal::Failure;
 
 /// Which end started this IKE SA (fixes SPI order and key directions for its lifetime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,30 +41,74 @@ pub enum DownReason {
     PeerDelete,
     /// No answer to our requests after every retransmission (liveness check or other).
     PeerUnreachable,
-    /// IKE_SA_INIT or IKE_AUTH failed; the text says why.
-    NegotiationFailed(String),
+    /// IKE_SA_INIT or IKE_AUTH failed.
+    NegotiationFailed(Failure),
     /// Replaced by a new IKE SA after a rekey.
     Rekeyed,
+    /// A new IKE SA with the same peer identity came with INITIAL_CONTACT (RFC 7296 3.16):
+    /// the peer restarted and holds this one no more, so it went without a Delete.
+    PeerRestarted,
     /// Reached its lifetime without a successful rekey (the link was down, or the peer kept
     /// refusing): an IKE SA does not outlive it (RFC 7296 2.8).
     Expired,
 }
 
-/// The state of the IKE SA itself.
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownReason::LocalDelete => f.write_str("deleted locally"),
+            DownReason::PeerDelete => f.write_str("deleted by the peer"),
+            DownReason::PeerUnreachable => f.write_str("peer unreachable"),
+            DownReason::NegotiationFailed(why) => write!(f, "negotiation failed: {why}"),
+            DownReason::Rekeyed => f.write_str("rekeyed"),
+            DownReason::Expired => f.write_str("lifetime expired"),
+            DownReason::PeerRestarted => f.write_str("peer restarted (INITIAL_CONTACT)"),
+        }
+    }
+}
+
+/// The state of the IKE SA itself. What an exchange in flight needs (our DH key, nonce,
+/// offer…) is not here but in its task, which `outstanding` owns (see [`Active`]).
 pub(crate) enum State {
-    /// Initiator: IKE_SA_INIT sent, waiting for the response.
-    InitSent(Box<InitPending>),
-    /// Initiator: IKE_AUTH sent.
-    AuthSent(Box<AuthPending>),
+    /// Initiator: IKE_SA_INIT or IKE_AUTH in flight.
+    Connecting,
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
-    Established,
+    Established(Life),
+    /// Rekeyed: the successor has the children; this one answers the peer until the peer
+    /// deletes it, or until we do (RFC 7296 1.3.2, 2.8).
+    Replaced(Replaced),
     /// A successor born of a rekey collision (RFC 7296 2.8.2) that is not (or no longer)
     /// the winner: it answers the peer but starts nothing and owns no children.
     Standby(Standby),
-    /// A Delete for the IKE SA is outstanding (or the SA is going away).
-    Deleting,
+    /// A Delete for the IKE SA is outstanding (or the SA is going away); `rekeyed_to`: it
+    /// was replaced first, so it ends as Rekeyed.
+    Deleting {
+        rekeyed_to: Option<IkeSaId>,
+    },
     Dead,
+}
+
+/// The deadlines of an established IKE SA, made in one place ([`IkeSa::establish`]) for a
+/// fresh SA and a rekey's successor alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Life {
+    /// When to rekey (RFC 7296 2.8); None while a rekey runs or once it is replaced.
+    pub rekey_at: Option<Instant>,
+    /// The lifetime's end: not rekeyed by then, it is deleted.
+    pub expires_at: Instant,
+}
+
+/// An IKE SA a rekey replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replaced {
+    /// The successor, which owns the children now.
+    pub by: IkeSaId,
+    /// The peer did not delete it by then, so we do (strongSwan waits 90 s too); None once
+    /// our Delete is queued.
+    pub retire_at: Option<Instant>,
+    /// Its lifetime still bounds it.
+    pub expires_at: Instant,
 }
 
 /// A successor waiting for a crossing IKE SA rekey to be decided, or for the peer to delete
@@ -69,26 +122,40 @@ pub(crate) struct Standby {
     pub until: Instant,
 }
 
-/// What the initiator keeps between sending IKE_SA_INIT and its response.
-pub(crate) struct InitPending {
-    pub dh: DhPrivateKey,
-    pub ni: Vec<u8>,
-    pub offer: SaPayload,
-    pub cookie: Option<Vec<u8>>,
+/// The keys of an IKE SA and its SK payload ciphers (RFC 7296 2.14, 2.18): all made at once,
+/// by IKE_SA_INIT or by the rekey that created the SA, and never changed after.
+pub(crate) struct SaKeys {
+    pub algs: IkeAlgs,
+    pub keys: IkeKeys,
+    pub out: SkCipher,
+    pub inb: SkCipher,
 }
 
-/// What the initiator keeps between sending IKE_AUTH and its response.
-pub(crate) struct AuthPending {
-    pub child: Option<ChildOffer>,
+impl SaKeys {
+    /// Sets up the SK payload ciphers for `keys` in our direction.
+    pub fn new(algs: IkeAlgs, keys: IkeKeys, role: Role) -> Result<SaKeys, CryptoError> {
+        let (out, inb) = keys.ciphers(role == Role::Initiator)?;
+        Ok(SaKeys {
+            algs,
+            keys,
+            out,
+            inb,
+        })
+    }
 }
 
-/// A child SA we proposed and wait to hear about.
-pub(crate) struct ChildOffer {
-    pub policy: usize,
-    pub inbound_spi: u32,
-    pub offer: SaPayload,
-    pub ts_i: Vec<TrafficSelector>,
-    pub ts_r: Vec<TrafficSelector>,
+/// The exchange we started and wait to hear about: the one task in the initiating window
+/// (RFC 7296 2.3, window of 1). It owns what its response needs, so a response reaches the
+/// task that sent the request and nothing else keeps a copy. Each lives with its exchange.
+pub(crate) enum Active {
+    IkeSaInit(super::exchange::ike_sa_init::Initiator),
+    IkeAuth(super::exchange::ike_auth::Initiator),
+    /// A new child SA or a child rekey.
+    CreateChild(super::exchange::create_child_sa::ChildInitiator),
+    RekeyIke(super::exchange::create_child_sa::IkeRekeyInitiator),
+    DeleteIke,
+    DeleteChildren(Vec<ChildId>),
+    Liveness,
 }
 
 /// A child SA as the engine tracks it; the kernel holds the keys.
@@ -110,6 +177,8 @@ pub struct ChildSa {
     /// Our new outbound SA waits in the daemon until the old pair is deleted (we answered
     /// the rekey: the initiator may not have our new inbound SA's peer installed yet).
     pub outbound_pending: bool,
+    /// The kernel hard-expired it: its removal says so (Session-Timeout).
+    pub hard_expired: bool,
 }
 
 /// Where a child SA is in its rekey (RFC 7296 2.8).
@@ -133,22 +202,26 @@ pub(crate) struct Outstanding {
     pub sends: u32,
     pub next_retransmit: Instant,
     pub exchange: ExchangeType,
-    pub purpose: Purpose,
+    pub task: Active,
 }
 
-/// What an outstanding request is for, so its response is routed to the right handler.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    IkeSaInit,
-    IkeAuth,
-    DeleteIke,
-    DeleteChildren(Vec<ChildId>),
-    Liveness,
-    CreateChild,
-    RekeyIke,
+impl Active {
+    #[cfg(test)]
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Active::IkeSaInit(_) => "IkeSaInit",
+            Active::IkeAuth(_) => "IkeAuth",
+            Active::CreateChild(_) => "CreateChild",
+            Active::RekeyIke(_) => "RekeyIke",
+            Active::DeleteIke => "DeleteIke",
+            Active::DeleteChildren(_) => "DeleteChildren",
+            Active::Liveness => "Liveness",
+        }
+    }
 }
 
-/// Work queued behind the outstanding request.
+/// Work queued behind the outstanding request: tasks not yet started, which hold no
+/// exchange state (they build it when they start).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Task {
     DeleteIke,
@@ -170,10 +243,8 @@ pub struct IkeSa {
     pub remote: SocketAddr,
     pub peer: Arc<PeerPolicy>,
     pub(crate) state: State,
-    pub(crate) algs: Option<IkeAlgs>,
-    pub(crate) keys: Option<IkeKeys>,
-    pub(crate) out_cipher: Option<SkCipher>,
-    pub(crate) in_cipher: Option<SkCipher>,
+    /// From IKE_SA_INIT on (or from birth, for a rekey's successor).
+    pub(crate) keys: Option<SaKeys>,
     pub(crate) ni: Vec<u8>,
     pub(crate) nr: Vec<u8>,
     /// The IKE_SA_INIT request and response as sent: the signed octets of AUTH (2.15).
@@ -192,21 +263,11 @@ pub struct IkeSa {
     pub created: Instant,
     pub established: Option<Instant>,
     pub(crate) last_heard: Instant,
-    pub(crate) pending_child: Option<super::exchange::ChildPending>,
-    pub(crate) pending_ike_rekey: Option<super::exchange::IkeRekeyPending>,
-    /// When to rekey this IKE SA (RFC 7296 2.8); None while a rekey runs or after it.
-    pub(crate) rekey_at: Option<Instant>,
-    /// Its lifetime's end: not rekeyed by then, it is deleted.
-    pub(crate) expires_at: Option<Instant>,
-    /// The IKE SA that replaced this one.
-    pub rekeyed_to: Option<IkeSaId>,
     /// A successor the daemon was never told about (a collision's loser): it ends without
     /// an IkeDown.
     pub(crate) silent: bool,
     /// Tasks to queue later: retries after TEMPORARY_FAILURE (RFC 7296 2.25).
     pub(crate) delayed: Vec<(Instant, Task)>,
-    /// A replaced SA that the peer did not delete by then is deleted by us.
-    pub(crate) retire_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -231,10 +292,7 @@ impl IkeSa {
             remote,
             peer,
             state: State::Dead,
-            algs: None,
             keys: None,
-            out_cipher: None,
-            in_cipher: None,
             ni: Vec::new(),
             nr: Vec::new(),
             init_request: Vec::new(),
@@ -250,19 +308,96 @@ impl IkeSa {
             created: now,
             established: None,
             last_heard: now,
-            pending_child: None,
-            pending_ike_rekey: None,
-            rekey_at: None,
-            expires_at: None,
-            rekeyed_to: None,
             silent: false,
             delayed: Vec::new(),
-            retire_at: None,
         }
     }
 
+    /// Up: established, or replaced by a rekey and not yet deleted.
     pub fn is_established(&self) -> bool {
-        matches!(self.state, State::Established)
+        matches!(self.state, State::Established(_) | State::Replaced(_))
+    }
+
+    /// The IKE SA that replaced this one in a rekey.
+    pub fn rekeyed_to(&self) -> Option<IkeSaId> {
+        match self.state {
+            State::Replaced(r) => Some(r.by),
+            State::Deleting { rekeyed_to } => rekeyed_to,
+            _ => None,
+        }
+    }
+
+    /// The task in the initiating window, if any.
+    pub(crate) fn active(&self) -> Option<&Active> {
+        self.outstanding.as_ref().map(|o| &o.task)
+    }
+
+    pub(crate) fn active_mut(&mut self) -> Option<&mut Active> {
+        self.outstanding.as_mut().map(|o| &mut o.task)
+    }
+
+    /// What the model still lets go wrong, for the simulation's invariants: the task in the
+    /// window must fit the state (IKE_SA_INIT and IKE_AUTH only while connecting, rekeys and
+    /// new children only while established, nothing but a Delete once deleting), and a
+    /// standby successor starts nothing but its own Delete and owns no children.
+    #[cfg(test)]
+    pub(crate) fn check_consistent(&self) -> Result<(), String> {
+        let fits = match (&self.state, self.active()) {
+            (_, None) => true,
+            (State::Connecting, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => true,
+            (State::Connecting | State::InitAnswered, _) => false,
+            (_, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => false,
+            (State::Established(_) | State::Replaced(_), _) => true,
+            (State::Standby(_) | State::Deleting { .. }, Some(a)) => {
+                matches!(a, Active::DeleteIke)
+            }
+            (State::Dead, Some(_)) => false,
+        };
+        if !fits {
+            return Err(format!(
+                "IKE SA {:016x}: task {:?} in the window in state {}",
+                self.id,
+                self.active().map(Active::name),
+                self.state_name()
+            ));
+        }
+        if matches!(self.state, State::Standby(_) | State::Replaced(_)) && !self.children.is_empty()
+        {
+            return Err(format!(
+                "IKE SA {:016x} owns children in state {}",
+                self.id,
+                self.state_name()
+            ));
+        }
+        if self.keys.is_none() && !matches!(self.state, State::Connecting | State::Dead) {
+            return Err(format!(
+                "IKE SA {:016x} has no keys in state {}",
+                self.id,
+                self.state_name()
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Connecting => "Connecting",
+            State::InitAnswered => "InitAnswered",
+            State::Established(_) => "Established",
+            State::Replaced(_) => "Replaced",
+            State::Standby(_) => "Standby",
+            State::Deleting { .. } => "Deleting",
+            State::Dead => "Dead",
+        }
+    }
+
+    /// The deadlines, while established.
+    pub(crate) fn life_mut(&mut self) -> Option<&mut Life> {
+        match &mut self.state {
+            State::Established(l) => Some(l),
+            _ => None,
+        }
     }
 
     pub fn is_dead(&self) -> bool {
@@ -294,28 +429,28 @@ impl IkeSa {
     /// Encrypts `inner` into a whole datagram (RFC 7296 3.14).
     pub(crate) fn seal(
         &mut self,
-        rng: &mut dyn RngSource,
+        ctx: &mut Ctx<'_>,
         exchange: ExchangeType,
         response: bool,
         message_id: u32,
         inner: &[Payload],
     ) -> Option<Vec<u8>> {
         let header = self.header(exchange, response, message_id);
-        let cipher = self.out_cipher.as_ref()?;
-        let mut iv = vec![0u8; cipher.iv_len()];
-        if iv.len() == 8 {
+        let iv_len = self.keys.as_ref()?.out.iv_len();
+        let iv = if iv_len == 8 {
             // GCM: the IV must never repeat under one key; a counter guarantees it.
             self.iv_counter += 1;
-            iv.copy_from_slice(&self.iv_counter.to_be_bytes());
-        } else if rng.fill(&mut iv).is_err() {
-            return None;
-        }
-        cipher.seal(&header, inner, &iv).ok()
+            self.iv_counter.to_be_bytes().to_vec()
+        } else {
+            // CBC: unpredictable (RFC 7296 3.14), so no IV at all without randomness.
+            ctx.random_bytes(iv_len).ok()?
+        };
+        self.keys.as_ref()?.out.seal(&header, inner, &iv).ok()
     }
 
     pub(crate) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
-        match &self.in_cipher {
-            Some(c) => c.open(datagram, msg),
+        match &self.keys {
+            Some(k) => k.inb.open(datagram, msg),
             None => Err(OpenError::NotEncrypted),
         }
     }
@@ -325,16 +460,16 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         exchange: ExchangeType,
-        purpose: Purpose,
+        task: Active,
         inner: Vec<Payload>,
     ) {
         let message_id = self.next_message_id;
-        let Some(datagram) = self.seal(ctx.rng, exchange, false, message_id, &inner) else {
+        let Some(datagram) = self.seal(ctx, exchange, false, message_id, &inner) else {
             ctx.failed(self, "could not encrypt a request");
             return;
         };
         self.next_message_id += 1;
-        self.send_request(ctx, message_id, datagram, exchange, purpose);
+        self.send_request(ctx, message_id, datagram, exchange, task);
     }
 
     pub(crate) fn send_request(
@@ -343,7 +478,7 @@ impl IkeSa {
         message_id: u32,
         datagram: Vec<u8>,
         exchange: ExchangeType,
-        purpose: Purpose,
+        task: Active,
     ) {
         ctx.transmit(self.local, self.remote, datagram.clone());
         self.outstanding = Some(Outstanding {
@@ -352,7 +487,7 @@ impl IkeSa {
             sends: 1,
             next_retransmit: ctx.now + self.peer.retransmit.delay(0),
             exchange,
-            purpose,
+            task,
         });
     }
 
@@ -370,7 +505,7 @@ impl IkeSa {
         message_id: u32,
         inner: &[Payload],
     ) {
-        if let Some(d) = self.seal(ctx.rng, exchange, true, message_id, inner) {
+        if let Some(d) = self.seal(ctx, exchange, true, message_id, inner) {
             self.respond(ctx, message_id, d);
         }
     }
@@ -385,7 +520,11 @@ impl IkeSa {
 
     /// Starts the next queued task if the window is free. Delete goes before anything else.
     pub(crate) fn run_queue(&mut self, ctx: &mut Ctx<'_>) {
-        if self.outstanding.is_some() || !matches!(self.state, State::Established | State::Deleting)
+        if self.outstanding.is_some()
+            || !matches!(
+                self.state,
+                State::Established(_) | State::Replaced(_) | State::Deleting { .. }
+            )
         {
             return;
         }
@@ -416,11 +555,26 @@ impl IkeSa {
         }
     }
 
+    /// The kernel hard-expired a child: it is deleted with the peer and its configuration
+    /// brought up again. A second expiry of the same pair (its other SA) changes nothing.
+    pub(crate) fn child_expired(&mut self, ctx: &mut Ctx<'_>, child: ChildId) {
+        let Some(c) = self.children.iter_mut().find(|c| c.id == child) else {
+            return;
+        };
+        if c.hard_expired {
+            return;
+        }
+        c.hard_expired = true;
+        let policy = c.policy;
+        self.delete_children(ctx, vec![child]);
+        self.queue_task(ctx, Task::CreateChild(policy));
+    }
+
     /// The next instant this SA needs `handle_timeout`.
     pub fn next_timeout(&self) -> Option<Instant> {
         let retransmit = self.outstanding.as_ref().map(|o| o.next_retransmit);
         let dpd = match (&self.state, self.peer.dpd, &self.outstanding) {
-            (State::Established, Some(d), None) => Some(self.last_heard + d),
+            (State::Established(_), Some(d), None) => Some(self.last_heard + d),
             _ => None,
         };
         let half_open = match self.state {
@@ -428,8 +582,9 @@ impl IkeSa {
             State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
             _ => None,
         };
-        let (rekey, retire, expiry) = match self.state {
-            State::Established => (self.rekey_at, self.retire_at, self.expires_at),
+        let (rekey, retire, expiry) = match &self.state {
+            State::Established(l) => (l.rekey_at, None, Some(l.expires_at)),
+            State::Replaced(r) => (None, r.retire_at, Some(r.expires_at)),
             _ => (None, None, None),
         };
         let standby = match &self.state {
@@ -450,27 +605,23 @@ impl IkeSa {
         if matches!(self.state, State::InitAnswered)
             && now >= self.created + half_open_timeout(&self.peer)
         {
-            self.die(
-                ctx,
-                DownReason::NegotiationFailed("no IKE_AUTH from the peer".into()),
-            );
+            self.die(ctx, DownReason::NegotiationFailed(Failure::NoIkeAuth));
             return;
         }
         if let Some(o) = &mut self.outstanding {
             if now >= o.next_retransmit {
                 if o.sends >= self.peer.retransmit.tries {
-                    let what = format!(
-                        "{:?} request {} unanswered after {} sends",
-                        o.exchange, o.message_id, o.sends
-                    );
-                    let purpose = o.purpose.clone();
-                    self.outstanding = None;
-                    let reason = match purpose {
-                        Purpose::IkeSaInit | Purpose::IkeAuth => {
+                    let what = Failure::Unanswered {
+                        exchange: o.exchange,
+                        sends: o.sends,
+                    };
+                    let task = self.outstanding.take().map(|o| o.task);
+                    let reason = match task {
+                        Some(Active::IkeSaInit(_) | Active::IkeAuth(_)) => {
                             DownReason::NegotiationFailed(what)
                         }
                         // A Delete that is never answered still deletes (RFC 7296 1.4.1).
-                        Purpose::DeleteIke => DownReason::LocalDelete,
+                        Some(Active::DeleteIke) => DownReason::LocalDelete,
                         _ => DownReason::PeerUnreachable,
                     };
                     self.die(ctx, reason);
@@ -496,7 +647,12 @@ impl IkeSa {
             }
             return;
         }
-        if matches!(self.state, State::Established) && self.expires_at.is_some_and(|t| now >= t) {
+        let expires_at = match &self.state {
+            State::Established(l) => Some(l.expires_at),
+            State::Replaced(r) => Some(r.expires_at),
+            _ => None,
+        };
+        if expires_at.is_some_and(|t| now >= t) {
             // Tell the peer if the window is free; a Delete never answered still deletes
             // (1.4.1), so there is no waiting for it.
             if self.outstanding.is_none() {
@@ -514,15 +670,20 @@ impl IkeSa {
                 self.queue_task(ctx, task);
             }
         }
-        if matches!(self.state, State::Established) && self.rekey_at.is_some_and(|t| now >= t) {
-            self.rekey_at = None;
-            self.queue_task(ctx, Task::RekeyIke);
+        if let Some(l) = self.life_mut() {
+            if l.rekey_at.is_some_and(|t| now >= t) {
+                l.rekey_at = None;
+                self.queue_task(ctx, Task::RekeyIke);
+            }
         }
-        if matches!(self.state, State::Established) && self.retire_at.is_some_and(|t| now >= t) {
-            self.retire_at = None;
-            self.queue_task(ctx, Task::DeleteIke);
+        if let State::Replaced(r) = &mut self.state {
+            if r.retire_at.is_some_and(|t| now >= t) {
+                r.retire_at = None;
+                self.queue_task(ctx, Task::DeleteIke);
+            }
         }
-        if let (State::Established, Some(d), None) = (&self.state, self.peer.dpd, &self.outstanding)
+        if let (State::Established(_), Some(d), None) =
+            (&self.state, self.peer.dpd, &self.outstanding)
         {
             if now >= self.last_heard + d {
                 self.queue_task(ctx, Task::Liveness);
@@ -537,7 +698,7 @@ impl IkeSa {
         }
         let was_up = self.established.is_some();
         // Children that moved to a successor IKE SA are not ours to remove.
-        let reason = if self.rekeyed_to.is_some() {
+        let reason = if self.rekeyed_to().is_some() {
             DownReason::Rekeyed
         } else {
             reason
@@ -566,7 +727,6 @@ impl IkeSa {
     /// daemon shows as the SA's lifetime. The original initiator rekeys at 90% of the
     /// lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
     pub(crate) fn establish(&mut self, now: Instant) -> Instant {
-        self.state = State::Established;
         self.established = Some(now);
         let share = if self.role == Role::Initiator {
             0.90
@@ -574,8 +734,10 @@ impl IkeSa {
             0.95
         };
         let at = now + self.peer.ike_lifetime.mul_f64(share);
-        self.rekey_at = Some(at);
-        self.expires_at = Some(now + self.peer.ike_lifetime);
+        self.state = State::Established(Life {
+            rekey_at: Some(at),
+            expires_at: now + self.peer.ike_lifetime,
+        });
         at
     }
 
@@ -588,7 +750,8 @@ impl IkeSa {
 /// When to try again after TEMPORARY_FAILURE (RFC 7296 2.25): 5 to 15 s, as strongSwan's
 /// RETRY_INTERVAL less a random jitter, so two ends refusing each other don't meet again.
 pub(crate) fn retry_delay(ctx: &mut Ctx<'_>) -> Duration {
-    let b = ctx.random_bytes(2);
+    // Jitter only: without randomness (the engine is stopping anyway) none.
+    let b = ctx.random_bytes(2).unwrap_or_else(|_| vec![0; 2]);
     let jitter = u16::from_be_bytes([b[0], b[1]]);
     Duration::from_secs(15) - Duration::from_millis(u64::from(jitter) % 10_000)
 }

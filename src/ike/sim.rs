@@ -1,14 +1,18 @@
 //! A long-run simulation (issue 9): two endpoints on a wire with latency, loss, duplication
 //! and reordering, each with a model of its kernel (soft and hard child expiry, as
-//! `daemon/kernel.rs` installs them), deletes and re-initiation from either side, DPD, and
-//! short lifetimes, so that 30 days pass in seconds. After every event it checks:
+//! `daemon/kernel.rs` installs them, reported by SPI as the kernel does), deletes and
+//! re-initiation from either side, DPD, restarts of either daemon (a stale IKE SA on the
+//! other side: INVALID_IKE_SPI, INITIAL_CONTACT), and short lifetimes, so that 30 days pass
+//! in seconds. After every event it checks:
 //!
 //! - each kernel holds exactly the child SAs its engine knows, each under the IKE SA that
 //!   owns it (no SA or policy leaked, none missing);
 //! - no IKE SA outlives its lifetime (each was rekeyed in time), and a replaced one is gone
 //!   within minutes;
 //! - message IDs of each IKE SA and direction start at 0 and go up by one (RFC 7296 2.3); a
-//!   resend carries the same bytes;
+//!   resend carries the same bytes; an INVALID_IKE_SPI answer is only for an SA the side
+//!   lacks;
+//! - each IKE SA's task fits its state, and kernel events find their child by SPI;
 //! - once quiet (nothing in flight or queued), one IKE SA in service on each side, the same
 //!   one, and exactly one matching pair per flow, sending both ways; a flow with more than
 //!   one pair never stays so for long even when the link is never quiet.
@@ -26,7 +30,7 @@ use super::codec::{ExchangeType, Header, Identity, TrafficSelector};
 use super::crypto::{CryptoError, RngSource};
 use super::endpoint::{ChildId, Endpoint, IkeSaId, Output};
 use super::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
-use super::proposal::{Group, Proposal, ProposalKind};
+use super::proposal::{DhGroup, Proposal, ProposalKind};
 use super::sa::DownReason;
 
 /// xorshift64: deterministic, so a failing seed replays.
@@ -88,6 +92,9 @@ struct Config {
     /// ends' liveness checks to give up (RFC 7296 2.4).
     outage_every: Duration,
     outage_for: Duration,
+    /// Mean time between restarts of a random side's daemon: its engine and kernel start
+    /// empty, the peer's IKE SA is stale (INVALID_IKE_SPI, INITIAL_CONTACT, 2.21.4, 3.16).
+    restart_every: Duration,
     /// The end configured to initiate (`start: initiate`): it brings the IKE SA up, and
     /// back after a failure. Either end re-initiates after the peer deleted the IKE SA.
     initiator: usize,
@@ -123,7 +130,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
             remote_ts: vec![remote[i]],
             mode: Mode::Tunnel,
             esp: vec![Proposal::parse("aes256gcm16", ProposalKind::Esp).unwrap()],
-            pfs: (i == 1).then_some(Group::Curve25519),
+            pfs: (i == 1).then_some(DhGroup::Curve25519),
             lifetime: cfg.child_lifetime[i],
             lifetime_bytes: None,
             replay_window: 64,
@@ -174,7 +181,7 @@ struct Side {
     reinit_at: Option<Instant>,
     /// Per (initiator SPI, response): the last message ID, exchange and bytes sent.
     sent: HashMap<(u64, bool), (u32, ExchangeType, Vec<u8>)>,
-    /// Replaced IKE SAs (rekeyed_to set) still around, since when first seen.
+    /// Replaced IKE SAs (rekeyed_to() set) still around, since when first seen.
     replaced: HashMap<IkeSaId, Instant>,
     /// Since when each flow has more than one pair, and the most it had meanwhile.
     crowded: HashMap<String, (Instant, usize)>,
@@ -197,6 +204,9 @@ struct Stats {
     /// Times a flow held three pairs at once on one side (crossing child rekeys).
     three_pairs: u64,
     quiet_checks: u64,
+    restarts: u64,
+    /// Requests for an IKE SA already gone, answered INVALID_IKE_SPI (2.21.4).
+    invalid_spi_answers: u64,
     downs: BTreeMap<String, u64>,
     notices: BTreeMap<String, u64>,
 }
@@ -216,6 +226,10 @@ struct Sim {
     next_delete: Instant,
     next_operator: Instant,
     next_outage: Instant,
+    next_restart: Instant,
+    /// After a restart the peer's stale IKE SA may sit quiet until its liveness check or
+    /// the restarted end's INITIAL_CONTACT clears it: no quiet checks until then.
+    recovering_until: Option<Instant>,
     /// The link is down until then: every datagram is lost.
     cut_until: Option<Instant>,
     /// Random events and re-initiation stop while the run winds down.
@@ -247,6 +261,8 @@ impl Sim {
             next_delete: start + rng.around(cfg.delete_every),
             next_operator: start + rng.around(cfg.operator_every),
             next_outage: start + rng.around(cfg.outage_every),
+            next_restart: start + rng.around(cfg.restart_every),
+            recovering_until: None,
             cut_until: None,
             cfg: cfg.clone(),
             rng,
@@ -410,6 +426,7 @@ impl Sim {
                         self.sides[i].reinit_at = Some(self.now + d);
                     }
                 }
+                Output::Fatal(e) => return Err(format!("side {i}: the engine stopped: {e}")),
                 Output::Notice { text, .. } => {
                     // Counted by kind: SPIs, IDs and delays left out.
                     let key: String = text
@@ -430,6 +447,25 @@ impl Sim {
     fn check_message_id(&mut self, i: usize, data: &[u8]) -> Result<(), String> {
         let h =
             Header::peek(data).map_err(|e| format!("{} side {i} sent garbage: {e}", self.at()))?;
+        // Outside any SA's windows: the answer to a request for an SA this side no longer
+        // has (the peer retransmits into a Delete we answered, 2.21.4). It must be just that.
+        let invalid_spi = h.flags.response
+            && h.exchange == ExchangeType::INFORMATIONAL
+            && crate::ike::codec::Message::decode(data).is_ok_and(|m| {
+                m.find_notify(crate::ike::codec::NotifyType::INVALID_IKE_SPI)
+                    .is_some()
+            });
+        if invalid_spi {
+            let ours = if h.flags.initiator { h.spi_i } else { h.spi_r };
+            if self.sides[i].ep.sa(ours).is_some() {
+                return Err(format!(
+                    "{} side {i}: INVALID_IKE_SPI for its own IKE SA {ours:016x}",
+                    self.at()
+                ));
+            }
+            self.stats.invalid_spi_answers += 1;
+            return Ok(());
+        }
         let key = (h.spi_i, h.flags.response);
         let at = self.at();
         let sent = &mut self.sides[i].sent;
@@ -482,6 +518,15 @@ impl Sim {
                     "{at} side {i}: the kernel holds {kernel:?}, the engine knows {engine:?}"
                 ));
             }
+            // Each IKE SA's task fits its state (the task model leaves little else to check).
+            for sa in side.ep.sas() {
+                sa.check_consistent()
+                    .map_err(|e| format!("{at} side {i}: {e}"))?;
+            }
+            // Kernel events find their child by SPI.
+            side.ep
+                .check_child_index()
+                .map_err(|e| format!("{at} side {i}: {e}"))?;
             // Every IKE SA is replaced before its lifetime.
             for (id, since) in &side.ikes {
                 if now - *since >= side.lifetime {
@@ -497,7 +542,7 @@ impl Sim {
             let replaced: Vec<IkeSaId> = side
                 .ep
                 .sas()
-                .filter(|s| s.rekeyed_to.is_some() && !s.is_dead())
+                .filter(|s| s.rekeyed_to().is_some() && !s.is_dead())
                 .map(|s| s.id)
                 .collect();
             side.replaced.retain(|id, _| replaced.contains(id));
@@ -540,6 +585,7 @@ impl Sim {
     /// SA established.
     fn quiet(&self) -> bool {
         self.wire.is_empty()
+            && self.recovering_until.is_none_or(|t| self.now >= t)
             && self.sides.iter().all(|s| {
                 s.ep.sas().all(|sa| {
                     sa.is_established()
@@ -558,7 +604,7 @@ impl Sim {
             .iter()
             .map(|s| {
                 s.ep.sas()
-                    .filter(|sa| sa.rekeyed_to.is_none())
+                    .filter(|sa| sa.rekeyed_to().is_none())
                     .map(|sa| (sa.spi_i, sa.spi_r))
                     .collect()
             })
@@ -612,8 +658,34 @@ impl Sim {
             next.push(self.next_delete);
             next.push(self.next_operator);
             next.push(self.next_outage);
+            next.push(self.next_restart);
         }
         next.into_iter().min()
+    }
+
+    /// Side `i`'s daemon restarts: a new engine, and the kernel flushed as vpnd does at
+    /// start. The configured initiator brings its peer up again a moment later.
+    fn restart(&mut self, i: usize) {
+        self.stats.restarts += 1;
+        // A seed mixed out of the run's own xorshift stream: seeded with a raw value of it,
+        // the engine would replay that stream, and a later restart an earlier engine's SPIs.
+        let seed = self.rng.next().wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.stats.restarts;
+        let ep = Endpoint::new(vec![policy(&self.cfg, i)], Box::new(Rng(seed | 1)));
+        let reinit = (i == self.cfg.initiator).then(|| {
+            self.now
+                + self
+                    .rng
+                    .between(Duration::from_secs(1), Duration::from_secs(5))
+        });
+        let side = &mut self.sides[i];
+        side.ep = ep;
+        side.kernel.clear();
+        side.ikes.clear();
+        side.sent.clear();
+        side.replaced.clear();
+        side.crowded.clear();
+        side.reinit_at = reinit;
+        self.recovering_until = Some(self.now + Duration::from_secs(900));
     }
 
     /// Everything due at `self.now`.
@@ -635,20 +707,36 @@ impl Sim {
             for (id, p) in side.kernel.iter_mut() {
                 if p.soft_at.is_some_and(|t| t <= now) {
                     p.soft_at = None;
-                    soft.push((p.ike, *id));
+                    soft.push((*id, p.inbound));
                 }
                 if p.hard_at.is_some_and(|t| t <= now) {
                     p.hard_at = None;
-                    hard.push((p.ike, *id));
+                    hard.push((*id, p.inbound, p.outbound));
                 }
             }
-            for (ike, child) in soft {
+            // As the daemon does: the kernel names an SA by SPI and the engine resolves it.
+            let (here, there) = (
+                side.addr.ip(),
+                ADDRS[1 - i].parse::<SocketAddr>().unwrap().ip(),
+            );
+            for (child, spi) in soft {
                 self.stats.soft_expiries += 1;
-                let _ = side.ep.rekey_child(now, ike, child);
+                if side.ep.kernel_expired(now, spi, here, false) != Some(child) {
+                    return Err(format!(
+                        "side {i}: soft expiry of {spi:08x} missed child {child}"
+                    ));
+                }
             }
-            for (ike, child) in hard {
+            for (child, inbound, outbound) in hard {
                 self.stats.hard_expiries += 1;
-                side.ep.child_expired(now, ike, child);
+                // Both SAs of the pair expire; the second changes nothing.
+                for (spi, dst) in [(outbound, there), (inbound, here)] {
+                    if side.ep.kernel_expired(now, spi, dst, true) != Some(child) {
+                        return Err(format!(
+                            "side {i}: hard expiry of {spi:08x} missed child {child}"
+                        ));
+                    }
+                }
             }
             if side.reinit_at.is_some_and(|t| t <= now) {
                 side.reinit_at = None;
@@ -657,6 +745,11 @@ impl Sim {
                     let _ = side.ep.initiate(now, side.peer, side.addr);
                 }
             }
+        }
+        if !self.winding_down && now >= self.next_restart {
+            self.next_restart = now + self.rng.around(self.cfg.restart_every);
+            let i = (self.rng.next() % 2) as usize;
+            self.restart(i);
         }
         if !self.winding_down && now >= self.next_outage {
             self.next_outage = now + self.rng.around(self.cfg.outage_every);
@@ -689,7 +782,7 @@ impl Sim {
                 for s in &mut self.sides {
                     let id =
                         s.ep.sas()
-                            .filter(|s| s.is_established() && s.rekeyed_to.is_none());
+                            .filter(|s| s.is_established() && s.rekeyed_to().is_none());
                     if let Some(id) = id.map(|s| s.id).min() {
                         let _ = s.ep.rekey_ike(now, id);
                     }
@@ -803,6 +896,7 @@ fn lockstep(seed: u64) -> Config {
         operator_every: Duration::from_secs(6 * 3600),
         outage_every: Duration::from_secs(3 * 86_400),
         outage_for: Duration::from_secs(600),
+        restart_every: Duration::from_secs(2 * 86_400),
         initiator: 0,
     }
 }
@@ -823,6 +917,7 @@ fn jittered(seed: u64) -> Config {
         operator_every: Duration::from_secs(2 * 3600),
         outage_every: Duration::from_secs(86_400),
         outage_for: Duration::from_secs(600),
+        restart_every: Duration::from_secs(86_400),
         initiator: 1,
     }
 }
@@ -833,7 +928,18 @@ fn thirty_days_of_rekeys_deletes_and_a_bad_wire() {
     for cfg in [lockstep(1), jittered(2)] {
         let name = cfg.name;
         match Sim::new(&cfg).run() {
-            Ok(stats) => eprintln!("{name}: {stats:#?}"),
+            Ok(stats) => {
+                eprintln!("{name}: {stats:#?}");
+                // The restarts did what they are for: stale IKE SAs answered and cleared.
+                assert!(
+                    stats.restarts > 0 && stats.invalid_spi_answers > 0,
+                    "{name}"
+                );
+                assert!(
+                    stats.downs.contains_key("PeerRestarted"),
+                    "{name}: no INITIAL_CONTACT"
+                );
+            }
             Err(e) => panic!("{e}"),
         }
     }

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::codec::{ExchangeType, NotifyType};
 use super::codec::{Identity, TrafficSelector};
 use super::crypto::RngSource;
 use super::endpoint::{ChildInstall, ChildRemove, Endpoint, Output};
 use super::policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 use super::proposal::{Proposal, ProposalKind};
+use super::refusal::{Failure, Refusal};
 use super::sa::DownReason;
 
 /// A deterministic RNG (xorshift), so every run is the same.
@@ -325,7 +327,7 @@ fn gcm_x25519_handshake_installs_matching_children() {
     let sa = p.a.sas().next().unwrap();
     let seed = [sa.ni.as_slice(), sa.nr.as_slice()].concat();
     let keymat = super::crypto::Prf::HmacSha256
-        .prf_plus(&sa.keys.as_ref().unwrap().sk_d, &seed, 72)
+        .prf_plus(&sa.keys.as_ref().unwrap().keys.sk_d, &seed, 72)
         .unwrap();
     assert_eq!(
         &ia[0].outbound_encr_key[..],
@@ -391,9 +393,10 @@ fn no_common_proposal_is_refused_and_logged() {
     );
     assert_eq!(
         Pair::downs(&p.a_out),
-        vec![DownReason::NegotiationFailed(
-            "peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN".into()
-        )]
+        vec![DownReason::NegotiationFailed(Failure::PeerRefused {
+            exchange: ExchangeType::IKE_SA_INIT,
+            notify: NotifyType::NO_PROPOSAL_CHOSEN,
+        })]
     );
     assert!(p.b.sas().next().is_none(), "the responder keeps no state");
 }
@@ -410,15 +413,18 @@ fn wrong_psk_fails_authentication_on_both_sides() {
     up(&mut p);
     assert_eq!(Pair::ups(&p.a_out) + Pair::ups(&p.b_out), 0);
     assert!(
-        matches!(&Pair::downs(&p.b_out)[..], [DownReason::NegotiationFailed(w)] if w.contains("does not verify")),
+        matches!(&Pair::downs(&p.b_out)[..],
+            [DownReason::NegotiationFailed(Failure::Refused(Refusal::AuthFailed(w)))]
+            if w.contains("does not verify")),
         "{:?}",
         p.b_out
     );
     assert_eq!(
         Pair::downs(&p.a_out),
-        vec![DownReason::NegotiationFailed(
-            "peer refused IKE_AUTH: AUTHENTICATION_FAILED".into()
-        )]
+        vec![DownReason::NegotiationFailed(Failure::PeerRefused {
+            exchange: ExchangeType::IKE_AUTH,
+            notify: NotifyType::AUTHENTICATION_FAILED,
+        })]
     );
     assert!(Pair::installs(&p.a_out).is_empty() && Pair::installs(&p.b_out).is_empty());
 }
@@ -606,8 +612,8 @@ fn child_rekey_from_either_side_is_make_before_break() {
     for (initiator_rekeys, pfs) in [
         (true, None),
         (false, None),
-        (true, Some(super::proposal::Group::Curve25519)),
-        (false, Some(super::proposal::Group::Modp2048)),
+        (true, Some(super::proposal::DhGroup::Curve25519)),
+        (false, Some(super::proposal::DhGroup::Modp2048)),
     ] {
         let left = ts("198.51.100.0", "198.51.100.127");
         let right = ts("203.0.113.0", "203.0.113.63");
@@ -825,6 +831,66 @@ fn a_hard_expired_child_is_brought_up_again() {
     );
     assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
     assert_eq!(p.b.sas().next().unwrap().children.len(), 1);
+}
+
+/// The kernel names an expired SA by SPI only; the engine finds the child, through an IKE
+/// SA rekey that moved it too (the daemon keeps no map of its own).
+#[test]
+fn kernel_expiries_are_routed_by_spi() {
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let old_ike = p.a.sas().next().unwrap().id;
+    p.a.rekey_ike(p.now, old_ike).unwrap();
+    p.drive();
+    let sa = p.a.sas().next().unwrap();
+    assert_ne!(sa.id, old_ike, "the child moved to the successor");
+    let c = sa.children[0].clone();
+    let (here, there) = (addr(A).ip(), addr(B).ip());
+    // An SPI is our inbound SA's only when the SA goes to us: the peer picks the outbound
+    // ones, and may pick one we use too.
+    assert_eq!(p.a.kernel_expired(p.now, c.inbound_spi, there, false), None);
+    assert_eq!(p.a.kernel_expired(p.now, c.outbound_spi, here, false), None);
+    assert_eq!(p.a.kernel_expired(p.now, 0x0bad_cafe, here, false), None);
+    // Soft, named by our inbound SA: a rekey, make before break.
+    assert_eq!(
+        p.a.kernel_expired(p.now, c.inbound_spi, here, false),
+        Some(c.id)
+    );
+    p.drive();
+    let removed = Pair::removes(&p.a_out);
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0].child == c.id && !removed[0].expired);
+    assert_eq!(removed[0].child_name, "net");
+    let n = p.a.sas().next().unwrap().children[0].clone();
+    assert_ne!(n.id, c.id);
+    // Hard, both SAs of the pair (outbound first): one delete, one new child.
+    p.a_out.clear();
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.outbound_spi, there, true),
+        Some(n.id)
+    );
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.inbound_spi, here, true),
+        Some(n.id)
+    );
+    p.drive();
+    let removed = Pair::removes(&p.a_out);
+    assert_eq!(removed.len(), 1);
+    assert!(
+        removed[0].child == n.id && removed[0].expired,
+        "Session-Timeout"
+    );
+    assert_eq!(Pair::installs(&p.a_out).len(), 1, "brought up again");
+    assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
+    assert_eq!(
+        p.a.kernel_expired(p.now, n.inbound_spi, here, true),
+        None,
+        "gone"
+    );
 }
 
 #[test]
@@ -1146,4 +1212,267 @@ fn ten_thousand_idle_sas_cost_what_ten_do() {
     );
     // Each input: the SA handled, then its deadline moved.
     assert_eq!(costs[1], (6, 4), "{costs:?}");
+}
+
+/// A random source that fails (`Err`) or returns only zeros once `broken` is set.
+struct BrokenRng {
+    inner: TestRng,
+    broken: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+const RNG_OK: u8 = 0;
+const RNG_ERR: u8 = 1;
+const RNG_ZEROS: u8 = 2;
+
+impl RngSource for BrokenRng {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), super::crypto::CryptoError> {
+        match self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            RNG_OK => self.inner.fill(dest),
+            RNG_ERR => Err(super::crypto::CryptoError::Rng),
+            _ => {
+                dest.fill(0);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fatal_outputs(ep: &mut Endpoint) -> (usize, usize) {
+    let (mut fatal, mut transmits) = (0, 0);
+    while let Some(o) = ep.poll_output() {
+        match o {
+            Output::Fatal(super::endpoint::Fatal::Rng(_)) => fatal += 1,
+            Output::Transmit(_) => transmits += 1,
+            _ => {}
+        }
+    }
+    (fatal, transmits)
+}
+
+/// An RNG failure (an error, or a source stuck at zero, which made the SPI helpers loop
+/// forever) stops the engine with one typed Output::Fatal, sends nothing, and every later
+/// input is ignored.
+#[test]
+fn a_failing_rng_is_fatal_not_an_endless_loop() {
+    for mode in [RNG_ERR, RNG_ZEROS] {
+        let suite = ["aes256gcm16-prfsha256-x25519"];
+        let pols = || site_policies(&suite, &suite, &["aes256gcm16"]).0;
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(mode));
+        let mut ep = Endpoint::new(
+            vec![pols()],
+            Box::new(BrokenRng {
+                inner: TestRng(7),
+                broken: broken.clone(),
+            }),
+        );
+        let now = Instant::now();
+        let e = ep.initiate(now, "b", addr(A)).unwrap_err();
+        assert!(matches!(e, super::CommandError::Fatal(_)), "{e}");
+        assert_eq!(fatal_outputs(&mut ep), (1, 0), "mode {mode}");
+        assert!(ep.fatal().is_some());
+        // Still refused, and announced only once.
+        assert!(ep.initiate(now, "b", addr(A)).is_err());
+        assert_eq!(fatal_outputs(&mut ep), (0, 0));
+
+        // Mid-life: the handshake works, then the source breaks.
+        let mut p = site_pair(
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16-prfsha256-x25519"],
+            &["aes256gcm16"],
+        );
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(RNG_OK));
+        p.a = Endpoint::new(
+            vec![pols()],
+            Box::new(BrokenRng {
+                inner: TestRng(11),
+                broken: broken.clone(),
+            }),
+        );
+        up(&mut p);
+        assert_eq!(p.a.sas().next().unwrap().children.len(), 1);
+        let (ike, child) = (
+            p.a.sas().next().unwrap().id,
+            p.a.sas().next().unwrap().children[0].id,
+        );
+        broken.store(mode, std::sync::atomic::Ordering::Relaxed);
+        p.a.rekey_child(p.now, ike, child).unwrap();
+        assert_eq!(
+            fatal_outputs(&mut p.a),
+            (1, 0),
+            "no request with a made-up nonce"
+        );
+        assert!(matches!(
+            p.a.delete(p.now, ike),
+            Err(super::CommandError::Fatal(_))
+        ));
+        // The responder side: an IKE_SA_INIT to an endpoint whose source is broken.
+        let mut b = Endpoint::new(
+            vec![site_policies(&suite, &suite, &["aes256gcm16"]).1],
+            Box::new(BrokenRng {
+                inner: TestRng(13),
+                broken: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(mode)),
+            }),
+        );
+        let mut a = Endpoint::new(vec![pols()], Box::new(TestRng(17)));
+        a.initiate(now, "b", addr(A)).unwrap();
+        let Some(Output::Transmit(t)) = a.poll_output() else {
+            panic!("no IKE_SA_INIT");
+        };
+        b.handle_datagram(now, addr(B), addr(A), &t.data);
+        assert_eq!(fatal_outputs(&mut b), (1, 0), "nothing answered");
+        b.handle_datagram(now, addr(B), addr(A), &t.data);
+        assert_eq!(fatal_outputs(&mut b), (0, 0), "ignored once stopped");
+    }
+}
+
+/// Takes one datagram `from` sends, if any (other outputs are dropped).
+fn next_datagram(from: &mut Endpoint) -> Option<super::endpoint::Transmit> {
+    while let Some(o) = from.poll_output() {
+        if let Output::Transmit(t) = o {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// A restarted responder answers requests on IKE SAs it no longer knows with an
+/// unprotected INVALID_IKE_SPI (RFC 7296 2.21.4), a few a second at most, and never
+/// answers a response or an INVALID_IKE_SPI.
+#[test]
+fn a_restarted_end_answers_invalid_ike_spi() {
+    use super::codec::{Header, Message};
+    let mut p = site_pair(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    );
+    up(&mut p);
+    let sa = p.a.sas().next().unwrap();
+    let (ike, child, spis) = (sa.id, sa.children[0].id, (sa.spi_i, sa.spi_r));
+    // B restarts: same configuration, no state.
+    let pb = site_policies(
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16-prfsha256-x25519"],
+        &["aes256gcm16"],
+    )
+    .1;
+    p.b = Endpoint::new(vec![pb], Box::new(TestRng(99)));
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    let req = next_datagram(&mut p.a).expect("A's CREATE_CHILD_SA");
+    let req_h = Header::peek(&req.data).unwrap();
+    p.b.handle_datagram(p.now, req.remote, req.local, &req.data);
+    let answer = next_datagram(&mut p.b).expect("an INVALID_IKE_SPI answer");
+    let m = Message::decode(&answer.data).unwrap();
+    assert_eq!((m.header.spi_i, m.header.spi_r), spis, "SPIs copied");
+    assert_eq!(m.header.message_id, req_h.message_id, "message ID copied");
+    assert_eq!(m.header.exchange, ExchangeType::INFORMATIONAL);
+    assert!(m.header.flags.response && !m.header.flags.initiator);
+    assert!(m.find_notify(NotifyType::INVALID_IKE_SPI).is_some());
+    assert_eq!(
+        answer.remote, req.local,
+        "back to where the request came from"
+    );
+    assert!(p.b.sas().next().is_none(), "no state kept");
+
+    // A keeps its SA: the notification is unauthenticated, so it only drops it.
+    p.a.handle_datagram(p.now, answer.remote, answer.local, &answer.data);
+    assert!(next_datagram(&mut p.a).is_none());
+    assert!(p.a.sa(ike).is_some());
+    // Our own INVALID_IKE_SPI, or any response, fed back is never answered.
+    p.b.handle_datagram(p.now, answer.remote, answer.local, &answer.data);
+    assert!(
+        next_datagram(&mut p.b).is_none(),
+        "a response is not answered"
+    );
+    let mut as_request = m.clone();
+    as_request.header.flags.response = false;
+    let bytes = as_request.encode().unwrap();
+    p.b.handle_datagram(p.now, req.remote, req.local, &bytes);
+    assert!(
+        next_datagram(&mut p.b).is_none(),
+        "an INVALID_IKE_SPI is not answered"
+    );
+
+    // A flood gets a bounded number of answers per second.
+    let count = |b: &mut Endpoint, now| {
+        for _ in 0..100 {
+            b.handle_datagram(now, req.remote, req.local, &req.data);
+        }
+        let mut n = 0;
+        while next_datagram(b).is_some() {
+            n += 1;
+        }
+        n
+    };
+    let t0 = p.now + Duration::from_secs(5);
+    assert_eq!(count(&mut p.b, t0), 10);
+    assert_eq!(count(&mut p.b, t0 + Duration::from_millis(500)), 0);
+    assert_eq!(count(&mut p.b, t0 + Duration::from_millis(1000)), 10);
+}
+
+/// INITIAL_CONTACT (RFC 7296 2.4, 3.16): sent in the first IKE_AUTH to a peer only; on it,
+/// the responder drops the other IKE SAs of that identity (a restart), without a Delete.
+#[test]
+fn initial_contact_clears_a_restarted_peers_stale_sas() {
+    let suite = ["aes256gcm16-prfsha256-x25519"];
+    let mut p = site_pair(&suite, &suite, &["aes256gcm16"]);
+    up(&mut p);
+    let old = p.b.sas().next().unwrap().id;
+    let old_child = p.b.sas().next().unwrap().children[0].id;
+    // A second IKE SA while the first is up: no INITIAL_CONTACT, both stay.
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    p.drive();
+    assert_eq!(
+        p.b.sas().count(),
+        2,
+        "no INITIAL_CONTACT from A's second IKE SA"
+    );
+    assert!(Pair::downs(&p.b_out).is_empty());
+    // A restarts and connects again: B's two old IKE SAs go, silently.
+    let pa = site_policies(&suite, &suite, &["aes256gcm16"]).0;
+    p.a = Endpoint::new(vec![pa], Box::new(TestRng(1234)));
+    p.b_out.clear();
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    let mut sent_by_b = 0;
+    for _ in 0..10 {
+        while let Some(o) = p.a.poll_output() {
+            if let Output::Transmit(t) = o {
+                p.b.handle_datagram(p.now, t.remote, t.local, &t.data);
+            }
+        }
+        while let Some(o) = p.b.poll_output() {
+            match o {
+                Output::Transmit(t) => {
+                    sent_by_b += 1;
+                    p.a.handle_datagram(p.now, t.remote, t.local, &t.data);
+                }
+                other => p.b_out.push(other),
+            }
+        }
+    }
+    assert_eq!(
+        sent_by_b, 2,
+        "IKE_SA_INIT and IKE_AUTH answers only: no Delete"
+    );
+    assert_eq!(
+        Pair::downs(&p.b_out),
+        vec![DownReason::PeerRestarted, DownReason::PeerRestarted]
+    );
+    assert_eq!(p.b.sas().count(), 1);
+    assert_ne!(p.b.sas().next().unwrap().id, old);
+    let removed: Vec<_> = Pair::removes(&p.b_out).iter().map(|r| r.child).collect();
+    assert!(removed.contains(&old_child) && removed.len() == 2);
+    // The new child was installed before the stale ones left.
+    let first_install = p
+        .b_out
+        .iter()
+        .position(|o| matches!(o, Output::InstallChild(_)))
+        .unwrap();
+    let first_remove = p
+        .b_out
+        .iter()
+        .position(|o| matches!(o, Output::RemoveChild(_)))
+        .unwrap();
+    assert!(first_install < first_remove);
+    assert_eq!(p.a.sas().filter(|s| s.is_established()).count(), 1);
 }

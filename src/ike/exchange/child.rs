@@ -10,6 +10,7 @@ use crate::ike::negotiate::{
     accepted, choose, esp_algs, esp_sa_payload, esp_spi, narrow, within, EspAlgs,
 };
 use crate::ike::policy::Mode;
+use crate::ike::refusal::Refusal;
 use crate::ike::sa::{ChildSa, ChildState, IkeSa};
 
 /// The negotiated facts of a new child SA.
@@ -40,9 +41,10 @@ impl IkeSa {
         nr: &[u8],
         replaces: Option<ChildId>,
     ) -> Result<ChildId, String> {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
+        let Some(k) = self.keys.as_ref() else {
             return Err("IKE SA has no keys".into());
         };
+        let (algs, keys) = (k.algs, &k.keys);
         let integ_len = c.algs.integ.map_or(0, |i| i.key_len());
         let k = ChildKeys::derive(
             algs.prf,
@@ -91,7 +93,7 @@ impl IkeSa {
                 replaces,
                 defer_outbound,
             })));
-        self.children.push(ChildSa {
+        let child = ChildSa {
             id,
             policy: c.policy,
             inbound_spi: c.inbound_spi,
@@ -104,7 +106,10 @@ impl IkeSa {
             state: ChildState::Installed,
             replaces,
             outbound_pending: defer_outbound,
-        });
+            hard_expired: false,
+        };
+        ctx.children.added(self.id, &child);
+        self.children.push(child);
         Ok(id)
     }
 }
@@ -175,10 +180,10 @@ impl IkeSa {
         inner: &[Payload],
         candidates: &[usize],
         create_child: bool,
-    ) -> Result<ChildChoice, (NotifyType, String)> {
+    ) -> Result<ChildChoice, Refusal> {
         let sa = inner
             .sa()
-            .ok_or((NotifyType::INVALID_SYNTAX, "no SA".to_string()))?;
+            .ok_or_else(|| Refusal::InvalidSyntax("no SA".into()))?;
         let (ts_i, ts_r) = (selectors(inner.ts_i()), selectors(inner.ts_r()));
         // The initiator's TSi is our remote side, its TSr our local side.
         let (policy, narrowed_i, narrowed_r) = candidates
@@ -188,26 +193,24 @@ impl IkeSa {
                 let (ni, nr) = (narrow(&ts_i, &p.remote_ts), narrow(&ts_r, &p.local_ts));
                 (!ni.is_empty() && !nr.is_empty()).then_some((i, ni, nr))
             })
-            .ok_or((
-                NotifyType::TS_UNACCEPTABLE,
-                format!("no child policy matches TSi {ts_i:?} TSr {ts_r:?}"),
-            ))?;
+            .ok_or_else(|| {
+                Refusal::TsUnacceptable(format!(
+                    "no child policy matches TSi {ts_i:?} TSr {ts_r:?}"
+                ))
+            })?;
         let p = &self.peer.children[policy];
         let ours = esp_sa_payload(&p.esp, 0, create_child, p.pfs);
-        let chosen = choose(sa, &ours, ProtocolId::ESP).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            format!(
+        let chosen = choose(sa, &ours, ProtocolId::ESP).ok_or_else(|| {
+            Refusal::NoProposalChosen(format!(
                 "no acceptable ESP proposal: peer offered {}",
                 super::ike_sa_init::describe(sa)
-            ),
-        ))?;
-        let algs = esp_algs(&chosen).ok_or((
-            NotifyType::NO_PROPOSAL_CHOSEN,
-            "unsupported ESP transforms".to_string(),
-        ))?;
+            ))
+        })?;
+        let algs = esp_algs(&chosen)
+            .ok_or_else(|| Refusal::NoProposalChosen("unsupported ESP transforms".into()))?;
         let outbound_spi = esp_spi(&chosen)
             .filter(|s| *s >= 256)
-            .ok_or((NotifyType::INVALID_SYNTAX, "invalid ESP SPI".to_string()))?;
+            .ok_or_else(|| Refusal::InvalidSyntax("invalid ESP SPI".into()))?;
         let transport = inner.find_notify(NotifyType::USE_TRANSPORT_MODE).is_some()
             && p.mode == Mode::Transport;
         Ok(ChildChoice {

@@ -18,16 +18,19 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{DhPrivateKey, IkeKeys, IkeSuite, SharedSecret};
 use crate::ike::endpoint::{ChildId, Ctx, IkeSaId, Output};
-use crate::ike::negotiate::{accepted, choose, dh_group, esp_sa_payload, ike_algs, ike_sa_payload};
+use crate::ike::negotiate::{accepted, choose, esp_sa_payload, ike_algs, ike_sa_payload};
 use crate::ike::policy::Mode;
 use crate::ike::sa::{
-    half_open_timeout, retry_delay, ChildSa, ChildState, IkeSa, Purpose, Role, Standby, State, Task,
+    half_open_timeout, retry_delay, Active, ChildSa, ChildState, IkeSa, Replaced, Role, SaKeys,
+    Standby, State, Task,
 };
 
 use super::child::{read_child_answer, NewChild};
+use crate::ike::refusal::Refusal;
 
-/// What the initiator of a child exchange keeps until the response.
-pub(crate) struct ChildPending {
+/// Our CREATE_CHILD_SA for a new child or a child rekey (1.3.1, 1.3.3), in flight: what
+/// its response needs.
+pub(crate) struct ChildInitiator {
     pub policy: usize,
     pub replaces: Option<ChildId>,
     pub inbound_spi: u32,
@@ -40,8 +43,8 @@ pub(crate) struct ChildPending {
     pub crossing: Option<Crossing<ChildId>>,
 }
 
-/// What the initiator of an IKE SA rekey keeps until the response.
-pub(crate) struct IkeRekeyPending {
+/// Our CREATE_CHILD_SA rekeying the IKE SA (1.3.2), in flight: what its response needs.
+pub(crate) struct IkeRekeyInitiator {
     pub new_spi: u64,
     pub offer: SaPayload,
     pub ni: Vec<u8>,
@@ -56,6 +59,22 @@ pub(crate) struct Crossing<Id> {
     pub sa: Id,
     pub ni: Vec<u8>,
     pub nr: Vec<u8>,
+}
+
+impl ChildInitiator {
+    /// The collision step (2.8.1): the peer's rekey of the child we are rekeying was
+    /// answered while ours is in flight. Which pair stays is decided with our response.
+    fn collide(&mut self, theirs: Crossing<ChildId>) {
+        self.crossing = Some(theirs);
+    }
+}
+
+impl IkeRekeyInitiator {
+    /// The collision step (2.8.2): the peer's successor waits in `State::Standby` until
+    /// our response decides.
+    fn collide(&mut self, theirs: Crossing<IkeSaId>) {
+        self.crossing = Some(theirs);
+    }
 }
 
 impl<Id> Crossing<Id> {
@@ -88,14 +107,17 @@ impl IkeSa {
         if replaces.is_some() && old.is_none() {
             return; // deleted meanwhile: nothing to rekey
         }
-        let inbound_spi = ctx.random_esp_spi();
+        // Without randomness nothing starts (the engine is stopping: Output::Fatal).
+        let Ok(inbound_spi) = ctx.random_esp_spi() else {
+            return;
+        };
         // PFS: the child's `pfs` group, or the first group written in its ESP proposals;
         // the KE is for the first proposal's group (the responder asks for another with
         // INVALID_KE_PAYLOAD).
         let pfs = p
             .pfs
             .or_else(|| p.esp.first().and_then(|e| e.groups.first().copied()));
-        let dh = match pfs.map(|g| dh_group(g).generate(ctx.rng)) {
+        let dh = match pfs.map(|g| ctx.generate(g)) {
             Some(Ok((k, pubv))) => Some((k, pubv)),
             Some(Err(e)) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));
@@ -103,7 +125,9 @@ impl IkeSa {
             }
             None => None,
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            return;
+        };
         let offer = esp_sa_payload(&p.esp, inbound_spi, true, p.pfs);
         let (ts_i, ts_r) = match &old {
             Some(c) => (c.local_ts.clone(), c.remote_ts.clone()),
@@ -139,7 +163,7 @@ impl IkeSa {
         if let Some(c) = self.children.iter_mut().find(|c| Some(c.id) == replaces) {
             c.state = ChildState::Rekeying;
         }
-        self.pending_child = Some(ChildPending {
+        let task = Active::CreateChild(ChildInitiator {
             policy,
             replaces,
             inbound_spi,
@@ -153,16 +177,18 @@ impl IkeSa {
         self.start_request(
             ctx,
             crate::ike::codec::ExchangeType::CREATE_CHILD_SA,
-            Purpose::CreateChild,
+            task,
             inner,
         );
     }
 
     /// Initiator: the response to our child SA request.
-    pub(crate) fn handle_create_child_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let Some(p) = self.pending_child.take() else {
-            return;
-        };
+    pub(crate) fn handle_create_child_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: ChildInitiator,
+        inner: Vec<Payload>,
+    ) {
         let name = self.peer.children[p.policy].name.clone();
         // Our rekey did not happen. The old pair stays in service, unless the peer's
         // crossing rekey replaced it (that one is the only successor now).
@@ -272,21 +298,30 @@ impl IkeSa {
     /// Starts rekeying this IKE SA (1.3.2): same algorithms are offered as configured, the
     /// current DH group first.
     pub(crate) fn start_rekey_ike(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(algs) = self.algs.filter(|_| self.rekeyed_to.is_none()) else {
+        let Some(algs) = self
+            .keys
+            .as_ref()
+            .map(|k| k.algs)
+            .filter(|_| self.rekeyed_to().is_none())
+        else {
             // Already replaced (we answered the peer's rekey): nothing left to rekey.
             self.run_queue(ctx);
             return;
         };
-        let new_spi = ctx.fresh_ike_spi();
+        let Ok(new_spi) = ctx.fresh_ike_spi() else {
+            return;
+        };
         let offer = ike_sa_payload(&self.peer.ike_proposals, &new_spi.to_be_bytes());
-        let (dh, ke) = match algs.dh.generate(ctx.rng) {
+        let (dh, ke) = match ctx.generate(algs.dh) {
             Ok(x) => x,
             Err(e) => {
                 ctx.failed(self, &format!("DH key generation failed: {e}"));
                 return;
             }
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            return;
+        };
         let inner = vec![
             Payload::Sa(offer.clone()),
             Payload::Nonce(NoncePayload { data: ni.clone() }),
@@ -295,7 +330,7 @@ impl IkeSa {
                 data: ke,
             }),
         ];
-        self.pending_ike_rekey = Some(IkeRekeyPending {
+        let task = Active::RekeyIke(IkeRekeyInitiator {
             new_spi,
             offer,
             ni,
@@ -305,25 +340,29 @@ impl IkeSa {
         self.start_request(
             ctx,
             crate::ike::codec::ExchangeType::CREATE_CHILD_SA,
-            Purpose::RekeyIke,
+            task,
             inner,
         );
     }
 
-    pub(crate) fn handle_rekey_ike_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let Some(p) = self.pending_ike_rekey.take() else {
-            return;
-        };
+    pub(crate) fn handle_rekey_ike_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: IkeRekeyInitiator,
+        inner: Vec<Payload>,
+    ) {
         if let Some(n) = inner.error_notify() {
             // The peer refused ours, but its crossing rekey went through: that one stays.
             if p.crossing.is_some_and(|x| self.adopt_standby(ctx, x.sa)) {
                 return;
             }
             let mut text = format!("IKE SA rekey: peer answered {:?}", n.kind);
-            if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to.is_none() {
+            if n.kind == NotifyType::TEMPORARY_FAILURE && self.rekeyed_to().is_none() {
                 let delay = retry_delay(ctx);
-                self.rekey_at = Some(ctx.now + delay);
-                text += &format!("; trying again in {} s", delay.as_secs());
+                if let Some(l) = self.life_mut() {
+                    l.rekey_at = Some(ctx.now + delay);
+                    text += &format!("; trying again in {} s", delay.as_secs());
+                }
             }
             ctx.failed(self, &text);
             return;
@@ -368,7 +407,7 @@ impl IkeSa {
         };
         // Crossing rekeys (2.8.2): if ours holds the lowest nonce, the peer's successor takes
         // the children. It may have already, when the peer used it or deleted this SA.
-        let lost = self.rekeyed_to.is_some()
+        let lost = self.rekeyed_to().is_some()
             || p.crossing
                 .as_ref()
                 .is_some_and(|x| x.we_lose(&p.ni, &nr) && self.adopt_standby(ctx, x.sa));
@@ -407,15 +446,13 @@ impl IkeSa {
         ni: Vec<u8>,
         nr: Vec<u8>,
     ) -> Option<IkeSa> {
-        let old_keys = self.keys.as_ref()?;
-        let keys = IkeSuite::new(algs.encr, algs.integ, algs.prf).and_then(|suite| {
-            IkeKeys::derive_rekey(old_keys, suite, shared.as_bytes(), &ni, &nr, spi_i, spi_r)
-        });
-        let made = keys.and_then(|k| {
-            let (out, inb) = k.ciphers(role == Role::Initiator)?;
-            Ok((k, out, inb))
-        });
-        let (keys, out, inb) = match made {
+        let old_keys = &self.keys.as_ref()?.keys;
+        let made = IkeSuite::new(algs.encr, algs.integ, algs.prf)
+            .and_then(|suite| {
+                IkeKeys::derive_rekey(old_keys, suite, shared.as_bytes(), &ni, &nr, spi_i, spi_r)
+            })
+            .and_then(|k| SaKeys::new(algs, k, role));
+        let keys = match made {
             Ok(x) => x,
             Err(e) => {
                 ctx.failed(self, &format!("IKE SA rekey key derivation failed: {e}"));
@@ -437,10 +474,7 @@ impl IkeSa {
             self.peer.clone(),
             ctx.now,
         );
-        new.algs = Some(algs);
         new.keys = Some(keys);
-        new.out_cipher = Some(out);
-        new.in_cipher = Some(inb);
         new.ni = ni;
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
@@ -458,6 +492,7 @@ impl IkeSa {
         new.silent = false;
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
+            ctx.children.moved(c.id, new.id);
             if c.state == ChildState::Rekeying {
                 c.state = ChildState::Installed;
             }
@@ -473,10 +508,23 @@ impl IkeSa {
         self.queue = rest.into();
         new.queue.extend(child_tasks);
         new.delayed.append(&mut self.delayed);
-        self.rekeyed_to = Some(new.id);
-        self.rekey_at = None;
         // Should the peer never delete this SA, we do (strongSwan waits 90 s too).
-        self.retire_at = Some(ctx.now + RETIRE_AFTER);
+        self.state = match self.state {
+            State::Established(l) => State::Replaced(Replaced {
+                by: new.id,
+                retire_at: Some(ctx.now + RETIRE_AFTER),
+                expires_at: l.expires_at,
+            }),
+            // Our Delete of it is out already: it ends as Rekeyed.
+            State::Deleting { .. } => State::Deleting {
+                rekeyed_to: Some(new.id),
+            },
+            _ => State::Replaced(Replaced {
+                by: new.id,
+                retire_at: Some(ctx.now + RETIRE_AFTER),
+                expires_at: ctx.now + RETIRE_AFTER,
+            }),
+        };
         ctx.out.push_back(Output::IkeRekeyed {
             old: self.id,
             new: new.id,
@@ -508,7 +556,7 @@ impl IkeSa {
             return;
         };
         if let Some(mut o) = ctx.take_sa(old) {
-            if !o.is_dead() && o.rekeyed_to.is_none() {
+            if !o.is_dead() && o.rekeyed_to().is_none() {
                 o.hand_over(ctx, self);
             }
             ctx.put_sa(o);
@@ -541,12 +589,12 @@ impl IkeSa {
         } else {
             self.answer_new_child(ctx, &inner)
         };
-        let payloads = reply.unwrap_or_else(|(kind, data, why)| {
+        let payloads = reply.unwrap_or_else(|r| {
             ctx.failed(
                 self,
-                &format!("CREATE_CHILD_SA refused: {why}; answered {kind:?}"),
+                &format!("CREATE_CHILD_SA refused: {r}; answered {:?}", r.notify()),
             );
-            vec![notify(kind, data)]
+            vec![notify(r.notify(), r.notify_data())]
         });
         self.respond_encrypted(ctx, exchange, message_id, &payloads);
     }
@@ -555,24 +603,20 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
-        let no = |why: &str| (NotifyType::NO_PROPOSAL_CHOSEN, Vec::new(), why.to_string());
-        let busy = |why: &str| (NotifyType::TEMPORARY_FAILURE, Vec::new(), why.to_string());
-        if self.rekeyed_to.is_some() {
+    ) -> Result<Vec<Payload>, Refusal> {
+        let no = |why: &str| Refusal::NoProposalChosen(why.into());
+        let busy = |why: &str| Refusal::TemporaryFailure(why.into());
+        if self.rekeyed_to().is_some() {
             return Err(busy("IKE SA already rekeyed"));
         }
-        if self
-            .pending_ike_rekey
-            .as_ref()
-            .is_some_and(|p| p.crossing.is_some())
-        {
+        if matches!(self.active(), Some(Active::RekeyIke(t)) if t.crossing.is_some()) {
             return Err(busy("a second IKE SA rekey during a collision"));
         }
         // Children must not move while one of our exchanges about them is in flight (its
         // answer would land on the old SA); strongSwan refuses the same way.
         if matches!(
-            self.outstanding.as_ref().map(|o| &o.purpose),
-            Some(Purpose::CreateChild | Purpose::DeleteChildren(_))
+            self.active(),
+            Some(Active::CreateChild(_) | Active::DeleteChildren(_))
         ) {
             return Err(busy("a child SA exchange of ours is in flight"));
         }
@@ -583,47 +627,25 @@ impl IkeSa {
         let algs = ike_algs(&chosen).ok_or_else(|| no("unsupported IKE transforms"))?;
         let peer_spi = <[u8; 8]>::try_from(chosen.spi.as_slice())
             .map(u64::from_be_bytes)
-            .map_err(|_| {
-                (
-                    NotifyType::INVALID_SYNTAX,
-                    Vec::new(),
-                    "invalid IKE SPI".to_string(),
-                )
-            })?;
+            .map_err(|_| Refusal::InvalidSyntax("invalid IKE SPI".into()))?;
         let ke = inner
             .ke()
             .filter(|k| k.group == algs.dh.id())
-            .ok_or_else(|| {
-                (
-                    NotifyType::INVALID_KE_PAYLOAD,
-                    algs.dh.id().0.to_be_bytes().to_vec(),
-                    "KE of another group".to_string(),
-                )
-            })?;
-        let (dh, kr) = algs
-            .dh
-            .generate(ctx.rng)
-            .map_err(|e| (NotifyType::TEMPORARY_FAILURE, Vec::new(), e.to_string()))?;
-        let shared = dh.agree(&ke.data).map_err(|e| {
-            (
-                NotifyType::INVALID_SYNTAX,
-                Vec::new(),
-                format!("invalid KE: {e}"),
-            )
-        })?;
+            .ok_or(Refusal::InvalidKe { wanted: algs.dh })?;
+        let (dh, kr) = ctx
+            .generate(algs.dh)
+            .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
+        let shared = dh
+            .agree(&ke.data)
+            .map_err(|e| Refusal::InvalidSyntax(format!("invalid KE: {e}")))?;
         let ni = inner
             .nonce()
-            .ok_or_else(|| {
-                (
-                    NotifyType::INVALID_SYNTAX,
-                    Vec::new(),
-                    "no nonce".to_string(),
-                )
-            })?
+            .ok_or_else(|| Refusal::InvalidSyntax("no nonce".into()))?
             .data
             .clone();
-        let nr = ctx.random_bytes(self.nonce_len());
-        let our_spi = ctx.fresh_ike_spi();
+        let busy = |e: crate::ike::endpoint::Fatal| Refusal::TemporaryFailure(e.to_string());
+        let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
+        let our_spi = ctx.fresh_ike_spi().map_err(busy)?;
         chosen.spi = our_spi.to_be_bytes().to_vec();
         // Keys are derived with this response's nonce; the successor starts now, and the
         // peer deletes this SA once it has the response.
@@ -649,17 +671,18 @@ impl IkeSa {
                 data: kr,
             }),
         ];
-        match &mut self.pending_ike_rekey {
+        let (of, until) = (self.id, ctx.now + half_open_timeout(&self.peer));
+        match self.active_mut() {
             // Crossing rekeys (2.8.2): which successor stays is decided once our own
             // request is answered; until then the peer's waits, reachable by its SPIs.
-            Some(p) => {
+            Some(Active::RekeyIke(t)) => {
                 new.state = State::Standby(Standby {
-                    of: Some(self.id),
-                    until: ctx.now + half_open_timeout(&self.peer),
+                    of: Some(of),
+                    until,
                 });
-                p.crossing = Some(Crossing { sa: new.id, ni, nr });
+                t.collide(Crossing { sa: new.id, ni, nr });
             }
-            None => self.hand_over(ctx, &mut new),
+            _ => self.hand_over(ctx, &mut new),
         }
         ctx.spawned.push(new);
         Ok(payloads)
@@ -668,7 +691,7 @@ impl IkeSa {
     /// A Delete for `id` is queued or in flight.
     fn deleting_child(&self, id: ChildId) -> bool {
         let named = |ids: &Vec<ChildId>| ids.contains(&id);
-        matches!(self.outstanding.as_ref().map(|o| &o.purpose), Some(Purpose::DeleteChildren(ids)) if named(ids))
+        matches!(self.active(), Some(Active::DeleteChildren(ids)) if named(ids))
             || self
                 .queue
                 .iter()
@@ -679,14 +702,13 @@ impl IkeSa {
         &mut self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<Vec<Payload>, (NotifyType, Vec<u8>, String)> {
-        let fail = |kind: NotifyType, why: String| (kind, Vec::new(), why);
-        let busy = |why: &str| fail(NotifyType::TEMPORARY_FAILURE, why.to_string());
+    ) -> Result<Vec<Payload>, Refusal> {
+        let busy = |why: &str| Refusal::TemporaryFailure(why.into());
         // Children are about to move to a new IKE SA (2.25.2), or have moved.
-        if self.pending_ike_rekey.is_some() {
+        if matches!(self.active(), Some(Active::RekeyIke(_))) {
             return Err(busy("we are rekeying the IKE SA"));
         }
-        if self.rekeyed_to.is_some() {
+        if self.rekeyed_to().is_some() {
             return Err(busy("the IKE SA is rekeyed"));
         }
         // REKEY_SA names the SA the peer receives on: our outbound SPI (1.3.3).
@@ -700,22 +722,15 @@ impl IkeSa {
                     .iter()
                     .find(|c| c.outbound_spi == spi)
                     .cloned();
-                Some(c.ok_or_else(|| {
-                    fail(
-                        NotifyType::CHILD_SA_NOT_FOUND,
-                        format!("REKEY_SA for unknown SPI {spi:08x}"),
-                    )
-                })?)
+                Some(c.ok_or(Refusal::ChildSaNotFound(spi))?)
             }
             None => None,
         };
         // Crossing rekeys of this child (2.8.1): answer as usual, decide with our response.
         let crossing = old.as_ref().is_some_and(|c| {
             c.state == ChildState::Rekeying
-                && self
-                    .pending_child
-                    .as_ref()
-                    .is_some_and(|p| p.replaces == Some(c.id) && p.crossing.is_none())
+                && matches!(self.active(),
+                    Some(Active::CreateChild(p)) if p.replaces == Some(c.id) && p.crossing.is_none())
         });
         if let Some(c) = &old {
             let fresh = c.state == ChildState::Installed && !self.deleting_child(c.id);
@@ -728,22 +743,19 @@ impl IkeSa {
             Some(c) => vec![c.policy],
             None => (0..self.peer.children.len()).collect(),
         };
-        let choice = self
-            .choose_child(inner, &candidates, true)
-            .map_err(|(k, why)| fail(k, why))?;
+        let choice = self.choose_child(inner, &candidates, true)?;
         let (shared, reply_ke) = match choice.algs.dh {
             Some(g) => {
-                let ke = inner.ke().filter(|k| k.group == g.id()).ok_or((
-                    NotifyType::INVALID_KE_PAYLOAD,
-                    g.id().0.to_be_bytes().to_vec(),
-                    "KE of another group".to_string(),
-                ))?;
-                let (k, pubv) = g
-                    .generate(ctx.rng)
-                    .map_err(|e| fail(NotifyType::TEMPORARY_FAILURE, e.to_string()))?;
+                let ke = inner
+                    .ke()
+                    .filter(|k| k.group == g.id())
+                    .ok_or(Refusal::InvalidKe { wanted: g })?;
+                let (k, pubv) = ctx
+                    .generate(g)
+                    .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
                 let s = k
                     .agree(&ke.data)
-                    .map_err(|e| fail(NotifyType::INVALID_SYNTAX, format!("invalid KE: {e}")))?;
+                    .map_err(|e| Refusal::InvalidSyntax(format!("invalid KE: {e}")))?;
                 (
                     Some(s),
                     Some(Payload::Ke(KePayload {
@@ -756,11 +768,12 @@ impl IkeSa {
         };
         let ni = inner
             .nonce()
-            .ok_or_else(|| fail(NotifyType::INVALID_SYNTAX, "no nonce".into()))?
+            .ok_or_else(|| Refusal::InvalidSyntax("no nonce".into()))?
             .data
             .clone();
-        let nr = ctx.random_bytes(self.nonce_len());
-        let inbound_spi = ctx.random_esp_spi();
+        let busy = |e: crate::ike::endpoint::Fatal| Refusal::TemporaryFailure(e.to_string());
+        let nr = ctx.random_bytes(self.nonce_len()).map_err(busy)?;
+        let inbound_spi = ctx.random_esp_spi().map_err(busy)?;
         let id = self
             .add_child(
                 ctx,
@@ -771,11 +784,11 @@ impl IkeSa {
                 &nr,
                 old.as_ref().map(|c| c.id),
             )
-            .map_err(|e| fail(NotifyType::NO_PROPOSAL_CHOSEN, e))?;
+            .map_err(Refusal::NoProposalChosen)?;
         if let Some(c) = &old {
             if crossing {
-                if let Some(p) = &mut self.pending_child {
-                    p.crossing = Some(Crossing {
+                if let Some(Active::CreateChild(p)) = self.active_mut() {
+                    p.collide(Crossing {
                         sa: id,
                         ni,
                         nr: nr.clone(),

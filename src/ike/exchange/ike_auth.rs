@@ -5,11 +5,27 @@ use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
     PayloadList, TsPayload,
 };
+use crate::ike::codec::{SaPayload, TrafficSelector};
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
-use crate::ike::sa::{AuthPending, ChildOffer, DownReason, IkeSa, Purpose, Role, State, Task};
+use crate::ike::refusal::{Failure, Refusal};
+use crate::ike::sa::{Active, DownReason, IkeSa, Role, Task};
+
+/// The initiator's IKE_AUTH in flight: the first child SA it proposed, if any.
+pub(crate) struct Initiator {
+    pub child: Option<ChildOffer>,
+}
+
+/// A child SA we proposed in IKE_AUTH and wait to hear about.
+pub(crate) struct ChildOffer {
+    pub policy: usize,
+    pub inbound_spi: u32,
+    pub offer: SaPayload,
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+}
 
 use super::child::{read_child_answer, NewChild};
 
@@ -31,7 +47,8 @@ impl IkeSa {
     /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
     /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
     fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
-        let (algs, keys) = (self.algs?, self.keys.as_ref()?);
+        let k = self.keys.as_ref()?;
+        let (algs, keys) = (k.algs, &k.keys);
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_request, &self.nr, &keys.sk_pi),
             Role::Responder => (&self.init_response, &self.ni, &keys.sk_pr),
@@ -58,20 +75,21 @@ impl IkeSa {
     /// Checks the peer's identity against the configuration and its PSK AUTH (RFC 7296
     /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
     /// SK_p (the initiator's SK_pi, the responder's SK_pr).
-    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), String> {
-        let (Some(algs), Some(keys)) = (self.algs, self.keys.as_ref()) else {
-            return Err("IKE SA has no keys".into());
+    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), Refusal> {
+        let Some(k) = self.keys.as_ref() else {
+            return Err(Refusal::AuthFailed("IKE SA has no keys".into()));
         };
+        let (algs, keys) = (k.algs, &k.keys);
         if self
             .peer
             .remote_id
             .as_ref()
             .is_some_and(|want| *want != id.identity)
         {
-            return Err(format!(
+            return Err(Refusal::AuthFailed(format!(
                 "peer identity {:?} is not the configured {:?}",
                 id.identity, self.peer.remote_id
-            ));
+            )));
         }
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_response, &self.ni, &keys.sk_pr),
@@ -91,10 +109,10 @@ impl IkeSa {
         if ok {
             Ok(())
         } else {
-            Err(format!(
+            Err(Refusal::AuthFailed(format!(
                 "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
                 id.identity
-            ))
+            )))
         }
     }
 
@@ -104,23 +122,36 @@ impl IkeSa {
             return;
         };
         let mut inner = vec![Payload::IdI(idi)];
-        if self.peer.initial_contact {
+        // Only when no other IKE SA with the peer is up (3.16): the peer deletes every other
+        // one it has with us on seeing it.
+        if self.peer.initial_contact && !ctx.identities.any(&self.peer.name) {
             inner.push(notify(NotifyType::INITIAL_CONTACT));
         }
         if let Some(r) = &self.peer.remote_id {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
         inner.push(Payload::Auth(auth));
-        let child = self.peer.children.first().map(|policy| {
-            let inbound_spi = ctx.random_esp_spi();
-            ChildOffer {
-                policy: 0,
-                inbound_spi,
-                offer: esp_sa_payload(&policy.esp, inbound_spi, false, None),
-                ts_i: policy.local_ts.clone(),
-                ts_r: policy.remote_ts.clone(),
+        let child = match self.peer.children.first() {
+            Some(policy) => {
+                let Ok(inbound_spi) = ctx.random_esp_spi() else {
+                    self.die(
+                        ctx,
+                        DownReason::NegotiationFailed(Failure::Local(
+                            "random source failed".into(),
+                        )),
+                    );
+                    return;
+                };
+                Some(ChildOffer {
+                    policy: 0,
+                    inbound_spi,
+                    offer: esp_sa_payload(&policy.esp, inbound_spi, false, None),
+                    ts_i: policy.local_ts.clone(),
+                    ts_r: policy.remote_ts.clone(),
+                })
             }
-        });
+            None => None,
+        };
         if let Some(c) = &child {
             if self.peer.children[c.policy].mode == Mode::Transport {
                 inner.push(notify(NotifyType::USE_TRANSPORT_MODE));
@@ -133,34 +164,41 @@ impl IkeSa {
                 c.ts_r.iter().copied(),
             )));
         }
-        self.state = State::AuthSent(Box::new(AuthPending { child }));
-        self.start_request(ctx, ExchangeType::IKE_AUTH, Purpose::IkeAuth, inner);
+        let task = Active::IkeAuth(Initiator { child });
+        self.start_request(ctx, ExchangeType::IKE_AUTH, task, inner);
     }
 
     /// Initiator: the IKE_AUTH response.
-    pub(crate) fn handle_ike_auth_response(&mut self, ctx: &mut Ctx<'_>, inner: Vec<Payload>) {
-        let State::AuthSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
-            return;
-        };
+    pub(crate) fn handle_ike_auth_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        pending: Initiator,
+        inner: Vec<Payload>,
+    ) {
         if let Some(n) = inner
             .error_notify()
             .filter(|n| !CHILD_ERRORS.contains(&n.kind))
         {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed(format!("peer refused IKE_AUTH: {:?}", n.kind)),
+                DownReason::NegotiationFailed(Failure::PeerRefused {
+                    exchange: ExchangeType::IKE_AUTH,
+                    notify: n.kind,
+                }),
             );
             return;
         }
         let (Some(idr), Some(auth)) = (inner.id_r(), inner.auth()) else {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed("IKE_AUTH response without IDr or AUTH".into()),
+                DownReason::NegotiationFailed(
+                    Refusal::InvalidSyntax("IKE_AUTH response without IDr or AUTH".into()).into(),
+                ),
             );
             return;
         };
-        if let Err(why) = self.verify_peer(idr, auth) {
-            self.die(ctx, DownReason::NegotiationFailed(why));
+        if let Err(r) = self.verify_peer(idr, auth) {
+            self.die(ctx, DownReason::NegotiationFailed(r.into()));
             return;
         }
         let rekey_at = self.establish(ctx.now);
@@ -233,26 +271,29 @@ impl IkeSa {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
-        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, why: String| {
-            sa.respond_encrypted(
-                ctx,
-                ExchangeType::IKE_AUTH,
-                message_id,
-                &[notify(NotifyType::AUTHENTICATION_FAILED)],
-            );
-            sa.die(ctx, DownReason::NegotiationFailed(why));
+        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, r: Refusal| {
+            let n = Payload::Notify(NotifyPayload::new(r.notify(), r.notify_data()));
+            sa.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[n]);
+            sa.die(ctx, DownReason::NegotiationFailed(r.into()));
         };
+        // Without IDi or AUTH there is nothing that authenticates: AUTHENTICATION_FAILED,
+        // as for a bad AUTH (2.21.2).
         let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
-            refuse(self, ctx, "IKE_AUTH without IDi or AUTH".into());
+            refuse(
+                self,
+                ctx,
+                Refusal::AuthFailed("IKE_AUTH without IDi or AUTH".into()),
+            );
             return;
         };
-        if let Err(why) = self.verify_peer(idi, auth) {
-            refuse(self, ctx, why);
+        if let Err(r) = self.verify_peer(idi, auth) {
+            refuse(self, ctx, r);
             return;
         }
         let Some((idr, my_auth)) = self.own_auth() else {
             return;
         };
+        let initial_contact = inner.find_notify(NotifyType::INITIAL_CONTACT).is_some();
         let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idi.identity.clone());
         ctx.out.push_back(Output::IkeUp {
@@ -279,13 +320,41 @@ impl IkeSa {
                         }
                     }
                 }
-                Err((kind, why)) => {
-                    ctx.failed(self, &format!("child SA refused: {why}; answered {kind:?}"));
-                    reply.push(notify(kind));
+                Err(r) => {
+                    ctx.failed(
+                        self,
+                        &format!("child SA refused: {r}; answered {:?}", r.notify()),
+                    );
+                    reply.push(Payload::Notify(NotifyPayload::new(
+                        r.notify(),
+                        r.notify_data(),
+                    )));
                 }
             }
         }
         self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
+        // After the new child's install, so the flow's policies never lapse (the daemon
+        // keeps them while any child of the flow is in).
+        if initial_contact {
+            if let Some(id) = self.remote_id.clone() {
+                self.initial_contact(ctx, &id);
+            }
+        }
+    }
+
+    /// The peer says this IKE SA is the only one between us (INITIAL_CONTACT, RFC 7296 2.4,
+    /// 3.16), as after a restart: every other IKE SA with the same authenticated identity is
+    /// stale, and goes with its children, silently (the peer has no keys to read a Delete).
+    fn initial_contact(&mut self, ctx: &mut Ctx<'_>, id: &crate::ike::codec::Identity) {
+        for other in ctx.identities.with(&self.peer.name, id) {
+            if other == self.id {
+                continue;
+            }
+            if let Some(mut sa) = ctx.take_sa(other) {
+                sa.die(ctx, DownReason::PeerRestarted);
+                ctx.put_sa(sa);
+            }
+        }
     }
 
     /// Responder: chooses the child policy, ESP proposal and narrowed selectors.
@@ -293,10 +362,12 @@ impl IkeSa {
         &self,
         ctx: &mut Ctx<'_>,
         inner: &[Payload],
-    ) -> Result<(NewChild, Vec<Payload>), (NotifyType, String)> {
+    ) -> Result<(NewChild, Vec<Payload>), Refusal> {
         let all: Vec<usize> = (0..self.peer.children.len()).collect();
         let choice = self.choose_child(inner, &all, false)?;
-        let inbound_spi = ctx.random_esp_spi();
+        let inbound_spi = ctx
+            .random_esp_spi()
+            .map_err(|e| Refusal::TemporaryFailure(e.to_string()))?;
         Ok((
             choice.new_child(inbound_spi),
             choice.answer(inbound_spi, Vec::new()),

@@ -7,13 +7,27 @@ use crate::ike::codec::{
     ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
     Payload, PayloadList, ProtocolId, SaPayload,
 };
-use crate::ike::crypto::{DhGroup, IkeKeys, IkeSuite};
+use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
-use crate::ike::negotiate::{accepted, choose, dh_group, ike_algs, ike_sa_payload};
-use crate::ike::sa::{DownReason, IkeSa, InitPending, Purpose, State};
+use crate::ike::negotiate::{accepted, choose, ike_algs, ike_sa_payload};
+use crate::ike::refusal::{Failure, Refusal};
+use crate::ike::sa::{Active, DownReason, IkeSa, SaKeys, State};
+
+/// The initiator's IKE_SA_INIT in flight: what its response needs.
+pub(crate) struct Initiator {
+    pub dh: DhPrivateKey,
+    pub ni: Vec<u8>,
+    pub offer: SaPayload,
+    /// Echoed in a retry after INVALID_KE_PAYLOAD (2.6: the cookie goes with every retry).
+    pub cookie: Option<Vec<u8>>,
+}
 
 /// An unencrypted error response to an IKE_SA_INIT request; we keep no state (2.6).
-fn refuse(
+fn refuse(ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, req: &Header, r: &Refusal) {
+    answer_notify(ctx, local, remote, req, r.notify(), r.notify_data());
+}
+
+fn answer_notify(
     ctx: &mut Ctx<'_>,
     local: SocketAddr,
     remote: SocketAddr,
@@ -55,25 +69,33 @@ impl IkeSa {
                 .ike_proposals
                 .first()
                 .and_then(|p| p.groups.first())
-                .map(|g| dh_group(*g))
+                .copied()
         }) else {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed("no IKE proposal configured".into()),
+                DownReason::NegotiationFailed(Failure::Local("no IKE proposal configured".into())),
             );
             return;
         };
-        let (dh, ke) = match group.generate(ctx.rng) {
+        let (dh, ke) = match ctx.generate(group) {
             Ok(x) => x,
             Err(e) => {
                 self.die(
                     ctx,
-                    DownReason::NegotiationFailed(format!("DH key generation failed: {e}")),
+                    DownReason::NegotiationFailed(Failure::Local(format!(
+                        "DH key generation failed: {e}"
+                    ))),
                 );
                 return;
             }
         };
-        let ni = ctx.random_bytes(self.nonce_len());
+        let Ok(ni) = ctx.random_bytes(self.nonce_len()) else {
+            self.die(
+                ctx,
+                DownReason::NegotiationFailed(Failure::Local("random source failed".into())),
+            );
+            return;
+        };
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
             payloads.push(Payload::Notify(NotifyPayload::new(
@@ -94,19 +116,22 @@ impl IkeSa {
         let Ok(bytes) = msg.encode() else {
             self.die(
                 ctx,
-                DownReason::NegotiationFailed("could not encode IKE_SA_INIT".into()),
+                DownReason::NegotiationFailed(Failure::Local(
+                    "could not encode IKE_SA_INIT".into(),
+                )),
             );
             return;
         };
         self.init_request = bytes.clone();
-        self.state = State::InitSent(Box::new(InitPending {
+        self.state = State::Connecting;
+        self.next_message_id = 1;
+        let task = Active::IkeSaInit(Initiator {
             dh,
             ni,
             offer,
             cookie,
-        }));
-        self.next_message_id = 1;
-        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, Purpose::IkeSaInit);
+        });
+        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
     }
 
     /// Responder: answers a new IKE_SA_INIT. Returns false when no state should be kept
@@ -122,7 +147,7 @@ impl IkeSa {
             Ok(m) => m,
             Err(e) => {
                 ctx.notice(Some(&name), remote, format!("malformed IKE_SA_INIT: {e}"));
-                refuse(ctx, local, remote, &header, e.notify(), e.notify_data());
+                answer_notify(ctx, local, remote, &header, e.notify(), e.notify_data());
                 return false;
             }
         };
@@ -130,42 +155,32 @@ impl IkeSa {
             return false;
         }
         if let Err(e) = msg.check_critical() {
-            refuse(ctx, local, remote, &header, e.notify(), e.notify_data());
+            answer_notify(ctx, local, remote, &header, e.notify(), e.notify_data());
             return false;
         }
         let p = &msg.payloads;
         let (Some(sa), Some(ke), Some(nonce)) = (p.sa(), p.ke(), p.nonce()) else {
-            ctx.notice(Some(&name), remote, "IKE_SA_INIT without SA, KE or Nonce");
-            refuse(
-                ctx,
-                local,
-                remote,
-                &header,
-                NotifyType::INVALID_SYNTAX,
-                Vec::new(),
-            );
+            let r = Refusal::InvalidSyntax("IKE_SA_INIT without SA, KE or Nonce".into());
+            ctx.notice(Some(&name), remote, r.to_string());
+            refuse(ctx, local, remote, &header, &r);
             return false;
         };
         let ours = ike_sa_payload(&self.peer.ike_proposals, &[]);
         let Some((chosen, algs)) =
             choose(sa, &ours, ProtocolId::IKE).and_then(|c| ike_algs(&c).map(|a| (c, a)))
         else {
+            let r = Refusal::NoProposalChosen(format!("peer offered {}", describe(sa)));
             ctx.notice(
                 Some(&name),
                 remote,
+                // Lab scenario 52 looks for this text.
                 format!(
-                    "no acceptable IKE proposal: peer offered {}; answered NO_PROPOSAL_CHOSEN",
-                    describe(sa)
+                    "no acceptable IKE proposal: peer offered {}; answered {:?}",
+                    describe(sa),
+                    r.notify()
                 ),
             );
-            refuse(
-                ctx,
-                local,
-                remote,
-                &header,
-                NotifyType::NO_PROPOSAL_CHOSEN,
-                Vec::new(),
-            );
+            refuse(ctx, local, remote, &header, &r);
             return false;
         };
         if ke.group != algs.dh.id() {
@@ -175,35 +190,26 @@ impl IkeSa {
                 local,
                 remote,
                 &header,
-                NotifyType::INVALID_KE_PAYLOAD,
-                algs.dh.id().0.to_be_bytes().to_vec(),
+                &Refusal::InvalidKe { wanted: algs.dh },
             );
             return false;
         }
-        let (dh, kr) = match algs.dh.generate(ctx.rng) {
+        let (dh, kr) = match ctx.generate(algs.dh) {
             Ok(x) => x,
             Err(_) => return false,
         };
         let shared = match dh.agree(&ke.data) {
             Ok(s) => s,
             Err(e) => {
-                ctx.notice(
-                    Some(&name),
-                    remote,
-                    format!("invalid KE value from peer: {e}"),
-                );
-                refuse(
-                    ctx,
-                    local,
-                    remote,
-                    &header,
-                    NotifyType::INVALID_SYNTAX,
-                    Vec::new(),
-                );
+                let r = Refusal::InvalidSyntax(format!("invalid KE value from peer: {e}"));
+                ctx.notice(Some(&name), remote, r.to_string());
+                refuse(ctx, local, remote, &header, &r);
                 return false;
             }
         };
-        let nr = ctx.random_bytes(self.nonce_len());
+        let Ok(nr) = ctx.random_bytes(self.nonce_len()) else {
+            return false;
+        };
         let reply = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, true, 0),
             payloads: vec![
@@ -236,14 +242,11 @@ impl IkeSa {
     pub(crate) fn handle_ike_sa_init_response(
         &mut self,
         ctx: &mut Ctx<'_>,
+        pending: Initiator,
         header: Header,
         msg: Message,
         data: &[u8],
     ) {
-        // Leave a live state behind: a failure below goes through `die`, which ignores dead SAs.
-        let State::InitSent(pending) = std::mem::replace(&mut self.state, State::Deleting) else {
-            return;
-        };
         let p = &msg.payloads;
         if let Some(c) = p.find_notify(NotifyType::COOKIE) {
             // 2.6: retry with the cookie first, same group and a fresh nonce.
@@ -254,45 +257,68 @@ impl IkeSa {
         if let Some(n) = p.find_notify(NotifyType::INVALID_KE_PAYLOAD) {
             let wanted = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
             let ok = wanted
-                .and_then(crate::ike::proposal::Group::from_number)
+                .and_then(|n| DhGroup::from_id(crate::ike::codec::DhGroupId(n)))
                 .filter(|g| self.peer.ike_proposals.iter().any(|p| p.groups.contains(g)));
             match ok {
-                Some(g) if dh_group(g) != pending.dh.group() => {
-                    self.start_ike_sa_init(ctx, Some(dh_group(g)), pending.cookie);
+                Some(g) if g != pending.dh.group() => {
+                    self.start_ike_sa_init(ctx, Some(g), pending.cookie);
                 }
                 _ => self.state_fail(
                     ctx,
-                    format!("peer wants DH group {wanted:?}, which we do not offer"),
+                    Refusal::NoProposalChosen(format!(
+                        "peer wants DH group {wanted:?}, which we do not offer"
+                    ))
+                    .into(),
                 ),
             }
             return;
         }
         if let Some(n) = p.error_notify() {
-            self.state_fail(ctx, format!("peer answered IKE_SA_INIT with {:?}", n.kind));
+            self.state_fail(
+                ctx,
+                Failure::PeerRefused {
+                    exchange: ExchangeType::IKE_SA_INIT,
+                    notify: n.kind,
+                },
+            );
             return;
         }
         let (Some(sa), Some(ke), Some(nonce)) = (p.sa(), p.ke(), p.nonce()) else {
-            self.state_fail(ctx, "IKE_SA_INIT response without SA, KE or Nonce".into());
+            self.state_fail(
+                ctx,
+                Refusal::InvalidSyntax("IKE_SA_INIT response without SA, KE or Nonce".into())
+                    .into(),
+            );
             return;
         };
         let Some(algs) = accepted(sa, &pending.offer).and_then(|c| ike_algs(&c)) else {
             self.state_fail(
                 ctx,
-                format!("peer chose a proposal we did not offer: {}", describe(sa)),
+                Refusal::NoProposalChosen(format!(
+                    "peer chose a proposal we did not offer: {}",
+                    describe(sa)
+                ))
+                .into(),
             );
             return;
         };
         if algs.dh != pending.dh.group() || ke.group != algs.dh.id() || header.spi_r == 0 {
             self.state_fail(
                 ctx,
-                "peer's KE group or SPI does not match the chosen proposal".into(),
+                Refusal::InvalidSyntax(
+                    "peer's KE group or SPI does not match the chosen proposal".into(),
+                )
+                .into(),
             );
             return;
         }
         let shared = match pending.dh.agree(&ke.data) {
             Ok(s) => s,
             Err(e) => {
-                self.state_fail(ctx, format!("invalid KE value from peer: {e}"));
+                self.state_fail(
+                    ctx,
+                    Refusal::InvalidSyntax(format!("invalid KE value from peer: {e}")).into(),
+                );
                 return;
             }
         };
@@ -306,7 +332,7 @@ impl IkeSa {
         self.start_ike_auth(ctx);
     }
 
-    fn state_fail(&mut self, ctx: &mut Ctx<'_>, why: String) {
+    fn state_fail(&mut self, ctx: &mut Ctx<'_>, why: Failure) {
         self.die(ctx, DownReason::NegotiationFailed(why));
     }
 
@@ -321,22 +347,18 @@ impl IkeSa {
             .and_then(|suite| {
                 IkeKeys::derive(suite, shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
             })
-            .and_then(|keys| {
-                let (out, inb) = keys.ciphers(self.role == crate::ike::sa::Role::Initiator)?;
-                Ok((keys, out, inb))
-            });
+            .and_then(|keys| SaKeys::new(algs, keys, self.role));
         match made {
-            Ok((keys, out, inb)) => {
-                self.algs = Some(algs);
-                self.keys = Some(keys);
-                self.out_cipher = Some(out);
-                self.in_cipher = Some(inb);
+            Ok(k) => {
+                self.keys = Some(k);
                 true
             }
             Err(e) => {
                 self.die(
                     ctx,
-                    DownReason::NegotiationFailed(format!("key derivation failed: {e}")),
+                    DownReason::NegotiationFailed(Failure::Local(format!(
+                        "key derivation failed: {e}"
+                    ))),
                 );
                 false
             }

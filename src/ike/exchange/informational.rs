@@ -3,15 +3,15 @@
 
 use crate::ike::codec::{DeletePayload, ExchangeType, Payload, PayloadList, ProtocolId};
 use crate::ike::endpoint::{ChildId, Ctx};
-use crate::ike::sa::{ChildState, DownReason, IkeSa, Purpose, State, Task};
+use crate::ike::sa::{Active, ChildState, DownReason, IkeSa, State, Task};
 
 impl IkeSa {
     /// Deletes this IKE SA with the peer (clear crypto session, shutdown). Before the SA is
     /// established there is nobody to tell: it just ends.
     pub(crate) fn request_delete(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
-            State::Established => self.queue_task(ctx, Task::DeleteIke),
-            State::Deleting | State::Dead => {}
+            State::Established(_) | State::Replaced(_) => self.queue_task(ctx, Task::DeleteIke),
+            State::Deleting { .. } | State::Dead => {}
             _ => self.die(ctx, DownReason::LocalDelete),
         }
     }
@@ -28,17 +28,14 @@ impl IkeSa {
     }
 
     pub(crate) fn start_delete_ike(&mut self, ctx: &mut Ctx<'_>) {
-        self.state = State::Deleting;
+        self.state = State::Deleting {
+            rekeyed_to: self.rekeyed_to(),
+        };
         let d = Payload::Delete(DeletePayload {
             protocol: ProtocolId::IKE,
             spis: Vec::new(),
         });
-        self.start_request(
-            ctx,
-            ExchangeType::INFORMATIONAL,
-            Purpose::DeleteIke,
-            vec![d],
-        );
+        self.start_request(ctx, ExchangeType::INFORMATIONAL, Active::DeleteIke, vec![d]);
     }
 
     pub(crate) fn start_delete_children(&mut self, ctx: &mut Ctx<'_>, ids: Vec<ChildId>) {
@@ -60,7 +57,7 @@ impl IkeSa {
         self.start_request(
             ctx,
             ExchangeType::INFORMATIONAL,
-            Purpose::DeleteChildren(ids),
+            Active::DeleteChildren(ids),
             vec![d],
         );
     }
@@ -69,22 +66,17 @@ impl IkeSa {
         self.start_request(
             ctx,
             ExchangeType::INFORMATIONAL,
-            Purpose::Liveness,
+            Active::Liveness,
             Vec::new(),
         );
     }
 
-    pub(crate) fn handle_informational_response(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        purpose: Purpose,
-        _inner: Vec<Payload>,
-    ) {
-        match purpose {
-            Purpose::DeleteIke => self.die(ctx, DownReason::LocalDelete),
-            Purpose::DeleteChildren(ids) => self.remove_children(ctx, &ids),
-            _ => {} // liveness: hearing back is all we wanted (last_heard is updated)
-        }
+    pub(crate) fn handle_delete_ike_response(&mut self, ctx: &mut Ctx<'_>) {
+        self.die(ctx, DownReason::LocalDelete);
+    }
+
+    pub(crate) fn handle_delete_children_response(&mut self, ctx: &mut Ctx<'_>, ids: &[ChildId]) {
+        self.remove_children(ctx, ids);
     }
 
     fn remove_children(&mut self, ctx: &mut Ctx<'_>, ids: &[ChildId]) {
@@ -118,11 +110,11 @@ impl IkeSa {
         if inner.deletes().any(|d| d.protocol == ProtocolId::IKE) {
             // The peer moved on to the successor of a crossing rekey (it won, or never saw
             // the collision): that one takes the children before this SA goes (2.8.2).
-            let crossing = self
-                .pending_ike_rekey
-                .as_ref()
-                .and_then(|p| p.crossing.as_ref());
-            if let Some(id) = crossing.map(|x| x.sa) {
+            let crossing = match self.active() {
+                Some(Active::RekeyIke(t)) => t.crossing.as_ref().map(|x| x.sa),
+                _ => None,
+            };
+            if let Some(id) = crossing {
                 self.adopt_standby(ctx, id);
             }
             // 1.4.1: answer with an empty INFORMATIONAL, then the SA and its children are gone.

@@ -1,17 +1,23 @@
 //! The exchanges of RFC 7296, one file each, as `impl IkeSa` blocks:
 //! `ike_sa_init.rs` (1.2, keys), `ike_auth.rs` (1.2, PSK 2.15, first child SA),
-//! `child.rs` (child SA keys and install, 2.17), `informational.rs` (1.4 delete, 1.4 liveness).
-//! This file routes a received message to them after the message-ID checks of 2.3.
+//! `create_child_sa.rs` (1.3: new child, child rekey, IKE SA rekey, and the collision step of
+//! crossing rekeys, 2.8.1/2.8.2), `child.rs` (child SA keys and install, 2.17),
+//! `informational.rs` (1.4 delete, 1.4 liveness).
+//!
+//! Each file holds its initiator task (`Initiator`, `ChildInitiator`, `IkeRekeyInitiator`:
+//! what the request's response needs, owned by the SA's initiating window as
+//! [`Active`](super::sa::Active)), the `start_*` that builds and sends it, the
+//! `handle_*_response` that consumes it, and the responder's `answer_*`.
+//! This file routes a received message to them after the message-ID checks of 2.3: a
+//! response to the task in the window, a request to the responder side.
 
 mod child;
-mod create_child_sa;
-mod ike_auth;
-mod ike_sa_init;
+pub(crate) mod create_child_sa;
+pub(crate) mod ike_auth;
+pub(crate) mod ike_sa_init;
 mod informational;
 
 use std::net::SocketAddr;
-
-pub(crate) use create_child_sa::{ChildPending, IkeRekeyPending};
 
 use super::codec::{
     check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload, PayloadList,
@@ -19,7 +25,7 @@ use super::codec::{
 };
 use super::crypto::cipher::OpenError;
 use super::endpoint::Ctx;
-use super::sa::{IkeSa, Purpose, State};
+use super::sa::{Active, IkeSa, State};
 
 impl IkeSa {
     /// One received datagram for this SA (routing by SPI and address is done).
@@ -55,11 +61,12 @@ impl IkeSa {
                 return;
             }
         };
-        let purpose = o.purpose.clone();
-        if purpose == Purpose::IkeSaInit {
-            self.outstanding = None;
+        if matches!(o.task, Active::IkeSaInit(_)) {
+            let Some(Active::IkeSaInit(task)) = self.outstanding.take().map(|o| o.task) else {
+                return;
+            };
             self.last_heard = ctx.now;
-            self.handle_ike_sa_init_response(ctx, header, msg, data);
+            self.handle_ike_sa_init_response(ctx, task, header, msg, data);
             return;
         }
         // Only a response that decrypts and verifies counts (RFC 7296 2.21.2): anything
@@ -78,16 +85,20 @@ impl IkeSa {
             }
             Err(_) => return,
         };
-        self.outstanding = None;
+        // The response goes to the task that sent the request, which leaves the window.
+        let Some(o) = self.outstanding.take() else {
+            return;
+        };
         self.last_heard = ctx.now;
-        match purpose {
-            Purpose::IkeSaInit => {}
-            Purpose::IkeAuth => self.handle_ike_auth_response(ctx, inner),
-            Purpose::DeleteIke | Purpose::DeleteChildren(_) | Purpose::Liveness => {
-                self.handle_informational_response(ctx, purpose, inner)
-            }
-            Purpose::CreateChild => self.handle_create_child_response(ctx, inner),
-            Purpose::RekeyIke => self.handle_rekey_ike_response(ctx, inner),
+        match o.task {
+            Active::IkeSaInit(_) => {}
+            Active::IkeAuth(t) => self.handle_ike_auth_response(ctx, t, inner),
+            Active::DeleteIke => self.handle_delete_ike_response(ctx),
+            Active::DeleteChildren(ids) => self.handle_delete_children_response(ctx, &ids),
+            // Liveness: hearing back is all we wanted (last_heard is updated).
+            Active::Liveness => {}
+            Active::CreateChild(t) => self.handle_create_child_response(ctx, t, inner),
+            Active::RekeyIke(t) => self.handle_rekey_ike_response(ctx, t, inner),
         }
     }
 
@@ -151,7 +162,7 @@ impl IkeSa {
                 self.answer_ike_auth(ctx, header.message_id, inner)
             }
             ExchangeType::INFORMATIONAL => self.answer_informational(ctx, header.message_id, inner),
-            ExchangeType::CREATE_CHILD_SA if matches!(self.state, State::Established) => {
+            ExchangeType::CREATE_CHILD_SA if matches!(self.state, State::Established(_)) => {
                 self.answer_create_child_sa(ctx, header.message_id, inner)
             }
             ExchangeType::CREATE_CHILD_SA => {
