@@ -186,7 +186,7 @@ pub(crate) struct Ctx<'a> {
     /// The endpoint's other IKE SAs (the one being handled is taken out meanwhile): a rekey
     /// collision hands children between an old SA and its successors (RFC 7296 2.8.2).
     /// Reached through `sa`, `take_sa` and `put_sa`, which note what was touched.
-    sas: &'a mut HashMap<IkeSaId, IkeSa>,
+    sas: &'a mut HashMap<IkeSaId, Box<IkeSa>>,
     /// SAs taken out and put back: the endpoint moves their deadlines afterwards.
     touched: &'a mut Vec<IkeSaId>,
     /// The SA being handled (out of `sas` meanwhile).
@@ -313,18 +313,18 @@ impl ChildIndex {
 impl Ctx<'_> {
     /// Another IKE SA, to look at.
     pub fn sa(&self, id: IkeSaId) -> Option<&IkeSa> {
-        self.sas.get(&id)
+        self.sas.get(&id).map(|sa| &**sa)
     }
 
     /// Takes another IKE SA out, to work on it alongside the current one; `put_sa` gives
     /// it back.
-    pub fn take_sa(&mut self, id: IkeSaId) -> Option<IkeSa> {
+    pub fn take_sa(&mut self, id: IkeSaId) -> Option<Box<IkeSa>> {
         let sa = self.sas.remove(&id)?;
         self.touched.push(id);
         Some(sa)
     }
 
-    pub fn put_sa(&mut self, sa: IkeSa) {
+    pub fn put_sa(&mut self, sa: Box<IkeSa>) {
         self.sas.insert(sa.id, sa);
     }
 
@@ -460,7 +460,9 @@ pub enum CommandError {
 
 pub struct Endpoint {
     peers: Vec<Arc<PeerPolicy>>,
-    sas: HashMap<IkeSaId, IkeSa>,
+    /// Boxed: a table slot is a pointer, not the SA (its load factor would double what
+    /// every held SA costs), and taking an SA out to handle it moves eight bytes.
+    sas: HashMap<IkeSaId, Box<IkeSa>>,
     /// Responder SAs by (initiator SPI, initiator address), so a retransmitted IKE_SA_INIT
     /// gets the cached response instead of a second SA (RFC 7296 2.1).
     half_open: HashMap<(u64, SocketAddr), IkeSaId>,
@@ -528,11 +530,11 @@ impl Endpoint {
     }
 
     pub fn sa(&self, id: IkeSaId) -> Option<&IkeSa> {
-        self.sas.get(&id)
+        self.sas.get(&id).map(|sa| &**sa)
     }
 
     pub fn sas(&self) -> impl Iterator<Item = &IkeSa> {
-        self.sas.values()
+        self.sas.values().map(|sa| &**sa)
     }
 
     fn ctx(&mut self, now: Instant, current: Option<IkeSaId>) -> Ctx<'_> {
@@ -580,7 +582,7 @@ impl Endpoint {
         ids.extend(handled);
         for sa in self.spawned.drain(..) {
             ids.push(sa.id);
-            self.sas.insert(sa.id, sa);
+            self.sas.insert(sa.id, Box::new(sa));
         }
         for id in ids {
             self.reschedule(id);

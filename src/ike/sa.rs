@@ -254,7 +254,9 @@ pub struct IkeSa {
     pub children: Vec<ChildSa>,
     // Initiating window.
     pub(crate) next_message_id: u32,
-    pub(crate) outstanding: Option<Outstanding>,
+    /// Boxed: most of an SA's life nothing is in flight, and an idle SA should not carry
+    /// the room of one.
+    pub(crate) outstanding: Option<Box<Outstanding>>,
     pub(crate) queue: VecDeque<Task>,
     // Responding window.
     pub(crate) expected_request_id: u32,
@@ -481,14 +483,14 @@ impl IkeSa {
         task: Active,
     ) {
         ctx.transmit(self.local, self.remote, datagram.clone());
-        self.outstanding = Some(Outstanding {
+        self.outstanding = Some(Box::new(Outstanding {
             message_id,
             datagram,
             sends: 1,
             next_retransmit: ctx.now + self.peer.retransmit.delay(0),
             exchange,
             task,
-        });
+        }));
     }
 
     /// Sends (and caches, for retransmitted requests) a response.
@@ -728,6 +730,12 @@ impl IkeSa {
     /// lifetime, the responder at 95%, so both rarely start one at once (2.8.2).
     pub(crate) fn establish(&mut self, now: Instant) -> Instant {
         self.established = Some(now);
+        // What only IKE_AUTH needed (the signed octets, SK_p, the raw SK_e/SK_a) goes.
+        self.init_request = Vec::new();
+        self.init_response = Vec::new();
+        if let Some(k) = &mut self.keys {
+            k.keys.keep_only_sk_d();
+        }
         let share = if self.role == Role::Initiator {
             0.90
         } else {

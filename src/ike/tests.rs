@@ -1476,3 +1476,22 @@ fn initial_contact_clears_a_restarted_peers_stale_sas() {
     assert!(first_install < first_remove);
     assert_eq!(p.a.sas().filter(|s| s.is_established()).count(), 1);
 }
+
+/// An SA held for days keeps only what it still needs (issue 9: memory per held IKE SA):
+/// not the IKE_SA_INIT messages AUTH signed, nor SK_p or the raw SK_e/SK_a; SK_d stays and
+/// a rekey still works (`ike_rekey_*` and the simulation).
+#[test]
+fn an_established_sa_keeps_only_what_it_still_needs() {
+    let mut p = site_pair(&GCM, &GCM, &["aes256gcm16"]);
+    up(&mut p);
+    for sa in p.a.sas().chain(p.b.sas()) {
+        assert!(sa.is_established());
+        assert!(sa.init_request.is_empty() && sa.init_response.is_empty());
+        let k = &sa.keys.as_ref().unwrap().keys;
+        assert!(
+            k.sk_pi.is_empty() && k.sk_pr.is_empty() && k.sk_ei.is_empty() && k.sk_ai.is_empty()
+        );
+        assert_eq!(k.sk_d.len(), 32);
+        assert!(sa.outstanding.is_none());
+    }
+}

@@ -47,6 +47,22 @@ impl std::fmt::Debug for IkeKeys {
 }
 
 impl IkeKeys {
+    /// Once the SA is up only SK_d derives anything (child keys, 2.17; a rekey's SKEYSEED,
+    /// 2.18): the SK payload ciphers hold their own SK_e and SK_a, and SK_p served AUTH
+    /// only (2.15). The others are zeroed and freed, and an SA held for days costs less.
+    pub fn keep_only_sk_d(&mut self) {
+        for k in [
+            &mut self.sk_ai,
+            &mut self.sk_ar,
+            &mut self.sk_ei,
+            &mut self.sk_er,
+            &mut self.sk_pi,
+            &mut self.sk_pr,
+        ] {
+            *k = Zeroizing::new(Vec::new());
+        }
+    }
+
     /// Keys for a new IKE SA from IKE_SA_INIT (RFC 7296 2.14):
     /// SKEYSEED = prf(Ni | Nr, g^ir), then prf+(SKEYSEED, Ni | Nr | SPIi | SPIr).
     pub fn derive(
