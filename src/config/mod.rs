@@ -64,6 +64,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// The vpnctl control socket.
     pub control: ControlConfig,
+    /// The OpenMetrics endpoint; `None` (the default): off.
+    pub metrics: Option<MetricsConfig>,
     /// Daemon log verbosity.
     pub log: LogConfig,
     /// Syslog output (local and remote).
@@ -271,6 +273,29 @@ impl ControlConfig {
             admin_group: None,
             mode: 0o660,
             max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// `metrics:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: MetricsListen,
+}
+
+/// Where `GET /metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsListen {
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream socket (mode 0660, root's: for a local scraper or a proxy).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsListen::Tcp(a) => write!(f, "http://{a}/metrics"),
+            MetricsListen::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
 }

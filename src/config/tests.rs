@@ -1381,3 +1381,39 @@ fn accounting_journal_path_and_when_full() {
     assert_eq!(ps[0].line, 2, "{ps:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn metrics_are_off_by_default_and_listen_on_tcp_or_a_unix_socket() {
+    assert_eq!(load("peers: []\n").unwrap().metrics, None);
+    let c = load("metrics:\n  listen: 127.0.0.1:9469\npeers: []\n").unwrap();
+    assert_eq!(
+        c.metrics.unwrap().listen,
+        MetricsListen::Tcp("127.0.0.1:9469".parse().unwrap())
+    );
+    let c = load("metrics:\n  listen: /run/vpnd/metrics.sock\npeers: []\n").unwrap();
+    assert_eq!(
+        c.metrics.unwrap().listen,
+        MetricsListen::Unix("/run/vpnd/metrics.sock".into())
+    );
+    // Reachable from other hosts: loads, with a warning at the value.
+    let w = warnings("metrics:\n  listen: 0.0.0.0:9469\npeers: []\n");
+    let p = w.iter().find(|p| p.field == "metrics.listen").unwrap();
+    assert_eq!((p.line, p.column), (2, 11), "{p}");
+    assert!(p.message.contains("without authentication"), "{p}");
+}
+
+#[test]
+fn a_bad_metrics_listen_is_refused_with_its_location() {
+    let ps = problems("metrics:\n  listen: localhost\npeers: []\n");
+    has(&ps, 2, 11, "metrics.listen", "not an address and port");
+    let ps = problems("metrics:\n  listen: 127.0.0.1\npeers: []\n");
+    has(&ps, 2, 11, "metrics.listen", "not an address and port");
+    let ps = problems("metrics: {}\npeers: []\n");
+    assert_eq!(ps[0].field, "metrics.listen", "{ps:?}");
+    assert!(ps[0].message.contains("missing"), "{ps:?}");
+    let long = format!("/run/{}.sock", "x".repeat(120));
+    let ps = problems(&format!("metrics:\n  listen: {long}\npeers: []\n"));
+    has(&ps, 2, 11, "metrics.listen", "a Unix socket path is at most");
+    let ps = problems("metrics:\n  listen: 127.0.0.1:9469\n  tls: yes\npeers: []\n");
+    assert!(ps[0].message.contains("tls"), "{ps:?}");
+}

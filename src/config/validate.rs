@@ -122,6 +122,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         .and_then(|a| a.value.journal.as_ref().map(|j| j.referenced));
     let local = cx.local(raw.local.map(|s| s.value).unwrap_or_default());
     let control = cx.control(raw.control.map(|s| s.value).unwrap_or_default());
+    let metrics = raw.metrics.and_then(|m| cx.metrics(m));
     let log = LogConfig {
         level: raw.log.and_then(|l| l.value.level).unwrap_or_default(),
     };
@@ -164,6 +165,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         Ok(Config {
             local,
             control,
+            metrics,
             log,
             syslog,
             radius,
@@ -482,7 +484,7 @@ impl Ctx {
     fn control(&mut self, f: file::ControlFile) -> ControlConfig {
         let socket = self.absolute_path(f.socket.as_ref(), "control.socket", "/run/vpnd/vpnd.sock");
         if let Some(s) = &f.socket {
-            self.socket_path(&socket, s);
+            self.socket_path(&socket, s, "control.socket");
         }
         let group = self.local_group(f.group.as_ref(), "control.group");
         let admin_group = self.local_group(f.admin_group.as_ref(), "control.admin_group");
@@ -531,6 +533,49 @@ impl Ctx {
         }
     }
 
+    /// `metrics: { listen: ADDRESS:PORT | /absolute/socket/path }`: off when absent.
+    /// Served without authentication, so an address other hosts can reach is a warning.
+    fn metrics(&mut self, m: S<file::MetricsFile>) -> Option<MetricsConfig> {
+        let field = "metrics.listen";
+        let Some(s) = m.value.listen else {
+            self.err(
+                m.referenced,
+                field,
+                "missing: an address and port (127.0.0.1:9469) or a Unix socket path",
+            );
+            return None;
+        };
+        let v = s.value.trim();
+        if v.starts_with('/') {
+            let path = PathBuf::from(v);
+            self.socket_path(&path, &s, field);
+            return Some(MetricsConfig {
+                listen: MetricsListen::Unix(path),
+            });
+        }
+        let addr = self.parse(&s, field, |v| {
+            v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                format!(
+                    "'{v}': not an address and port (127.0.0.1:9469, [::1]:9469) nor an \
+                     absolute Unix socket path"
+                )
+            })
+        })?;
+        if !addr.ip().is_loopback() {
+            self.warn(
+                s.referenced,
+                field,
+                format!(
+                    "{addr}: the metrics (peer names, addresses, user names) are served \
+                     without authentication to every host that reaches this address"
+                ),
+            );
+        }
+        Some(MetricsConfig {
+            listen: MetricsListen::Tcp(addr),
+        })
+    }
+
     /// A group name that exists in /etc/group (the daemon resolves it there at start).
     fn local_group(&mut self, s: Option<&Str>, field: &str) -> Option<String> {
         let name = self.label(s, field, 32)?;
@@ -546,13 +591,13 @@ impl Ctx {
     }
 
     /// What would make binding the control socket fail at start.
-    fn socket_path(&mut self, socket: &Path, s: &Str) {
+    fn socket_path(&mut self, socket: &Path, s: &Str, field: &str) {
         use std::os::unix::fs::FileTypeExt;
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
             self.err(
                 s.referenced,
-                "control.socket",
+                field,
                 format!("{len} bytes long; a Unix socket path is at most {MAX_SOCKET_PATH}"),
             );
             return;
@@ -560,7 +605,7 @@ impl Ctx {
         match std::fs::symlink_metadata(socket) {
             Ok(m) if !m.file_type().is_socket() => self.err(
                 s.referenced,
-                "control.socket",
+                field,
                 format!(
                     "{} exists and is not a socket (vpnd replaces only a stale socket)",
                     socket.display()
@@ -569,12 +614,12 @@ impl Ctx {
             _ => {
                 if let Some(dir) = socket.parent() {
                     if let Err(m) = creatable_dir(dir) {
-                        self.err(s.referenced, "control.socket", m);
+                        self.err(s.referenced, field, m);
                         return;
                     }
                 }
                 if let Some(m) = outside_the_unit(socket) {
-                    self.warn(s.referenced, "control.socket", m);
+                    self.warn(s.referenced, field, m);
                 }
             }
         }
