@@ -262,7 +262,7 @@ impl Accounting {
             .with_context(|| format!("accounting sessions journal {}", sessions_path.display()))?;
         let r = snapshots.recovery();
         if r.corrupt_lines > 0 {
-            error!(path = %sessions_path.display(), corrupt = r.corrupt_lines, saved_to = ?r.corrupt_file,
+            error!(path = %sessions_path.display(), corrupt = r.corrupt_lines, saved_to = %r.corrupt_file.as_ref().map_or_else(|| "-".into(), |p| p.display().to_string()),
                 "accounting sessions journal: CORRUPT lines moved aside; the crash Stops they held are NOT sent (see the saved file)");
         }
         let refuse = Arc::new(AtomicBool::new(

@@ -86,10 +86,19 @@ fn main() -> ExitCode {
         }
     };
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
-        .init();
+    // To stderr, one line per event; colours only for a terminal; no timestamps in the
+    // journal (it has its own).
+    let style = vpnd::daemon::logging::LogStyle::detect();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(style.ansi)
+        .with_writer(vpnd::daemon::logging::stderr_one_line);
+    let registry = tracing_subscriber::registry().with(filter);
+    if style.time {
+        registry.with(fmt).init();
+    } else {
+        registry.with(fmt.without_time()).init();
+    }
     let log = vpnd::daemon::logging::LogControl::new(handle, base);
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
