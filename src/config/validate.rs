@@ -122,7 +122,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         .and_then(|a| a.value.journal.as_ref().map(|j| j.referenced));
     let local = cx.local(raw.local.map(|s| s.value).unwrap_or_default());
     let control = cx.control(raw.control.map(|s| s.value).unwrap_or_default());
-    let metrics = raw.metrics.and_then(|m| cx.metrics(m));
+    let metrics = raw.metrics.and_then(|m| cx.metrics(m, &control.socket));
     let log = LogConfig {
         level: raw.log.and_then(|l| l.value.level).unwrap_or_default(),
     };
@@ -535,7 +535,7 @@ impl Ctx {
 
     /// `metrics: { listen: ADDRESS:PORT | /absolute/socket/path }`: off when absent.
     /// Served without authentication, so an address other hosts can reach is a warning.
-    fn metrics(&mut self, m: S<file::MetricsFile>) -> Option<MetricsConfig> {
+    fn metrics(&mut self, m: S<file::MetricsFile>, control: &Path) -> Option<MetricsConfig> {
         let field = "metrics.listen";
         let Some(s) = m.value.listen else {
             self.err(
@@ -548,6 +548,10 @@ impl Ctx {
         let v = s.value.trim();
         if v.starts_with('/') {
             let path = PathBuf::from(v);
+            if path == control {
+                self.err(s.referenced, field, "the control socket's path: use another");
+                return None;
+            }
             self.socket_path(&path, &s, field);
             return Some(MetricsConfig {
                 listen: MetricsListen::Unix(path),
