@@ -1,31 +1,11 @@
 //! vpnd: the IKEv2 daemon. `vpnd --config /etc/vpnd/vpnd.yaml`; `--check` validates the
 //! configuration and exits (every problem with file, line and column).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use vpnd::config::Config;
-
-#[derive(Parser)]
-#[command(
-    name = "vpnd",
-    version,
-    about = "IKEv2 daemon for the Linux XFRM stack"
-)]
-struct Args {
-    /// The YAML configuration.
-    #[arg(long, short, default_value = "/etc/vpnd/vpnd.yaml")]
-    config: PathBuf,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check: bool,
-    /// Remove every SA and policy vpnd owns from the kernel, the standing policies that
-    /// keep protected flows blocked while vpnd is stopped included, and exit. Run it with
-    /// vpnd stopped, to take a gateway out of service: the flows then leave in clear.
-    #[arg(long, conflicts_with = "check")]
-    flush: bool,
-}
+use vpnd::daemon::args::Args;
 
 /// One thread: the daemon is one owner task and its helpers, all waiting on I/O.
 fn runtime() -> Option<tokio::runtime::Runtime> {

@@ -3,6 +3,7 @@
 //! announces it leaves). One task owns the engine and the kernel bookkeeping; socket
 //! readers and the XFRM event stream feed it through channels.
 
+pub mod args;
 pub mod iface;
 pub mod kernel;
 pub mod logging;
