@@ -42,5 +42,8 @@ fn the_packaged_default_configuration_loads() {
     let path = root().join("debian/vpnd.yaml");
     let c = vpnd::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.peers.is_empty());
-    assert_eq!(c.metrics, None, "metrics stay off unless the operator turns them on");
+    assert_eq!(
+        c.metrics, None,
+        "metrics stay off unless the operator turns them on"
+    );
 }

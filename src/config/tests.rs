@@ -1413,7 +1413,13 @@ fn a_bad_metrics_listen_is_refused_with_its_location() {
     assert!(ps[0].message.contains("missing"), "{ps:?}");
     let long = format!("/run/{}.sock", "x".repeat(120));
     let ps = problems(&format!("metrics:\n  listen: {long}\npeers: []\n"));
-    has(&ps, 2, 11, "metrics.listen", "a Unix socket path is at most");
+    has(
+        &ps,
+        2,
+        11,
+        "metrics.listen",
+        "a Unix socket path is at most",
+    );
     let ps = problems("metrics:\n  listen: /run/vpnd/vpnd.sock\npeers: []\n");
     has(&ps, 2, 11, "metrics.listen", "the control socket's path");
     let ps = problems("metrics:\n  listen: 127.0.0.1:9469\n  tls: yes\npeers: []\n");

@@ -549,7 +549,11 @@ impl Ctx {
         if v.starts_with('/') {
             let path = PathBuf::from(v);
             if path == control {
-                self.err(s.referenced, field, "the control socket's path: use another");
+                self.err(
+                    s.referenced,
+                    field,
+                    "the control socket's path: use another",
+                );
                 return None;
             }
             self.socket_path(&path, &s, field);

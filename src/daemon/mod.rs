@@ -484,7 +484,8 @@ impl Daemon {
             .xfrm()
             .dump_counters(vpnd_xfrm::DumpScope::Owned)
             .await;
-        self.ops.dumped(dump.as_ref().ok().map(|_| started.elapsed()));
+        self.ops
+            .dumped(dump.as_ref().ok().map(|_| started.elapsed()));
         match dump {
             Ok(dump) => {
                 self.sessions.counters(&dump);
