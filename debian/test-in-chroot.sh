@@ -1,0 +1,41 @@
+#!/bin/bash
+# Installs the built package in a fresh Debian 12 chroot and checks what an operator would:
+# files and modes, the conffile kept across an upgrade, man pages, bash completion, purge.
+# Usage (as root, after `cargo run --example gen-docs && cargo deb --strip`):
+#   bash debian/test-in-chroot.sh [CHROOT_DIR]   # debootstraps it first if missing (~2 min)
+# No systemd runs in a chroot: the unit is installed and enabled, not started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+C=${1:-/tmp/vpnd-deb-chroot}
+deb=$(ls target/debian/vpnd_*_amd64.deb | head -1)
+if [[ ! -x $C/usr/bin/dpkg ]]; then
+    command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
+    debootstrap --variant=minbase bookworm "$C" http://deb.debian.org/debian
+fi
+cp /etc/resolv.conf "$C/etc/resolv.conf"
+chroot "$C" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq man-db bash-completion >/dev/null'
+cp "$deb" "$C/tmp/vpnd.deb"
+# A later revision of the same build, to upgrade to. (cargo deb empties target/debian
+# first: the package under test is put back below.)
+cargo deb --no-build --strip --deb-revision 99 -o "$C/tmp/vpnd-upgrade.deb" >/dev/null
+mkdir -p target/debian && cp "$C/tmp/vpnd.deb" "$deb"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+inroot() { chroot "$C" sh -c "$1"; }
+inroot 'dpkg -i /tmp/vpnd.deb' >/dev/null
+[[ $(inroot 'stat -c %a /etc/vpnd/vpnd.yaml') == 600 ]] || fail "conffile mode"
+[[ $(inroot 'stat -c %a /var/lib/vpnd') == 700 ]] || fail "/var/lib/vpnd mode"
+inroot 'grep -qx /etc/vpnd/vpnd.yaml /var/lib/dpkg/info/vpnd.conffiles' || fail "not a conffile"
+inroot 'vpnd --check' >/dev/null 2>&1 || fail "vpnd --check of the default configuration"
+inroot 'test -e /etc/systemd/system/multi-user.target.wants/vpnd.service' || fail "unit not enabled"
+for page in vpnd.yaml vpnd vpnctl; do
+    inroot "man -w $page" >/dev/null || fail "man $page"
+done
+inroot 'MANWIDTH=80 man vpnd.yaml' | grep -q 'metrics' || fail "man vpnd.yaml has no metrics"
+words=$(chroot "$C" bash -c 'source /usr/share/bash-completion/bash_completion; _completion_loader vpnctl
+    COMP_WORDS=(vpnctl sh); COMP_CWORD=1; _vpnctl vpnctl sh vpnctl; echo "${COMPREPLY[*]}"')
+[[ $words == *show* ]] || fail "bash completion of 'vpnctl sh': $words"
+inroot 'echo "# an edit" >>/etc/vpnd/vpnd.yaml; dpkg -i /tmp/vpnd-upgrade.deb </dev/null' >/dev/null
+[[ $(inroot 'tail -1 /etc/vpnd/vpnd.yaml') == "# an edit" ]] || fail "the upgrade overwrote the conffile"
+inroot 'dpkg --purge vpnd' >/dev/null
+inroot 'test ! -e /etc/vpnd && test ! -e /var/lib/vpnd && test ! -e /usr/sbin/vpnd' || fail "purge left files"
+echo "package OK: install, conffile kept on upgrade, man pages, completion, purge ($deb)"
