@@ -306,21 +306,28 @@ fn the_watchdog_is_pinged_from_the_daemon_loop_and_stops_when_it_stalls() {
                 ("WATCHDOG_USEC", "400000"),
             ],
         );
-        let first = notifications(&fake, Duration::from_secs(3));
+        // Up to READY=1 (a loaded machine may take a while to start vpnd), then 2 s more.
+        let mut first = Vec::new();
+        let until = Instant::now() + Duration::from_secs(30);
+        while !first.iter().any(|m: &String| m.contains("READY=1")) && Instant::now() < until {
+            first.extend(notifications(&fake, Duration::from_millis(200)));
+        }
         let log = d.log();
         assert!(
             first.iter().any(|m| m.contains("READY=1")),
             "{first:?}\n{log}"
         );
+        let running = notifications(&fake, Duration::from_secs(2));
+        first.extend(running.iter().cloned());
         let status = first
             .iter()
             .find_map(|m| m.lines().find_map(|l| l.strip_prefix("STATUS=")))
             .unwrap_or_else(|| panic!("no STATUS= in {first:?}\n{log}"));
         assert_eq!(status, "0 sessions up, 0 down; 0 IKE SAs, 0 negotiating");
-        let pings = first.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+        let pings = running.iter().filter(|m| m.contains("WATCHDOG=1")).count();
         assert!(
-            pings >= 8,
-            "{pings} pings in 3 s at one per 200 ms: {first:?}"
+            pings >= 5,
+            "{pings} pings in 2 s at one per 200 ms: {running:?}"
         );
 
         // The loop stalls: within a ping interval the pings stop.
@@ -334,7 +341,7 @@ fn the_watchdog_is_pinged_from_the_daemon_loop_and_stops_when_it_stalls() {
         );
         assert!(d.log().contains("stalling the daemon loop"), "{}", d.log());
         // It runs again (the hook holds it 5 s): the pings come back.
-        let after = notifications(&fake, Duration::from_secs(5));
+        let after = notifications(&fake, Duration::from_secs(8));
         assert!(
             after.iter().any(|m| m.contains("WATCHDOG=1")),
             "no ping after the stall: {after:?}\n{}",
