@@ -421,4 +421,43 @@ mod tests {
             Some(12.5)
         );
     }
+
+    #[test]
+    fn ten_thousand_sessions_make_forty_thousand_series() {
+        let sessions: Vec<SessionSample> = (0..10_000u32)
+            .map(|i| SessionSample {
+                peer: "clients".into(),
+                remote: format!("10.{}.{}.{}:500", i >> 16, (i >> 8) & 255, i & 255),
+                fvrf: None,
+                ivrf: None,
+                username: Some(format!("client{i}.example")),
+                totals: crate::session::model::Totals {
+                    bytes_in: u64::from(i),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let snap = Arc::new(EngineSnapshot {
+            sessions,
+            ..EngineSnapshot::default()
+        });
+        let started = std::time::Instant::now();
+        let text = encode(snap, None);
+        let took = started.elapsed();
+        let samples = parse(&text).unwrap();
+        let per_session = samples
+            .iter()
+            .filter(|s| s.name.starts_with("vpnd_session_"))
+            .count();
+        assert_eq!(per_session, 40_000);
+        assert_eq!(
+            value(
+                &samples,
+                "vpnd_session_bytes_total",
+                &[("direction", "in"), ("username", "client9999.example")]
+            ),
+            Some(9999.0)
+        );
+        eprintln!("encoding 10,000 sessions: {took:?}, {} bytes", text.len());
+    }
 }
