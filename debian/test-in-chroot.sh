@@ -22,8 +22,13 @@ mkdir -p target/debian && cp "$C/tmp/vpnd.deb" "$deb"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 inroot() { chroot "$C" sh -c "$1"; }
 inroot 'dpkg -i /tmp/vpnd.deb' >/dev/null
-[[ $(inroot 'stat -c %a /etc/vpnd/vpnd.yaml') == 600 ]] || fail "conffile mode"
-[[ $(inroot 'stat -c %a /var/lib/vpnd') == 700 ]] || fail "/var/lib/vpnd mode"
+inroot 'getent passwd vpnd' | grep -q ':/var/lib/vpnd:/usr/sbin/nologin$' || fail "the vpnd user"
+[[ $(inroot 'stat -c "%a %U:%G" /etc/vpnd/vpnd.yaml') == "640 root:vpnd" ]] || fail "conffile mode"
+[[ $(inroot 'stat -c "%a %U:%G" /var/lib/vpnd') == "700 vpnd:vpnd" ]] || fail "/var/lib/vpnd mode"
+inroot 'grep -q "^User=vpnd$" /usr/lib/systemd/system/vpnd.service' || fail "the unit's User="
+# The daemon's user can read its configuration (as the unit runs it).
+inroot 'setpriv --reuid=vpnd --regid=vpnd --init-groups vpnd --check' >/dev/null 2>&1 ||
+    fail "vpnd --check as the vpnd user"
 inroot 'grep -qx /etc/vpnd/vpnd.yaml /var/lib/dpkg/info/vpnd.conffiles' || fail "not a conffile"
 inroot 'vpnd --check' >/dev/null 2>&1 || fail "vpnd --check of the default configuration"
 inroot 'test -e /etc/systemd/system/multi-user.target.wants/vpnd.service' || fail "unit not enabled"

@@ -255,7 +255,7 @@ pub struct ControlConfig {
     /// daemon (`clear`, `debug`, a future reload); `None`: only root and the daemon's user.
     pub admin_group: Option<String>,
     /// Socket permission bits [0o666 when a group is set, else 0o660]. vpnd does not chown
-    /// the socket (that needs CAP_CHOWN, which the unit does not grant): it stays root's,
+    /// the socket (that needs CAP_CHOWN, which the unit does not grant): it stays vpnd's,
     /// and every connection is authorized from the client's kernel-reported credentials
     /// (SO_PEERCRED, SO_PEERGROUPS), so with groups the file must let everyone connect.
     pub mode: u32,

@@ -1270,7 +1270,7 @@ fn control_socket_groups_mode_and_limits() {
         2,
         9,
         "control.mode",
-        "0066: the owner (root) needs read and write",
+        "0066: the owner (vpnd's own user) needs read and write",
     );
     let w = warnings(&ctl("  mode: 0666\n"));
     let p = w.iter().find(|p| p.field == "control.mode").unwrap();

@@ -649,8 +649,8 @@ impl Ctx {
                 s.referenced,
                 field,
                 format!(
-                    "{mode:04o}: the owner (root) needs read and write: under the unit, root \
-                     has no CAP_DAC_OVERRIDE and could not connect"
+                    "{mode:04o}: the owner (vpnd's own user) needs read and write: under the \
+                     unit, it has no CAP_DAC_OVERRIDE and could not connect"
                 ),
             );
         } else if grouped && mode & 0o006 != 0o006 {
