@@ -32,6 +32,13 @@ inroot 'setpriv --reuid=vpnd --regid=vpnd --init-groups vpnd --check' >/dev/null
 inroot 'grep -qx /etc/vpnd/vpnd.yaml /var/lib/dpkg/info/vpnd.conffiles' || fail "not a conffile"
 inroot 'vpnd --check' >/dev/null 2>&1 || fail "vpnd --check of the default configuration"
 inroot 'test -e /etc/systemd/system/multi-user.target.wants/vpnd.service' || fail "unit not enabled"
+# A psk_file only root can read: --check (as root) says the unit's user cannot read it.
+inroot 'umask 077; echo ops-chroot-secret-0123456789 >/etc/vpnd/p.psk
+    printf "local: { addresses: [192.0.2.1] }\npeers:\n  - { name: p, address: 192.0.2.2, psk_file: /etc/vpnd/p.psk, children: [ { name: c, local_ts: [10.0.0.0/24], remote_ts: [10.0.1.0/24] } ] }\n" >/tmp/p.yaml
+    vpnd --check -c /tmp/p.yaml 2>&1' | grep -q "cannot be read by the user 'vpnd'" || fail "psk_file warning"
+inroot 'chown vpnd: /etc/vpnd/p.psk; vpnd --check -c /tmp/p.yaml 2>&1' | grep -q "cannot be read" &&
+    fail "psk_file warning for vpnd's own file"
+inroot 'rm /etc/vpnd/p.psk /tmp/p.yaml'
 for page in vpnd.yaml vpnd vpnctl; do
     inroot "man -w $page" >/dev/null || fail "man $page"
 done

@@ -310,6 +310,19 @@ pub fn local_group_gid(name: &str) -> Option<u32> {
     })
 }
 
+/// The user the shipped unit runs vpnd as (`User=` in systemd/vpnd.service).
+pub const UNIT_USER: &str = "vpnd";
+
+/// The uid and primary gid of a user, from /etc/passwd (no NSS, as [`local_group_gid`]).
+pub fn local_user_ids(name: &str) -> Option<(u32, u32)> {
+    let users = std::fs::read_to_string("/etc/passwd").ok()?;
+    users.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
 /// `log:`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {

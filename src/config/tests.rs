@@ -1425,3 +1425,23 @@ fn a_bad_metrics_listen_is_refused_with_its_location() {
     let ps = problems("metrics:\n  listen: 127.0.0.1:9469\n  tls: yes\npeers: []\n");
     assert!(ps[0].message.contains("tls"), "{ps:?}");
 }
+
+#[test]
+fn a_psk_file_the_units_user_cannot_read_is_told() {
+    use super::validate::unit_user_can_read;
+    let vpnd = (998, 997);
+    assert!(
+        unit_user_can_read(vpnd, 998, 0, 0o600),
+        "vpnd's own 0600 file"
+    );
+    assert!(unit_user_can_read(vpnd, 0, 997, 0o640), "root:vpnd 0640");
+    assert!(
+        !unit_user_can_read(vpnd, 0, 0, 0o600),
+        "root's 0600: vpnd cannot read it"
+    );
+    assert!(!unit_user_can_read(vpnd, 0, 997, 0o600), "root:vpnd 0600");
+    assert!(
+        !unit_user_can_read(vpnd, 998, 0, 0o200),
+        "vpnd's, write-only"
+    );
+}

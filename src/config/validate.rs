@@ -1369,7 +1369,9 @@ impl Ctx {
         } else {
             self.dir.join(raw)
         };
-        let read = || -> Result<(zeroize::Zeroizing<Vec<u8>>, u32), String> {
+        // The key, and the file's mode, uid and gid.
+        type KeyFile = (zeroize::Zeroizing<Vec<u8>>, u32, u32, u32);
+        let read = || -> Result<KeyFile, String> {
             let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
             let mut file = std::fs::OpenOptions::new()
                 .read(true)
@@ -1406,14 +1408,28 @@ impl Ctx {
                     path.display()
                 ));
             }
-            Ok((bytes, mode))
+            Ok((bytes, mode, meta.uid(), meta.gid()))
         };
         match read() {
             Err(m) => {
                 self.err(pf.referenced, field, m);
                 None
             }
-            Ok((bytes, mode)) => {
+            Ok((bytes, mode, uid, gid)) => {
+                // Checked as root, read at start by the unit's user: say so now.
+                if let Some(user) = local_user_ids(UNIT_USER) {
+                    if !unit_user_can_read(user, uid, gid, mode) {
+                        self.warn(
+                            pf.referenced,
+                            field,
+                            format!(
+                                "{} (uid {uid}, mode {mode:04o}) cannot be read by the user \
+                                 '{UNIT_USER}' the unit runs vpnd as: chown {UNIT_USER}: it",
+                                path.display()
+                            ),
+                        );
+                    }
+                }
                 if mode & 0o040 != 0 {
                     self.warn(
                         pf.referenced,
@@ -1701,6 +1717,12 @@ fn human(d: Duration) -> String {
 
 /// Whether `dir` exists as a directory or could be created: its nearest existing ancestor
 /// must be a directory. (Permissions are not judged: `--check` may run as another user.)
+/// Whether `user` (uid, gid) may read a file of `uid`:`gid` with `mode` (no ACLs, no
+/// supplementary groups: the unit's user has only its own group).
+pub(super) fn unit_user_can_read(user: (u32, u32), uid: u32, gid: u32, mode: u32) -> bool {
+    (user.0 == uid && mode & 0o400 != 0) || (user.1 == gid && mode & 0o040 != 0)
+}
+
 fn creatable_dir(dir: &Path) -> Result<(), String> {
     let mut p = dir;
     loop {
