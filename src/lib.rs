@@ -11,6 +11,7 @@ pub mod escape;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ike;
+pub mod metrics;
 pub mod session;
 pub mod syslog;
 

@@ -4,9 +4,10 @@
 //!   binary, re-run) lowers its own RLIMIT_NOFILE and serves the socket while this process
 //!   opens more connections than it has descriptors for. (Lowering the limit here would hit
 //!   every other test of the binary, which run as threads of one process.)
-//! - the group split works under the shipped unit: the real `vpnd` binary runs with the
-//!   capabilities systemd/vpnd.service gives it (read from the unit: bounding, inheritable and
-//!   ambient sets, no new privileges) in a network namespace of its own (so its start-up
+//! - the group split works under the shipped unit: the real `vpnd` binary runs as the unit's
+//!   user (a stand-in uid: this host has no `vpnd` user) with the capabilities
+//!   systemd/vpnd.service gives it (read from the unit: bounding, inheritable and ambient
+//!   sets, no new privileges) in a network namespace of its own (so its start-up
 //!   flush of vpnd-owned XFRM state touches nothing of this host), and `vpnctl` runs as
 //!   `nobody` with chosen groups: `show` needs `control.group`, `clear` and `debug`
 //!   `control.admin_group`. Skipped, with the reason printed, without root or setpriv.
@@ -254,6 +255,9 @@ fn the_group_split_works_under_the_units_restrictions() {
     let caps = setpriv_caps(&unit["CapabilityBoundingSet"]);
     let ambient = setpriv_caps(&unit["AmbientCapabilities"]);
     let runtime_mode = u32::from_str_radix(&unit["RuntimeDirectoryMode"], 8).unwrap();
+    // The unit's User= (vpnd) does not exist here: a uid of no account stands in for it.
+    assert_eq!(unit.get("User").map(String::as_str), Some("vpnd"));
+    let daemon_uid: u32 = 64_123;
 
     // The unit's RuntimeDirectory, as systemd makes it: root's, with the unit's mode.
     let root = temp_dir("unit");
@@ -263,6 +267,8 @@ fn the_group_split_works_under_the_units_restrictions() {
     let runtime = run.join("vpnd");
     std::fs::create_dir(&runtime).unwrap();
     std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(runtime_mode)).unwrap();
+    // As systemd makes a RuntimeDirectory for a unit with User=: the user's.
+    std::os::unix::fs::chown(&runtime, Some(daemon_uid), Some(daemon_uid)).unwrap();
     let socket = runtime.join("vpnd.sock");
     // vpnctl where nobody can run it.
     let vpnctl = root.join("vpnctl");
@@ -296,6 +302,9 @@ fn the_group_split_works_under_the_units_restrictions() {
     let mut cmd = Command::new(unshare);
     cmd.args(["--net", "--"])
         .arg(&setpriv)
+        .arg(format!("--reuid={daemon_uid}"))
+        .arg(format!("--regid={daemon_uid}"))
+        .arg("--clear-groups")
         .arg(format!("--bounding-set={caps}"))
         .arg(format!("--inh-caps={ambient}"))
         .arg(format!("--ambient-caps={ambient}"));
@@ -353,7 +362,7 @@ fn the_group_split_works_under_the_units_restrictions() {
 
     // The socket and its directory, as a non-root user sees them.
     let meta = std::fs::metadata(&socket).unwrap();
-    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o666));
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (daemon_uid, 0o666));
     assert_eq!(std::fs::metadata(&runtime).unwrap().mode() & 0o777, 0o755);
 
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();

@@ -79,6 +79,6 @@ scenario_run() {
     # charon deletes: vpnd must take its SAs and policies out of gw1's kernel.
     swanctl_in peer1 --terminate --ike site --timeout 20 >"$LAB_LOGDIR/terminate-peer1.log" 2>&1
     lab_wait 20 "gw1's kernel clean after charon's Delete" _gw1_clean
-    vpnd_log_has gw1 'IKE SA down.*PeerDelete' || lab_fail "vpnd did not log the peer's Delete"
+    vpnd_log_has gw1 'IKE SA down.*deleted by the peer' || lab_fail "vpnd did not log the peer's Delete"
     stop_vpnd gw1
 }

@@ -93,7 +93,7 @@ scenario_run() {
 
     lab_log "== peer2's link goes down: the liveness check removes its SAs"
     ip -n peer2 link set t0 down
-    lab_wait 60 "vpnd declared peer2 unreachable" vpnd_log_has gw1 'IKE SA down.*PeerUnreachable'
+    lab_wait 60 "vpnd declared peer2 unreachable" vpnd_log_has gw1 'IKE SA down.*peer unreachable'
     lab_wait 10 "gw1's kernel clean of peer2's SAs, policies standing" _gw1_clean
     stop_vpnd gw1
 }

@@ -43,7 +43,7 @@ scenario_run() {
     lab_log "== charon deletes: vpnd hears it"
     swanctl_in peer1 --terminate --ike site --timeout 20 >"$LAB_LOGDIR/terminate.log" 2>&1 ||
         lab_fail "charon's Delete was not answered (see terminate.log)"
-    lab_wait 10 "vpnd took the peer's Delete" vpnd_log_has gw1 'IKE SA down.*PeerDelete'
+    lab_wait 10 "vpnd took the peer's Delete" vpnd_log_has gw1 'IKE SA down.*deleted by the peer'
     stop_vpnd gw1
 
     lab_log "== vpnd responds: its IKE_AUTH response leaves after the child is in the kernel"

@@ -349,7 +349,7 @@ impl Task {
                         SystemTime::now() + self.config.dead_time,
                     ));
                     tracing::warn!(server = %self.spec.name, addr = %self.spec.addr,
-                        dead_time = ?self.config.dead_time, "RADIUS accounting server marked dead");
+                        dead_time_s = self.config.dead_time.as_secs(), "RADIUS accounting server marked dead");
                 }
                 let _ = f.reply.send(Err(Failure::NoAnswer { tries: f.tries }));
                 continue;

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, warn};
 use vpnd_radius::{
     AccountingRecord, AcctStatus, ClientConfig, Group, Journal, Seq, ServerSpec, ServerStats,
@@ -127,6 +127,8 @@ pub struct Accounting {
     /// Set by the task: a new session's Start can be journalled now (the outbox has room and
     /// its journal takes writes).
     can_account: Arc<AtomicBool>,
+    /// The task's latest [`crate::metrics::AccountingSnapshot`].
+    metrics: watch::Receiver<Arc<crate::metrics::AccountingSnapshot>>,
 }
 
 /// How one peer's sessions are accounted (its method list).
@@ -265,7 +267,7 @@ impl Accounting {
             .with_context(|| format!("accounting sessions journal {}", sessions_path.display()))?;
         let r = snapshots.recovery();
         if r.corrupt_lines > 0 {
-            error!(path = %sessions_path.display(), corrupt = r.corrupt_lines, saved_to = ?r.corrupt_file,
+            error!(path = %sessions_path.display(), corrupt = r.corrupt_lines, saved_to = %r.corrupt_file.as_ref().map_or_else(|| "-".into(), |p| p.display().to_string()),
                 "accounting sessions journal: CORRUPT lines moved aside; the crash Stops they held are NOT sent (see the saved file)");
         }
         let refuse = Arc::new(AtomicBool::new(
@@ -275,6 +277,7 @@ impl Accounting {
         let start_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let (metrics_tx, metrics) = watch::channel(Arc::default());
         let mut task = Task {
             profiles,
             group_names: groups.keys().cloned().collect(),
@@ -300,6 +303,7 @@ impl Accounting {
             can_account: can_account.clone(),
             journal_path: journal.display().to_string(),
             last_snapshot: Instant::now(),
+            metrics: metrics_tx,
         };
         task.recover(crashed, left_behind);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -309,6 +313,7 @@ impl Accounting {
             task,
             refuse,
             can_account,
+            metrics,
         }))
     }
 
@@ -355,6 +360,12 @@ impl Accounting {
         }
     }
 
+    /// The outbox and RADIUS servers as the metrics endpoint shows them (the task refreshes
+    /// it every second; reading it never waits on the task).
+    pub fn metrics(&self) -> watch::Receiver<Arc<crate::metrics::AccountingSnapshot>> {
+        self.metrics.clone()
+    }
+
     pub async fn show(&self) -> Option<AccountingView> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Event::Show(tx)).ok()?;
@@ -399,6 +410,8 @@ struct Task {
     can_account: Arc<AtomicBool>,
     journal_path: String,
     last_snapshot: Instant,
+    /// What the metrics endpoint shows, refreshed every second.
+    metrics: watch::Sender<Arc<crate::metrics::AccountingSnapshot>>,
 }
 
 /// A session's copy: its Acct-Session-Id and groups (what a server matches a Stop with).
@@ -603,6 +616,7 @@ impl Task {
                     }
                 }
                 _ = tick.tick() => {
+                    self.publish_metrics();
                     self.outbox.record_acks();
                     let now = unix_now();
                     let sent = self.interims(now);
@@ -1028,6 +1042,27 @@ impl Task {
         }
         self.can_account
             .store(room && !self.journal_failing, Ordering::Relaxed);
+    }
+
+    fn publish_metrics(&self) {
+        let now = SystemTime::now();
+        // The first of each queue, not a scan: both are in the order events happened.
+        let oldest = [
+            self.outbox.records().next(),
+            self.waiting.front().and_then(|w| w.records.first()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| r.event_time)
+        .min();
+        self.metrics
+            .send_replace(Arc::new(crate::metrics::AccountingSnapshot {
+                queued: (self.outbox.len() + self.waiting_records) as u64,
+                oldest_age_seconds: oldest
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                servers: self.outbox.server_stats(),
+            }));
     }
 
     fn view(&self) -> AccountingView {

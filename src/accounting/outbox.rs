@@ -119,7 +119,7 @@ impl Outbox {
             warn!(path = %path.display(), torn = r.torn_lines, "accounting journal: a torn last write was dropped (a crash while appending)");
         }
         if r.corrupt_lines > 0 {
-            error!(path = %path.display(), corrupt = r.corrupt_lines, saved_to = ?r.corrupt_file,
+            error!(path = %path.display(), corrupt = r.corrupt_lines, saved_to = %r.corrupt_file.as_ref().map_or_else(|| "-".into(), |p| p.display().to_string()),
                 "accounting journal: CORRUPT lines moved aside; their records are NOT sent (see the saved file)");
         }
         if !pending.is_empty() {

@@ -323,3 +323,58 @@ async fn a_crash_stop_carries_the_kernel_counters_of_the_sas_left_behind() {
     assert_eq!(stop.u32(48), Some(4 + 90), "Acct-Output-Packets");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Polls the task's metrics snapshot until `ok` holds (it is refreshed every second).
+async fn metrics_until(
+    a: &Accounting,
+    what: &str,
+    ok: impl Fn(&crate::metrics::AccountingSnapshot) -> bool,
+) -> crate::metrics::AccountingSnapshot {
+    let m = a.metrics();
+    for _ in 0..100 {
+        let s = m.borrow().as_ref().clone();
+        if ok(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("metrics never showed {what}: {:?}", m.borrow());
+}
+
+#[tokio::test]
+async fn metrics_count_forged_answers_timeouts_and_the_outbox() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("metrics");
+    let cfg = config(&dir, server.local_addr().unwrap(), "");
+    let a = Accounting::start(&cfg, &[])
+        .unwrap()
+        .expect("a peer has a list");
+    // Accounting-On, answered with a garbage Response Authenticator: dropped, then the
+    // request times out (1 s, no retransmission) and waits in the outbox.
+    let mut buf = [0u8; 4096];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(10), server.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n >= 20);
+    let mut forged = vec![5, buf[1], 0, 20];
+    forged.extend_from_slice(&[0xEE; 16]);
+    server.send_to(&forged, from).await.unwrap();
+    let s = metrics_until(&a, "a forged answer and a timeout", |s| {
+        s.servers
+            .first()
+            .is_some_and(|v| v.forged >= 1 && v.timeouts >= 1)
+    })
+    .await;
+    assert_eq!(s.servers.len(), 1);
+    assert_eq!(s.servers[0].name, "t");
+    assert!(s.servers[0].requests >= 1, "{s:?}");
+    let s = metrics_until(&a, "the waiting record", |s| s.queued == 1).await;
+    assert!(s.oldest_age_seconds > 0.0, "{s:?}");
+    // The retry is answered: the outbox empties.
+    assert_eq!(recv(&server, true).await.status(), 7, "Accounting-On again");
+    let s = metrics_until(&a, "an empty outbox", |s| s.queued == 0).await;
+    assert_eq!(s.oldest_age_seconds, 0.0);
+    a.shutdown(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,31 +1,11 @@
 //! vpnd: the IKEv2 daemon. `vpnd --config /etc/vpnd/vpnd.yaml`; `--check` validates the
 //! configuration and exits (every problem with file, line and column).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use vpnd::config::Config;
-
-#[derive(Parser)]
-#[command(
-    name = "vpnd",
-    version,
-    about = "IKEv2 daemon for the Linux XFRM stack"
-)]
-struct Args {
-    /// The YAML configuration.
-    #[arg(long, short, default_value = "/etc/vpnd/vpnd.yaml")]
-    config: PathBuf,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check: bool,
-    /// Remove every SA and policy vpnd owns from the kernel, the standing policies that
-    /// keep protected flows blocked while vpnd is stopped included, and exit. Run it with
-    /// vpnd stopped, to take a gateway out of service: the flows then leave in clear.
-    #[arg(long, conflicts_with = "check")]
-    flush: bool,
-}
+use vpnd::daemon::args::Args;
 
 /// One thread: the daemon is one owner task and its helpers, all waiting on I/O.
 fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -86,10 +66,19 @@ fn main() -> ExitCode {
         }
     };
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
-        .init();
+    // To stderr, one line per event; colours only for a terminal; no timestamps in the
+    // journal (it has its own).
+    let style = vpnd::daemon::logging::LogStyle::detect();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(style.ansi)
+        .with_writer(vpnd::daemon::logging::stderr_one_line);
+    let registry = tracing_subscriber::registry().with(filter);
+    if style.time {
+        registry.with(fmt).init();
+    } else {
+        registry.with(fmt.without_time()).init();
+    }
     let log = vpnd::daemon::logging::LogControl::new(handle, base);
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");

@@ -22,6 +22,7 @@ pub(super) type Str = Spanned<String>;
 pub(super) struct FileConfig {
     pub local: Option<S<LocalFile>>,
     pub control: Option<S<ControlFile>>,
+    pub metrics: Option<S<MetricsFile>>,
     pub log: Option<S<LogFile>>,
     pub syslog: Option<S<SyslogFile>>,
     pub radius: Option<S<RadiusFile>>,
@@ -50,6 +51,12 @@ pub(super) struct ControlFile {
     pub admin_group: Option<Str>,
     pub mode: Option<Str>,
     pub max_clients: Option<S<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct MetricsFile {
+    pub listen: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// The vpnctl control socket.
     pub control: ControlConfig,
+    /// The OpenMetrics endpoint; `None` (the default): off.
+    pub metrics: Option<MetricsConfig>,
     /// Daemon log verbosity.
     pub log: LogConfig,
     /// Syslog output (local and remote).
@@ -257,7 +259,7 @@ pub struct ControlConfig {
     /// daemon (`clear`, `debug`, a future reload); `None`: only root and the daemon's user.
     pub admin_group: Option<String>,
     /// Socket permission bits [0o666 when a group is set, else 0o660]. vpnd does not chown
-    /// the socket (that needs CAP_CHOWN, which the unit does not grant): it stays root's,
+    /// the socket (that needs CAP_CHOWN, which the unit does not grant): it stays vpnd's,
     /// and every connection is authorized from the client's kernel-reported credentials
     /// (SO_PEERCRED, SO_PEERGROUPS), so with groups the file must let everyone connect.
     pub mode: u32,
@@ -279,6 +281,29 @@ impl ControlConfig {
     }
 }
 
+/// `metrics:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: MetricsListen,
+}
+
+/// Where `GET /metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsListen {
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream socket (mode 0660, root's: for a local scraper or a proxy).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsListen::Tcp(a) => write!(f, "http://{a}/metrics"),
+            MetricsListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// The gid of a group, from /etc/group (no NSS: the control groups of a daemon are local,
 /// and the check must not wait on a directory server).
 pub fn local_group_gid(name: &str) -> Option<u32> {
@@ -286,6 +311,19 @@ pub fn local_group_gid(name: &str) -> Option<u32> {
     groups.lines().find_map(|l| {
         let mut f = l.split(':');
         (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
+    })
+}
+
+/// The user the shipped unit runs vpnd as (`User=` in systemd/vpnd.service).
+pub const UNIT_USER: &str = "vpnd";
+
+/// The uid and primary gid of a user, from /etc/passwd (no NSS, as [`local_group_gid`]).
+pub fn local_user_ids(name: &str) -> Option<(u32, u32)> {
+    let users = std::fs::read_to_string("/etc/passwd").ok()?;
+    users.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
     })
 }
 

@@ -1270,7 +1270,7 @@ fn control_socket_groups_mode_and_limits() {
         2,
         9,
         "control.mode",
-        "0066: the owner (root) needs read and write",
+        "0066: the owner (vpnd's own user) needs read and write",
     );
     let w = warnings(&ctl("  mode: 0666\n"));
     let p = w.iter().find(|p| p.field == "control.mode").unwrap();
@@ -1538,4 +1538,68 @@ fn a_peer_builds_its_engine_policy() {
     assert_eq!(ch.lifetime_bytes, None);
     assert_eq!(ch.local_ts.len(), 1);
     assert!(e.initial_contact);
+}
+
+#[test]
+fn metrics_are_off_by_default_and_listen_on_tcp_or_a_unix_socket() {
+    assert_eq!(load("peers: []\n").unwrap().metrics, None);
+    let c = load("metrics:\n  listen: 127.0.0.1:9469\npeers: []\n").unwrap();
+    assert_eq!(
+        c.metrics.unwrap().listen,
+        MetricsListen::Tcp("127.0.0.1:9469".parse().unwrap())
+    );
+    let c = load("metrics:\n  listen: /run/vpnd/metrics.sock\npeers: []\n").unwrap();
+    assert_eq!(
+        c.metrics.unwrap().listen,
+        MetricsListen::Unix("/run/vpnd/metrics.sock".into())
+    );
+    // Reachable from other hosts: loads, with a warning at the value.
+    let w = warnings("metrics:\n  listen: 0.0.0.0:9469\npeers: []\n");
+    let p = w.iter().find(|p| p.field == "metrics.listen").unwrap();
+    assert_eq!((p.line, p.column), (2, 11), "{p}");
+    assert!(p.message.contains("without authentication"), "{p}");
+}
+
+#[test]
+fn a_bad_metrics_listen_is_refused_with_its_location() {
+    let ps = problems("metrics:\n  listen: localhost\npeers: []\n");
+    has(&ps, 2, 11, "metrics.listen", "not an address and port");
+    let ps = problems("metrics:\n  listen: 127.0.0.1\npeers: []\n");
+    has(&ps, 2, 11, "metrics.listen", "not an address and port");
+    let ps = problems("metrics: {}\npeers: []\n");
+    assert_eq!(ps[0].field, "metrics.listen", "{ps:?}");
+    assert!(ps[0].message.contains("missing"), "{ps:?}");
+    let long = format!("/run/{}.sock", "x".repeat(120));
+    let ps = problems(&format!("metrics:\n  listen: {long}\npeers: []\n"));
+    has(
+        &ps,
+        2,
+        11,
+        "metrics.listen",
+        "a Unix socket path is at most",
+    );
+    let ps = problems("metrics:\n  listen: /run/vpnd/vpnd.sock\npeers: []\n");
+    has(&ps, 2, 11, "metrics.listen", "the control socket's path");
+    let ps = problems("metrics:\n  listen: 127.0.0.1:9469\n  tls: yes\npeers: []\n");
+    assert!(ps[0].message.contains("tls"), "{ps:?}");
+}
+
+#[test]
+fn a_psk_file_the_units_user_cannot_read_is_told() {
+    use super::validate::unit_user_can_read;
+    let vpnd = (998, 997);
+    assert!(
+        unit_user_can_read(vpnd, 998, 0, 0o600),
+        "vpnd's own 0600 file"
+    );
+    assert!(unit_user_can_read(vpnd, 0, 997, 0o640), "root:vpnd 0640");
+    assert!(
+        !unit_user_can_read(vpnd, 0, 0, 0o600),
+        "root's 0600: vpnd cannot read it"
+    );
+    assert!(!unit_user_can_read(vpnd, 0, 997, 0o600), "root:vpnd 0600");
+    assert!(
+        !unit_user_can_read(vpnd, 998, 0, 0o200),
+        "vpnd's, write-only"
+    );
 }

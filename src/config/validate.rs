@@ -136,6 +136,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         .and_then(|a| a.value.journal.as_ref().map(|j| j.referenced));
     let local = cx.local(raw.local.map(|s| s.value).unwrap_or_default());
     let control = cx.control(raw.control.map(|s| s.value).unwrap_or_default());
+    let metrics = raw.metrics.and_then(|m| cx.metrics(m, &control.socket));
     let log = LogConfig {
         level: raw.log.and_then(|l| l.value.level).unwrap_or_default(),
     };
@@ -179,6 +180,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         Ok(Config {
             local,
             control,
+            metrics,
             log,
             syslog,
             radius,
@@ -498,7 +500,7 @@ impl Ctx {
     fn control(&mut self, f: file::ControlFile) -> ControlConfig {
         let socket = self.absolute_path(f.socket.as_ref(), "control.socket", "/run/vpnd/vpnd.sock");
         if let Some(s) = &f.socket {
-            self.socket_path(&socket, s);
+            self.socket_path(&socket, s, "control.socket");
         }
         let group = self.local_group(f.group.as_ref(), "control.group");
         let admin_group = self.local_group(f.admin_group.as_ref(), "control.admin_group");
@@ -547,6 +549,57 @@ impl Ctx {
         }
     }
 
+    /// `metrics: { listen: ADDRESS:PORT | /absolute/socket/path }`: off when absent.
+    /// Served without authentication, so an address other hosts can reach is a warning.
+    fn metrics(&mut self, m: S<file::MetricsFile>, control: &Path) -> Option<MetricsConfig> {
+        let field = "metrics.listen";
+        let Some(s) = m.value.listen else {
+            self.err(
+                m.referenced,
+                field,
+                "missing: an address and port (127.0.0.1:9469) or a Unix socket path",
+            );
+            return None;
+        };
+        let v = s.value.trim();
+        if v.starts_with('/') {
+            let path = PathBuf::from(v);
+            if path == control {
+                self.err(
+                    s.referenced,
+                    field,
+                    "the control socket's path: use another",
+                );
+                return None;
+            }
+            self.socket_path(&path, &s, field);
+            return Some(MetricsConfig {
+                listen: MetricsListen::Unix(path),
+            });
+        }
+        let addr = self.parse(&s, field, |v| {
+            v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                format!(
+                    "'{v}': not an address and port (127.0.0.1:9469, [::1]:9469) nor an \
+                     absolute Unix socket path"
+                )
+            })
+        })?;
+        if !addr.ip().is_loopback() {
+            self.warn(
+                s.referenced,
+                field,
+                format!(
+                    "{addr}: the metrics (peer names, addresses, user names) are served \
+                     without authentication to every host that reaches this address"
+                ),
+            );
+        }
+        Some(MetricsConfig {
+            listen: MetricsListen::Tcp(addr),
+        })
+    }
+
     /// A group name that exists in /etc/group (the daemon resolves it there at start).
     fn local_group(&mut self, s: Option<&Str>, field: &str) -> Option<String> {
         let name = self.label(s, field, 32)?;
@@ -562,13 +615,13 @@ impl Ctx {
     }
 
     /// What would make binding the control socket fail at start.
-    fn socket_path(&mut self, socket: &Path, s: &Str) {
+    fn socket_path(&mut self, socket: &Path, s: &Str, field: &str) {
         use std::os::unix::fs::FileTypeExt;
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
             self.err(
                 s.referenced,
-                "control.socket",
+                field,
                 format!("{len} bytes long; a Unix socket path is at most {MAX_SOCKET_PATH}"),
             );
             return;
@@ -576,7 +629,7 @@ impl Ctx {
         match std::fs::symlink_metadata(socket) {
             Ok(m) if !m.file_type().is_socket() => self.err(
                 s.referenced,
-                "control.socket",
+                field,
                 format!(
                     "{} exists and is not a socket (vpnd replaces only a stale socket)",
                     socket.display()
@@ -585,12 +638,12 @@ impl Ctx {
             _ => {
                 if let Some(dir) = socket.parent() {
                     if let Err(m) = creatable_dir(dir) {
-                        self.err(s.referenced, "control.socket", m);
+                        self.err(s.referenced, field, m);
                         return;
                     }
                 }
                 if let Some(m) = outside_the_unit(socket) {
-                    self.warn(s.referenced, "control.socket", m);
+                    self.warn(s.referenced, field, m);
                 }
             }
         }
@@ -612,8 +665,8 @@ impl Ctx {
                 s.referenced,
                 field,
                 format!(
-                    "{mode:04o}: the owner (root) needs read and write: under the unit, root \
-                     has no CAP_DAC_OVERRIDE and could not connect"
+                    "{mode:04o}: the owner (vpnd's own user) needs read and write: under the \
+                     unit, it has no CAP_DAC_OVERRIDE and could not connect"
                 ),
             );
         } else if grouped && mode & 0o006 != 0o006 {
@@ -1512,7 +1565,9 @@ impl Ctx {
         } else {
             self.dir.join(raw)
         };
-        let read = || -> Result<(zeroize::Zeroizing<Vec<u8>>, u32), String> {
+        // The key, and the file's mode, uid and gid.
+        type KeyFile = (zeroize::Zeroizing<Vec<u8>>, u32, u32, u32);
+        let read = || -> Result<KeyFile, String> {
             let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
             let mut file = std::fs::OpenOptions::new()
                 .read(true)
@@ -1549,14 +1604,28 @@ impl Ctx {
                     path.display()
                 ));
             }
-            Ok((bytes, mode))
+            Ok((bytes, mode, meta.uid(), meta.gid()))
         };
         match read() {
             Err(m) => {
                 self.err(pf.referenced, field, m);
                 None
             }
-            Ok((bytes, mode)) => {
+            Ok((bytes, mode, uid, gid)) => {
+                // Checked as root, read at start by the unit's user: say so now.
+                if let Some(user) = local_user_ids(UNIT_USER) {
+                    if !unit_user_can_read(user, uid, gid, mode) {
+                        self.warn(
+                            pf.referenced,
+                            field,
+                            format!(
+                                "{} (uid {uid}, mode {mode:04o}) cannot be read by the user \
+                                 '{UNIT_USER}' the unit runs vpnd as: chown {UNIT_USER}: it",
+                                path.display()
+                            ),
+                        );
+                    }
+                }
                 if mode & 0o040 != 0 {
                     self.warn(
                         pf.referenced,
@@ -1844,6 +1913,12 @@ fn human(d: Duration) -> String {
 
 /// Whether `dir` exists as a directory or could be created: its nearest existing ancestor
 /// must be a directory. (Permissions are not judged: `--check` may run as another user.)
+/// Whether `user` (uid, gid) may read a file of `uid`:`gid` with `mode` (no ACLs, no
+/// supplementary groups: the unit's user has only its own group).
+pub(super) fn unit_user_can_read(user: (u32, u32), uid: u32, gid: u32, mode: u32) -> bool {
+    (user.0 == uid && mode & 0o400 != 0) || (user.1 == gid && mode & 0o040 != 0)
+}
+
 fn creatable_dir(dir: &Path) -> Result<(), String> {
     let mut p = dir;
     loop {

@@ -607,6 +607,11 @@ where
     })
 }
 
+/// The clap definition, for generated documentation (man page, shell completions).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Parses the process's arguments; on a usage error prints it and exits 2 (`--help`: 0).
 pub fn parse() -> Invocation {
     parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())

@@ -114,3 +114,133 @@ mod tests {
         );
     }
 }
+
+/// How the daemon's log lines look, chosen from where stderr goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogStyle {
+    /// ANSI colours: only for a person at a terminal (and not with `NO_COLOR`).
+    pub ansi: bool,
+    /// A timestamp per line, except in the journal, which stamps every line itself.
+    pub time: bool,
+}
+
+impl LogStyle {
+    pub fn choose(stderr_is_terminal: bool, no_color: bool, journal: bool) -> LogStyle {
+        LogStyle {
+            ansi: stderr_is_terminal && !no_color,
+            time: !journal,
+        }
+    }
+
+    /// For this process: stderr, `NO_COLOR` (no-color.org), and `JOURNAL_STREAM`, which
+    /// systemd sets when stderr is connected to the journal.
+    pub fn detect() -> LogStyle {
+        use std::io::IsTerminal;
+        LogStyle::choose(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            std::env::var_os("JOURNAL_STREAM").is_some(),
+        )
+    }
+}
+
+/// A writer that keeps every event on one line: the formatter hands it one whole event per
+/// write, and a line break inside one (a multi-line error, a peer's text) is written as
+/// `\n`, so a log reader (or grep) never takes a continuation for an event of its own.
+pub struct OneLine<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        if !body.contains(&b'\n') {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 8);
+        for &b in body {
+            if b == b'\n' {
+                out.extend_from_slice(b"\\n");
+            } else {
+                out.push(b);
+            }
+        }
+        if body.len() < buf.len() {
+            out.push(b'\n');
+        }
+        self.0.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The daemon's stderr, one line per event.
+pub fn stderr_one_line() -> OneLine<std::io::Stderr> {
+    OneLine(std::io::stderr())
+}
+
+#[cfg(test)]
+mod style_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn colours_only_for_a_terminal_and_no_timestamps_in_the_journal() {
+        // journal / log file / pipe: no ANSI codes.
+        assert!(!LogStyle::choose(false, false, true).ansi);
+        assert!(!LogStyle::choose(false, false, false).ansi);
+        assert!(LogStyle::choose(true, false, false).ansi);
+        assert!(!LogStyle::choose(true, true, false).ansi, "NO_COLOR");
+        assert!(!LogStyle::choose(false, false, true).time);
+        assert!(LogStyle::choose(false, false, false).time);
+    }
+
+    #[test]
+    fn an_event_with_line_breaks_stays_on_one_line() {
+        let mut w = OneLine(Vec::new());
+        w.write_all(b"ERROR configuration refused:\nvpnd.yaml:3:5: bad\n")
+            .unwrap();
+        w.write_all(b"INFO plain\n").unwrap();
+        assert_eq!(
+            String::from_utf8(w.0).unwrap(),
+            "ERROR configuration refused:\\nvpnd.yaml:3:5: bad\nINFO plain\n"
+        );
+    }
+
+    #[test]
+    fn the_formatter_writes_no_escape_codes_when_told_not_to() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let style = LogStyle::choose(false, false, true);
+        let w = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(style.ansi)
+            .with_target(false)
+            .with_writer(move || OneLine(w.clone()))
+            .without_time()
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(peer = "site-b", remote = %"192.0.2.2:500", "IKE SA down\nsecond line");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(
+            text.contains("IKE SA down\\nsecond line peer=\"site-b\" remote=192.0.2.2:500"),
+            "{text:?}"
+        );
+    }
+}

@@ -3,14 +3,17 @@
 //! announces it leaves). One task owns the engine and the kernel bookkeeping; socket
 //! readers and the XFRM event stream feed it through channels.
 
+pub mod args;
 pub mod iface;
 pub mod kernel;
 pub mod links;
 pub mod logging;
+mod ops;
 mod peers;
 mod ratelimit;
 pub mod routes;
 pub mod sockets;
+mod systemd;
 
 use crate::unix_now;
 use std::collections::{HashMap, HashSet};
@@ -128,6 +131,8 @@ struct Daemon {
     cleared: HashMap<IpAddr, Instant>,
     /// vpnd is stopping (Admin-Reboot).
     stopping: bool,
+    /// Metrics snapshot, systemd status and watchdog (ops.rs).
+    ops: ops::Ops,
 }
 
 /// A static peer as `show crypto session` lists it while it has no session: who, from
@@ -213,6 +218,7 @@ impl Daemon {
         // (a clear or a stop removes every pair at once).
         let mut counted = false;
         while let Some(o) = self.endpoint.poll_output() {
+            self.ops.output(&o);
             match o {
                 Output::Transmit(t) => match self.socket_for(t.local) {
                     Some(s) => {
@@ -232,6 +238,9 @@ impl Daemon {
                             outbound = format_args!("{:08x}", c.outbound_spi),
                             "child SA installed"
                         );
+                        if c.replaces.is_some() {
+                            self.ops.child_rekeyed();
+                        }
                         let (protocol, local_ts) = ts_text(&c.local_ts);
                         let (_, remote_ts) = ts_text(&c.remote_ts);
                         let info = SessionChild {
@@ -293,7 +302,7 @@ impl Daemon {
                     initiator,
                     rekey_at,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -439,12 +448,15 @@ impl Daemon {
 
     /// One kernel dump: every SA's counters, into the session table.
     async fn read_counters(&mut self) {
-        match self
+        let started = Instant::now();
+        let dump = self
             .kernel
             .xfrm()
             .dump_counters(vpnd_xfrm::DumpScope::Owned)
-            .await
-        {
+            .await;
+        self.ops
+            .dumped(dump.as_ref().ok().map(|_| started.elapsed()));
+        match dump {
             Ok(dump) => {
                 self.sessions.counters(&dump);
                 if let Some(a) = &self.accounting {
@@ -922,6 +934,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         batch_causes: HashMap::new(),
         cleared: HashMap::new(),
         stopping: false,
+        ops: ops::Ops::new(),
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)
@@ -963,6 +976,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 .with_context(|| format!("peer {}: putting {} into VRF {v}", p.name, x.name))?;
         }
     }
+    d.ops.start_metrics(&config, d.accounting.as_ref())?;
     // Everything that could fail has been done: now the kernel. Standing policies replace
     // the previous run's in place before its SAs go.
     let taken = d
@@ -1007,16 +1021,19 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // SIGHUP would end the process by default; configuration reload is not implemented.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut stall = ops::stall_signal();
     loop {
         d.apply_outputs().await;
         if d.endpoint.fatal().is_some() {
             break; // logged with its Output::Fatal; the shutdown below still cleans up
         }
+        d.ops_tick();
         let deadline = [d.endpoint.poll_timeout(), d.next_retry()]
             .into_iter()
             .flatten()
             .min()
             .map(tokio::time::Instant::from_std);
+        let ops_wake = d.ops.next_wake().map(tokio::time::Instant::from_std);
         tokio::select! {
             Some(dg) = rx.recv() => {
                 debug!(target: logging::ISAKMP, "ISAKMP: received {} from {}", describe(&dg.data), dg.remote);
@@ -1032,6 +1049,11 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 let _ = req.reply.send(response);
             }
             _ = counters.tick() => d.read_counters().await,
+            _ = async { tokio::time::sleep_until(ops_wake.unwrap_or_else(tokio::time::Instant::now)).await }, if ops_wake.is_some() => d.ops.woke(),
+            _ = ops::stall_requested(&mut stall) => {
+                warn!(secs = ops::STALL.as_secs(), "SIGUSR2 (debug build): stalling the daemon loop");
+                tokio::time::sleep(ops::STALL).await;
+            }
             _ = hup.recv() => warn!("SIGHUP: configuration reload is not supported; check the new file with `vpnd --check` and restart vpnd"),
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -53,16 +53,23 @@ pub(crate) fn sk_fixture(n: u8) -> SkFixture {
     l.op(7, &[0, 0]); // the initiator starts
     l.deliver(2); // IKE_SA_INIT request and response: the initiator's IKE_AUTH is on the wire
     let (_, auth_req) = l.wire.front().cloned().expect("IKE_AUTH request");
+    // The SK keys now: once up, an SA keeps only SK_d (the ciphers hold their own copies).
+    let r = l.r.sas().next().expect("the responder's IKE SA");
+    let k = &r.keys.as_ref().expect("keys after IKE_SA_INIT").keys;
+    let (s, ei, ai, er, ar) = (
+        k.suite,
+        k.sk_ei.clone(),
+        k.sk_ai.clone(),
+        k.sk_er.clone(),
+        k.sk_ar.clone(),
+    );
     l.deliver(1); // the responder answers it
     let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
-    let r = l.r.sas().next().expect("the responder's IKE SA");
-    let keys = &r.keys.as_ref().expect("keys after IKE_SA_INIT").keys;
     let (datagram, e, a) = if to_responder {
-        (auth_req.data, &keys.sk_ei, &keys.sk_ai)
+        (auth_req.data, &ei, &ai)
     } else {
-        (auth_resp.data, &keys.sk_er, &keys.sk_ar)
+        (auth_resp.data, &er, &ar)
     };
-    let s = keys.suite;
     let cipher = SkCipher::new(s.encr, s.integ, e, a).expect("the SA's own keys");
     let msg = Message::decode(&datagram).expect("a real IKE_AUTH decodes");
     let sk = msg.payloads.sk().expect("IKE_AUTH is encrypted");

@@ -82,6 +82,15 @@ struct Session {
     up_since: Option<u64>,
 }
 
+/// What [`SessionTable::summaries`] gives per session.
+pub struct SessionSummary<'a> {
+    pub key: &'a SessionKey,
+    pub peer_name: &'a str,
+    pub phase1_id: Option<&'a str>,
+    pub status: Status,
+    pub totals: Totals,
+}
+
 /// A session transition, for syslog and accounting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
@@ -424,6 +433,18 @@ impl SessionTable {
             .filter(|(_, s)| s.up_since.is_some())
             .map(|(k, s)| (k.clone(), s.counted()))
             .collect()
+    }
+
+    /// Every session's status, totals and who it is with, without building views (the
+    /// metrics snapshot, every second).
+    pub fn summaries(&self) -> impl Iterator<Item = SessionSummary<'_>> {
+        self.sessions.iter().map(|(key, s)| SessionSummary {
+            key,
+            peer_name: &s.peer.name,
+            phase1_id: s.phase1_id.as_deref(),
+            status: s.status(),
+            totals: s.totals(),
+        })
     }
 
     /// The views of the sessions that are up, for their final records when vpnd stops

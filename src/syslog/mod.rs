@@ -15,6 +15,8 @@ mod sink;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::error;
@@ -37,6 +39,8 @@ pub struct Syslog {
     /// `vpnd[pid]`.
     tag: String,
     sinks: Vec<(Destination, mpsc::Sender<Vec<u8>>)>,
+    /// Per destination: notices its task holds (the channel's backlog comes on top).
+    depths: Vec<Arc<AtomicUsize>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,11 +66,14 @@ impl Syslog {
     /// Starts one task per destination; `facility` is the RFC 5424 facility number.
     pub fn with_destinations(facility: u8, dests: Vec<Destination>) -> Syslog {
         let mut tasks = Vec::new();
+        let mut depths = Vec::new();
         let sinks = dests
             .into_iter()
             .map(|d| {
                 let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
-                tasks.push(tokio::spawn(sink::run(d.clone(), rx)));
+                let depth = Arc::new(AtomicUsize::new(0));
+                tasks.push(tokio::spawn(sink::run(d.clone(), rx, depth.clone())));
+                depths.push(depth);
                 (d, tx)
             })
             .collect();
@@ -76,8 +83,21 @@ impl Syslog {
             hostname: header::hostname(),
             tag: format!("vpnd[{}]", std::process::id()),
             sinks,
+            depths,
             tasks,
         }
+    }
+
+    /// Notices waiting per destination (`unix:/dev/log`, `udp:…`, `tcp:…`), for metrics.
+    pub fn queued(&self) -> Vec<(String, u64)> {
+        self.sinks
+            .iter()
+            .zip(&self.depths)
+            .map(|((d, tx), n)| {
+                let backlog = tx.max_capacity() - tx.capacity();
+                (d.to_string(), (n.load(Ordering::Relaxed) + backlog) as u64)
+            })
+            .collect()
     }
 
     /// Sends `text` at severity notice (IOS's level 5) to every destination.

@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -127,22 +129,51 @@ impl Transport {
     }
 }
 
-/// The task: messages in from the daemon, out to the transport, in order.
-pub(super) async fn run(dest: Destination, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// No local syslog daemon: nothing listens at /dev/log (absent, or a stale socket).
+fn no_listener(dest: &Destination, e: &io::Error) -> bool {
+    matches!(dest, Destination::Local(_))
+        && matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+        )
+}
+
+/// The task: messages in from the daemon, out to the transport, in order. `depth` tells
+/// the metrics endpoint how many wait here.
+pub(super) async fn run(
+    dest: Destination,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    depth: Arc<AtomicUsize>,
+) {
     let mut transport = Transport::new(dest.clone());
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
     let mut retry = RETRY_FIRST;
     let mut failing = false;
+    // No local syslog daemon since the start (a container, a minimal host): notices for
+    // /dev/log are dropped, said once; each is in vpnd's own log too, and queueing them
+    // would end in one "queue full" error per notice. Once one was delivered, a missing
+    // socket is a syslogd restart, and notices wait for it as for any destination.
+    let mut absent = false;
+    let mut delivered = false;
     loop {
         while let Some(m) = queue.front() {
             match transport.send(m).await {
                 Ok(()) => {
                     queue.pop_front();
-                    if failing {
+                    if failing || absent {
                         info!(destination = %dest, queued = queue.len(), "syslog: destination reachable again");
                     }
                     failing = false;
+                    absent = false;
+                    delivered = true;
                     retry = RETRY_FIRST;
+                }
+                Err(e) if !delivered && no_listener(&dest, &e) => {
+                    if !absent {
+                        info!(destination = %dest, "syslog: no local syslog daemon ({e}); local notices are dropped until one listens (they are in vpnd's own log)");
+                    }
+                    absent = true;
+                    queue.clear();
                 }
                 Err(e) => {
                     if !failing {
@@ -153,9 +184,13 @@ pub(super) async fn run(dest: Destination, mut rx: mpsc::Receiver<Vec<u8>>) {
                 }
             }
         }
+        depth.store(queue.len(), Ordering::Relaxed);
         tokio::select! {
             m = rx.recv() => match m {
-                Some(m) if queue.len() < QUEUE_LIMIT => queue.push_back(m),
+                Some(m) if queue.len() < QUEUE_LIMIT => {
+                    queue.push_back(m);
+                    depth.store(queue.len(), Ordering::Relaxed);
+                }
                 Some(m) => error!(
                     destination = %dest,
                     queued = queue.len(),

@@ -137,3 +137,28 @@ async fn shutdown_sends_what_is_queued() {
         .unwrap()
         .ends_with(": last words"));
 }
+
+#[tokio::test]
+async fn without_a_local_syslog_daemon_notices_are_dropped_not_queued() {
+    let dir = std::env::temp_dir().join(format!("vpnd-syslog-absent-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("log");
+    let _ = std::fs::remove_file(&path);
+    let log = Syslog::with_destinations(20, vec![Destination::Local(path.clone())]);
+    for i in 0..100 {
+        log.notice(&format!("n{i}"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing held back (no "queue full" errors later), and the metric says so.
+    assert_eq!(log.queued(), vec![(format!("unix:{}", path.display()), 0)]);
+    // A syslog daemon appears: the next notice reaches it.
+    let rx = UnixDatagram::bind(&path).unwrap();
+    log.notice("now");
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(WAIT, rx.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with(": now"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
