@@ -109,6 +109,53 @@ fn found(m: &LinkMessage) -> Found {
     f
 }
 
+/// A link vpnd needs, with the number that makes it the right one.
+#[derive(Clone, Copy)]
+enum Wanted {
+    Xfrm { if_id: u32, underlying: u32 },
+    Vrf { table: u32 },
+}
+
+impl Wanted {
+    fn kind_and_number(self) -> (InfoKind, u32) {
+        match self {
+            Wanted::Xfrm { if_id, .. } => (InfoKind::Xfrm, if_id),
+            Wanted::Vrf { table } => (InfoKind::Vrf, table),
+        }
+    }
+
+    fn message(self, name: &str) -> LinkMessage {
+        match self {
+            Wanted::Xfrm { if_id, underlying } => xfrm_message(name, if_id, underlying),
+            Wanted::Vrf { table } => LinkVrf::new(name, table).build(),
+        }
+    }
+
+    fn wrong_kind(self, name: &str, kind: String) -> LinkError {
+        let name = name.into();
+        match self {
+            Wanted::Xfrm { .. } => LinkError::NotXfrm { name, kind },
+            Wanted::Vrf { .. } => LinkError::NotVrf { name, kind },
+        }
+    }
+
+    fn wrong_number(self, name: &str, found: u32) -> LinkError {
+        let name = name.into();
+        match self {
+            Wanted::Xfrm { if_id, .. } => LinkError::WrongIfId {
+                name,
+                want: if_id,
+                found,
+            },
+            Wanted::Vrf { table } => LinkError::WrongTable {
+                name,
+                want: table,
+                found,
+            },
+        }
+    }
+}
+
 impl Links {
     pub fn connect() -> std::io::Result<Links> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
@@ -144,74 +191,39 @@ impl Links {
         if_id: u32,
         underlying: u32,
     ) -> Result<Ensured, LinkError> {
-        let ensured = match self.by_name(name).await? {
-            Some(f) => {
-                if f.kind != Some(InfoKind::Xfrm) {
-                    return Err(LinkError::NotXfrm {
-                        name: name.into(),
-                        kind: f.kind.map_or("of no kind".into(), |k| k.to_string()),
-                    });
-                }
-                if f.if_id != Some(if_id) {
-                    return Err(LinkError::WrongIfId {
-                        name: name.into(),
-                        want: if_id,
-                        found: f.if_id.unwrap_or(0),
-                    });
-                }
-                Ensured::Existing(f.index)
-            }
-            None => {
-                self.handle
-                    .link()
-                    .add(xfrm_message(name, if_id, underlying))
-                    .execute()
-                    .await?;
-                let f = self
-                    .by_name(name)
-                    .await?
-                    .ok_or_else(|| LinkError::NotXfrm {
-                        name: name.into(),
-                        kind: "gone right after it was created".into(),
-                    })?;
-                info!(interface = name, if_id, "XFRM interface created");
-                Ensured::Created(f.index)
-            }
-        };
-        self.up(ensured).await?;
-        Ok(ensured)
+        self.ensure(name, Wanted::Xfrm { if_id, underlying }).await
     }
 
-    /// The VRF device `name` with `table`, up; created if missing. Returns its index.
+    /// The VRF device `name` with `table`, up; created if missing.
     pub async fn ensure_vrf(&mut self, name: &str, table: u32) -> Result<Ensured, LinkError> {
+        self.ensure(name, Wanted::Vrf { table }).await
+    }
+
+    /// One link of the wanted kind and number, up: the existing one if it matches, a new
+    /// one if there is none, an error naming the difference otherwise.
+    async fn ensure(&mut self, name: &str, want: Wanted) -> Result<Ensured, LinkError> {
+        let (kind, number) = want.kind_and_number();
         let ensured = match self.by_name(name).await? {
             Some(f) => {
-                if f.kind != Some(InfoKind::Vrf) {
-                    return Err(LinkError::NotVrf {
-                        name: name.into(),
-                        kind: f.kind.map_or("of no kind".into(), |k| k.to_string()),
-                    });
+                let found_number = match want {
+                    Wanted::Xfrm { .. } => f.if_id,
+                    Wanted::Vrf { .. } => f.table,
+                };
+                if f.kind.as_ref() != Some(&kind) {
+                    let found = f.kind.map_or("of no kind".into(), |k| k.to_string());
+                    return Err(want.wrong_kind(name, found));
                 }
-                if f.table != Some(table) {
-                    return Err(LinkError::WrongTable {
-                        name: name.into(),
-                        want: table,
-                        found: f.table.unwrap_or(0),
-                    });
+                if found_number != Some(number) {
+                    return Err(want.wrong_number(name, found_number.unwrap_or(0)));
                 }
                 Ensured::Existing(f.index)
             }
             None => {
-                self.handle
-                    .link()
-                    .add(LinkVrf::new(name, table).build())
-                    .execute()
-                    .await?;
-                let f = self.by_name(name).await?.ok_or_else(|| LinkError::NotVrf {
-                    name: name.into(),
-                    kind: "gone right after it was created".into(),
+                self.handle.link().add(want.message(name)).execute().await?;
+                let f = self.by_name(name).await?.ok_or_else(|| {
+                    want.wrong_kind(name, "gone right after it was created".into())
                 })?;
-                info!(vrf = name, table, "VRF created");
+                info!(link = name, kind = %kind, number, "created");
                 Ensured::Created(f.index)
             }
         };
