@@ -53,17 +53,23 @@ pub(crate) fn sk_fixture(n: u8) -> SkFixture {
     l.op(7, &[0, 0]); // the initiator starts
     l.deliver(2); // IKE_SA_INIT request and response: the initiator's IKE_AUTH is on the wire
     let (_, auth_req) = l.wire.front().cloned().expect("IKE_AUTH request");
-    l.deliver(1); // the responder answers it
-    let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
+    // Made now: once IKE_AUTH is answered the SA keeps only SK_d.
     let r = l.r.sas().next().expect("the responder's IKE SA");
     let keys = &r.keys.as_ref().expect("keys after IKE_SA_INIT").keys;
-    let (datagram, e, a) = if to_responder {
-        (auth_req.data, &keys.sk_ei, &keys.sk_ai)
-    } else {
-        (auth_resp.data, &keys.sk_er, &keys.sk_ar)
-    };
     let s = keys.suite;
-    let cipher = SkCipher::new(s.encr, s.integ, e, a).expect("the SA's own keys");
+    let (e, a) = if to_responder {
+        (keys.sk_ei.to_vec(), keys.sk_ai.to_vec())
+    } else {
+        (keys.sk_er.to_vec(), keys.sk_ar.to_vec())
+    };
+    let cipher = SkCipher::new(s.encr, s.integ, &e, &a).expect("the SA's own keys");
+    l.deliver(1); // the responder answers it
+    let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
+    let datagram = if to_responder {
+        auth_req.data
+    } else {
+        auth_resp.data
+    };
     let msg = Message::decode(&datagram).expect("a real IKE_AUTH decodes");
     let sk = msg.payloads.sk().expect("IKE_AUTH is encrypted");
     let prefix = &datagram[..datagram.len() - sk.body.len()];
@@ -78,8 +84,8 @@ pub(crate) fn sk_fixture(n: u8) -> SkFixture {
         cipher,
         encr: s.encr,
         integ: s.integ,
-        sk_e: e.to_vec(),
-        sk_a: a.to_vec(),
+        sk_e: e,
+        sk_a: a,
     }
 }
 
