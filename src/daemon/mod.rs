@@ -821,8 +821,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         }
     };
     let peers = config.peers.iter().map(peers::peer_policy).collect();
+    let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
+    endpoint.set_dos(config.dos);
     let mut d = Daemon {
-        endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
+        endpoint,
         kernel,
         sockets,
         initiate: config
