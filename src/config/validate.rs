@@ -206,19 +206,19 @@ impl Ctx {
     /// `dos:`; every key not given is strongSwan's default ([`DosConfig::default`]).
     fn dos(&mut self, f: file::DosFile) -> DosConfig {
         let d = DosConfig::default();
-        let count =
-            |cx: &mut Ctx, v: &Option<S<u32>>, field: &str, default: u32, min: u32| match v {
-                None => default,
-                Some(n) if n.value < min || n.value > MAX_DOS_COUNT => {
-                    cx.err(
-                        n.referenced,
-                        format!("dos.{field}"),
-                        format!("must be {min} to {MAX_DOS_COUNT}"),
-                    );
-                    default
-                }
-                Some(n) => n.value,
-            };
+        let count = |cx: &mut Ctx, v: &Option<S<u32>>, field: &str, default: u32, min: u32| match v
+        {
+            None => default,
+            Some(n) if n.value < min || n.value > MAX_DOS_COUNT => {
+                cx.err(
+                    n.referenced,
+                    format!("dos.{field}"),
+                    format!("must be {min} to {MAX_DOS_COUNT}"),
+                );
+                default
+            }
+            Some(n) => n.value,
+        };
         let cfg = DosConfig {
             cookie_threshold: count(
                 self,

@@ -501,6 +501,9 @@ impl Daemon {
             Command::ShowPeers {} => Response::ok(Body::Peers {
                 peers: self.peer_views.clone(),
             }),
+            Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
+                ike_stats: crate::control::ike_stats(&self.endpoint),
+            }),
             Command::ClearSessions { filter } => {
                 let now = Instant::now();
                 let mut cleared = 0;
