@@ -1735,3 +1735,64 @@ fn half_open_sas_in_all_are_bounded() {
     assert_eq!(p.b.sas().count(), 0);
     assert_eq!(p.b.half_open_sizes(), (0, 0, 0));
 }
+
+/// The initiator's side of 2.6: after a COOKIE it sends the same request again with the
+/// cookie as the first payload and every other payload unchanged (the cookie covers its
+/// Ni); a responder that keeps answering COOKIEs is given up on after five.
+#[test]
+fn the_initiator_echoes_cookies_unchanged_and_gives_up_on_endless_ones() {
+    use super::codec::{Message, NotifyPayload, Payload};
+    let (pa, _) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut a = Endpoint::new(vec![pa], Box::new(TestRng(3)));
+    let now = Instant::now();
+    a.initiate(now, "b", addr(A)).unwrap();
+    let first = Message::decode(&next_datagram(&mut a).unwrap().data).unwrap();
+    let mut downs = Vec::new();
+    for n in 0..6u8 {
+        let cookie = vec![n; 20];
+        let answer = Message {
+            header: super::codec::Header {
+                spi_r: 0,
+                flags: super::codec::Flags {
+                    initiator: false,
+                    version: false,
+                    response: true,
+                },
+                ..first.header
+            },
+            payloads: vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::COOKIE,
+                cookie.clone(),
+            ))],
+        };
+        a.handle_datagram(now, addr(A), addr(B), &answer.encode().unwrap());
+        let mut sent = None;
+        while let Some(o) = a.poll_output() {
+            match o {
+                Output::Transmit(t) => sent = Some(t),
+                Output::IkeDown { reason, .. } => downs.push(reason),
+                _ => {}
+            }
+        }
+        let Some(t) = sent else {
+            assert_eq!(n, 5, "gave up after five COOKIEs");
+            break;
+        };
+        assert!(n < 5, "a sixth retry");
+        let retry = Message::decode(&t.data).unwrap();
+        assert_eq!(retry.header, first.header, "same SPIi, message ID 0");
+        match &retry.payloads[0] {
+            Payload::Notify(c) => assert_eq!((c.kind, &c.data), (NotifyType::COOKIE, &cookie)),
+            other => panic!("first payload {other:?}"),
+        }
+        assert_eq!(
+            retry.payloads[1..],
+            first.payloads[..],
+            "all other payloads unchanged"
+        );
+    }
+    assert!(
+        matches!(&downs[..], [DownReason::NegotiationFailed(Failure::Local(t))] if t.contains("COOKIE")),
+        "{downs:?}"
+    );
+}
