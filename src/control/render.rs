@@ -267,8 +267,8 @@ pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
     );
     let _ = writeln!(
         out,
-        "IKE_SA_INIT dropped: per address: {:<6} half-open limit: {:<6} malformed: {}",
-        d.dropped_blocked, d.dropped_limit, d.dropped_malformed
+        "IKE_SA_INIT dropped: per address: {:<6} half-open limit: {:<6} malformed: {:<6} no such peer: {}",
+        d.dropped_blocked, d.dropped_limit, d.dropped_malformed, d.dropped_unknown_peer
     );
     let _ = writeln!(
         out,
@@ -790,6 +790,7 @@ IKE SAs: 3, IPsec SAs: 6
                 dropped_blocked: 0,
                 dropped_limit: 0,
                 dropped_malformed: 0,
+                dropped_unknown_peer: 4,
                 half_open_failed: 0,
             },
             cookie_threshold: 10,
@@ -809,6 +810,7 @@ IKE SAs: 3, IPsec SAs: 6
         );
         assert!(text.contains("cookie challenges sent: 19990"), "{text}");
         assert!(text.contains("accepted: 1          rejected: 2"), "{text}");
+        assert!(text.contains("no such peer: 4"), "{text}");
         // The JSON carries the counters flat beside the bounds, and reads back.
         let j = serde_json::to_value(&v).unwrap();
         assert_eq!(j["cookies_sent"], 19_990);

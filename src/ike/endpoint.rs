@@ -912,6 +912,7 @@ impl Endpoint {
             .max_by_key(|p| p.remote.specificity())
             .cloned()
         else {
+            self.half_open.stats.dropped_unknown_peer += 1;
             self.ctx(now, None).notice(
                 None,
                 remote,

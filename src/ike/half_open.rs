@@ -74,6 +74,9 @@ pub struct DosStats {
     pub dropped_limit: u64,
     /// IKE_SA_INITs dropped: undecodable or without a nonce while cookies were demanded.
     pub dropped_malformed: u64,
+    /// IKE_SA_INITs dropped: from an address no peer is configured for.
+    #[serde(default)]
+    pub dropped_unknown_peer: u64,
     /// Half-open SAs that ended without IKE_AUTH (timed out or failed).
     pub half_open_failed: u64,
 }

@@ -1796,3 +1796,21 @@ fn the_initiator_echoes_cookies_unchanged_and_gives_up_on_endless_ones() {
         "{downs:?}"
     );
 }
+
+/// IKE_SA_INITs from addresses no peer is configured for leave nothing and are counted.
+#[test]
+fn init_from_strangers_is_counted_and_keeps_nothing() {
+    let mut p = site_pair(&GCM, &GCM, &["aes256gcm16"]);
+    let flood = Flood::new();
+    for i in 0..1000u32 {
+        p.b.handle_datagram(
+            p.now,
+            addr(B),
+            flood_src(i),
+            &flood.init(u64::from(i) + 1, None),
+        );
+    }
+    assert_eq!(drain_answers(&mut p.b), (Vec::new(), 0));
+    assert_eq!(p.b.sas().count(), 0);
+    assert_eq!(p.b.dos_stats().dropped_unknown_peer, 1000);
+}
