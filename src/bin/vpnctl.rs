@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         (Command::ShowCryptoIsakmpPeer, Some(Body::Peers { peers })) => {
             print!("{}", render::isakmp_peers(&peers))
         }
+        (Command::ShowCryptoIsakmpStats, Some(Body::IkeStats { ike_stats })) => {
+            print!("{}", render::isakmp_stats(&ike_stats))
+        }
         (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
             eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");
         }

@@ -28,6 +28,7 @@ pub(super) struct FileConfig {
     pub radius: Option<S<RadiusFile>>,
     pub accounting: Option<S<AccountingFile>>,
     pub ike_defaults: Option<S<IkeFile>>,
+    pub dos: Option<S<DosFile>>,
     /// Inside VRFs of route-based peers: name → routing table.
     pub vrfs: Option<S<BTreeMap<String, S<u32>>>>,
     pub peers: Vec<S<PeerFile>>,
@@ -41,6 +42,19 @@ pub(super) struct LocalFile {
     pub nat_t_port: Option<S<u16>>,
     pub nas_ip: Option<Str>,
     pub reqid_base: Option<Str>,
+}
+
+/// `dos:`, the responder's IKE_SA_INIT flood bounds (strongSwan's charon.cookie_threshold,
+/// block_threshold, init_limit_half_open, half_open_timeout).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct DosFile {
+    pub cookie_threshold: Option<S<u32>>,
+    pub block_threshold: Option<S<u32>>,
+    pub half_open_limit: Option<S<u32>>,
+    pub half_open_timeout: Option<Str>,
+    pub cookie_secret_lifetime: Option<Str>,
+    pub cookie_secret_uses: Option<S<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -80,6 +80,9 @@ pub struct Config {
     pub vrfs: BTreeMap<String, u32>,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
+    /// `dos:`: the responder's bounds on half-open IKE SAs (RFC 7296 2.6), the engine's
+    /// own type.
+    pub dos: crate::ike::DosConfig,
     /// What loaded but deserves a look, in file order (a location of line 0 means the
     /// whole file, e.g. "no peers"). `vpnd --check` prints them; the daemon logs them.
     pub warnings: Vec<Problem>,

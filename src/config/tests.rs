@@ -1603,3 +1603,79 @@ fn a_psk_file_the_units_user_cannot_read_is_told() {
         "vpnd's, write-only"
     );
 }
+
+#[test]
+fn dos_defaults_are_strongswans() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.dos, crate::ike::DosConfig::default());
+    assert_eq!(c.dos.cookie_threshold, 10);
+    assert_eq!(c.dos.block_threshold, 5);
+    assert_eq!(c.dos.half_open_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn dos_section_sets_every_bound() {
+    let c = load(&format!(
+        "{BASE}dos:\n  cookie_threshold: 50\n  block_threshold: 0\n  half_open_limit: 20000\n  \
+         half_open_timeout: 1m\n  cookie_secret_lifetime: 5m\n  cookie_secret_uses: 500\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.dos,
+        crate::ike::DosConfig {
+            cookie_threshold: 50,
+            block_threshold: 0,
+            half_open_limit: 20_000,
+            half_open_timeout: Duration::from_secs(60),
+            cookie_secret_lifetime: Duration::from_secs(300),
+            cookie_secret_uses: 500,
+        }
+    );
+    assert!(
+        !c.warnings.iter().any(|w| w.field.starts_with("dos")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn dos_values_are_checked_where_written() {
+    let ps = problems(&format!(
+        "{BASE}dos:\n  cookie_threshold: 2000000\n  half_open_timeout: 0s\n  \
+         cookie_secret_uses: 0\n  cookie_secret_lifetime: 2d\n"
+    ));
+    has(&ps, 12, 21, "dos.cookie_threshold", "must be 0 to 1000000");
+    has(&ps, 13, 22, "dos.half_open_timeout", "at least 1 s");
+    has(
+        &ps,
+        14,
+        23,
+        "dos.cookie_secret_uses",
+        "must be 1 to 1000000",
+    );
+    has(&ps, 15, 27, "dos.cookie_secret_lifetime", "at most");
+    let ps = problems(&format!("{BASE}dos:\n  cookie_threshold: -1\n"));
+    assert!(ps.iter().any(|p| p.line == 12), "{ps:?}");
+    let ps = problems(&format!("{BASE}dos:\n  cookies: 10\n"));
+    assert!(
+        ps.iter()
+            .any(|p| p.line == 12 && p.message.contains("cookies")),
+        "{ps:?}"
+    );
+}
+
+#[test]
+fn dos_bounds_that_defeat_cookies_are_warned_about() {
+    let w = warnings(&format!(
+        "{BASE}dos:\n  cookie_threshold: 0\n  block_threshold: 5\n"
+    ));
+    has(&w, 13, 20, "dos.block_threshold", "unproven");
+    let w = warnings(&format!("{BASE}dos:\n  half_open_limit: 10\n"));
+    has(
+        &w,
+        12,
+        20,
+        "dos.half_open_limit",
+        "reached before cookie_threshold",
+    );
+}

@@ -13,6 +13,7 @@ use serde_saphyr::Location;
 
 use crate::ike::codec::Identity;
 use crate::ike::proposal::{Proposal, ProposalKind};
+use crate::ike::DosConfig;
 
 use super::file::{self, ReverseRouteFile, Str, S};
 use super::parse::{self, IdSpec};
@@ -158,6 +159,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
+    let dos = cx.dos(raw.dos.map(|s| s.value).unwrap_or_default());
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
@@ -187,6 +189,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             accounting,
             vrfs,
             peers,
+            dos,
             warnings,
         })
     } else {
@@ -196,7 +199,95 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     }
 }
 
+/// Upper bounds of `dos:`: beyond them a value is a typo, not a policy.
+const MAX_DOS_COUNT: u32 = 1_000_000;
+const MAX_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 impl Ctx {
+    /// `dos:`; every key not given is strongSwan's default ([`DosConfig::default`]).
+    fn dos(&mut self, f: file::DosFile) -> DosConfig {
+        let d = DosConfig::default();
+        let count = |cx: &mut Ctx, v: &Option<S<u32>>, field: &str, default: u32, min: u32| match v
+        {
+            None => default,
+            Some(n) if n.value < min || n.value > MAX_DOS_COUNT => {
+                cx.err(
+                    n.referenced,
+                    format!("dos.{field}"),
+                    format!("must be {min} to {MAX_DOS_COUNT}"),
+                );
+                default
+            }
+            Some(n) => n.value,
+        };
+        let cfg = DosConfig {
+            cookie_threshold: count(
+                self,
+                &f.cookie_threshold,
+                "cookie_threshold",
+                d.cookie_threshold,
+                0,
+            ),
+            block_threshold: count(
+                self,
+                &f.block_threshold,
+                "block_threshold",
+                d.block_threshold,
+                0,
+            ),
+            half_open_limit: count(
+                self,
+                &f.half_open_limit,
+                "half_open_limit",
+                d.half_open_limit,
+                0,
+            ),
+            cookie_secret_uses: count(
+                self,
+                &f.cookie_secret_uses,
+                "cookie_secret_uses",
+                d.cookie_secret_uses,
+                1,
+            ),
+            half_open_timeout: self.positive_duration(
+                f.half_open_timeout.as_ref(),
+                "dos.half_open_timeout",
+                d.half_open_timeout,
+                MAX_HALF_OPEN_TIMEOUT,
+            ),
+            cookie_secret_lifetime: self.positive_duration(
+                f.cookie_secret_lifetime.as_ref(),
+                "dos.cookie_secret_lifetime",
+                d.cookie_secret_lifetime,
+                MAX_COOKIE_SECRET_LIFETIME,
+            ),
+        };
+        // Without cookies a source address is not proven, so anyone can spoof a real
+        // peer's address and use up its half-open share (strongSwan warns the same).
+        if let (Some(b), true) = (&f.block_threshold, cfg.cookie_threshold == 0) {
+            if b.value > 0 {
+                self.warn(
+                    b.referenced,
+                    "dos.block_threshold",
+                    "with cookie_threshold 0 source addresses are unproven: a spoofed flood \
+                     can block a real peer's address",
+                );
+            }
+        }
+        if let Some(l) = &f.half_open_limit {
+            if l.value > 0 && (cfg.cookie_threshold == 0 || cfg.cookie_threshold >= l.value) {
+                self.warn(
+                    l.referenced,
+                    "dos.half_open_limit",
+                    "reached before cookie_threshold: a spoofed flood fills it and real \
+                     initiators are dropped instead of asked for a COOKIE",
+                );
+            }
+        }
+        cfg
+    }
+
     fn err(&mut self, loc: Location, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),

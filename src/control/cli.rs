@@ -58,6 +58,8 @@ pub enum Command {
     },
     /// `show crypto isakmp peer`
     ShowCryptoIsakmpPeer,
+    /// `show crypto isakmp stats`
+    ShowCryptoIsakmpStats,
     /// `show aaa accounting`
     ShowAaaAccounting,
     /// `clear crypto session [filters]`: no filter clears every session.
@@ -123,6 +125,7 @@ impl Command {
                 text: Some(*display),
             },
             Command::ShowCryptoIsakmpPeer => proto::Command::ShowPeers {},
+            Command::ShowCryptoIsakmpStats => proto::Command::ShowIkeStats {},
             Command::ShowAaaAccounting => proto::Command::ShowAccounting {},
             Command::ClearCryptoSession { filter } => proto::Command::ClearSessions {
                 filter: filter.into(),
@@ -499,6 +502,10 @@ enum IsakmpWhat {
     /// Configured IKE peers and their descriptions (`peers`: the guide's spelling).
     #[command(alias = "peers")]
     Peer,
+    /// IKE SA counts and the responder's flood defence: half-open SAs, cookies, drops
+    /// (IOS: show crypto ikev2 stats).
+    #[command(alias = "statistics")]
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
@@ -573,6 +580,9 @@ where
             ShowWhat::Isakmp {
                 what: IsakmpWhat::Peer,
             } => Command::ShowCryptoIsakmpPeer,
+            ShowWhat::Isakmp {
+                what: IsakmpWhat::Stats,
+            } => Command::ShowCryptoIsakmpStats,
         },
         Top::Show {
             what: ShowCrypto::Aaa {
@@ -711,6 +721,18 @@ mod tests {
         ] {
             assert_eq!(command(line), Command::ShowCryptoIsakmpPeer, "{line}");
         }
+        for line in [
+            "show crypto isakmp stats",
+            "sh cry isa stat",
+            "s c i s",
+            "show crypto isakmp statistics",
+        ] {
+            assert_eq!(command(line), Command::ShowCryptoIsakmpStats, "{line}");
+        }
+        assert_eq!(
+            Command::ShowCryptoIsakmpStats.request(),
+            proto::Command::ShowIkeStats {}
+        );
         let remote = SessionFilter {
             remote: Some((ip("192.0.2.2"), None)),
             ..Default::default()

@@ -73,6 +73,7 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         debug: Option<String>,
         text: Option<String>,
         accounting: Option<Box<crate::accounting::AccountingView>>,
+        ike_stats: Option<super::proto::IkeStatsView>,
     }
     let r: Raw = serde_json::from_str(line)?;
     let body = if let Some(sessions) = r.sessions {
@@ -87,6 +88,8 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         Some(Body::Text { text })
     } else if let Some(accounting) = r.accounting {
         Some(Body::Accounting { accounting })
+    } else if let Some(ike_stats) = r.ike_stats {
+        Some(Body::IkeStats { ike_stats })
     } else {
         // As the derived decoder does: `Done {}` fits any object.
         Some(Body::Done {})

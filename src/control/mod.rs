@@ -25,3 +25,17 @@ pub fn show_sessions(
         None => proto::Body::Sessions { sessions },
     })
 }
+
+/// The figures of `show crypto isakmp stats`, read from the engine.
+pub fn ike_stats(e: &crate::ike::Endpoint) -> proto::IkeStatsView {
+    let dos = e.dos();
+    proto::IkeStatsView {
+        ike_sas: e.sas().count() as u64,
+        established: e.sas().filter(|s| s.is_established()).count() as u64,
+        dos: e.dos_stats(),
+        cookie_threshold: dos.cookie_threshold,
+        block_threshold: dos.block_threshold,
+        half_open_limit: dos.half_open_limit,
+        half_open_timeout: dos.half_open_timeout.as_secs(),
+    }
+}

@@ -83,6 +83,8 @@ pub enum Command {
         text: Option<SessionDisplay>,
     },
     ShowPeers {},
+    /// `show crypto isakmp stats`: IKE SA counts and the responder's DoS figures.
+    ShowIkeStats {},
     /// `show aaa accounting`: the outbox, its journal and the RADIUS servers.
     ShowAccounting {},
     ClearSessions {
@@ -102,6 +104,7 @@ impl Command {
         match self {
             Command::ShowSessions { .. } => "show crypto session",
             Command::ShowPeers {} => "show crypto isakmp peer",
+            Command::ShowIkeStats {} => "show crypto isakmp stats",
             Command::ShowAccounting {} => "show aaa accounting",
             Command::ClearSessions { .. } => "clear crypto session",
             Command::Debug { .. } => "debug crypto isakmp",
@@ -113,12 +116,29 @@ impl Command {
     /// the others `control.group`. Exhaustive on purpose, so a new command must choose.
     pub fn changes_state(&self) -> bool {
         match self {
-            Command::ShowSessions { .. } | Command::ShowPeers {} | Command::ShowAccounting {} => {
-                false
-            }
+            Command::ShowSessions { .. }
+            | Command::ShowPeers {}
+            | Command::ShowIkeStats {}
+            | Command::ShowAccounting {} => false,
             Command::ClearSessions { .. } | Command::Debug { .. } => true,
         }
     }
+}
+
+/// `show crypto isakmp stats`: the engine's IKE SAs and its DoS counters (RFC 7296 2.6),
+/// with the bounds they are measured against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeStatsView {
+    /// IKE SAs the engine holds (any state), and how many of them are established.
+    pub ike_sas: u64,
+    pub established: u64,
+    #[serde(flatten)]
+    pub dos: crate::ike::DosStats,
+    pub cookie_threshold: u32,
+    pub block_threshold: u32,
+    pub half_open_limit: u32,
+    /// Seconds.
+    pub half_open_timeout: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +170,9 @@ pub enum Body {
     },
     Accounting {
         accounting: Box<crate::accounting::AccountingView>,
+    },
+    IkeStats {
+        ike_stats: IkeStatsView,
     },
     Done {},
 }

@@ -513,6 +513,9 @@ impl Daemon {
             Command::ShowPeers {} => Response::ok(Body::Peers {
                 peers: self.peer_views.clone(),
             }),
+            Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
+                ike_stats: crate::control::ike_stats(&self.endpoint),
+            }),
             Command::ClearSessions { filter } => {
                 let now = Instant::now();
                 let mut cleared = 0;
@@ -833,8 +836,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         }
     };
     let peers = config.peers.iter().map(peers::peer_policy).collect();
+    let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
+    endpoint.set_dos(config.dos);
     let mut d = Daemon {
-        endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
+        endpoint,
         kernel,
         sockets,
         initiate: config

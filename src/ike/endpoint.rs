@@ -16,10 +16,11 @@ use zeroize::Zeroizing;
 
 use super::codec::{
     ExchangeType, Flags, Header, Identity, Message, NotifyPayload, NotifyType, Payload,
-    TrafficSelector,
+    PayloadList, TrafficSelector,
 };
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
+use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
@@ -176,6 +177,8 @@ const RANDOM_TRIES: usize = 8;
 /// allocation.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
+    /// How long a responder's SA waits for IKE_AUTH (`DosConfig::half_open_timeout`).
+    pub half_open_timeout: Duration,
     rng: &'a mut dyn RngSource,
     /// Set (and announced) by the first RNG failure.
     fatal: &'a mut Option<Fatal>,
@@ -464,8 +467,14 @@ pub struct Endpoint {
     /// every held SA costs), and taking an SA out to handle it moves eight bytes.
     sas: HashMap<IkeSaId, Box<IkeSa>>,
     /// Responder SAs by (initiator SPI, initiator address), so a retransmitted IKE_SA_INIT
-    /// gets the cached response instead of a second SA (RFC 7296 2.1).
-    half_open: HashMap<(u64, SocketAddr), IkeSaId>,
+    /// gets the cached response instead of a second SA (RFC 7296 2.1); and those still
+    /// half-open, counted for the DoS bounds (2.6).
+    half_open: HalfOpen,
+    dos: DosConfig,
+    cookies: CookieJar,
+    /// Whether the last IKE_SA_INIT met the cookie threshold, to tell the operator once
+    /// when cookies start and stop.
+    demanding_cookies: bool,
     rng: Box<dyn RngSource + Send>,
     out: VecDeque<Output>,
     next_child: ChildId,
@@ -490,7 +499,10 @@ impl Endpoint {
         Endpoint {
             peers: peers.into_iter().map(Arc::new).collect(),
             sas: HashMap::new(),
-            half_open: HashMap::new(),
+            half_open: HalfOpen::default(),
+            dos: DosConfig::default(),
+            cookies: CookieJar::default(),
+            demanding_cookies: false,
             rng,
             out: VecDeque::new(),
             next_child: 0,
@@ -504,6 +516,27 @@ impl Endpoint {
             invalid_spi: AnswerLimit::default(),
             identities: IdentityIndex::default(),
         }
+    }
+
+    /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to
+    /// IKE_SA_INITs from now on; SAs already half-open keep their timeout.
+    pub fn set_dos(&mut self, dos: DosConfig) {
+        self.dos = dos;
+    }
+
+    pub fn dos(&self) -> &DosConfig {
+        &self.dos
+    }
+
+    /// The responder's half-open SAs now and what the DoS defence did so far.
+    pub fn dos_stats(&self) -> DosStats {
+        self.half_open.stats
+    }
+
+    /// Sizes of the half-open tables (by SPI, waiting, per address), for bound tests.
+    #[cfg(test)]
+    pub(crate) fn half_open_sizes(&self) -> (usize, usize, usize) {
+        self.half_open.sizes()
     }
 
     /// How many times an IKE SA was looked at so far (handled or rescheduled).
@@ -540,6 +573,7 @@ impl Endpoint {
     fn ctx(&mut self, now: Instant, current: Option<IkeSaId>) -> Ctx<'_> {
         Ctx {
             now,
+            half_open_timeout: self.dos.half_open_timeout,
             rng: &mut *self.rng,
             fatal: &mut self.fatal,
             out: &mut self.out,
@@ -599,11 +633,12 @@ impl Endpoint {
             return;
         };
         self.identities.update(sa);
+        if sa.role == Role::Responder && !sa.is_half_open() {
+            self.half_open
+                .settled(id, sa.spi_i, sa.remote, sa.is_dead());
+        }
         if sa.is_dead() {
             // Its IkeDown and RemoveChild outputs are already queued.
-            if sa.role == Role::Responder {
-                self.half_open.remove(&(sa.spi_i, sa.remote));
-            }
             self.sas.remove(&id);
         } else if let Some(t) = sa.next_timeout() {
             self.timers.insert((t, id));
@@ -863,7 +898,7 @@ impl Endpoint {
         header: Header,
         data: &[u8],
     ) {
-        if let Some(id) = self.half_open.get(&(header.spi_i, remote)).copied() {
+        if let Some(id) = self.half_open.find(header.spi_i, remote) {
             if self.with_sa(now, id, |sa, ctx| {
                 sa.handle_message(ctx, header, data, remote)
             }) {
@@ -877,6 +912,7 @@ impl Endpoint {
             .max_by_key(|p| p.remote.specificity())
             .cloned()
         else {
+            self.half_open.stats.dropped_unknown_peer += 1;
             self.ctx(now, None).notice(
                 None,
                 remote,
@@ -884,6 +920,9 @@ impl Endpoint {
             );
             return;
         };
+        if !self.admit_init(now, local, remote, &header, data) {
+            return;
+        }
         let mut ctx = self.ctx(now, None);
         let Ok(spi_r) = ctx.fresh_ike_spi() else {
             return;
@@ -900,9 +939,112 @@ impl Endpoint {
         );
         if sa.answer_ike_sa_init(&mut ctx, header, data) {
             ctx.spawned.push(sa);
-            self.half_open.insert((header.spi_i, remote), spi_r);
+            self.half_open.added(spi_r, header.spi_i, remote);
         }
         self.settle(None);
+    }
+
+    /// The DoS bounds on a new IKE_SA_INIT (RFC 7296 2.6), cheapest and stateless first:
+    /// past `cookie_threshold` half-open SAs, no valid COOKIE gets a COOKIE and nothing
+    /// kept; then the per-address and the global bound drop it unanswered. True: go on.
+    fn admit_init(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> bool {
+        let dos = self.dos;
+        let count = self.half_open.count();
+        let demand = dos.cookie_threshold > 0 && count >= dos.cookie_threshold as usize;
+        if demand != self.demanding_cookies {
+            self.demanding_cookies = demand;
+            let text = if demand {
+                format!("{count} half-open IKE SAs: IKE_SA_INIT now needs a COOKIE (RFC 7296 2.6)")
+            } else {
+                format!("{count} half-open IKE SAs: IKE_SA_INIT no longer needs a COOKIE")
+            };
+            self.ctx(now, None).notice(None, remote, text);
+        }
+        if demand && !self.check_cookie(now, local, remote, header, data) {
+            return false;
+        }
+        if dos.block_threshold > 0 && self.half_open.from(remote.ip()) >= dos.block_threshold {
+            self.half_open.stats.dropped_blocked += 1;
+            return false;
+        }
+        if dos.half_open_limit > 0 && count >= dos.half_open_limit as usize {
+            self.half_open.stats.dropped_limit += 1;
+            return false;
+        }
+        true
+    }
+
+    /// True if the request carries a cookie we made for its Ni, address and SPIi;
+    /// otherwise it is answered with a fresh cookie (or dropped if it has no nonce).
+    fn check_cookie(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> bool {
+        let msg = match Message::decode(data) {
+            Ok(m) if m.payloads.nonce().is_some() => m,
+            _ => {
+                self.half_open.stats.dropped_malformed += 1;
+                return false;
+            }
+        };
+        let ni = msg
+            .payloads
+            .nonce()
+            .map(|n| n.data.as_slice())
+            .unwrap_or_default();
+        if self.cookies.due(now, &self.dos) {
+            let Ok(key) = self.ctx(now, None).random_bytes(32) else {
+                return false;
+            };
+            self.cookies.rotate(now, &key);
+        }
+        if let Some(c) = msg.find_notify(NotifyType::COOKIE) {
+            if self
+                .cookies
+                .verify(now, &c.data, ni, remote.ip(), header.spi_i)
+            {
+                self.half_open.stats.cookies_valid += 1;
+                return true;
+            }
+            self.half_open.stats.cookies_invalid += 1;
+        }
+        let Some(cookie) = self.cookies.issue(ni, remote.ip(), header.spi_i) else {
+            return false;
+        };
+        // 2.6: the response is the COOKIE notify alone, SPIr zero, and nothing is kept.
+        let reply = Message {
+            header: Header {
+                spi_i: header.spi_i,
+                spi_r: 0,
+                exchange: ExchangeType::IKE_SA_INIT,
+                flags: Flags {
+                    initiator: false,
+                    version: false,
+                    response: true,
+                },
+                message_id: 0,
+            },
+            payloads: vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::COOKIE,
+                cookie,
+            ))],
+        };
+        if let Ok(bytes) = reply.encode() {
+            self.half_open.stats.cookies_sent += 1;
+            self.ctx(now, None).transmit(local, remote, bytes);
+        }
+        false
     }
 
     /// Fires the timers that are due: only their SAs are visited.

@@ -8,6 +8,7 @@
 //!   never came up.
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
 //! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
+//! - `half_open.rs`: the responder's DoS bounds (RFC 7296 2.6): cookies, half-open limits.
 //! - `sa.rs`: one IKE SA: its state, message-ID windows, retransmissions and task queue.
 //! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
 //!   with its initiator task (the state its response needs) and its responder side.
@@ -16,6 +17,7 @@ pub mod codec;
 pub mod crypto;
 pub mod endpoint;
 mod exchange;
+pub mod half_open;
 pub mod negotiate;
 pub mod policy;
 pub mod proposal;
@@ -25,6 +27,7 @@ pub mod sa;
 pub use endpoint::{
     ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output, Transmit,
 };
+pub use half_open::{DosConfig, DosStats};
 pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;

@@ -72,8 +72,11 @@ impl std::fmt::Display for DownReason {
 pub(crate) enum State {
     /// Initiator: IKE_SA_INIT or IKE_AUTH in flight.
     Connecting,
-    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
-    InitAnswered,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH until `until` (the
+    /// endpoint's half-open timeout, RFC 7296 2.6).
+    InitAnswered {
+        until: Instant,
+    },
     Established(Life),
     /// Rekeyed: the successor has the children; this one answers the peer until the peer
     /// deletes it, or until we do (RFC 7296 1.3.2, 2.8).
@@ -347,7 +350,7 @@ impl IkeSa {
         let fits = match (&self.state, self.active()) {
             (_, None) => true,
             (State::Connecting, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => true,
-            (State::Connecting | State::InitAnswered, _) => false,
+            (State::Connecting | State::InitAnswered { .. }, _) => false,
             (_, Some(Active::IkeSaInit(_) | Active::IkeAuth(_))) => false,
             (State::Established(_) | State::Replaced(_), _) => true,
             (State::Standby(_) | State::Deleting { .. }, Some(a)) => {
@@ -385,7 +388,7 @@ impl IkeSa {
     fn state_name(&self) -> &'static str {
         match self.state {
             State::Connecting => "Connecting",
-            State::InitAnswered => "InitAnswered",
+            State::InitAnswered { .. } => "InitAnswered",
             State::Established(_) => "Established",
             State::Replaced(_) => "Replaced",
             State::Standby(_) => "Standby",
@@ -400,6 +403,11 @@ impl IkeSa {
             State::Established(l) => Some(l),
             _ => None,
         }
+    }
+
+    /// A responder SA that answered IKE_SA_INIT and has no IKE_AUTH yet.
+    pub fn is_half_open(&self) -> bool {
+        matches!(self.state, State::InitAnswered { .. })
     }
 
     pub fn is_dead(&self) -> bool {
@@ -580,8 +588,8 @@ impl IkeSa {
             _ => None,
         };
         let half_open = match self.state {
-            // A responder whose IKE_AUTH never comes gives up like a retransmitting initiator.
-            State::InitAnswered => Some(self.created + half_open_timeout(&self.peer)),
+            // A responder whose IKE_AUTH never comes gives up (the DoS bound, 2.6).
+            State::InitAnswered { until } => Some(until),
             _ => None,
         };
         let (rekey, retire, expiry) = match &self.state {
@@ -604,9 +612,7 @@ impl IkeSa {
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
-        if matches!(self.state, State::InitAnswered)
-            && now >= self.created + half_open_timeout(&self.peer)
-        {
+        if matches!(self.state, State::InitAnswered { until } if now >= until) {
             self.die(ctx, DownReason::NegotiationFailed(Failure::NoIkeAuth));
             return;
         }

@@ -1495,3 +1495,322 @@ fn an_established_sa_keeps_only_what_it_still_needs() {
         assert!(sa.outstanding.is_none());
     }
 }
+
+/// The responder B of a site pair that also takes any address (a road-warrior entry), so
+/// a flood from anywhere reaches the IKE_SA_INIT intake, with `dos` as its DoS bounds.
+fn dos_pair(dos: super::DosConfig) -> Pair {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut rw = pb.clone();
+    rw.name = "rw".into();
+    rw.remote = RemoteMatch::Any;
+    let mut p = Pair::new(pa, pb.clone());
+    p.b = Endpoint::new(vec![pb, rw], Box::new(TestRng(77)));
+    p.b.set_dos(dos);
+    p
+}
+
+/// An attacker's IKE_SA_INIT: a real one's payloads (so the responder gets as far as DH)
+/// under a new SPIi, with `cookie` first if given (2.6).
+struct Flood {
+    template: super::codec::Message,
+}
+
+impl Flood {
+    fn new() -> Flood {
+        let (pa, _) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        let mut e = Endpoint::new(vec![pa], Box::new(TestRng(5)));
+        e.initiate(Instant::now(), "b", addr(A)).unwrap();
+        let t = next_datagram(&mut e).unwrap();
+        Flood {
+            template: super::codec::Message::decode(&t.data).unwrap(),
+        }
+    }
+
+    fn init(&self, spi: u64, cookie: Option<&[u8]>) -> Vec<u8> {
+        let mut m = self.template.clone();
+        m.header.spi_i = spi;
+        if let Some(c) = cookie {
+            m.payloads.insert(
+                0,
+                super::codec::Payload::Notify(super::codec::NotifyPayload::new(
+                    NotifyType::COOKIE,
+                    c.to_vec(),
+                )),
+            );
+        }
+        m.encode().unwrap()
+    }
+}
+
+/// The i-th flood source: many addresses, many ports.
+fn flood_src(i: u32) -> SocketAddr {
+    SocketAddr::new(
+        std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+        1024 + (i % 50_000) as u16,
+    )
+}
+
+/// B's datagrams since the last call, split into COOKIE-only answers and the rest.
+fn drain_answers(b: &mut Endpoint) -> (Vec<super::endpoint::Transmit>, usize) {
+    let (mut cookies, mut other) = (Vec::new(), 0);
+    while let Some(o) = b.poll_output() {
+        if let Output::Transmit(t) = o {
+            let m = super::codec::Message::decode(&t.data).unwrap();
+            if m.find_notify(NotifyType::COOKIE).is_some() {
+                assert_eq!(m.payloads.len(), 1, "a COOKIE answer carries nothing else");
+                assert_eq!(m.header.spi_r, 0, "and no SPI of ours: no state");
+                cookies.push(t);
+            } else {
+                other += 1;
+            }
+        }
+    }
+    (cookies, other)
+}
+
+fn cookie_of(t: &super::endpoint::Transmit) -> Vec<u8> {
+    let m = super::codec::Message::decode(&t.data).unwrap();
+    m.find_notify(NotifyType::COOKIE).unwrap().data.clone()
+}
+
+/// RFC 7296 2.6 under a flood: past `cookie_threshold` half-open SAs every IKE_SA_INIT
+/// without a valid cookie gets a COOKIE and leaves nothing behind; the real initiator
+/// echoes its cookie and comes up; the flood's half-open SAs time out.
+#[test]
+fn a_flood_gets_cookies_while_the_real_initiator_comes_up() {
+    let dos = super::DosConfig::default();
+    let mut p = dos_pair(dos);
+    let flood = Flood::new();
+    let b_local = addr(B);
+    const N: u32 = 20_000;
+    for i in 0..N {
+        p.b.handle_datagram(
+            p.now,
+            b_local,
+            flood_src(i),
+            &flood.init(u64::from(i) + 1, None),
+        );
+    }
+    let (cookies, answered) = drain_answers(&mut p.b);
+    assert_eq!(
+        answered, 10,
+        "the first cookie_threshold requests are answered in full"
+    );
+    assert_eq!(cookies.len(), (N - 10) as usize);
+    assert_eq!(p.b.sas().count(), 10, "a COOKIE keeps no state");
+    let s = p.b.dos_stats();
+    assert_eq!((s.half_open, s.cookies_sent), (10, u64::from(N - 10)));
+
+    // A wrong cookie gets a fresh one, not an SA.
+    let forged = vec![0u8; super::half_open::COOKIE_LEN];
+    p.b.handle_datagram(
+        p.now,
+        b_local,
+        flood_src(1),
+        &flood.init(100_000, Some(&forged)),
+    );
+    // Another source's cookie is refused too (it is bound to address, SPIi and Ni).
+    let stolen = cookie_of(&cookies[0]);
+    p.b.handle_datagram(
+        p.now,
+        b_local,
+        flood_src(99),
+        &flood.init(11, Some(&stolen)),
+    );
+    let (again, answered) = drain_answers(&mut p.b);
+    assert_eq!((again.len(), answered), (2, 0));
+    assert_eq!(p.b.dos_stats().cookies_invalid, 2);
+
+    // The real initiator: COOKIE, the same request again with it first (2.6), IKE_AUTH,
+    // up.
+    up(&mut p);
+    assert_eq!(Pair::ups(&p.a_out), 1, "{:?}", Pair::notices(&p.a_out));
+    assert_eq!(Pair::ups(&p.b_out), 1);
+    let s = p.b.dos_stats();
+    assert_eq!(s.cookies_valid, 1);
+    assert_eq!(s.half_open, 10, "the real SA is no longer half-open");
+
+    // A source that echoes its own cookie (it can receive at its address) gets an SA.
+    let t = &cookies[5];
+    let spi = super::codec::Header::peek(&t.data).unwrap().spi_i;
+    p.b.handle_datagram(
+        p.now,
+        b_local,
+        t.remote,
+        &flood.init(spi, Some(&cookie_of(t))),
+    );
+    let (c, answered) = drain_answers(&mut p.b);
+    assert_eq!((c.len(), answered), (0, 1));
+    assert_eq!(p.b.dos_stats().half_open, 11);
+
+    // No IKE_AUTH ever comes for the flood: gone after half_open_timeout.
+    let until = p.now + dos.half_open_timeout;
+    while p.now < until && p.step_time() {}
+    p.b.handle_timeout(until);
+    let _ = drain_answers(&mut p.b);
+    assert_eq!(p.b.sas().count(), 1, "only the real IKE SA is left");
+    assert_eq!(
+        p.b.half_open_sizes(),
+        (1, 0, 0),
+        "only the real SA's entry for retransmitted IKE_SA_INITs"
+    );
+    let s = p.b.dos_stats();
+    assert_eq!(
+        (s.half_open, s.half_open_peak, s.half_open_failed),
+        (0, 11, 11)
+    );
+    // Below the threshold again: no cookie needed.
+    p.b.handle_datagram(p.now, b_local, flood_src(7), &flood.init(777, None));
+    assert_eq!(drain_answers(&mut p.b).1, 1);
+}
+
+/// `block_threshold`: one address holds at most that many half-open SAs; the excess is
+/// dropped unanswered while it lasts, other addresses are not affected.
+#[test]
+fn half_open_sas_per_address_are_bounded() {
+    let dos = super::DosConfig {
+        cookie_threshold: 0,
+        block_threshold: 5,
+        ..super::DosConfig::default()
+    };
+    let mut p = dos_pair(dos);
+    let flood = Flood::new();
+    let one = |port: u16| SocketAddr::new(flood_src(3).ip(), port);
+    for i in 0..50u16 {
+        p.b.handle_datagram(
+            p.now,
+            addr(B),
+            one(2000 + i),
+            &flood.init(u64::from(i) + 1, None),
+        );
+    }
+    assert_eq!(drain_answers(&mut p.b), (Vec::new(), 5));
+    assert_eq!(p.b.dos_stats().dropped_blocked, 45);
+    // A retransmission of an admitted request still gets its cached answer.
+    p.b.handle_datagram(p.now, addr(B), one(2000), &flood.init(1, None));
+    assert_eq!(drain_answers(&mut p.b).1, 1);
+    assert_eq!(p.b.dos_stats().dropped_blocked, 45);
+    // The real initiator is elsewhere and comes up.
+    up(&mut p);
+    assert_eq!(Pair::ups(&p.b_out), 1);
+    // Once they time out, the address may try again.
+    p.now += dos.half_open_timeout;
+    p.b.handle_timeout(p.now);
+    let _ = drain_answers(&mut p.b); // B's liveness check on the real SA
+    assert_eq!(p.b.dos_stats().half_open, 0);
+    p.b.handle_datagram(p.now, addr(B), one(9000), &flood.init(900, None));
+    assert_eq!(drain_answers(&mut p.b).1, 1);
+}
+
+/// `half_open_limit`: however many sources there are, and even if each echoes its
+/// cookie, no more than that many half-open SAs are held (memory stays bounded).
+#[test]
+fn half_open_sas_in_all_are_bounded() {
+    let dos = super::DosConfig {
+        cookie_threshold: 10,
+        block_threshold: 5,
+        half_open_limit: 100,
+        ..super::DosConfig::default()
+    };
+    let mut p = dos_pair(dos);
+    let flood = Flood::new();
+    for i in 0..2_000u32 {
+        let (src, spi) = (flood_src(i), u64::from(i) + 1);
+        p.b.handle_datagram(p.now, addr(B), src, &flood.init(spi, None));
+        // A source that can receive echoes its cookie.
+        let (c, _) = drain_answers(&mut p.b);
+        if let Some(t) = c.first() {
+            p.b.handle_datagram(p.now, addr(B), src, &flood.init(spi, Some(&cookie_of(t))));
+            let _ = drain_answers(&mut p.b);
+        }
+    }
+    let s = p.b.dos_stats();
+    assert_eq!(p.b.sas().count(), 100);
+    assert_eq!((s.half_open, s.dropped_limit), (100, 1_900));
+    assert_eq!(s.cookies_valid, 1_990);
+    let (by_spi, waiting, per_ip) = p.b.half_open_sizes();
+    assert!(by_spi <= 100 && waiting <= 100 && per_ip <= 100);
+    p.now += dos.half_open_timeout;
+    p.b.handle_timeout(p.now);
+    assert_eq!(p.b.sas().count(), 0);
+    assert_eq!(p.b.half_open_sizes(), (0, 0, 0));
+}
+
+/// The initiator's side of 2.6: after a COOKIE it sends the same request again with the
+/// cookie as the first payload and every other payload unchanged (the cookie covers its
+/// Ni); a responder that keeps answering COOKIEs is given up on after five.
+#[test]
+fn the_initiator_echoes_cookies_unchanged_and_gives_up_on_endless_ones() {
+    use super::codec::{Message, NotifyPayload, Payload};
+    let (pa, _) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut a = Endpoint::new(vec![pa], Box::new(TestRng(3)));
+    let now = Instant::now();
+    a.initiate(now, "b", addr(A)).unwrap();
+    let first = Message::decode(&next_datagram(&mut a).unwrap().data).unwrap();
+    let mut downs = Vec::new();
+    for n in 0..6u8 {
+        let cookie = vec![n; 20];
+        let answer = Message {
+            header: super::codec::Header {
+                spi_r: 0,
+                flags: super::codec::Flags {
+                    initiator: false,
+                    version: false,
+                    response: true,
+                },
+                ..first.header
+            },
+            payloads: vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::COOKIE,
+                cookie.clone(),
+            ))],
+        };
+        a.handle_datagram(now, addr(A), addr(B), &answer.encode().unwrap());
+        let mut sent = None;
+        while let Some(o) = a.poll_output() {
+            match o {
+                Output::Transmit(t) => sent = Some(t),
+                Output::IkeDown { reason, .. } => downs.push(reason),
+                _ => {}
+            }
+        }
+        let Some(t) = sent else {
+            assert_eq!(n, 5, "gave up after five COOKIEs");
+            break;
+        };
+        assert!(n < 5, "a sixth retry");
+        let retry = Message::decode(&t.data).unwrap();
+        assert_eq!(retry.header, first.header, "same SPIi, message ID 0");
+        match &retry.payloads[0] {
+            Payload::Notify(c) => assert_eq!((c.kind, &c.data), (NotifyType::COOKIE, &cookie)),
+            other => panic!("first payload {other:?}"),
+        }
+        assert_eq!(
+            retry.payloads[1..],
+            first.payloads[..],
+            "all other payloads unchanged"
+        );
+    }
+    assert!(
+        matches!(&downs[..], [DownReason::NegotiationFailed(Failure::Local(t))] if t.contains("COOKIE")),
+        "{downs:?}"
+    );
+}
+
+/// IKE_SA_INITs from addresses no peer is configured for leave nothing and are counted.
+#[test]
+fn init_from_strangers_is_counted_and_keeps_nothing() {
+    let mut p = site_pair(&GCM, &GCM, &["aes256gcm16"]);
+    let flood = Flood::new();
+    for i in 0..1000u32 {
+        p.b.handle_datagram(
+            p.now,
+            addr(B),
+            flood_src(i),
+            &flood.init(u64::from(i) + 1, None),
+        );
+    }
+    assert_eq!(drain_answers(&mut p.b), (Vec::new(), 0));
+    assert_eq!(p.b.sas().count(), 0);
+    assert_eq!(p.b.dos_stats().dropped_unknown_peer, 1000);
+}

@@ -17,6 +17,7 @@ use vpnd_xfrm::*;
 mod acct_burst;
 mod alloc_count;
 mod fake_sessions;
+mod ike_flood;
 mod ike_load;
 
 #[derive(Parser)]
@@ -128,6 +129,25 @@ enum Cmd {
         sessions: usize,
         #[arg(long)]
         socket: std::path::PathBuf,
+    },
+    /// Send COUNT IKE_SA_INITs that never go further (no COOKIE echoed, no IKE_AUTH) to
+    /// TARGET from every LOCAL address and PORTS source ports each, RATE a second: a
+    /// half-open flood for the responder's DoS bounds (RFC 7296 2.6).
+    IkeFlood {
+        /// Source addresses (repeat the option), each already on an interface.
+        #[arg(long = "local", required = true)]
+        locals: Vec<IpAddr>,
+        #[arg(long)]
+        target: IpAddr,
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        /// UDP source ports per address (30000 upwards).
+        #[arg(long, default_value_t = 16)]
+        ports: u16,
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        #[arg(long, default_value = "aes256gcm16-prfsha256-x25519")]
+        ike: String,
     },
     /// Open COUNT IKE SAs (one child each) to TARGET as fast as it answers, with vpnd's own
     /// engine as the initiator, and print IKE SAs per second.
@@ -480,6 +500,24 @@ async fn main() -> Result<()> {
                 timeout: Duration::from_secs(timeout),
             };
             ike_load::run(args).await?
+        }
+        Cmd::IkeFlood {
+            locals,
+            target,
+            count,
+            ports,
+            rate,
+            ike,
+        } => {
+            ike_flood::run(ike_flood::FloodArgs {
+                locals,
+                target,
+                count,
+                ports,
+                rate,
+                ike,
+            })
+            .await?
         }
         Cmd::FakeSessions { .. } | Cmd::AcctBurst { .. } => unreachable!("run above"),
     }

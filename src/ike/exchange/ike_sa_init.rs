@@ -20,7 +20,12 @@ pub(crate) struct Initiator {
     pub offer: SaPayload,
     /// Echoed in a retry after INVALID_KE_PAYLOAD (2.6: the cookie goes with every retry).
     pub cookie: Option<Vec<u8>>,
+    /// COOKIE answers taken so far: a responder that never accepts ours is given up on.
+    pub cookie_retries: u8,
 }
+
+/// COOKIE answers to one IKE_SA_INIT before giving up (strongSwan's ike_init allows 5).
+const MAX_COOKIE_RETRIES: u8 = 5;
 
 /// An unencrypted error response to an IKE_SA_INIT request; we keep no state (2.6).
 fn refuse(ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, req: &Header, r: &Refusal) {
@@ -130,6 +135,7 @@ impl IkeSa {
             ni,
             offer,
             cookie,
+            cookie_retries: 0,
         });
         self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
     }
@@ -233,7 +239,9 @@ impl IkeSa {
         }
         self.init_request = data.to_vec();
         self.init_response = bytes.clone();
-        self.state = State::InitAnswered;
+        self.state = State::InitAnswered {
+            until: ctx.now + ctx.half_open_timeout,
+        };
         self.respond(ctx, 0, bytes);
         true
     }
@@ -249,9 +257,7 @@ impl IkeSa {
     ) {
         let p = &msg.payloads;
         if let Some(c) = p.find_notify(NotifyType::COOKIE) {
-            // 2.6: retry with the cookie first, same group and a fresh nonce.
-            let group = pending.dh.group();
-            self.start_ike_sa_init(ctx, Some(group), Some(c.data.clone()));
+            self.retry_with_cookie(ctx, pending, c.data.clone());
             return;
         }
         if let Some(n) = p.find_notify(NotifyType::INVALID_KE_PAYLOAD) {
@@ -330,6 +336,41 @@ impl IkeSa {
         }
         self.init_response = data.to_vec();
         self.start_ike_auth(ctx);
+    }
+
+    /// 2.6: the same request again with the COOKIE as its first payload and "all other
+    /// payloads unchanged": the responder's cookie covers our Ni and SPIi, so a fresh nonce
+    /// would never match it.
+    fn retry_with_cookie(&mut self, ctx: &mut Ctx<'_>, pending: Initiator, cookie: Vec<u8>) {
+        if pending.cookie_retries >= MAX_COOKIE_RETRIES {
+            self.state_fail(
+                ctx,
+                Failure::Local(format!(
+                    "peer answered {MAX_COOKIE_RETRIES} COOKIEs and accepted none"
+                )),
+            );
+            return;
+        }
+        let resent = Message::decode(&self.init_request).ok().and_then(|mut m| {
+            m.payloads
+                .retain(|p| !matches!(p, Payload::Notify(n) if n.kind == NotifyType::COOKIE));
+            m.payloads.insert(
+                0,
+                Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, cookie.clone())),
+            );
+            m.encode().ok()
+        });
+        let Some(bytes) = resent else {
+            self.state_fail(ctx, Failure::Local("could not encode IKE_SA_INIT".into()));
+            return;
+        };
+        self.init_request = bytes.clone();
+        let task = Active::IkeSaInit(Initiator {
+            cookie: Some(cookie),
+            cookie_retries: pending.cookie_retries + 1,
+            ..pending
+        });
+        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
     }
 
     fn state_fail(&mut self, ctx: &mut Ctx<'_>, why: Failure) {

@@ -158,7 +158,7 @@ impl IkeSa {
             self.take_over(ctx);
         }
         match header.exchange {
-            ExchangeType::IKE_AUTH if matches!(self.state, State::InitAnswered) => {
+            ExchangeType::IKE_AUTH if matches!(self.state, State::InitAnswered { .. }) => {
                 self.answer_ike_auth(ctx, header.message_id, inner)
             }
             ExchangeType::INFORMATIONAL => self.answer_informational(ctx, header.message_id, inner),
