@@ -53,16 +53,23 @@ pub(crate) fn sk_fixture(n: u8) -> SkFixture {
     l.op(7, &[0, 0]); // the initiator starts
     l.deliver(2); // IKE_SA_INIT request and response: the initiator's IKE_AUTH is on the wire
     let (_, auth_req) = l.wire.front().cloned().expect("IKE_AUTH request");
-    l.deliver(1); // the responder answers it
-    let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
+    // The keys now: once up, an SA keeps only SK_d (issue 9).
     let r = l.r.sas().next().expect("the responder's IKE SA");
     let keys = &r.keys.as_ref().expect("keys after IKE_SA_INIT").keys;
-    let (datagram, e, a) = if to_responder {
-        (auth_req.data, &keys.sk_ei, &keys.sk_ai)
+    let (e, a) = if to_responder {
+        (keys.sk_ei.to_vec(), keys.sk_ai.to_vec())
     } else {
-        (auth_resp.data, &keys.sk_er, &keys.sk_ar)
+        (keys.sk_er.to_vec(), keys.sk_ar.to_vec())
     };
     let s = keys.suite;
+    l.deliver(1); // the responder answers it
+    let (_, auth_resp) = l.wire.front().cloned().expect("IKE_AUTH response");
+    let datagram = if to_responder {
+        auth_req.data
+    } else {
+        auth_resp.data
+    };
+    let (e, a) = (&e, &a);
     let cipher = SkCipher::new(s.encr, s.integ, e, a).expect("the SA's own keys");
     let msg = Message::decode(&datagram).expect("a real IKE_AUTH decodes");
     let sk = msg.payloads.sk().expect("IKE_AUTH is encrypted");
