@@ -223,6 +223,31 @@ impl Daemon {
                     }
                     None => warn!(local = %t.local, "no socket for local address"),
                 },
+                Output::Keepalive { local, remote } => match self.socket_for(local) {
+                    Some(s) => {
+                        debug!(target: logging::ISAKMP, "ISAKMP: sending NAT keepalive to {remote}");
+                        if let Err(e) = s.send_keepalive(local.ip(), remote).await {
+                            warn!(%remote, "NAT keepalive not sent: {e}");
+                        }
+                    }
+                    None => warn!(%local, "no socket for local address"),
+                },
+                Output::PeerMoved {
+                    ike,
+                    peer,
+                    local,
+                    from,
+                    to,
+                    children,
+                } => {
+                    info!(peer, ike = format_args!("{ike:016x}"), %from, %to, "peer's NAT mapping moved: following it");
+                    for c in children {
+                        if let Err(e) = self.kernel.move_encap(c.child, c.encap).await {
+                            error!(peer, "updating the encapsulation of child {}: {e}", c.child);
+                        }
+                    }
+                    self.sessions.ike_moved(ike, local, to);
+                }
                 Output::InstallChild(c) => match self.kernel.install(&c).await {
                     Ok(()) => {
                         info!(
@@ -292,8 +317,9 @@ impl Daemon {
                     remote_id,
                     initiator,
                     rekey_at,
+                    nat_t,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, ?remote_id, initiator, nat_t, "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -316,6 +342,7 @@ impl Daemon {
                         true,
                         rekey_at,
                     );
+                    self.sessions.ike_nat_t(ike, nat_t);
                 }
                 Output::IkeDown {
                     ike,
@@ -675,7 +702,7 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
         if p.unprotected != Unprotected::Drop {
             continue;
         }
-        for c in peers::peer_policy(p).children {
+        for c in peers::peer_policy(p, config.local.nat_t_port).children {
             out.push(Flow {
                 peer: p.name.clone(),
                 child: c.name,
@@ -820,7 +847,11 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             Vec::new()
         }
     };
-    let peers = config.peers.iter().map(peers::peer_policy).collect();
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| peers::peer_policy(p, config.local.nat_t_port))
+        .collect();
     let mut d = Daemon {
         endpoint: Endpoint::new(peers, Box::new(SystemRng::new())),
         kernel,
@@ -858,7 +889,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     dynamic: false,
                     interface: p.interface.as_ref().map(|i| i.name.clone()),
                 };
-                let flows = peers::peer_policy(p)
+                let flows = peers::peer_policy(p, config.local.nat_t_port)
                     .children
                     .iter()
                     .map(|c| {

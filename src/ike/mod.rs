@@ -16,6 +16,7 @@ pub mod codec;
 pub mod crypto;
 pub mod endpoint;
 mod exchange;
+pub mod nat;
 pub mod negotiate;
 pub mod policy;
 pub mod proposal;
@@ -23,9 +24,11 @@ pub mod refusal;
 pub mod sa;
 
 pub use endpoint::{
-    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output, Transmit,
+    ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
+    Transmit,
 };
-pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
+pub use nat::{NatState, UdpEncap};
+pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 
