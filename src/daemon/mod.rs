@@ -642,6 +642,22 @@ impl Daemon {
             self.acquired(reqid);
             return;
         }
+        if let Event::Mapping {
+            dst, spi, old, new, ..
+        } = ev
+        {
+            // The engine decides whether the SA follows (its peer must be NATed).
+            match self.endpoint.kernel_mapping(Instant::now(), spi, dst, new) {
+                Some(child) => info!(
+                    spi = format_args!("{spi:08x}"),
+                    child, %old, %new, "kernel saw the peer's NAT mapping move (XFRM MAPPING)"
+                ),
+                None => {
+                    debug!(spi = format_args!("{spi:08x}"), %old, %new, "XFRM MAPPING for no NATed child: ignored")
+                }
+            }
+            return;
+        }
         if let Event::Expire {
             id, hard: false, ..
         } = ev

@@ -773,6 +773,27 @@ impl Endpoint {
         Some(child)
     }
 
+    /// The kernel saw an authenticated ESP-in-UDP packet for our inbound SA `spi` (at
+    /// `dst`) come from `new` (XFRM_MSG_MAPPING): the peer's NAT rebound. As for an
+    /// authenticated IKE message (RFC 7296 2.23), an IKE SA with a NATed peer follows it,
+    /// and its children with it. None if no such child, or its peer is not behind a NAT.
+    pub fn kernel_mapping(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        dst: IpAddr,
+        new: SocketAddr,
+    ) -> Option<ChildId> {
+        let (ike, child) = self.children.by_spi(spi, true)?;
+        let sa = self.sas.get(&ike)?;
+        if sa.local.ip() != dst || !sa.nat.remote || !sa.nat.in_use() {
+            return None;
+        }
+        let local = sa.local;
+        self.with_sa(now, ike, |sa, ctx| sa.follow(ctx, local, new));
+        Some(child)
+    }
+
     pub fn handle_datagram(
         &mut self,
         now: Instant,

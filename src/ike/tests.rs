@@ -1738,3 +1738,40 @@ fn forced_encapsulation_floats_without_a_nat() {
     // Nobody is really behind a NAT: no keepalives.
     assert_eq!(keepalives(&p.a_out) + keepalives(&p.b_out), 0);
 }
+
+#[test]
+fn a_kernel_mapping_event_moves_a_nated_peer_and_only_that() {
+    let mut p = nat_pair();
+    let b_child = Pair::installs(&p.b_out)[0].clone();
+    let a_child = Pair::installs(&p.a_out)[0].clone();
+    let new = addr("192.0.2.100:40000");
+    // A's peer (B) is not behind a NAT: A does not follow ESP from elsewhere.
+    assert_eq!(
+        p.a.kernel_mapping(p.now, a_child.inbound_spi, a_child.local, new),
+        None
+    );
+    // An SPI that is not ours, or the wrong destination: nothing.
+    assert_eq!(p.b.kernel_mapping(p.now, 0x1234, b_child.local, new), None);
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, a_child.local, new),
+        None
+    );
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, b_child.local, new),
+        Some(b_child.child)
+    );
+    p.drive();
+    assert_eq!(p.b.sas().next().unwrap().remote, new);
+    let moved = p.b_out.iter().find_map(|o| match o {
+        Output::PeerMoved { to, children, .. } => Some((*to, children.clone())),
+        _ => None,
+    });
+    let (to, children) = moved.expect("B's SA moved");
+    assert_eq!(to, new);
+    assert_eq!(children[0].child, b_child.child);
+    assert_eq!(children[0].encap.remote_port, 40000);
+    assert!(p
+        .a_out
+        .iter()
+        .all(|o| !matches!(o, Output::PeerMoved { .. })));
+}

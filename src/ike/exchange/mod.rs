@@ -50,7 +50,7 @@ impl IkeSa {
     /// (RFC 7296 2.23): the initiator's float to the NAT-T port as well as a NAT's rebind.
     /// Children follow: the kernel's outbound SA takes the new port, or (the peer's address
     /// changed, which the kernel cannot update in place) the child is rekeyed.
-    fn follow(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
+    pub(crate) fn follow(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
         if !self.nat.in_use() || (local == self.local && remote == self.remote) {
             return;
         }
