@@ -166,9 +166,11 @@ impl IkeSa {
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        // A retransmitted request gets the cached response (RFC 7296 2.1).
+        // A retransmitted request gets the cached response (RFC 7296 2.1), to the port it
+        // came from (a NAT may have rebound it) but only at the peer's address: a NATed SA
+        // takes datagrams from anywhere, and a replayed request must not aim us elsewhere.
         if let Some((id, resp)) = &self.last_response {
-            if header.message_id == *id {
+            if header.message_id == *id && remote.ip() == self.remote.ip() {
                 let resp = resp.clone();
                 ctx.transmit(self.local, remote, resp);
                 return;
