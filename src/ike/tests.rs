@@ -106,6 +106,8 @@ struct Pair {
     b_at: Vec<Instant>,
     /// A NAT in front of A: it rewrites A's source addresses, and B's answers back.
     nat: Option<NatBox>,
+    /// A NAT in front of B (with port forwards, so B can still be reached).
+    nat_b: Option<NatBox>,
 }
 
 /// A source NAT (masquerade) with one public address: each inside port gets a public port
@@ -177,6 +179,7 @@ impl Pair {
             cut: false,
             sent: 0,
             nat: None,
+            nat_b: None,
         }
     }
 
@@ -193,10 +196,14 @@ impl Pair {
                             Some(n) => n.out(t.local),
                             None => t.local,
                         };
+                        let to = match &self.nat_b {
+                            Some(n) => n.back(t.remote),
+                            None => Some(t.remote),
+                        };
                         if self.drop_from_a > 0 {
                             self.drop_from_a -= 1;
-                        } else if !self.cut {
-                            self.b.handle_datagram(self.now, t.remote, from, &t.data);
+                        } else if let (false, Some(to)) = (self.cut, to) {
+                            self.b.handle_datagram(self.now, to, from, &t.data);
                         }
                     }
                     other => {
@@ -214,10 +221,14 @@ impl Pair {
                             Some(n) => n.back(t.remote),
                             None => Some(t.remote),
                         };
+                        let from = match &mut self.nat_b {
+                            Some(n) => n.out(t.local),
+                            None => t.local,
+                        };
                         if self.drop_from_b > 0 {
                             self.drop_from_b -= 1;
                         } else if let (false, Some(to)) = (self.cut, to) {
-                            self.a.handle_datagram(self.now, to, t.local, &t.data);
+                            self.a.handle_datagram(self.now, to, from, &t.data);
                         }
                     }
                     other => {
@@ -1774,4 +1785,79 @@ fn a_kernel_mapping_event_moves_a_nated_peer_and_only_that() {
         .a_out
         .iter()
         .all(|o| !matches!(o, Output::PeerMoved { .. })));
+}
+
+#[test]
+fn both_behind_nats_both_keep_their_mappings_alive() {
+    // B's NAT forwards 500 and 4500 to B (a port forward: B must be reachable).
+    let left = ts("198.51.100.0", "198.51.100.127");
+    let right = ts("203.0.113.0", "203.0.113.63");
+    let pa = peer(
+        "b",
+        "192.0.2.200:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        left,
+        right,
+    );
+    let mut pb = peer("a", A_PUBLIC, "secret", &GCM, &["aes256gcm16"], right, left);
+    pb.dpd = None;
+    let mut p = Pair::new(pa, pb);
+    p.nat = Some(NatBox::new("10.0.0.1", "192.0.2.100"));
+    let mut nb = NatBox::new("10.9.0.2", "192.0.2.200");
+    nb.ports.insert(500, 500);
+    nb.ports.insert(4500, 4500);
+    p.nat_b = Some(nb);
+    p.a.initiate(p.now, "b", addr(A_INSIDE)).unwrap();
+    p.drive();
+    // B's own address is its inside one: it sees its NAT in the DESTINATION hash.
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    assert!(a.nat.local && a.nat.remote, "A: {:?}", a.nat);
+    assert!(b.nat.local && b.nat.remote, "B: {:?}", b.nat);
+    assert_eq!(a.remote, addr("192.0.2.200:4500"));
+    assert_eq!(b.local, addr("10.9.0.2:4500"));
+    let ib = Pair::installs(&p.b_out)[0];
+    assert_eq!(ib.encap.unwrap().local_port, 4500);
+    let start = p.now;
+    while p.now < start + Duration::from_secs(65) && p.step_time() {}
+    assert!(keepalives(&p.a_out) >= 1 && keepalives(&p.b_out) >= 1);
+}
+
+#[test]
+fn nat_traversal_works_over_ipv6_too() {
+    let left = ts("2001:db8:1::", "2001:db8:1::ffff");
+    let right = ts("2001:db8:2::", "2001:db8:2::ffff");
+    let pa = peer(
+        "b",
+        "[2001:db8::2]:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        left,
+        right,
+    );
+    let pb = peer(
+        "a",
+        "[2001:db8::100]:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        right,
+        left,
+    );
+    let mut p = Pair::new(pa, pb);
+    p.nat = Some(NatBox::new("fd00::1", "2001:db8::100"));
+    p.a.initiate(p.now, "b", addr("[fd00::1]:500")).unwrap();
+    p.drive();
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    assert!(a.nat.local && b.nat.remote);
+    assert_eq!(a.local, addr("[fd00::1]:4500"));
+    assert_eq!(
+        b.remote.ip(),
+        "2001:db8::100".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert!(Pair::installs(&p.b_out)[0].encap.is_some());
 }
