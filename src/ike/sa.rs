@@ -349,8 +349,10 @@ impl IkeSa {
     /// When a NAT keepalive is due: only with a NAT in front of us, once up (RFC 3948 2.3).
     fn keepalive_at(&self) -> Option<Instant> {
         let every = self.peer.nat.keepalive?;
-        (self.nat.local && self.nat.supported && self.is_established())
-            .then_some(self.last_sent + every)
+        // Established only: a replaced SA waiting for its Delete shares the mapping with
+        // its successor, which keeps it alive.
+        let up = matches!(self.state, State::Established(_));
+        (self.nat.local && self.nat.supported && up).then_some(self.last_sent + every)
     }
 
     /// Up: established, or replaced by a rekey and not yet deleted.

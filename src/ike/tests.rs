@@ -1861,3 +1861,24 @@ fn nat_traversal_works_over_ipv6_too() {
     );
     assert!(Pair::installs(&p.b_out)[0].encap.is_some());
 }
+
+#[test]
+fn an_ike_sa_rekeyed_behind_a_nat_stays_on_4500_and_encapsulated() {
+    let mut p = nat_pair();
+    let old = p.a.sas().next().unwrap().id;
+    p.a.rekey_ike(p.now, old).unwrap();
+    p.drive();
+    let new =
+        p.a.sas()
+            .find(|s| s.id != old && s.is_established())
+            .expect("A's successor");
+    assert_eq!(new.nat, p.a.sa(old).map_or(new.nat, |o| o.nat));
+    assert!(new.nat.local && new.nat.in_use());
+    assert_eq!((new.local.port(), new.remote.port()), (4500, 4500));
+    let (new_id, child) = (new.id, new.children[0].id);
+    p.a.rekey_child(p.now, new_id, child).unwrap();
+    p.drive();
+    let installs = Pair::installs(&p.a_out);
+    let e = installs.last().unwrap().encap.expect("still ESP-in-UDP");
+    assert_eq!((e.local_port, e.remote_port), (4500, 4500));
+}
