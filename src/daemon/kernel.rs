@@ -234,9 +234,11 @@ pub struct Kernel {
     slots: HashMap<SlotKey, Slot>,
     /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
     deferred: HashMap<ChildId, SaSpec>,
-    /// The outbound SAs of UDP-encapsulated children, so a NAT rebind can update their
-    /// encapsulation in place (XFRM_MSG_UPDSA takes a whole SA; RFC 7296 2.23).
-    encapsulated: HashMap<ChildId, SaSpec>,
+    /// The inbound and outbound SAs of UDP-encapsulated children, so a NAT rebind can
+    /// update their encapsulation in place (XFRM_MSG_UPDSA takes a whole SA; RFC 7296
+    /// 2.23). The inbound one too: until its source port is the new one the kernel reports
+    /// every packet as a new mapping.
+    encapsulated: HashMap<ChildId, (SaSpec, SaSpec)>,
     next_reqid: u32,
     /// Reverse routes, for the peers that ask for them (`reverse_route`).
     routes: Option<Routes>,
@@ -442,18 +444,12 @@ impl Kernel {
         };
         let inbound = SaId::esp(c.remote, c.local, c.inbound_spi);
         let outbound = SaId::esp(c.local, c.remote, c.outbound_spi);
-        self.xfrm
-            .add_sa(&sa(
-                inbound,
-                &c.inbound_encr_key,
-                &c.inbound_integ_key,
-                false,
-            ))
-            .await
-            .map_err(kerr)?;
+        let in_spec = sa(inbound, &c.inbound_encr_key, &c.inbound_integ_key, false);
+        self.xfrm.add_sa(&in_spec).await.map_err(kerr)?;
         let out_spec = sa(outbound, &c.outbound_encr_key, &c.outbound_integ_key, true);
         if c.encap.is_some() {
-            self.encapsulated.insert(c.child, out_spec.clone());
+            self.encapsulated
+                .insert(c.child, (in_spec, out_spec.clone()));
         }
         if c.defer_outbound {
             // The old outbound SA keeps carrying traffic until the engine says so.
@@ -509,29 +505,36 @@ impl Kernel {
     }
 
     /// The peer's NAT mapping moved to a new port (RFC 7296 2.23): the child's outbound SA
-    /// now sends its ESP-in-UDP there. The kernel updates the SA in place (UPDSA keeps its
-    /// keys, sequence numbers and counters, and takes the new encapsulation); a deferred
-    /// outbound SA takes it when it goes in.
+    /// now sends its ESP-in-UDP there, and its inbound SA expects it from there. The kernel
+    /// updates an SA in place (UPDSA keeps its keys, sequence numbers and counters, and
+    /// takes the new encapsulation); a deferred outbound SA takes it when it goes in.
     pub async fn move_encap(
         &mut self,
         child: ChildId,
         encap: crate::ike::UdpEncap,
     ) -> Result<(), vpnd_xfrm::Error> {
-        let e = UdpEncap {
+        let out = UdpEncap {
             sport: encap.local_port,
             dport: encap.remote_port,
         };
+        let inb = UdpEncap {
+            sport: encap.remote_port,
+            dport: encap.local_port,
+        };
         if let Some(spec) = self.deferred.get_mut(&child) {
-            spec.encap = Some(e);
+            spec.encap = Some(out);
         }
-        let Some(spec) = self.encapsulated.get_mut(&child) else {
+        let deferred = self.deferred.contains_key(&child);
+        let Some((in_spec, out_spec)) = self.encapsulated.get_mut(&child) else {
             return Ok(());
         };
-        spec.encap = Some(e);
-        if self.deferred.contains_key(&child) {
-            return Ok(());
+        in_spec.encap = Some(inb);
+        out_spec.encap = Some(out);
+        self.xfrm.update_sa(in_spec).await?;
+        if !deferred {
+            self.xfrm.update_sa(out_spec).await?;
         }
-        self.xfrm.update_sa(spec).await
+        Ok(())
     }
 
     /// Installs a child's deferred outbound SA: from now on traffic leaves through it.

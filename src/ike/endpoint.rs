@@ -776,7 +776,8 @@ impl Endpoint {
     /// The kernel saw an authenticated ESP-in-UDP packet for our inbound SA `spi` (at
     /// `dst`) come from `new` (XFRM_MSG_MAPPING): the peer's NAT rebound. As for an
     /// authenticated IKE message (RFC 7296 2.23), an IKE SA with a NATed peer follows it,
-    /// and its children with it. None if no such child, or its peer is not behind a NAT.
+    /// and its children with it. None if no such child, its peer is not behind a NAT, or
+    /// the SA is there already.
     pub fn kernel_mapping(
         &mut self,
         now: Instant,
@@ -788,6 +789,9 @@ impl Endpoint {
         let sa = self.sas.get(&ike)?;
         if sa.local.ip() != dst || !sa.nat.remote || !sa.nat.in_use() {
             return None;
+        }
+        if sa.remote == new {
+            return None; // followed already (the kernel reports packets until it knows)
         }
         let local = sa.local;
         self.with_sa(now, ike, |sa, ctx| sa.follow(ctx, local, new));

@@ -1773,6 +1773,11 @@ fn a_kernel_mapping_event_moves_a_nated_peer_and_only_that() {
     );
     p.drive();
     assert_eq!(p.b.sas().next().unwrap().remote, new);
+    // The kernel goes on reporting until its inbound SA has the new port: nothing more.
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, b_child.local, new),
+        None
+    );
     let moved = p.b_out.iter().find_map(|o| match o {
         Output::PeerMoved { to, children, .. } => Some((*to, children.clone())),
         _ => None,
