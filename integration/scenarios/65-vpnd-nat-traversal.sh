@@ -39,6 +39,8 @@ _nat_topology() {
     lab_inner_link nat1 198.51.100.129/26 peer3 198.51.100.130/26
     lab_inner_link peer3 203.0.113.129/26 hostp3 203.0.113.130/26
     lab_topology_apply
+    # The bridge port lives in "net", which lab_topology_apply only configures when new.
+    ip -n net link set nat1 master br0 up || lab_fail "nat1's bridge port"
     lab_ns_sysctl_multi nat1:net.ipv4.ip_forward=1 peer3:net.ipv4.ip_forward=1
     command -v nft >/dev/null || lab_fail "nft missing (integration/install-deps.sh installs nftables)"
     _masquerade ""
