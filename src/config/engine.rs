@@ -31,6 +31,12 @@ impl PeerConfig {
             },
             remote_port: p.port,
             initial_contact: true,
+            nat: crate::ike::NatPolicy {
+                encap: p.ike.encap,
+                keepalive: p.ike.nat_keepalive,
+                // The daemon sets our port from `local.nat_t_port` (daemon/peers.rs).
+                ..Default::default()
+            },
             local_id: p.local_id.clone(),
             remote_id: p.remote_id.clone(),
             psk: Zeroizing::new(p.psk.expose().to_vec()),

@@ -142,6 +142,8 @@ pub(super) struct IkeFile {
     pub lifetime: Option<Str>,
     pub dpd: Option<Str>,
     pub retransmit: Option<S<RetransmitFile>>,
+    pub encap: Option<S<bool>>,
+    pub nat_keepalive: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -676,6 +676,10 @@ pub struct IkeConfig {
     pub dpd: Option<Duration>,
     /// Request retransmission (RFC 7296 2.4).
     pub retransmit: RetransmitConfig,
+    /// UDP-encapsulate (NAT-T) even without a NAT, as strongSwan's `encap = yes` [false].
+    pub encap: bool,
+    /// NAT keepalive interval while a NAT is in front of us [20s]; `None` (0): off.
+    pub nat_keepalive: Option<Duration>,
 }
 
 /// Retransmission schedule: `timeout * base^n` for try n, `tries` retransmissions.

@@ -1679,3 +1679,38 @@ fn dos_bounds_that_defeat_cookies_are_warned_about() {
         "reached before cookie_threshold",
     );
 }
+
+/// NAT traversal (issue 11): `encap` and `nat_keepalive` under `ike_defaults:` or a peer's
+/// `ike:`, the peer's own winning; 0 turns keepalives off; errors at their location.
+#[test]
+fn nat_traversal_options_default_inherit_and_are_checked() {
+    let c = load(BASE).unwrap();
+    assert!(!c.peers[0].ike.encap);
+    assert_eq!(c.peers[0].ike.nat_keepalive, Some(Duration::from_secs(20)));
+    let e = c.peers[0].engine_policy();
+    assert_eq!(
+        (e.nat.encap, e.nat.keepalive),
+        (false, Some(Duration::from_secs(20)))
+    );
+    let text = format!(
+        "ike_defaults:\n  encap: true\n  nat_keepalive: 45s\n{}",
+        BASE.replace(
+            "    psk: secret-0123\n",
+            "    psk: secret-0123\n    ike:\n      nat_keepalive: 0\n",
+        )
+    );
+    let c = load(&text).unwrap();
+    assert!(c.peers[0].ike.encap, "inherited from ike_defaults");
+    assert_eq!(c.peers[0].ike.nat_keepalive, None, "0: off");
+    let e = c.peers[0].engine_policy();
+    assert!(e.nat.encap && e.nat.keepalive.is_none());
+    let ps = problems(&BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    ike:\n      nat_keepalive: 2h\n",
+    ));
+    has(&ps, 8, 22, "peers[0].ike.nat_keepalive", "at most 3600 s");
+    let ps = problems("ike_defaults:\n  nat_keepalive: often\n");
+    has(&ps, 2, 18, "ike_defaults.nat_keepalive", "");
+    let ps = problems("ike_defaults:\n  encap: maybe\n");
+    assert!(ps.iter().any(|p| p.line == 2), "{ps:?}");
+}

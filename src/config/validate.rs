@@ -36,6 +36,9 @@ pub const MAX_DESCRIPTION: usize = 80;
 pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 86400);
 /// The longest liveness (DPD) interval: an hour (IOS `crypto ikev2 dpd` 10-3600 s).
 pub const MAX_DPD: Duration = Duration::from_secs(3600);
+/// The longest NAT keepalive interval: NATs drop UDP mappings after tens of seconds to a
+/// few minutes (RFC 3948 2.3 leaves it to configuration); an hour keeps nothing alive.
+pub const MAX_NAT_KEEPALIVE: Duration = Duration::from_secs(3600);
 /// The longest first retransmission timeout (the schedule caps every wait at 60 s anyway).
 pub const MAX_RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest RADIUS reply timeout.
@@ -156,6 +159,8 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             base: 1.8,
             tries: 5,
         },
+        encap: false,
+        nat_keepalive: Some(Duration::from_secs(20)),
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
@@ -1152,11 +1157,20 @@ impl Ctx {
                 }
             }
         }
+        let encap = f.encap.as_ref().map_or(fallback.encap, |e| e.value);
+        let nat_keepalive = match &f.nat_keepalive {
+            None => fallback.nat_keepalive,
+            Some(s) => self
+                .optional_duration(s, &format!("{field}.nat_keepalive"), MAX_NAT_KEEPALIVE)
+                .unwrap_or(fallback.nat_keepalive),
+        };
         IkeConfig {
             proposals,
             lifetime,
             dpd,
             retransmit,
+            encap,
+            nat_keepalive,
         }
     }
 

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use vpnd_xfrm::{
     Action, Algorithms, Dir, DumpScope, Integ as XInteg, Key, Lifetime, Mode as XMode, PolicyKey,
-    PolicySpec, SaCounters, SaId, SaSpec, Selector, Template, Xfrm,
+    PolicySpec, SaCounters, SaId, SaSpec, Selector, Template, UdpEncap, Xfrm,
 };
 
 use super::routes::Routes;
@@ -234,6 +234,11 @@ pub struct Kernel {
     slots: HashMap<SlotKey, Slot>,
     /// Outbound SAs of rekeyed children waiting for their predecessor's delete.
     deferred: HashMap<ChildId, SaSpec>,
+    /// The inbound and outbound SAs of UDP-encapsulated children, so a NAT rebind can
+    /// update their encapsulation in place (XFRM_MSG_UPDSA takes a whole SA; RFC 7296
+    /// 2.23). The inbound one too: until its source port is the new one the kernel reports
+    /// every packet as a new mapping.
+    encapsulated: HashMap<ChildId, (SaSpec, SaSpec)>,
     next_reqid: u32,
     /// Reverse routes, for the peers that ask for them (`reverse_route`).
     routes: Option<Routes>,
@@ -251,6 +256,7 @@ impl Kernel {
             xfrm,
             slots: HashMap::new(),
             deferred: HashMap::new(),
+            encapsulated: HashMap::new(),
             next_reqid: 1,
             routes: None,
             reverse: HashMap::new(),
@@ -409,7 +415,18 @@ impl Kernel {
             hard_bytes: c.lifetime_bytes,
             ..Default::default()
         };
-        let sa = |id: SaId, encr_key: &[u8], integ_key: &[u8]| SaSpec {
+        // ESP-in-UDP (RFC 3948): the UDP ports as each SA's packets carry them.
+        let encap = |outbound: bool| {
+            c.encap.map(|e| {
+                let (sport, dport) = if outbound {
+                    (e.local_port, e.remote_port)
+                } else {
+                    (e.remote_port, e.local_port)
+                };
+                UdpEncap { sport, dport }
+            })
+        };
+        let sa = |id: SaId, encr_key: &[u8], integ_key: &[u8], outbound: bool| SaSpec {
             id,
             reqid,
             mode: xmode(c.mode),
@@ -421,17 +438,19 @@ impl Kernel {
             } else {
                 c.replay_window
             },
-            encap: None,
+            encap: encap(outbound),
             if_id,
             lifetime,
         };
         let inbound = SaId::esp(c.remote, c.local, c.inbound_spi);
         let outbound = SaId::esp(c.local, c.remote, c.outbound_spi);
-        self.xfrm
-            .add_sa(&sa(inbound, &c.inbound_encr_key, &c.inbound_integ_key))
-            .await
-            .map_err(kerr)?;
-        let out_spec = sa(outbound, &c.outbound_encr_key, &c.outbound_integ_key);
+        let in_spec = sa(inbound, &c.inbound_encr_key, &c.inbound_integ_key, false);
+        self.xfrm.add_sa(&in_spec).await.map_err(kerr)?;
+        let out_spec = sa(outbound, &c.outbound_encr_key, &c.outbound_integ_key, true);
+        if c.encap.is_some() {
+            self.encapsulated
+                .insert(c.child, (in_spec, out_spec.clone()));
+        }
         if c.defer_outbound {
             // The old outbound SA keeps carrying traffic until the engine says so.
             self.deferred.insert(c.child, out_spec);
@@ -485,6 +504,39 @@ impl Kernel {
         }
     }
 
+    /// The peer's NAT mapping moved to a new port (RFC 7296 2.23): the child's outbound SA
+    /// now sends its ESP-in-UDP there, and its inbound SA expects it from there. The kernel
+    /// updates an SA in place (UPDSA keeps its keys, sequence numbers and counters, and
+    /// takes the new encapsulation); a deferred outbound SA takes it when it goes in.
+    pub async fn move_encap(
+        &mut self,
+        child: ChildId,
+        encap: crate::ike::UdpEncap,
+    ) -> Result<(), vpnd_xfrm::Error> {
+        let out = UdpEncap {
+            sport: encap.local_port,
+            dport: encap.remote_port,
+        };
+        let inb = UdpEncap {
+            sport: encap.remote_port,
+            dport: encap.local_port,
+        };
+        if let Some(spec) = self.deferred.get_mut(&child) {
+            spec.encap = Some(out);
+        }
+        let deferred = self.deferred.contains_key(&child);
+        let Some((in_spec, out_spec)) = self.encapsulated.get_mut(&child) else {
+            return Ok(());
+        };
+        in_spec.encap = Some(inb);
+        out_spec.encap = Some(out);
+        self.xfrm.update_sa(in_spec).await?;
+        if !deferred {
+            self.xfrm.update_sa(out_spec).await?;
+        }
+        Ok(())
+    }
+
     /// Installs a child's deferred outbound SA: from now on traffic leaves through it.
     pub async fn activate_outbound(&mut self, child: ChildId) -> Result<(), vpnd_xfrm::Error> {
         match self.deferred.remove(&child) {
@@ -499,6 +551,7 @@ impl Kernel {
     /// (a hard expire raced us) are not errors.
     pub async fn remove(&mut self, c: &ChildRemove, child_name: &str) -> Vec<vpnd_xfrm::Error> {
         self.deferred.remove(&c.child);
+        self.encapsulated.remove(&c.child);
         let mut errors = Vec::new();
         let key = (c.peer.clone(), child_name.to_string(), c.remote);
         let last = match self.slots.get_mut(&key) {

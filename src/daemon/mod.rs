@@ -229,6 +229,31 @@ impl Daemon {
                     }
                     None => warn!(local = %t.local, "no socket for local address"),
                 },
+                Output::Keepalive { local, remote } => match self.socket_for(local) {
+                    Some(s) => {
+                        debug!(target: logging::ISAKMP, "ISAKMP: sending NAT keepalive to {remote}");
+                        if let Err(e) = s.send_keepalive(local.ip(), remote).await {
+                            warn!(%remote, "NAT keepalive not sent: {e}");
+                        }
+                    }
+                    None => warn!(%local, "no socket for local address"),
+                },
+                Output::PeerMoved {
+                    ike,
+                    peer,
+                    local,
+                    from,
+                    to,
+                    children,
+                } => {
+                    info!(peer, ike = format_args!("{ike:016x}"), %from, %to, "peer's NAT mapping moved: following it");
+                    for c in children {
+                        if let Err(e) = self.kernel.move_encap(c.child, c.encap).await {
+                            error!(peer, "updating the encapsulation of child {}: {e}", c.child);
+                        }
+                    }
+                    self.sessions.ike_moved(ike, local, to);
+                }
                 Output::InstallChild(c) => match self.kernel.install(&c).await {
                     Ok(()) => {
                         info!(
@@ -301,8 +326,9 @@ impl Daemon {
                     remote_id,
                     initiator,
                     rekey_at,
+                    nat_t,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -325,6 +351,7 @@ impl Daemon {
                         true,
                         rekey_at,
                     );
+                    self.sessions.ike_nat_t(ike, nat_t);
                 }
                 Output::IkeDown {
                     ike,
@@ -630,6 +657,22 @@ impl Daemon {
             self.acquired(reqid);
             return;
         }
+        if let Event::Mapping {
+            dst, spi, old, new, ..
+        } = ev
+        {
+            // The engine decides whether the SA follows (its peer must be NATed).
+            match self.endpoint.kernel_mapping(Instant::now(), spi, dst, new) {
+                Some(child) => info!(
+                    spi = format_args!("{spi:08x}"),
+                    child, %old, %new, "kernel saw the peer's NAT mapping move (XFRM MAPPING)"
+                ),
+                None => {
+                    debug!(spi = format_args!("{spi:08x}"), %old, %new, "XFRM MAPPING for no NATed child: ignored")
+                }
+            }
+            return;
+        }
         if let Event::Expire {
             id, hard: false, ..
         } = ev
@@ -690,7 +733,7 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
         if p.unprotected != Unprotected::Drop {
             continue;
         }
-        for c in peers::peer_policy(p).children {
+        for c in peers::peer_policy(p, config.local.nat_t_port).children {
             out.push(Flow {
                 peer: p.name.clone(),
                 child: c.name,
@@ -835,7 +878,11 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             Vec::new()
         }
     };
-    let peers = config.peers.iter().map(peers::peer_policy).collect();
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| peers::peer_policy(p, config.local.nat_t_port))
+        .collect();
     let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
     endpoint.set_dos(config.dos);
     let mut d = Daemon {
@@ -875,7 +922,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     dynamic: false,
                     interface: p.interface.as_ref().map(|i| i.name.clone()),
                 };
-                let flows = peers::peer_policy(p)
+                let flows = peers::peer_policy(p, config.local.nat_t_port)
                     .children
                     .iter()
                     .map(|c| {

@@ -169,8 +169,38 @@ impl IkeSocket {
         }
     }
 
+    /// Sends a NAT keepalive (RFC 3948 2.3): the one octet 0xFF, without the non-ESP
+    /// marker, which is for IKE only. Only the NAT-T socket sends one.
+    pub async fn send_keepalive(&self, local: IpAddr, remote: SocketAddr) -> io::Result<()> {
+        if !self.nat_t {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a NAT keepalive goes from the NAT-T port only",
+            ));
+        }
+        loop {
+            self.sock.writable().await?;
+            match self.sock.try_io(Interest::WRITABLE, || {
+                self.send_raw(local, remote, &[], &[KEEPALIVE])
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
     fn send_now(&self, local: IpAddr, remote: SocketAddr, data: &[u8]) -> io::Result<()> {
         let marker: &[u8] = if self.nat_t { &NON_ESP_MARKER } else { &[] };
+        self.send_raw(local, remote, marker, data)
+    }
+
+    fn send_raw(
+        &self,
+        local: IpAddr,
+        remote: SocketAddr,
+        marker: &[u8],
+        data: &[u8],
+    ) -> io::Result<()> {
         let iov = [IoSlice::new(marker), IoSlice::new(data)];
         let dest = SockaddrStorage::from(remote);
         let fd = self.sock.as_raw_fd();
@@ -286,5 +316,8 @@ mod tests {
         s.send(r.local.ip(), r.remote, &[9, 9]).await.unwrap();
         let (n, _) = client.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], [0, 0, 0, 0, 9, 9], "the marker added");
+        s.send_keepalive(r.local.ip(), r.remote).await.unwrap();
+        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], [KEEPALIVE], "a keepalive has no marker");
     }
 }

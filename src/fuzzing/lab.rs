@@ -96,6 +96,7 @@ fn policy(
         remote,
         remote_port: 500,
         initial_contact: true,
+        nat: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
         psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),
@@ -607,6 +608,7 @@ impl Lab {
                 Output::IkeDown { .. } => self.stats.ike_down += 1,
                 Output::IkeRekeyed { .. } => self.stats.ike_rekeyed += 1,
                 Output::RemoveChild(_) => self.stats.removes += 1,
+                Output::Keepalive { .. } | Output::PeerMoved { .. } => {}
                 Output::Notice { .. } => self.stats.notices += 1,
                 Output::Fatal(e) => panic!("{side:?}: the engine stopped: {e}"),
                 Output::ActivateOutbound { .. } => {}

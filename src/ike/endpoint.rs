@@ -21,6 +21,7 @@ use super::codec::{
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
+use super::nat::UdpEncap;
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
@@ -66,6 +67,8 @@ pub struct ChildInstall {
     pub replaces: Option<ChildId>,
     /// Install only the inbound SA now; the outbound one on `Output::ActivateOutbound`.
     pub defer_outbound: bool,
+    /// ESP-in-UDP (RFC 3948) with the IKE SA's ports, when NAT-T is in use.
+    pub encap: Option<UdpEncap>,
 }
 
 /// A child SA pair to take out of the kernel.
@@ -84,11 +87,41 @@ pub struct ChildRemove {
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub mode: Mode,
+    pub encap: Option<UdpEncap>,
+}
+
+/// A child SA whose outbound encapsulation follows the peer's new NAT mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildMoved {
+    pub child: ChildId,
+    pub outbound_spi: u32,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub encap: UdpEncap,
 }
 
 #[derive(Debug)]
 pub enum Output {
     Transmit(Transmit),
+    /// A NAT keepalive (RFC 3948 2.3): the one octet 0xFF from our NAT-T socket, without
+    /// the non-ESP marker.
+    Keepalive {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    /// An authenticated message of a NATed IKE SA came from a new address or port (the
+    /// peer's NAT rebound, RFC 7296 2.23): the SA follows it, and so must the children's
+    /// outbound ESP-in-UDP. Children whose peer address changed are rekeyed instead (an SA's
+    /// destination is part of its identity in the kernel); `children` are those whose
+    /// port alone changed.
+    PeerMoved {
+        ike: IkeSaId,
+        peer: String,
+        local: SocketAddr,
+        from: SocketAddr,
+        to: SocketAddr,
+        children: Vec<ChildMoved>,
+    },
     InstallChild(Box<ChildInstall>),
     RemoveChild(ChildRemove),
     /// Install the deferred outbound SA of a child (before the old pair is removed).
@@ -105,6 +138,8 @@ pub enum Output {
         initiator: bool,
         /// When the engine will rekey this IKE SA (the daemon shows it as its lifetime).
         rekey_at: Instant,
+        /// NAT-T in use: the SA is on the NAT-T port, its children are ESP-in-UDP.
+        nat_t: bool,
     },
     IkeDown {
         ike: IkeSaId,
@@ -437,13 +472,14 @@ impl Ctx<'_> {
                 .map(|p| p.name.clone())
                 .unwrap_or_default(),
             expired: c.hard_expired,
-            local: sa.local.ip(),
-            remote: sa.remote.ip(),
+            local: c.local,
+            remote: c.remote,
             inbound_spi: c.inbound_spi,
             outbound_spi: c.outbound_spi,
             local_ts: c.local_ts.clone(),
             remote_ts: c.remote_ts.clone(),
             mode: c.mode,
+            encap: c.encap,
         }));
     }
 }
@@ -635,7 +671,8 @@ impl Endpoint {
         self.identities.update(sa);
         if sa.role == Role::Responder && !sa.is_half_open() {
             self.half_open
-                .settled(id, sa.spi_i, sa.remote, sa.is_dead());
+                // Keyed by where its IKE_SA_INIT came from: a NAT-T float moves `remote`.
+                .settled(id, sa.spi_i, sa.first_remote, sa.is_dead());
         }
         if sa.is_dead() {
             // Its IkeDown and RemoveChild outputs are already queued.
@@ -772,6 +809,31 @@ impl Endpoint {
         Some(child)
     }
 
+    /// The kernel saw an authenticated ESP-in-UDP packet for our inbound SA `spi` (at
+    /// `dst`) come from `new` (XFRM_MSG_MAPPING): the peer's NAT rebound. As for an
+    /// authenticated IKE message (RFC 7296 2.23), an IKE SA with a NATed peer follows it,
+    /// and its children with it. None if no such child, its peer is not behind a NAT, or
+    /// the SA is there already.
+    pub fn kernel_mapping(
+        &mut self,
+        now: Instant,
+        spi: u32,
+        dst: IpAddr,
+        new: SocketAddr,
+    ) -> Option<ChildId> {
+        let (ike, child) = self.children.by_spi(spi, true)?;
+        let sa = self.sas.get(&ike)?;
+        if sa.local.ip() != dst || !sa.nat.remote || !sa.nat.in_use() {
+            return None;
+        }
+        if sa.remote == new {
+            return None; // followed already (the kernel reports packets until it knows)
+        }
+        let local = sa.local;
+        self.with_sa(now, ike, |sa, ctx| sa.follow(ctx, local, new));
+        Some(child)
+    }
+
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -807,10 +869,15 @@ impl Endpoint {
             } else {
                 header.spi_i
             };
-            let known = self.sas.get(&ours).map(|sa| sa.remote.ip()) == Some(remote.ip());
+            // A NATed SA takes any address: the NAT may have moved the peer, and only an
+            // authenticated message moves the SA (RFC 7296 2.23).
+            let known = self
+                .sas
+                .get(&ours)
+                .is_some_and(|sa| sa.remote.ip() == remote.ip() || sa.nat.in_use());
             let handled = known
                 && self.with_sa(now, ours, |sa, ctx| {
-                    sa.handle_message(ctx, header, data, remote)
+                    sa.handle_message(ctx, header, data, local, remote)
                 });
             if !handled {
                 let answered = !self.sas.contains_key(&ours)
@@ -900,7 +967,7 @@ impl Endpoint {
     ) {
         if let Some(id) = self.half_open.find(header.spi_i, remote) {
             if self.with_sa(now, id, |sa, ctx| {
-                sa.handle_message(ctx, header, data, remote)
+                sa.handle_message(ctx, header, data, local, remote)
             }) {
                 return;
             }

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod endpoint;
 mod exchange;
 pub mod half_open;
+pub mod nat;
 pub mod negotiate;
 pub mod policy;
 pub mod proposal;
@@ -25,10 +26,12 @@ pub mod refusal;
 pub mod sa;
 
 pub use endpoint::{
-    ChildId, ChildInstall, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output, Transmit,
+    ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
+    Transmit,
 };
 pub use half_open::{DosConfig, DosStats};
-pub use policy::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
+pub use nat::{NatState, UdpEncap};
+pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 

@@ -100,6 +100,33 @@ pub struct PeerPolicy {
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 2.4): the peer then drops IKE SAs it
     /// still holds for us from before a restart. Off only for load generators.
     pub initial_contact: bool,
+    /// NAT traversal (RFC 7296 2.23, RFC 3948).
+    pub nat: NatPolicy,
+}
+
+/// NAT traversal settings of a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatPolicy {
+    /// Encapsulate in UDP even without a NAT, and fake our NAT-D so the peer does too
+    /// (strongSwan's `encap = yes`).
+    pub encap: bool,
+    /// NAT keepalive interval when a NAT is in front of us (RFC 3948 2.3); None: off.
+    pub keepalive: Option<Duration>,
+    /// Our NAT-T port (`local.nat_t_port`): where the IKE SA floats to.
+    pub local_port: u16,
+    /// The peer's NAT-T port (4500, RFC 3948 2.2).
+    pub remote_port: u16,
+}
+
+impl Default for NatPolicy {
+    fn default() -> Self {
+        NatPolicy {
+            encap: false,
+            keepalive: Some(Duration::from_secs(20)),
+            local_port: 4500,
+            remote_port: 4500,
+        }
+    }
 }
 
 impl std::fmt::Debug for PeerPolicy {

@@ -13,7 +13,7 @@
 //! file each, as `impl IkeSa` blocks, with their initiator task types.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, Traf
 use super::crypto::cipher::{OpenError, SkCipher};
 use super::crypto::{CryptoError, IkeKeys};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
+use super::nat::{NatState, UdpEncap};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
 use super::refusal::Failure;
@@ -182,6 +183,11 @@ pub struct ChildSa {
     pub outbound_pending: bool,
     /// The kernel hard-expired it: its removal says so (Session-Timeout).
     pub hard_expired: bool,
+    /// The outer addresses and UDP encapsulation it was installed with: its removal names
+    /// them even after the IKE SA followed the peer elsewhere (RFC 7296 2.23).
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub encap: Option<UdpEncap>,
 }
 
 /// Where a child SA is in its rekey (RFC 7296 2.8).
@@ -273,6 +279,13 @@ pub struct IkeSa {
     pub(crate) silent: bool,
     /// Tasks to queue later: retries after TEMPORARY_FAILURE (RFC 7296 2.25).
     pub(crate) delayed: Vec<(Instant, Task)>,
+    /// What NAT detection found (IKE_SA_INIT, RFC 7296 2.23); a rekey's successor inherits it.
+    pub nat: NatState,
+    /// When we last sent anything to the peer: a NAT keepalive is due only after a quiet
+    /// `nat.keepalive` (RFC 3948 2.3).
+    pub(crate) last_sent: Instant,
+    /// The peer's address of its IKE_SA_INIT (the responder's half-open key).
+    pub(crate) first_remote: SocketAddr,
 }
 
 impl IkeSa {
@@ -315,7 +328,34 @@ impl IkeSa {
             last_heard: now,
             silent: false,
             delayed: Vec::new(),
+            nat: NatState::default(),
+            last_sent: now,
+            first_remote: remote,
         }
+    }
+
+    /// The UDP encapsulation of this IKE SA's children: its current ports, once NAT-T is in
+    /// use (RFC 3948).
+    pub fn encap(&self) -> Option<UdpEncap> {
+        self.nat.in_use().then_some(UdpEncap {
+            local_port: self.local.port(),
+            remote_port: self.remote.port(),
+        })
+    }
+
+    /// Sends a datagram to the peer at its current address.
+    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, datagram: Vec<u8>) {
+        self.last_sent = ctx.now;
+        ctx.transmit(self.local, self.remote, datagram);
+    }
+
+    /// When a NAT keepalive is due: only with a NAT in front of us, once up (RFC 3948 2.3).
+    fn keepalive_at(&self) -> Option<Instant> {
+        let every = self.peer.nat.keepalive?;
+        // Established only: a replaced SA waiting for its Delete shares the mapping with
+        // its successor, which keeps it alive.
+        let up = matches!(self.state, State::Established(_));
+        (self.nat.local && self.nat.supported && up).then_some(self.last_sent + every)
     }
 
     /// Up: established, or replaced by a rekey and not yet deleted.
@@ -490,7 +530,7 @@ impl IkeSa {
         exchange: ExchangeType,
         task: Active,
     ) {
-        ctx.transmit(self.local, self.remote, datagram.clone());
+        self.send(ctx, datagram.clone());
         self.outstanding = Some(Box::new(Outstanding {
             message_id,
             datagram,
@@ -503,7 +543,7 @@ impl IkeSa {
 
     /// Sends (and caches, for retransmitted requests) a response.
     pub(crate) fn respond(&mut self, ctx: &mut Ctx<'_>, message_id: u32, datagram: Vec<u8>) {
-        ctx.transmit(self.local, self.remote, datagram.clone());
+        self.send(ctx, datagram.clone());
         self.last_response = Some((message_id, datagram));
         self.expected_request_id = message_id.wrapping_add(1);
     }
@@ -602,8 +642,9 @@ impl IkeSa {
             _ => None,
         };
         let delayed = self.delayed.iter().map(|d| d.0).min();
+        let keepalive = self.keepalive_at();
         [
-            retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed,
+            retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed, keepalive,
         ]
         .into_iter()
         .flatten()
@@ -612,6 +653,15 @@ impl IkeSa {
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
+        if self.keepalive_at().is_some_and(|t| now >= t) {
+            // One 0xFF octet to the peer's NAT-T port, which the daemon sends without the
+            // non-ESP marker (RFC 3948 2.3); it counts as sending for the next one.
+            self.last_sent = now;
+            ctx.out.push_back(Output::Keepalive {
+                local: self.local,
+                remote: self.remote,
+            });
+        }
         if matches!(self.state, State::InitAnswered { until } if now >= until) {
             self.die(ctx, DownReason::NegotiationFailed(Failure::NoIkeAuth));
             return;
@@ -639,7 +689,7 @@ impl IkeSa {
                 o.sends += 1;
                 o.next_retransmit = now + delay;
                 let d = o.datagram.clone();
-                ctx.transmit(self.local, self.remote, d);
+                self.send(ctx, d);
             }
         }
         if let State::Standby(s) = &mut self.state {

@@ -151,6 +151,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         retransmit: Retransmit::default(),
         children,
         initial_contact: true,
+        nat: Default::default(),
     }
 }
 
@@ -427,6 +428,10 @@ impl Sim {
                     }
                 }
                 Output::Fatal(e) => return Err(format!("side {i}: the engine stopped: {e}")),
+                // No NAT on this wire: neither side may see one.
+                Output::Keepalive { .. } | Output::PeerMoved { .. } => {
+                    return Err(format!("side {i}: NAT traversal without a NAT: {o:?}"))
+                }
                 Output::Notice { text, .. } => {
                     // Counted by kind: SPIs, IDs and delays left out.
                     let key: String = text

@@ -55,6 +55,7 @@ fn peer(
         remote: RemoteMatch::Single(remote.ip()),
         remote_port: 500,
         initial_contact: true,
+        nat: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
@@ -103,6 +104,59 @@ struct Pair {
     /// When each entry of `a_out` / `b_out` came out.
     a_at: Vec<Instant>,
     b_at: Vec<Instant>,
+    /// A NAT in front of A: it rewrites A's source addresses, and B's answers back.
+    nat: Option<NatBox>,
+    /// A NAT in front of B (with port forwards, so B can still be reached).
+    nat_b: Option<NatBox>,
+}
+
+/// A source NAT (masquerade) with one public address: each inside port gets a public port
+/// of its own on first use; `rebind` forgets every mapping, as a NAT whose state timed out
+/// (or was flushed) does, so the next datagram gets a new public port.
+struct NatBox {
+    inside: std::net::IpAddr,
+    public: std::net::IpAddr,
+    ports: std::collections::HashMap<u16, u16>,
+    next: u16,
+}
+
+impl NatBox {
+    fn new(inside: &str, public: &str) -> NatBox {
+        NatBox {
+            inside: inside.parse().unwrap(),
+            public: public.parse().unwrap(),
+            ports: Default::default(),
+            next: 30000,
+        }
+    }
+
+    fn out(&mut self, from: SocketAddr) -> SocketAddr {
+        if from.ip() != self.inside {
+            return from;
+        }
+        let next = &mut self.next;
+        let port = *self.ports.entry(from.port()).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+        SocketAddr::new(self.public, port)
+    }
+
+    /// Where a datagram to `to` goes inside; None: no mapping, the NAT drops it.
+    fn back(&self, to: SocketAddr) -> Option<SocketAddr> {
+        if to.ip() != self.public {
+            return Some(to);
+        }
+        self.ports
+            .iter()
+            .find(|(_, p)| **p == to.port())
+            .map(|(i, _)| SocketAddr::new(self.inside, *i))
+    }
+
+    fn rebind(&mut self) {
+        self.ports.clear();
+        self.next += 1000;
+    }
 }
 
 impl Pair {
@@ -124,6 +178,8 @@ impl Pair {
             drop_from_b: 0,
             cut: false,
             sent: 0,
+            nat: None,
+            nat_b: None,
         }
     }
 
@@ -136,10 +192,18 @@ impl Pair {
                 match o {
                     Output::Transmit(t) => {
                         self.sent += 1;
+                        let from = match &mut self.nat {
+                            Some(n) => n.out(t.local),
+                            None => t.local,
+                        };
+                        let to = match &self.nat_b {
+                            Some(n) => n.back(t.remote),
+                            None => Some(t.remote),
+                        };
                         if self.drop_from_a > 0 {
                             self.drop_from_a -= 1;
-                        } else if !self.cut {
-                            self.b.handle_datagram(self.now, t.remote, t.local, &t.data);
+                        } else if let (false, Some(to)) = (self.cut, to) {
+                            self.b.handle_datagram(self.now, to, from, &t.data);
                         }
                     }
                     other => {
@@ -153,10 +217,18 @@ impl Pair {
                 match o {
                     Output::Transmit(t) => {
                         self.sent += 1;
+                        let to = match &self.nat {
+                            Some(n) => n.back(t.remote),
+                            None => Some(t.remote),
+                        };
+                        let from = match &mut self.nat_b {
+                            Some(n) => n.out(t.local),
+                            None => t.local,
+                        };
                         if self.drop_from_b > 0 {
                             self.drop_from_b -= 1;
-                        } else if !self.cut {
-                            self.a.handle_datagram(self.now, t.remote, t.local, &t.data);
+                        } else if let (false, Some(to)) = (self.cut, to) {
+                            self.a.handle_datagram(self.now, to, from, &t.data);
                         }
                     }
                     other => {
@@ -1813,4 +1885,324 @@ fn init_from_strangers_is_counted_and_keeps_nothing() {
     assert_eq!(drain_answers(&mut p.b), (Vec::new(), 0));
     assert_eq!(p.b.sas().count(), 0);
     assert_eq!(p.b.dos_stats().dropped_unknown_peer, 1000);
+}
+
+// NAT traversal (RFC 7296 2.23, RFC 3948): A sits behind a NAT (inside 10.0.0.1, public
+// 192.0.2.100) and initiates to B.
+
+const A_INSIDE: &str = "10.0.0.1:500";
+const A_PUBLIC: &str = "192.0.2.100:500";
+
+fn nat_pair() -> Pair {
+    let left = ts("198.51.100.0", "198.51.100.127");
+    let right = ts("203.0.113.0", "203.0.113.63");
+    let pa = peer("b", B, "secret", &GCM, &["aes256gcm16"], left, right);
+    let pb = peer("a", A_PUBLIC, "secret", &GCM, &["aes256gcm16"], right, left);
+    let mut p = Pair::new(pa, pb);
+    p.nat = Some(NatBox::new("10.0.0.1", "192.0.2.100"));
+    p.a.initiate(p.now, "b", addr(A_INSIDE)).unwrap();
+    p.drive();
+    p
+}
+
+fn keepalives(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::Keepalive { .. }))
+        .count()
+}
+
+#[test]
+fn a_nat_is_detected_on_both_sides_and_the_sa_floats_to_4500() {
+    let p = nat_pair();
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    // A sees the NAT in front of itself, B sees it in front of A.
+    assert!(a.nat.local && !a.nat.remote && a.nat.in_use());
+    assert!(b.nat.remote && !b.nat.local && b.nat.in_use());
+    // The initiator floated: IKE_AUTH on went from its 4500 to the peer's 4500, and the
+    // responder follows the NAT's public address and port of that.
+    assert_eq!(
+        (a.local, a.remote),
+        (addr("10.0.0.1:4500"), addr("192.0.2.2:4500"))
+    );
+    let public_4500 = p.nat.as_ref().unwrap().ports[&4500];
+    assert_eq!(b.local, addr("192.0.2.2:4500"));
+    assert_eq!(
+        b.remote,
+        SocketAddr::new("192.0.2.100".parse().unwrap(), public_4500)
+    );
+    // The session's address is where the peer really is.
+    assert!(p.b_out.iter().any(|o| matches!(o,
+        Output::IkeUp { remote, nat_t: true, .. } if *remote == b.remote)));
+    // Children are ESP-in-UDP with the IKE SA's ports.
+    let (ia, ib) = (Pair::installs(&p.a_out), Pair::installs(&p.b_out));
+    assert_matching_children(ia[0], ib[0]);
+    let e = ia[0].encap.expect("A's child is encapsulated");
+    assert_eq!((e.local_port, e.remote_port), (4500, 4500));
+    let e = ib[0].encap.expect("B's child is encapsulated");
+    assert_eq!((e.local_port, e.remote_port), (4500, public_4500));
+    assert_eq!(ib[0].remote, b.remote.ip());
+}
+
+#[test]
+fn without_a_nat_nothing_floats_and_nothing_is_encapsulated() {
+    let mut p = site_pair(&GCM, &GCM, &["aes256gcm16"]);
+    up(&mut p);
+    for sa in p.a.sas().chain(p.b.sas()) {
+        assert!(sa.nat.supported && !sa.nat.in_use());
+        assert_eq!((sa.local.port(), sa.remote.port()), (500, 500));
+    }
+    assert!(Pair::installs(&p.a_out)[0].encap.is_none());
+    for _ in 0..10 {
+        p.step_time();
+    }
+    assert_eq!(keepalives(&p.a_out) + keepalives(&p.b_out), 0);
+}
+
+#[test]
+fn only_the_side_behind_the_nat_sends_keepalives_when_quiet() {
+    let mut p = nat_pair();
+    // No DPD: only keepalives keep the NAT's mapping alive.
+    let start = p.now;
+    while p.now < start + Duration::from_secs(65) {
+        if !p.step_time() {
+            break;
+        }
+    }
+    let n = keepalives(&p.a_out);
+    assert!(n >= 2, "A sent {n} keepalives in 65 s");
+    assert_eq!(keepalives(&p.b_out), 0, "B is not behind a NAT");
+    let to = p.a_out.iter().find_map(|o| match o {
+        Output::Keepalive { local, remote } => Some((*local, *remote)),
+        _ => None,
+    });
+    assert_eq!(to, Some((addr("10.0.0.1:4500"), addr("192.0.2.2:4500"))));
+    // None sooner than 20 s after anything else A sent.
+    let first = p.a_at[p
+        .a_out
+        .iter()
+        .position(|o| matches!(o, Output::Keepalive { .. }))
+        .unwrap()];
+    assert!(first >= start + Duration::from_secs(20));
+}
+
+#[test]
+fn a_nat_rebind_is_followed_without_a_new_ike_sa() {
+    let mut p = nat_pair();
+    let old_port = p.b.sas().next().unwrap().remote.port();
+    p.nat.as_mut().unwrap().rebind();
+    // B's next request goes to the old mapping and is lost; A's own (its liveness check,
+    // DPD 30 s) comes from the new one, authenticated: B follows it.
+    let start = p.now;
+    while p.now < start + Duration::from_secs(120)
+        && !p
+            .b_out
+            .iter()
+            .any(|o| matches!(o, Output::PeerMoved { .. }))
+    {
+        assert!(p.step_time());
+    }
+    let b = p.b.sas().next().unwrap();
+    let new_port = p.nat.as_ref().unwrap().ports[&4500];
+    assert_ne!(old_port, new_port);
+    assert_eq!(b.remote.port(), new_port);
+    let moved = p.b_out.iter().find_map(|o| match o {
+        Output::PeerMoved {
+            from, to, children, ..
+        } => Some((*from, *to, children.clone())),
+        _ => None,
+    });
+    let (from, to, children) = moved.unwrap();
+    assert_eq!((from.port(), to.port()), (old_port, new_port));
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].encap.remote_port, new_port);
+    assert_eq!(
+        children[0].outbound_spi,
+        Pair::installs(&p.b_out)[0].outbound_spi
+    );
+    // The same IKE SA on both sides, nothing removed, and B's requests get through again.
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    assert!(Pair::removes(&p.b_out).is_empty() && Pair::downs(&p.b_out).is_empty());
+    for _ in 0..20 {
+        p.step_time();
+    }
+    assert!(Pair::downs(&p.a_out).is_empty() && Pair::downs(&p.b_out).is_empty());
+    // A child rekeyed now is installed with the new port.
+    let b_id = p.b.sas().next().unwrap().id;
+    let child = Pair::installs(&p.b_out)[0].child;
+    p.b.rekey_child(p.now, b_id, child).unwrap();
+    p.drive();
+    let installs = Pair::installs(&p.b_out);
+    assert_eq!(installs.len(), 2);
+    assert_eq!(installs[1].encap.unwrap().remote_port, new_port);
+}
+
+#[test]
+fn forced_encapsulation_floats_without_a_nat() {
+    let (mut pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    pa.nat.encap = true;
+    let mut p = Pair::new(pa, pb);
+    up(&mut p);
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    assert!(a.nat.forced && !a.nat.local && !a.nat.remote && a.nat.in_use());
+    // A's faked NAT-D makes B believe A is behind a NAT, so B encapsulates too.
+    assert!(b.nat.remote && b.nat.in_use());
+    assert_eq!(
+        (a.local, a.remote),
+        (addr("192.0.2.1:4500"), addr("192.0.2.2:4500"))
+    );
+    assert_eq!(
+        (b.local, b.remote),
+        (addr("192.0.2.2:4500"), addr("192.0.2.1:4500"))
+    );
+    for c in Pair::installs(&p.a_out)
+        .into_iter()
+        .chain(Pair::installs(&p.b_out))
+    {
+        let e = c.encap.unwrap();
+        assert_eq!((e.local_port, e.remote_port), (4500, 4500));
+    }
+    for _ in 0..10 {
+        p.step_time();
+    }
+    // Nobody is really behind a NAT: no keepalives.
+    assert_eq!(keepalives(&p.a_out) + keepalives(&p.b_out), 0);
+}
+
+#[test]
+fn a_kernel_mapping_event_moves_a_nated_peer_and_only_that() {
+    let mut p = nat_pair();
+    let b_child = Pair::installs(&p.b_out)[0].clone();
+    let a_child = Pair::installs(&p.a_out)[0].clone();
+    let new = addr("192.0.2.100:40000");
+    // A's peer (B) is not behind a NAT: A does not follow ESP from elsewhere.
+    assert_eq!(
+        p.a.kernel_mapping(p.now, a_child.inbound_spi, a_child.local, new),
+        None
+    );
+    // An SPI that is not ours, or the wrong destination: nothing.
+    assert_eq!(p.b.kernel_mapping(p.now, 0x1234, b_child.local, new), None);
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, a_child.local, new),
+        None
+    );
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, b_child.local, new),
+        Some(b_child.child)
+    );
+    p.drive();
+    assert_eq!(p.b.sas().next().unwrap().remote, new);
+    // The kernel goes on reporting until its inbound SA has the new port: nothing more.
+    assert_eq!(
+        p.b.kernel_mapping(p.now, b_child.inbound_spi, b_child.local, new),
+        None
+    );
+    let moved = p.b_out.iter().find_map(|o| match o {
+        Output::PeerMoved { to, children, .. } => Some((*to, children.clone())),
+        _ => None,
+    });
+    let (to, children) = moved.expect("B's SA moved");
+    assert_eq!(to, new);
+    assert_eq!(children[0].child, b_child.child);
+    assert_eq!(children[0].encap.remote_port, 40000);
+    assert!(p
+        .a_out
+        .iter()
+        .all(|o| !matches!(o, Output::PeerMoved { .. })));
+}
+
+#[test]
+fn both_behind_nats_both_keep_their_mappings_alive() {
+    // B's NAT forwards 500 and 4500 to B (a port forward: B must be reachable).
+    let left = ts("198.51.100.0", "198.51.100.127");
+    let right = ts("203.0.113.0", "203.0.113.63");
+    let pa = peer(
+        "b",
+        "192.0.2.200:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        left,
+        right,
+    );
+    let mut pb = peer("a", A_PUBLIC, "secret", &GCM, &["aes256gcm16"], right, left);
+    pb.dpd = None;
+    let mut p = Pair::new(pa, pb);
+    p.nat = Some(NatBox::new("10.0.0.1", "192.0.2.100"));
+    let mut nb = NatBox::new("10.9.0.2", "192.0.2.200");
+    nb.ports.insert(500, 500);
+    nb.ports.insert(4500, 4500);
+    p.nat_b = Some(nb);
+    p.a.initiate(p.now, "b", addr(A_INSIDE)).unwrap();
+    p.drive();
+    // B's own address is its inside one: it sees its NAT in the DESTINATION hash.
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    assert!(a.nat.local && a.nat.remote, "A: {:?}", a.nat);
+    assert!(b.nat.local && b.nat.remote, "B: {:?}", b.nat);
+    assert_eq!(a.remote, addr("192.0.2.200:4500"));
+    assert_eq!(b.local, addr("10.9.0.2:4500"));
+    let ib = Pair::installs(&p.b_out)[0];
+    assert_eq!(ib.encap.unwrap().local_port, 4500);
+    let start = p.now;
+    while p.now < start + Duration::from_secs(65) && p.step_time() {}
+    assert!(keepalives(&p.a_out) >= 1 && keepalives(&p.b_out) >= 1);
+}
+
+#[test]
+fn nat_traversal_works_over_ipv6_too() {
+    let left = ts("2001:db8:1::", "2001:db8:1::ffff");
+    let right = ts("2001:db8:2::", "2001:db8:2::ffff");
+    let pa = peer(
+        "b",
+        "[2001:db8::2]:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        left,
+        right,
+    );
+    let pb = peer(
+        "a",
+        "[2001:db8::100]:500",
+        "secret",
+        &GCM,
+        &["aes256gcm16"],
+        right,
+        left,
+    );
+    let mut p = Pair::new(pa, pb);
+    p.nat = Some(NatBox::new("fd00::1", "2001:db8::100"));
+    p.a.initiate(p.now, "b", addr("[fd00::1]:500")).unwrap();
+    p.drive();
+    assert_eq!((Pair::ups(&p.a_out), Pair::ups(&p.b_out)), (1, 1));
+    let (a, b) = (p.a.sas().next().unwrap(), p.b.sas().next().unwrap());
+    assert!(a.nat.local && b.nat.remote);
+    assert_eq!(a.local, addr("[fd00::1]:4500"));
+    assert_eq!(
+        b.remote.ip(),
+        "2001:db8::100".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert!(Pair::installs(&p.b_out)[0].encap.is_some());
+}
+
+#[test]
+fn an_ike_sa_rekeyed_behind_a_nat_stays_on_4500_and_encapsulated() {
+    let mut p = nat_pair();
+    let old = p.a.sas().next().unwrap().id;
+    p.a.rekey_ike(p.now, old).unwrap();
+    p.drive();
+    let new =
+        p.a.sas()
+            .find(|s| s.id != old && s.is_established())
+            .expect("A's successor");
+    assert_eq!(new.nat, p.a.sa(old).map_or(new.nat, |o| o.nat));
+    assert!(new.nat.local && new.nat.in_use());
+    assert_eq!((new.local.port(), new.remote.port()), (4500, 4500));
+    let (new_id, child) = (new.id, new.children[0].id);
+    p.a.rekey_child(p.now, new_id, child).unwrap();
+    p.drive();
+    let installs = Pair::installs(&p.a_out);
+    let e = installs.last().unwrap().encap.expect("still ESP-in-UDP");
+    assert_eq!((e.local_port, e.remote_port), (4500, 4500));
 }

@@ -49,6 +49,8 @@ struct Ike {
     established: bool,
     /// Unix time of the planned rekey.
     rekey_at: u64,
+    /// UDP-encapsulated (NAT-T): IOS's `N` capability.
+    nat_t: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -222,7 +224,11 @@ impl Session {
                     },
                     connid: *id,
                     lifetime_remaining_s: i.rekey_at.saturating_sub(now),
-                    capabilities: Vec::new(),
+                    capabilities: if i.nat_t {
+                        vec!["N".into()]
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             flows: {
@@ -280,9 +286,56 @@ impl SessionTable {
                 remote,
                 established,
                 rekey_at,
+                nat_t: false,
             },
         );
         self.by_ike.insert(ike, key);
+    }
+
+    /// The IKE SA runs over NAT-T (RFC 3948): shown as IOS's `N` capability.
+    pub fn ike_nat_t(&mut self, ike: IkeSaId, nat_t: bool) {
+        if let Some(i) = self
+            .by_ike
+            .get(&ike)
+            .and_then(|k| self.sessions.get_mut(k))
+            .and_then(|s| s.ikes.get_mut(&ike))
+        {
+            i.nat_t = nat_t;
+        }
+    }
+
+    /// The peer's NAT mapping moved (RFC 7296 2.23): the IKE SA talks to `remote` now, and
+    /// the session, keyed by the peer's address as IOS keys it, moves with it (with all its
+    /// IKE SAs and children) unless a session at the new address exists already.
+    pub fn ike_moved(&mut self, ike: IkeSaId, local: SocketAddr, remote: SocketAddr) {
+        let Some(old) = self.by_ike.get(&ike).cloned() else {
+            return;
+        };
+        if let Some(i) = self
+            .sessions
+            .get_mut(&old)
+            .and_then(|s| s.ikes.get_mut(&ike))
+        {
+            i.local = local;
+            i.remote = remote;
+        }
+        let new = SessionKey {
+            peer: remote,
+            ..old.clone()
+        };
+        if new == old || self.sessions.contains_key(&new) {
+            return;
+        }
+        let Some(s) = self.sessions.remove(&old) else {
+            return;
+        };
+        for id in s.ikes.keys() {
+            self.by_ike.insert(*id, new.clone());
+        }
+        for id in s.children.keys() {
+            self.by_child.insert(*id, new.clone());
+        }
+        self.sessions.insert(new, s);
     }
 
     /// The IKE SA `old` was replaced by `new` (rekey): same session.
@@ -516,6 +569,30 @@ mod tests {
             5000,
         );
         t
+    }
+
+    #[test]
+    fn a_nat_rebind_moves_the_session_to_the_new_port_with_its_children() {
+        let mut t = SessionTable::new();
+        let local = "192.0.2.1:4500".parse().unwrap();
+        let before: SocketAddr = "192.0.2.9:4500".parse().unwrap();
+        let after: SocketAddr = "192.0.2.9:31000".parse().unwrap();
+        t.ike_up(1, peer(), local, before, None, true, 0);
+        t.ike_nat_t(1, true);
+        assert!(t
+            .child_installed(1, 10, child(0x100, 0x200), 1000)
+            .is_some());
+        t.ike_moved(1, local, after);
+        let v = t.views(1000);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].key.peer, after);
+        assert_eq!(v[0].ike_sas[0].remote, after);
+        assert_eq!(v[0].ike_sas[0].capabilities, vec!["N".to_string()]);
+        // Its child still ends the session where it is now.
+        assert!(matches!(
+            t.child_removed(10, 1001),
+            Some(Transition::Down(_))
+        ));
     }
 
     #[test]

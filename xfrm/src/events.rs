@@ -63,8 +63,17 @@ pub enum Event {
         key: PolicyKey,
         hard: bool,
     },
-    /// A NAT-T peer's address or port changed (`XFRM_MSG_MAPPING`).
-    Mapping,
+    /// A NAT-T peer's address or port changed (`XFRM_MSG_MAPPING`): an ESP-in-UDP packet
+    /// for the inbound SA `dst`/`spi` authenticated but came from `new`, not `old` (the
+    /// peer's NAT rebound).
+    Mapping {
+        dst: IpAddr,
+        spi: u32,
+        proto: u8,
+        reqid: u32,
+        old: std::net::SocketAddr,
+        new: std::net::SocketAddr,
+    },
     SasFlushed,
     PoliciesFlushed,
     /// A message type this crate does not model, by number.
@@ -193,7 +202,19 @@ pub(crate) fn event_of(m: XfrmMessage) -> Event {
             },
             None => Event::Other(netlink_packet_xfrm::constants::XFRM_MSG_POLEXPIRE),
         },
-        XfrmMessage::Mapping(_) => Event::Mapping,
+        XfrmMessage::Mapping(m) => {
+            let (map, family) = (&m.map, m.map.id.family);
+            // The kernel's ports are in network order, which the crate keeps as read.
+            let at = |a, port: u16| std::net::SocketAddr::new(ip_of(a, family), u16::from_be(port));
+            Event::Mapping {
+                dst: ip_of(&map.id.daddr, family),
+                spi: map.id.spi,
+                proto: map.id.proto,
+                reqid: map.reqid,
+                old: at(&map.old_saddr, map.old_sport),
+                new: at(&map.new_saddr, map.new_sport),
+            }
+        }
         XfrmMessage::FlushSa(_) => Event::SasFlushed,
         XfrmMessage::FlushPolicy(_) => Event::PoliciesFlushed,
         other => Event::Other(other.message_type()),

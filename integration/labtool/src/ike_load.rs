@@ -68,6 +68,7 @@ pub async fn run(a: LoadArgs) -> Result<()> {
         // Every SA comes from the same identity: INITIAL_CONTACT would make the responder
         // drop the earlier ones.
         initial_contact: false,
+        nat: Default::default(),
     };
     let mut endpoint = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     let (tx, mut rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(4096);

@@ -92,6 +92,7 @@ impl IkeSa {
                 replay_window: policy.replay_window,
                 replaces,
                 defer_outbound,
+                encap: self.encap(),
             })));
         let child = ChildSa {
             id,
@@ -107,6 +108,9 @@ impl IkeSa {
             replaces,
             outbound_pending: defer_outbound,
             hard_expired: false,
+            local: self.local.ip(),
+            remote: self.remote.ip(),
+            encap: self.encap(),
         };
         ctx.children.added(self.id, &child);
         self.children.push(child);

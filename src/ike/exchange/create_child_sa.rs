@@ -478,6 +478,7 @@ impl IkeSa {
         new.ni = ni;
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
+        new.nat = self.nat;
         // Unannounced until it takes over: a collision's loser ends without an IkeDown.
         new.silent = true;
         Some(new)

@@ -211,6 +211,7 @@ impl IkeSa {
             remote_id: self.remote_id.clone(),
             initiator: true,
             rekey_at,
+            nat_t: self.nat.in_use(),
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
@@ -304,6 +305,7 @@ impl IkeSa {
             remote_id: self.remote_id.clone(),
             initiator: false,
             rekey_at,
+            nat_t: self.nat.in_use(),
         });
         let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
         if inner.sa().is_some() {

@@ -9,6 +9,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
+use crate::ike::nat;
 use crate::ike::negotiate::{accepted, choose, ike_algs, ike_sa_payload};
 use crate::ike::refusal::{Failure, Refusal};
 use crate::ike::sa::{Active, DownReason, IkeSa, SaKeys, State};
@@ -114,6 +115,9 @@ impl IkeSa {
             data: ke,
         }));
         payloads.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        // 2.23: always offered; the response's tell whether to float.
+        let fake = self.peer.nat.encap;
+        payloads.extend(nat::notifies(self.spi_i, 0, self.local, self.remote, fake));
         let msg = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, false, 0),
             payloads,
@@ -216,7 +220,10 @@ impl IkeSa {
         let Ok(nr) = ctx.random_bytes(self.nonce_len()) else {
             return false;
         };
-        let reply = Message {
+        // 2.23: the request's hashes use its own header SPIs (ours still zero).
+        let forced = self.peer.nat.encap;
+        let detected = nat::detect(p, self.spi_i, 0, local, remote, forced);
+        let mut reply = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, true, 0),
             payloads: vec![
                 Payload::Sa(SaPayload {
@@ -229,6 +236,14 @@ impl IkeSa {
                 Payload::Nonce(NoncePayload { data: nr.clone() }),
             ],
         };
+        if let Some(n) = detected {
+            // Only to a peer that does NAT-T itself (it sent NAT-D).
+            self.nat = n;
+            let (i, r) = (self.spi_i, self.spi_r);
+            reply
+                .payloads
+                .extend(nat::notifies(i, r, local, remote, forced));
+        }
         let Ok(bytes) = reply.encode() else {
             return false;
         };
@@ -335,6 +350,16 @@ impl IkeSa {
             return;
         }
         self.init_response = data.to_vec();
+        let forced = self.peer.nat.encap;
+        if let Some(n) = nat::detect(p, self.spi_i, self.spi_r, self.local, self.remote, forced) {
+            self.nat = n;
+        }
+        if self.nat.in_use() {
+            // 2.23: IKE_AUTH and everything after go from our NAT-T port to the peer's,
+            // with the non-ESP marker (RFC 3948 2.2), which the daemon's socket adds.
+            self.local.set_port(self.peer.nat.local_port);
+            self.remote.set_port(self.peer.nat.remote_port);
+        }
         self.start_ike_auth(ctx);
     }
 

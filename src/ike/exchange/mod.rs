@@ -24,8 +24,8 @@ use super::codec::{
     ProtocolId,
 };
 use super::crypto::cipher::OpenError;
-use super::endpoint::Ctx;
-use super::sa::{Active, IkeSa, State};
+use super::endpoint::{ChildMoved, Ctx, Output};
+use super::sa::{Active, IkeSa, State, Task};
 
 impl IkeSa {
     /// One received datagram for this SA (routing by SPI and address is done).
@@ -34,17 +34,70 @@ impl IkeSa {
         ctx: &mut Ctx<'_>,
         header: Header,
         data: &[u8],
+        local: SocketAddr,
         remote: SocketAddr,
     ) {
         if header.flags.response {
-            self.handle_response(ctx, header, data);
+            self.handle_response(ctx, header, data, local, remote);
         } else {
-            self.handle_request(ctx, header, data, remote);
+            self.handle_request(ctx, header, data, local, remote);
         }
         self.run_queue(ctx);
     }
 
-    fn handle_response(&mut self, ctx: &mut Ctx<'_>, header: Header, data: &[u8]) {
+    /// After a message authenticated (it decrypted and verified) and is new (in the
+    /// window): with NAT-T in use, its addresses are the ones to talk to from now on
+    /// (RFC 7296 2.23): the initiator's float to the NAT-T port as well as a NAT's rebind.
+    /// Children follow: the kernel's outbound SA takes the new port, or (the peer's address
+    /// changed, which the kernel cannot update in place) the child is rekeyed.
+    pub(crate) fn follow(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
+        if !self.nat.in_use() || (local == self.local && remote == self.remote) {
+            return;
+        }
+        let from = self.remote;
+        self.local = local;
+        self.remote = remote;
+        // Before IKE_AUTH completes there is nothing to move but the SA itself.
+        let (true, Some(encap)) = (self.is_established(), self.encap()) else {
+            return;
+        };
+        let mut moved = Vec::new();
+        let mut rekey = Vec::new();
+        for c in &mut self.children {
+            if c.remote == remote.ip() && c.local == local.ip() {
+                c.encap = Some(encap);
+                moved.push(ChildMoved {
+                    child: c.id,
+                    outbound_spi: c.outbound_spi,
+                    local: c.local,
+                    remote: c.remote,
+                    encap,
+                });
+            } else {
+                rekey.push(c.id);
+            }
+        }
+        ctx.out.push_back(Output::PeerMoved {
+            ike: self.id,
+            peer: self.peer.name.clone(),
+            local,
+            from,
+            to: remote,
+            children: moved,
+        });
+        for id in rekey {
+            self.queue_task(ctx, Task::RekeyChild(id));
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        header: Header,
+        data: &[u8],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
         let Some(o) = &self.outstanding else {
             return; // late or duplicate response: nothing waits for it
         };
@@ -90,6 +143,9 @@ impl IkeSa {
             return;
         };
         self.last_heard = ctx.now;
+        if self.nat.remote {
+            self.follow(ctx, local, remote);
+        }
         match o.task {
             Active::IkeSaInit(_) => {}
             Active::IkeAuth(t) => self.handle_ike_auth_response(ctx, t, inner),
@@ -107,11 +163,14 @@ impl IkeSa {
         ctx: &mut Ctx<'_>,
         header: Header,
         data: &[u8],
+        local: SocketAddr,
         remote: SocketAddr,
     ) {
-        // A retransmitted request gets the cached response (RFC 7296 2.1).
+        // A retransmitted request gets the cached response (RFC 7296 2.1), to the port it
+        // came from (a NAT may have rebound it) but only at the peer's address: a NATed SA
+        // takes datagrams from anywhere, and a replayed request must not aim us elsewhere.
         if let Some((id, resp)) = &self.last_response {
-            if header.message_id == *id {
+            if header.message_id == *id && remote.ip() == self.remote.ip() {
                 let resp = resp.clone();
                 ctx.transmit(self.local, remote, resp);
                 return;
@@ -152,6 +211,11 @@ impl IkeSa {
             return;
         }
         self.last_heard = ctx.now;
+        // The responder follows the initiator's float to the NAT-T port (it may itself be
+        // the NATed one, so any NAT-T use counts), and either end follows a NATed peer.
+        if self.nat.remote || (self.nat.in_use() && self.established.is_none()) {
+            self.follow(ctx, local, remote);
+        }
         // A request other than its Delete on a standby successor: the peer uses it, so it
         // won the rekey collision or never saw one (RFC 7296 2.8.2).
         if !inner.deletes().any(|d| d.protocol == ProtocolId::IKE) {
