@@ -46,20 +46,23 @@ _nat_topology() {
     _masquerade ""
 }
 
-# _masquerade [to :PORTS] : nat1's source NAT of its inside network out of t0.
+# _masquerade [to :PORTS] : nat1's source NAT of its inside network out of t0 (a port
+# range needs the rule to name its protocol: all that leaves is UDP, IKE and ESP in UDP).
 _masquerade() {
+    local l4=""
+    [[ -z $1 ]] || l4="meta l4proto udp"
     ip netns exec nat1 nft -f - <<NFT || lab_fail "nft in nat1"
 flush ruleset
 table ip nat {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
-        oifname "t0" ip saddr 198.51.100.128/26 masquerade $1
+        oifname "t0" ip saddr 198.51.100.128/26 $l4 masquerade $1
     }
 }
 NFT
 }
 
-_ike_sa_count() { swanctl_in peer3 --list-sas --ike site 2>/dev/null | grep -c 'site: #' || true; }
+_ike_sa_count() { swanctl_in peer3 --list-sas --ike site 2>/dev/null | grep -c '^site: #' || true; }
 _ike_uid() { swanctl_in peer3 --list-sas --ike site 2>/dev/null | sed -n 's/^site: #\([0-9]*\),.*/\1/p' | head -1; }
 
 scenario_run() {
