@@ -5,6 +5,8 @@
 //! real `vpnd` binary is started (and made to fail at start), stopped and flushed, and the
 //! kernel's policies are compared at each step. Needs root (unshare, CAP_NET_ADMIN).
 
+mod common;
+use common::sh;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -265,16 +267,6 @@ fn wait_for(log: &Path, text: &str) {
         "no {text:?} in the vpnd log within 20 s:\n{}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
-}
-
-fn sh(cmd: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "{cmd} failed");
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //!   STATUS= and WATCHDOG=1; when the daemon loop is stalled (SIGUSR2, debug builds only)
 //!   the pings stop, and they come back when it runs again.
 
+mod common;
+use common::sh;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -23,16 +25,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn sh(cmd: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "{cmd} failed");
 }
 
 /// SIGTERM (then SIGKILL) when the test ends, however it ends.

@@ -3,23 +3,14 @@
 //! source, carry vpnd's protocol, leave when the flow goes, and vpnd never touches a route it
 //! did not install.
 
+mod common;
+use common::sh;
 use std::net::IpAddr;
-use std::process::Command;
 
 use ipnet::IpNet;
 use vpnd::config::ReverseRoute;
 use vpnd::daemon::routes::Routes;
 use vpnd_xfrm::testing::in_netns;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `ip -j route show table T`, as (dst, gateway, dev, prefsrc, protocol, metric).
 fn routes(table: &str) -> Vec<serde_json::Value> {
