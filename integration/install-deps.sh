@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(qemu-system-x86 linux-image-amd64 busybox-static strongswan-charon
     strongswan-swanctl freeradius freeradius-utils iproute2 iputils-ping socat
-    python3 tcpdump procps util-linux prometheus nftables conntrack)
+    python3 tcpdump procps util-linux prometheus nftables conntrack bird2)
 
 SUDO=()
 ((EUID == 0)) || SUDO=(sudo -n)

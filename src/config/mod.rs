@@ -75,8 +75,9 @@ pub struct Config {
     pub radius: RadiusConfig,
     /// Accounting method lists and the on-disk journal.
     pub accounting: AccountingConfig,
-    /// Linux VRFs for route-based peers' `ivrf`: name → routing table (vpnd creates the
-    /// VRF device when missing and puts the peer's XFRM interface in it).
+    /// Linux VRFs: name → routing table. A route-based peer's `ivrf` (vpnd creates the VRF
+    /// device when missing and puts the peer's XFRM interface in it) or `fvrf` (the VRF
+    /// that holds the uplink: it must exist; IKE's sockets are bound to it).
     pub vrfs: BTreeMap<String, u32>,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
@@ -124,6 +125,20 @@ impl Config {
             })
         })?;
         validate::validate(raw, path)
+    }
+
+    /// The peer's front-door VRF when it is a real one (named in `vrfs`; validation allows
+    /// that only for route-based peers), not a label.
+    pub fn front_vrf<'a>(&'a self, p: &'a PeerConfig) -> Option<&'a str> {
+        p.fvrf.as_deref().filter(|v| self.vrfs.contains_key(*v))
+    }
+
+    /// Every real front-door VRF, once.
+    pub fn front_vrfs(&self) -> std::collections::BTreeSet<&str> {
+        self.peers
+            .iter()
+            .filter_map(|p| self.front_vrf(p))
+            .collect()
     }
 
     /// The peer called `name`.

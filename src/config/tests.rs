@@ -1514,6 +1514,27 @@ fn a_route_based_peers_ivrf_is_a_vrf_with_a_table() {
     assert!(e.contains("table 7 is VRF cust-a's"), "{e}");
 }
 
+#[test]
+fn a_front_door_vrf_in_vrfs_needs_a_route_based_peer() {
+    let doc = |route_based: &str| {
+        format!("vrfs:\n  outside: 100\npeers:\n  - name: a\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n{route_based}    fvrf: outside\n    children:\n      - {{ name: lan, local_ts: [0.0.0.0/0], remote_ts: [0.0.0.0/0] }}\n")
+    };
+    let c = Config::from_str(&doc("    interface: ipsec1\n    if_id: 1\n"), "t.yaml").unwrap();
+    assert_eq!(c.front_vrf(&c.peers[0]), Some("outside"));
+    let e = Config::from_str(&doc(""), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.yaml:8:") && e.contains("needs a route-based peer"),
+        "{e}"
+    );
+    // An fvrf that is not a VRF of `vrfs` stays a label (sessions, syslog, RADIUS).
+    let label = doc("").replace("vrfs:\n  outside: 100\n", "");
+    let c = Config::from_str(&label, "t.yaml").unwrap();
+    assert_eq!(c.peers[0].fvrf.as_deref(), Some("outside"));
+    assert_eq!(c.front_vrf(&c.peers[0]), None);
+}
+
 /// The configuration builds the engine's policy itself (issue 9): the daemon only passes
 /// it on.
 #[test]

@@ -1363,6 +1363,23 @@ impl Ctx {
                 );
             }
         }
+        // A front-door VRF listed in `vrfs` is real: IKE's sockets are bound to it and the
+        // XFRM interface's link is that VRF, so the kernel routes the ESP packets in its
+        // table. Policy-based ESP is routed in the table of the traffic it protects, which
+        // a front-door VRF cannot change: only route-based peers may have one.
+        if let (None, Some(v), Some(at)) = (&interface, &fvrf, &p.fvrf) {
+            if self.vrf_names.contains(v) {
+                self.err(
+                    at.referenced,
+                    f("fvrf"),
+                    format!(
+                        "the front-door VRF {v} needs a route-based peer (interface and \
+                         if_id): the kernel routes policy-based ESP in the table of the \
+                         traffic it protects, not in a VRF"
+                    ),
+                );
+            }
+        }
         if let (Some(r), Some(a)) = (remote, &p.address) {
             self.unique_address(r, port, &fvrf, name.as_deref(), a.referenced, &f("address"));
         }

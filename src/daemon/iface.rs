@@ -28,7 +28,7 @@ pub fn interface_of(ip: IpAddr) -> Option<String> {
 /// The index of the interface the kernel would send to `remote` from (its route's source
 /// address's interface): the underlying link of an XFRM interface.
 pub fn index_towards(remote: IpAddr) -> Option<u32> {
-    let name = interface_of(super::source_towards(remote)?)?;
+    let name = interface_of(super::vrf::source_towards(remote, None)?)?;
     nix::net::if_::if_nametoindex(name.as_str()).ok()
 }
 

@@ -14,6 +14,7 @@ mod ratelimit;
 pub mod routes;
 pub mod sockets;
 mod systemd;
+mod vrf;
 
 use crate::unix_now;
 use std::collections::{HashMap, HashSet};
@@ -21,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -101,6 +102,12 @@ struct Daemon {
     notices: ratelimit::NoticeLimiter,
     /// The interface of each local IKE address (`Interface:`, cisco-nas-port).
     interfaces: HashMap<IpAddr, Option<String>>,
+    /// The real front-door VRF of each peer that has one (`Config::front_vrf`).
+    front_vrfs: HashMap<String, String>,
+    /// The configured VRF that holds each local IKE address, or none (the main table).
+    local_vrfs: HashMap<IpAddr, Option<String>>,
+    /// The configured VRF names.
+    vrf_names: Vec<String>,
     /// Peers with an accounting method list.
     accounted: HashSet<String>,
     /// Static peers (`initiate`, `on-demand`), listed DOWN by `show crypto session` while
@@ -170,42 +177,56 @@ fn prefix_of(start: IpAddr, end: IpAddr) -> Option<ipnet::IpNet> {
         .find(|n| n.network() == start && n.broadcast() == end)
 }
 
-/// The local address the kernel would use towards `remote` (a connected UDP socket's
-/// source address: the route lookup, without sending anything).
-fn source_towards(remote: IpAddr) -> Option<IpAddr> {
-    let any: SocketAddr = if remote.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let s = std::net::UdpSocket::bind(any).ok()?;
-    s.connect((remote, 9)).ok()?;
-    s.local_addr().ok().map(|a| a.ip())
-}
-
 impl Daemon {
-    fn local_for(&self, remote: IpAddr) -> SocketAddr {
-        let bound = self.sockets.iter().map(|s| s.bound()).find(|a| {
-            a.port() == self.port && !a.ip().is_unspecified() && a.is_ipv4() == remote.is_ipv4()
-        });
+    /// Where we initiate to `remote` from: a configured address of its family and front-door
+    /// VRF, else the route's source in that VRF (or the main table).
+    fn local_for(&self, remote: IpAddr, vrf: Option<&str>) -> SocketAddr {
+        let bound = self
+            .sockets
+            .iter()
+            .map(|s| (s.bound(), s.vrf()))
+            .find(|(a, v)| {
+                a.port() == self.port
+                    && !a.ip().is_unspecified()
+                    && a.is_ipv4() == remote.is_ipv4()
+                    && *v == vrf
+            });
         match bound {
-            Some(a) => a,
+            Some((a, _)) => a,
             None => SocketAddr::new(
-                source_towards(remote).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                vrf::source_towards(remote, vrf).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 self.port,
             ),
         }
     }
 
-    fn socket_for(&self, local: SocketAddr) -> Option<&Arc<IkeSocket>> {
+    /// The configured VRF that holds local address `ip` (looked up once per address).
+    fn vrf_of_local(&mut self, ip: IpAddr) -> Option<String> {
+        if self.vrf_names.is_empty() {
+            return None;
+        }
+        let names = &self.vrf_names;
+        self.local_vrfs
+            .entry(ip)
+            .or_insert_with(|| vrf::of_address(ip, names.iter().map(String::as_str)))
+            .clone()
+    }
+
+    /// The socket that sends from `local`: bound to it, else the wildcard of its port in the
+    /// VRF that holds the address.
+    fn socket_for(&mut self, local: SocketAddr) -> Option<Arc<IkeSocket>> {
+        if let Some(s) = self.sockets.iter().find(|s| s.bound() == local) {
+            return Some(s.clone());
+        }
+        let vrf = self.vrf_of_local(local.ip());
         self.sockets
             .iter()
-            .find(|s| s.bound() == local)
-            .or_else(|| self.sockets.iter().find(|s| s.serves(local)))
+            .find(|s| s.serves(local) && s.vrf() == vrf.as_deref())
+            .cloned()
     }
 
     fn initiate(&mut self, peer: &str, remote: IpAddr) {
-        let local = self.local_for(remote);
+        let local = self.local_for(remote, self.front_vrfs.get(peer).map(String::as_str));
         match self.endpoint.initiate(Instant::now(), peer, local) {
             Ok(id) => info!(peer, ike = format_args!("{id:016x}"), %local, "initiating IKE SA"),
             Err(e) => error!(peer, "cannot initiate: {e}"),
@@ -705,16 +726,19 @@ impl Daemon {
 }
 
 /// The local address a standing policy's template names towards `remote`: the configured
-/// address of its family, else the route's source, else none (the kernel then takes the
-/// route's source itself when it resolves the template).
-fn standing_local(config: &Config, remote: IpAddr) -> IpAddr {
+/// address of its family (in the peer's front-door VRF when it has one), else the route's
+/// source (in that VRF), else none (the kernel then takes the route's source itself when
+/// it resolves the template).
+fn standing_local(config: &Config, p: &crate::config::PeerConfig, remote: IpAddr) -> IpAddr {
+    let fvrf = config.front_vrf(p);
     config
         .local
         .addresses
         .iter()
         .copied()
-        .find(|a| a.is_ipv4() == remote.is_ipv4())
-        .or_else(|| source_towards(remote))
+        .filter(|a| a.is_ipv4() == remote.is_ipv4())
+        .find(|a| fvrf.is_none() || vrf::of_address(*a, fvrf.into_iter()).as_deref() == fvrf)
+        .or_else(|| vrf::source_towards(remote, fvrf))
         .unwrap_or(if remote.is_ipv4() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
@@ -737,7 +761,7 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
             out.push(Flow {
                 peer: p.name.clone(),
                 child: c.name,
-                local: standing_local(config, remote),
+                local: standing_local(config, p, remote),
                 remote,
                 mode: c.mode,
                 local_ts: c.local_ts,
@@ -818,26 +842,54 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
     let mut events = Events::subscribe().context("subscribing to XFRM events")?;
 
     let wildcard = config.local.addresses.is_empty();
-    let addrs: Vec<IpAddr> = if wildcard {
-        vec![
-            Ipv4Addr::UNSPECIFIED.into(),
-            std::net::Ipv6Addr::UNSPECIFIED.into(),
-        ]
+    let fronts = config.front_vrfs();
+    for v in &fronts {
+        if nix::net::if_::if_nametoindex(*v).is_err() {
+            bail!(
+                "the front-door VRF {v} does not exist: create it and enslave the uplink \
+                 (ip link add {v} type vrf table {}; ip link set UPLINK master {v})",
+                config.vrfs[*v]
+            );
+        }
+    }
+    // Each address with the front-door VRF that holds it; the wildcards once in the main
+    // table and once in each front-door VRF (a VRF's traffic reaches only sockets bound to it).
+    let addrs: Vec<(IpAddr, Option<&str>)> = if wildcard {
+        std::iter::once(None)
+            .chain(fronts.iter().map(|v| Some(*v)))
+            .flat_map(|v| {
+                [
+                    (Ipv4Addr::UNSPECIFIED.into(), v),
+                    (std::net::Ipv6Addr::UNSPECIFIED.into(), v),
+                ]
+            })
+            .collect()
     } else {
-        config.local.addresses.clone()
+        let held = |a: IpAddr| {
+            let v = vrf::of_address(a, fronts.iter().copied());
+            fronts.iter().copied().find(|f| Some(*f) == v.as_deref())
+        };
+        config
+            .local
+            .addresses
+            .iter()
+            .map(|a| (*a, held(*a)))
+            .collect()
     };
     let mut sockets = Vec::new();
-    for a in addrs {
+    for (a, vrf) in addrs {
         let ports = [(config.local.port, false), (config.local.nat_t_port, true)];
+        let within = vrf.map_or(String::new(), |v| format!(" in VRF {v}"));
         for (port, nat_t) in ports {
-            match IkeSocket::bind(SocketAddr::new(a, port), nat_t) {
+            match IkeSocket::bind(SocketAddr::new(a, port), nat_t, vrf) {
                 Ok(s) => sockets.push(Arc::new(s)),
                 // A host without IPv6 still serves IPv4 on the wildcard.
                 Err(e) if wildcard && a.is_ipv6() => {
-                    warn!("not listening on UDP [::]:{port}: {e}");
+                    warn!("not listening on UDP [::]:{port}{within}: {e}");
                 }
                 Err(e) => {
-                    return Err(e).context(format!("binding UDP {}", SocketAddr::new(a, port)))
+                    return Err(e)
+                        .context(format!("binding UDP {}{within}", SocketAddr::new(a, port)))
                 }
             }
         }
@@ -906,6 +958,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .collect(),
         notices: ratelimit::NoticeLimiter::default(),
         interfaces: HashMap::new(),
+        front_vrfs: config
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), config.front_vrf(p)?.to_string())))
+            .collect(),
+        local_vrfs: HashMap::new(),
+        vrf_names: config.vrfs.keys().cloned().collect(),
         static_peers: config
             .peers
             .iter()
@@ -932,7 +991,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                     .collect();
                 Some(StaticPeer {
                     info,
-                    local: standing_local(&config, remote),
+                    local: standing_local(&config, p, remote),
                     remote: SocketAddr::new(remote, p.port),
                     flows,
                 })
@@ -1002,8 +1061,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 links.insert(links::Links::connect().context("opening the route netlink socket")?)
             }
         };
-        let underlying = match p.remote {
-            PeerAddress::Single(a) => iface::index_towards(a).unwrap_or(0),
+        // The link decides the table the ESP packets are routed in: the front-door VRF
+        // itself (any peer address), else the interface towards a single peer.
+        let underlying = match (config.front_vrf(p), p.remote) {
+            (Some(v), _) => nix::net::if_::if_nametoindex(v).with_context(|| {
+                format!("peer {}: the front-door VRF {v} does not exist", p.name)
+            })?,
+            (None, PeerAddress::Single(a)) => iface::index_towards(a).unwrap_or(0),
             _ => 0,
         };
         let xfrm = l

@@ -43,12 +43,14 @@ pub struct IkeSocket {
     sock: UdpSocket,
     bound: SocketAddr,
     nat_t: bool,
+    /// The front-door VRF device it is bound to (SO_BINDTODEVICE), if any.
+    vrf: Option<String>,
 }
 
 impl IkeSocket {
-    /// Binds `addr`; `nat_t`: the NAT-T port (marker, UDP encapsulation in the kernel).
-    /// Needs a tokio runtime.
-    pub fn bind(addr: SocketAddr, nat_t: bool) -> io::Result<IkeSocket> {
+    /// Binds `addr`; `nat_t`: the NAT-T port (marker, UDP encapsulation in the kernel);
+    /// `vrf`: the front-door VRF device it serves (see `super::vrf`). Needs a tokio runtime.
+    pub fn bind(addr: SocketAddr, nat_t: bool, vrf: Option<&str>) -> io::Result<IkeSocket> {
         let family = if addr.is_ipv4() {
             AddressFamily::Inet
         } else {
@@ -63,6 +65,11 @@ impl IkeSocket {
         if addr.is_ipv6() {
             // The IPv4 wildcard has its own socket: no v4-mapped addresses here.
             setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        }
+        if let Some(v) = vrf {
+            // Before bind(2): the port is then taken in the VRF only, and the main table's
+            // wildcard socket on the same port can coexist.
+            super::vrf::bind_to_device(&fd, v)?;
         }
         bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
         let std = std::net::UdpSocket::from(fd);
@@ -81,7 +88,12 @@ impl IkeSocket {
             sock: UdpSocket::from_std(std)?,
             bound,
             nat_t,
+            vrf: vrf.map(str::to_string),
         })
+    }
+
+    pub fn vrf(&self) -> Option<&str> {
+        self.vrf.as_deref()
     }
 
     pub fn bound(&self) -> SocketAddr {
@@ -275,7 +287,7 @@ mod tests {
     /// at, and the NAT-T socket adds and strips the marker and skips keepalives.
     #[tokio::test]
     async fn a_wildcard_socket_answers_from_the_address_it_was_asked_at() {
-        let s = IkeSocket::bind("0.0.0.0:0".parse().unwrap(), false).unwrap();
+        let s = IkeSocket::bind("0.0.0.0:0".parse().unwrap(), false, None).unwrap();
         let port = s.bound().port();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut buf = vec![0u8; 2048];
@@ -295,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn the_nat_t_socket_carries_the_non_esp_marker() {
         // UDP_ENCAP needs no privilege; the bypass policy does (CAP_NET_ADMIN).
-        let s = match IkeSocket::bind("127.0.0.1:0".parse().unwrap(), true) {
+        let s = match IkeSocket::bind("127.0.0.1:0".parse().unwrap(), true, None) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return,
             Err(e) => panic!("{e}"),
