@@ -40,7 +40,7 @@ _bgp_established() { ip netns exec "$1" birdc -s "$LAB_WORKDIR/bird-$1.ctl" show
 _learnt() { ip -n "$1" route show "$2" proto bird | grep -q "dev ipsec1"; }
 _session_field() {
     _vpnctl --json show crypto session detail |
-        python3 -c 'import json, sys; s = json.load(sys.stdin)["sessions"]; print(s[0].get(sys.argv[1]) if s else "")' "$1"
+        python3 -c 'import json, sys; s = json.load(sys.stdin)["sessions"]; x = s[0] if s else {}; print(x.get(sys.argv[1], x.get("key", {}).get(sys.argv[1])))' "$1"
 }
 _ike_spi() { swanctl_in peer1 --list-sas --ike site | sed -n 's/^site: #[0-9]*, ESTABLISHED, IKEv2, \([0-9a-f]*\)_i.*/\1/p' | head -1; }
 _ike_spi_changed() { local s; s=$(_ike_spi); [[ -n $s && $s != "$1" ]]; }

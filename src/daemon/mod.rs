@@ -876,12 +876,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
             .map(|a| (*a, held(*a)))
             .collect()
     };
+    let shared = wildcard && !fronts.is_empty();
     let mut sockets = Vec::new();
     for (a, vrf) in addrs {
         let ports = [(config.local.port, false), (config.local.nat_t_port, true)];
         let within = vrf.map_or(String::new(), |v| format!(" in VRF {v}"));
         for (port, nat_t) in ports {
-            match IkeSocket::bind(SocketAddr::new(a, port), nat_t, vrf) {
+            match IkeSocket::bind(SocketAddr::new(a, port), nat_t, vrf, shared) {
                 Ok(s) => sockets.push(Arc::new(s)),
                 // A host without IPv6 still serves IPv4 on the wildcard.
                 Err(e) if wildcard && a.is_ipv6() => {

@@ -49,8 +49,14 @@ pub struct IkeSocket {
 
 impl IkeSocket {
     /// Binds `addr`; `nat_t`: the NAT-T port (marker, UDP encapsulation in the kernel);
-    /// `vrf`: the front-door VRF device it serves (see `super::vrf`). Needs a tokio runtime.
-    pub fn bind(addr: SocketAddr, nat_t: bool, vrf: Option<&str>) -> io::Result<IkeSocket> {
+    /// `vrf`: the front-door VRF device it serves (see `super::vrf`); `shared`: the port is
+    /// also bound in a VRF. Needs a tokio runtime.
+    pub fn bind(
+        addr: SocketAddr,
+        nat_t: bool,
+        vrf: Option<&str>,
+        shared: bool,
+    ) -> io::Result<IkeSocket> {
         let family = if addr.is_ipv4() {
             AddressFamily::Inet
         } else {
@@ -67,9 +73,14 @@ impl IkeSocket {
             setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
         }
         if let Some(v) = vrf {
-            // Before bind(2): the port is then taken in the VRF only, and the main table's
-            // wildcard socket on the same port can coexist.
             super::vrf::bind_to_device(&fd, v)?;
+        }
+        if shared {
+            // A wildcard bound to a device and one bound to none conflict in bind(2) unless
+            // both set SO_REUSEADDR. Nothing is shared in delivery: with udp_l3mdev_accept 0
+            // a VRF's datagrams match only the socket bound to it, the main table's only the
+            // other. Port 500/4500 needs CAP_NET_BIND_SERVICE, so no stranger joins.
+            setsockopt(&fd, sockopt::ReuseAddr, &true)?;
         }
         bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
         let std = std::net::UdpSocket::from(fd);
@@ -287,7 +298,7 @@ mod tests {
     /// at, and the NAT-T socket adds and strips the marker and skips keepalives.
     #[tokio::test]
     async fn a_wildcard_socket_answers_from_the_address_it_was_asked_at() {
-        let s = IkeSocket::bind("0.0.0.0:0".parse().unwrap(), false, None).unwrap();
+        let s = IkeSocket::bind("0.0.0.0:0".parse().unwrap(), false, None, false).unwrap();
         let port = s.bound().port();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut buf = vec![0u8; 2048];
@@ -307,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn the_nat_t_socket_carries_the_non_esp_marker() {
         // UDP_ENCAP needs no privilege; the bypass policy does (CAP_NET_ADMIN).
-        let s = match IkeSocket::bind("127.0.0.1:0".parse().unwrap(), true, None) {
+        let s = match IkeSocket::bind("127.0.0.1:0".parse().unwrap(), true, None, false) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return,
             Err(e) => panic!("{e}"),
