@@ -217,8 +217,7 @@ impl Reassembly {
         }
     }
 
-    /// Fragments held now (for bound tests).
-    #[cfg(test)]
+    /// Fragments and bytes held now (for the bound tests and the fuzz target).
     pub(crate) fn held(&self) -> (u16, usize) {
         self.set.as_ref().map_or((0, 0), |s| (s.have, s.bytes))
     }
@@ -276,21 +275,45 @@ mod tests {
         let mut r = Reassembly::default();
         let mut s = FragStats::default();
         assert_eq!(
-            r.add(now, 1, &frag(3, 3, PayloadType::NONE), b"cc".to_vec(), &mut s),
+            r.add(
+                now,
+                1,
+                &frag(3, 3, PayloadType::NONE),
+                b"cc".to_vec(),
+                &mut s
+            ),
             Added::Pending
         );
         assert_eq!(
-            r.add(now, 1, &frag(1, 3, PayloadType::IDI), b"aa".to_vec(), &mut s),
+            r.add(
+                now,
+                1,
+                &frag(1, 3, PayloadType::IDI),
+                b"aa".to_vec(),
+                &mut s
+            ),
             Added::Pending
         );
         // A duplicate changes nothing, even with other contents.
         assert_eq!(
-            r.add(now, 1, &frag(1, 3, PayloadType::IDI), b"xx".to_vec(), &mut s),
+            r.add(
+                now,
+                1,
+                &frag(1, 3, PayloadType::IDI),
+                b"xx".to_vec(),
+                &mut s
+            ),
             Added::Pending
         );
         assert_eq!(s.dropped_duplicate, 1);
         assert_eq!(
-            r.add(now, 1, &frag(2, 3, PayloadType::NONE), b"bb".to_vec(), &mut s),
+            r.add(
+                now,
+                1,
+                &frag(2, 3, PayloadType::NONE),
+                b"bb".to_vec(),
+                &mut s
+            ),
             Added::Complete(PayloadType::IDI, b"aabbcc".to_vec())
         );
         assert_eq!(s.fragments_received, 3);
@@ -337,7 +360,10 @@ mod tests {
             } else {
                 PayloadType::NONE
             };
-            assert_eq!(r.add(now, 1, &frag(n, 4, first), vec![n as u8], &mut s), Added::Pending);
+            assert_eq!(
+                r.add(now, 1, &frag(n, 4, first), vec![n as u8], &mut s),
+                Added::Pending
+            );
         }
         assert_eq!(
             r.add(now, 1, &frag(4, 4, PayloadType::NONE), vec![4], &mut s),
@@ -357,7 +383,13 @@ mod tests {
         let mut r = Reassembly::default();
         let mut s = FragStats::default();
         // Too many fragments: refused before anything is held.
-        r.add(now, 1, &frag(1, MAX_FRAGMENTS + 1, PayloadType::IDI), vec![0; 10], &mut s);
+        r.add(
+            now,
+            1,
+            &frag(1, MAX_FRAGMENTS + 1, PayloadType::IDI),
+            vec![0; 10],
+            &mut s,
+        );
         assert_eq!((s.dropped_limit, r.held()), (1, (0, 0)));
         // Too many bytes: the set goes.
         let big = MAX_REASSEMBLED / 2 + 1;

@@ -17,10 +17,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::codec::{encode_chain, PayloadType, HEADER_LEN};
 use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
 use super::crypto::{CryptoError, IkeKeys};
-use super::codec::{encode_chain, PayloadType, HEADER_LEN};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
 use super::fragment::{datagram_overhead, Fragments};
 use super::nat::{NatState, UdpEncap};
@@ -519,7 +519,12 @@ impl IkeSa {
         // Never IKE_SA_INIT (2.5): it is not encrypted, and support is unknown until it is done.
         if !self.frag.on || exchange == ExchangeType::IKE_SA_INIT || whole <= limit {
             let iv = self.next_iv(ctx)?;
-            return Some(vec![self.keys.as_ref()?.out.seal(&header, inner, &iv).ok()?]);
+            return Some(vec![self
+                .keys
+                .as_ref()?
+                .out
+                .seal(&header, inner, &iv)
+                .ok()?]);
         }
         // Each fragment: the IKE header, the SKF generic header and its two counters, then
         // IV || share || padding || ICV.
@@ -530,7 +535,11 @@ impl IkeSa {
         for (i, chunk) in plaintext.chunks(share).enumerate() {
             let iv = self.next_iv(ctx)?;
             let number = u16::try_from(i + 1).ok()?;
-            let next = if number == 1 { first } else { PayloadType::NONE };
+            let next = if number == 1 {
+                first
+            } else {
+                PayloadType::NONE
+            };
             let keys = self.keys.as_ref()?;
             set.push(
                 keys.out
@@ -862,7 +871,12 @@ impl IkeSa {
 }
 
 /// Sends each datagram of a message (one, or its fragments) from `local` to `remote`.
-pub(crate) fn send_to(ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, datagrams: &[Vec<u8>]) {
+pub(crate) fn send_to(
+    ctx: &mut Ctx<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    datagrams: &[Vec<u8>],
+) {
     if datagrams.len() > 1 {
         ctx.frag_stats.fragments_sent += datagrams.len() as u64;
     }

@@ -15,6 +15,8 @@ use super::proposal::{Proposal, ProposalKind};
 use super::refusal::{Failure, Refusal};
 use super::sa::DownReason;
 
+mod frag;
+
 /// A deterministic RNG (xorshift), so every run is the same.
 struct TestRng(u64);
 impl RngSource for TestRng {

@@ -175,11 +175,7 @@ fn read_chain(
             }
         }
         payloads.push(Payload::read_body(kind, critical, next, &mut body)?);
-        kind = if encrypted {
-            PayloadType::NONE
-        } else {
-            next
-        };
+        kind = if encrypted { PayloadType::NONE } else { next };
     }
     r.expect_empty("payload chain")?;
     Ok(payloads)

@@ -374,8 +374,7 @@ impl IkeSa {
         }
         // RFC 7383 2.3: both ends announced it, so IKE_AUTH on may be fragmented.
         self.frag.on = self.peer.frag.enabled
-            && p
-                .find_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
+            && p.find_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
                 .is_some();
         if self.nat.in_use() {
             // 2.23: IKE_AUTH and everything after go from our NAT-T port to the peer's,

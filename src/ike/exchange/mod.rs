@@ -23,10 +23,10 @@ use super::codec::{
     check_critical, decode_chain, ExchangeType, Header, Message, NotifyPayload, NotifyType,
     Payload, PayloadList, ProtocolId,
 };
-use super::fragment::Added;
-use super::sa::send_to;
 use super::crypto::cipher::OpenError;
 use super::endpoint::{ChildMoved, Ctx, Output};
+use super::fragment::Added;
+use super::sa::send_to;
 use super::sa::{Active, IkeSa, State, Task};
 
 impl IkeSa {
