@@ -278,8 +278,8 @@ pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
     let f = &s.fragments;
     let _ = writeln!(
         out,
-        "IKE fragmentation: messages fragmented: {:<6} fragments sent: {:<6} received: {:<6} reassembled: {}",
-        f.messages_fragmented, f.fragments_sent, f.fragments_received, f.reassembled
+        "IKE fragmentation: messages fragmented: {:<6} fragments sent: {:<6} received: {:<6} reassembled: {:<6} held now: {} bytes",
+        f.messages_fragmented, f.fragments_sent, f.fragments_received, f.reassembled, f.held_bytes
     );
     let _ = writeln!(
         out,
@@ -823,7 +823,10 @@ IKE SAs: 3, IPsec SAs: 6
             text.contains("messages fragmented: 2      fragments sent: 6"),
             "{text}"
         );
-        assert!(text.contains("reassembled: 1\n"), "{text}");
+        assert!(
+            text.contains("reassembled: 1      held now: 0 bytes\n"),
+            "{text}"
+        );
         assert!(text.contains("duplicate: 1      invalid: 4"), "{text}");
         assert!(text.starts_with("Crypto IKEv2 SA statistics\n"), "{text}");
         assert!(

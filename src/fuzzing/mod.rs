@@ -71,7 +71,8 @@ pub fn ike_message(data: &[u8]) {
 /// clock step in seconds (1), a body length (1) and the body. Whatever comes, every
 /// fragment counts exactly once (kept, duplicate, invalid or over the bounds), what is held
 /// stays within [`MAX_FRAGMENTS`](crate::ike::fragment::MAX_FRAGMENTS) and
-/// [`MAX_REASSEMBLED`](crate::ike::fragment::MAX_REASSEMBLED), and a message completes
+/// [`MAX_REASSEMBLED`](crate::ike::fragment::MAX_REASSEMBLED) and is what the
+/// `held_bytes` gauge says, and a message completes
 /// only on a valid fragment, with its first type from a fragment 1.
 pub fn fragments(data: &[u8]) {
     use crate::ike::codec::SkfPayload;
@@ -110,6 +111,7 @@ pub fn fragments(data: &[u8]) {
         );
         let (have, bytes) = r.held();
         assert!(have <= MAX_FRAGMENTS && bytes <= MAX_REASSEMBLED);
+        assert_eq!(stats.held_bytes, bytes as u64, "the gauge is what is held");
         if let Added::Complete(first, whole) = added {
             assert!(f.number >= 1 && f.number <= f.total && f.total <= MAX_FRAGMENTS);
             assert!(whole.len() <= MAX_REASSEMBLED && whole.len() >= body.len());

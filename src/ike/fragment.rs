@@ -39,6 +39,11 @@ pub const MAX_FRAGMENTS: u16 = 128;
 /// The most inner payload bytes one reassembly holds: an IKE message never exceeds what one
 /// UDP datagram could carry.
 pub const MAX_REASSEMBLED: usize = 65_535;
+/// The most fragment bytes all IKE SAs of an endpoint hold at once. Each fragment's ICV is
+/// checked before it is kept, but a half-open responder SA has keys before its peer is
+/// authenticated: without this bound, an attacker finishing many IKE_SA_INITs could make
+/// every half-open SA hold [`MAX_REASSEMBLED`] bytes.
+pub const MAX_HELD_IN_ALL: usize = 8 << 20;
 /// How long an incomplete set waits for its missing fragments: longer than a peer's first
 /// retransmissions (which resend the same set), short enough that a stalled one goes.
 pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,6 +93,16 @@ pub struct FragStats {
     pub timed_out: u64,
     /// Sets started over because a larger Total Fragments came (the sender re-fragmented).
     pub restarted: u64,
+    /// Bytes held in incomplete sets now, by all IKE SAs (at most [`MAX_HELD_IN_ALL`]).
+    pub held_bytes: u64,
+}
+
+impl FragStats {
+    fn release(&mut self, set: Option<Box<Set>>) {
+        if let Some(s) = set {
+            self.held_bytes = self.held_bytes.saturating_sub(s.bytes as u64);
+        }
+    }
 }
 
 /// One message being reassembled.
@@ -146,12 +161,12 @@ impl Reassembly {
         match &self.set {
             // A set of another message: that message is behind the window now (answered,
             // or its request was given up), so its fragments are stale.
-            Some(s) if s.message_id != message_id => self.set = None,
+            Some(s) if s.message_id != message_id => stats.release(self.set.take()),
             // 2.5.3: more fragments than the set held: the sender re-fragmented smaller, and
             // only fragments of the same send fit together. Fewer: a stale fragment.
             Some(s) if f.total > s.total => {
                 stats.restarted += 1;
-                self.set = None;
+                stats.release(self.set.take());
             }
             Some(s) if f.total < s.total => {
                 stats.dropped_invalid += 1;
@@ -180,10 +195,17 @@ impl Reassembly {
         }
         if set.bytes + plain.len() > MAX_REASSEMBLED {
             stats.dropped_limit += 1;
-            self.set = None;
+            stats.release(self.set.take());
+            return Added::Pending;
+        }
+        if stats.held_bytes + plain.len() as u64 > MAX_HELD_IN_ALL as u64 {
+            // The endpoint's budget is spent: this fragment goes, the set may still
+            // complete from a retransmission once others have.
+            stats.dropped_limit += 1;
             return Added::Pending;
         }
         set.bytes += plain.len();
+        stats.held_bytes += plain.len() as u64;
         *slot = Some(plain);
         set.have += 1;
         if f.number == 1 {
@@ -196,6 +218,7 @@ impl Reassembly {
         let Some(set) = self.set.take() else {
             return Added::Pending;
         };
+        stats.held_bytes = stats.held_bytes.saturating_sub(set.bytes as u64);
         let mut whole = Vec::with_capacity(set.bytes);
         for part in set.parts.into_iter().flatten() {
             whole.extend_from_slice(&part);
@@ -212,9 +235,14 @@ impl Reassembly {
     /// Abandons a set whose time is up.
     pub(crate) fn expire(&mut self, now: Instant, stats: &mut FragStats) {
         if self.deadline().is_some_and(|d| now >= d) {
-            self.set = None;
+            stats.release(self.set.take());
             stats.timed_out += 1;
         }
+    }
+
+    /// Lets go of the set in progress (its IKE SA ends).
+    pub(crate) fn clear(&mut self, stats: &mut FragStats) {
+        stats.release(self.set.take());
     }
 
     /// Fragments and bytes held now (for the bound tests and the fuzz target).
@@ -243,6 +271,11 @@ impl Fragments {
     pub(crate) fn expire(&mut self, now: Instant, stats: &mut FragStats) {
         self.requests.expire(now, stats);
         self.responses.expire(now, stats);
+    }
+
+    pub(crate) fn clear(&mut self, stats: &mut FragStats) {
+        self.requests.clear(stats);
+        self.responses.clear(stats);
     }
 }
 
@@ -418,6 +451,41 @@ mod tests {
             r.add(late, 2, &frag(2, 2, PayloadType::NONE), vec![2], &mut s),
             Added::Complete(PayloadType::IDI, vec![1, 2])
         );
+    }
+
+    #[test]
+    fn the_endpoint_wide_budget_bounds_all_sets_together() {
+        let now = t0();
+        let mut s = FragStats::default();
+        let chunk = 60_000;
+        let mut sets: Vec<Reassembly> = Vec::new();
+        // Many half-open SAs each holding a big first fragment: the budget stops them.
+        for _ in 0..(MAX_HELD_IN_ALL / chunk + 10) {
+            let mut r = Reassembly::default();
+            r.add(
+                now,
+                1,
+                &frag(1, 2, PayloadType::IDI),
+                vec![0; chunk],
+                &mut s,
+            );
+            sets.push(r);
+        }
+        assert!(s.held_bytes <= MAX_HELD_IN_ALL as u64);
+        // 139 sets of 60,000 bytes fit in 8 MiB; the 10 after them do not.
+        assert_eq!(s.dropped_limit, 10);
+        let held: usize = sets.iter().map(|r| r.held().1).sum();
+        assert_eq!(held as u64, s.held_bytes, "the gauge is what the sets hold");
+        // Completing, timing out and clearing give it back.
+        sets[0].add(now, 1, &frag(2, 2, PayloadType::NONE), vec![1], &mut s);
+        sets[1].expire(now + REASSEMBLY_TIMEOUT, &mut s);
+        sets[2].clear(&mut s);
+        let held: usize = sets.iter().map(|r| r.held().1).sum();
+        assert_eq!(held as u64, s.held_bytes);
+        for r in &mut sets {
+            r.clear(&mut s);
+        }
+        assert_eq!(s.held_bytes, 0);
     }
 
     #[test]

@@ -823,6 +823,7 @@ impl IkeSa {
         for c in std::mem::take(&mut self.children) {
             ctx.remove_child(self, &c);
         }
+        self.frag.clear(ctx.frag_stats);
         self.state = State::Dead;
         self.outstanding = None;
         self.queue.clear();

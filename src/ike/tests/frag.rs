@@ -502,9 +502,11 @@ fn an_incomplete_set_times_out() {
     let due = b.frag.deadline().unwrap();
     assert_eq!(due, p.now + crate::ike::fragment::REASSEMBLY_TIMEOUT);
     assert!(p.b.poll_timeout().unwrap() <= due, "the SA wakes for it");
+    assert!(p.b.frag_stats().held_bytes > 0);
     p.now = due;
     p.b.handle_timeout(p.now);
     assert_eq!(p.b.frag_stats().timed_out, 1);
+    assert_eq!(p.b.frag_stats().held_bytes, 0, "given back");
     assert!(
         p.b.sas().all(|s| s.frag.deadline().is_none()),
         "nothing held"
