@@ -512,3 +512,32 @@ fn an_incomplete_set_times_out() {
         "nothing held"
     );
 }
+
+#[test]
+fn a_half_open_sa_that_dies_gives_its_fragments_back() {
+    let mut p = big_pair(576, true);
+    p.b.set_dos(crate::ike::DosConfig {
+        half_open_timeout: Duration::from_secs(10),
+        ..Default::default()
+    });
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    // Only A's first IKE_AUTH fragment arrives: B holds it, half-open.
+    let mut wire = |from_a: bool, burst: &mut Vec<Transmit>| {
+        if from_a && burst.iter().any(|t| is_fragment(&t.data)) {
+            burst.truncate(1);
+        }
+    };
+    pump(&mut p, &mut wire);
+    let held = p.b.frag_stats().held_bytes;
+    assert!(held > 0);
+    // The half-open timeout (10 s) comes before the reassembly's (30 s).
+    p.now += Duration::from_secs(10);
+    p.b.handle_timeout(p.now);
+    assert!(p.b.sas().next().is_none(), "the half-open SA is gone");
+    let f = p.b.frag_stats();
+    assert_eq!(
+        (f.held_bytes, f.timed_out),
+        (0, 0),
+        "released with its SA, not by time"
+    );
+}
