@@ -8,6 +8,7 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
 #   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
 #   ike_lifetime=24h mode=tunnel|transport local_addrs=192.0.2.1[,...] reverse_route=true|{...}
+#   encap=true (the peer's ike.encap: ESP-in-UDP without a NAT)
 #   accounting=LIST (the peer's accounting method list; sections for it go
 #   in EXTRA_YAML) extra=EXTRA_YAML (top-level sections appended)
 write_vpnd_conf() {
@@ -19,7 +20,7 @@ write_vpnd_conf() {
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
         [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
         [description]="lab peer1 strongSwan" [accounting]= [extra]= [mode]=tunnel
-        [local_addrs]=192.0.2.1 [reverse_route]=
+        [local_addrs]=192.0.2.1 [reverse_route]= [encap]=
     )
     local kv
     for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
@@ -47,6 +48,7 @@ write_vpnd_conf() {
         echo "      proposals: [${o[ike]}]"
         echo "      dpd: ${o[dpd]}"
         echo "      lifetime: ${o[ike_lifetime]}"
+        if [[ -n ${o[encap]} ]]; then echo "      encap: ${o[encap]}"; fi
         echo "    children:"
         echo "      - name: lan"
         echo "        local_ts: [${o[local_ts]}]"

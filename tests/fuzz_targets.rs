@@ -74,6 +74,11 @@ fn fuzz_sk_payload() {
 }
 
 #[test]
+fn fuzz_fragments() {
+    run("fragments", 100_000, 4096, &none, &fuzzing::fragments);
+}
+
+#[test]
 fn fuzz_endpoint() {
     run("endpoint", 10_000, 8192, &none, &fuzzing::endpoint);
 }

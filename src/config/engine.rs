@@ -37,6 +37,10 @@ impl PeerConfig {
                 // The daemon sets our port from `local.nat_t_port` (daemon/peers.rs).
                 ..Default::default()
             },
+            frag: crate::ike::FragPolicy {
+                enabled: p.ike.fragmentation,
+                size: p.ike.fragment_size,
+            },
             local_id: p.local_id.clone(),
             remote_id: p.remote_id.clone(),
             psk: Zeroizing::new(p.psk.expose().to_vec()),

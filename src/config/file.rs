@@ -144,6 +144,8 @@ pub(super) struct IkeFile {
     pub retransmit: Option<S<RetransmitFile>>,
     pub encap: Option<S<bool>>,
     pub nat_keepalive: Option<Str>,
+    pub fragmentation: Option<S<bool>>,
+    pub fragment_size: Option<S<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

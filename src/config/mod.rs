@@ -695,6 +695,10 @@ pub struct IkeConfig {
     pub encap: bool,
     /// NAT keepalive interval while a NAT is in front of us [20s]; `None` (0): off.
     pub nat_keepalive: Option<Duration>,
+    /// IKE fragmentation (RFC 7383) offered and used when the peer offers it too [true].
+    pub fragmentation: bool,
+    /// The largest IP datagram an IKE message makes before it is fragmented [1280].
+    pub fragment_size: u16,
 }
 
 /// Retransmission schedule: `timeout * base^n` for try n, `tries` retransmissions.

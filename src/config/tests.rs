@@ -1735,3 +1735,47 @@ fn nat_traversal_options_default_inherit_and_are_checked() {
     let ps = problems("ike_defaults:\n  encap: maybe\n");
     assert!(ps.iter().any(|p| p.line == 2), "{ps:?}");
 }
+
+/// IKE fragmentation (issue 11, RFC 7383): `fragmentation` and `fragment_size` under
+/// `ike_defaults:` or a peer's `ike:`, on at 1280 by default; sizes outside 576..65535 refused
+/// at their location.
+#[test]
+fn fragmentation_options_default_inherit_and_are_checked() {
+    let c = load(BASE).unwrap();
+    let e = c.peers[0].engine_policy();
+    assert_eq!((e.frag.enabled, e.frag.size), (true, 1280));
+    let text = format!(
+        "ike_defaults:\n  fragment_size: 1400\n{}",
+        BASE.replace(
+            "    psk: secret-0123\n",
+            "    psk: secret-0123\n    ike:\n      fragmentation: false\n",
+        )
+    );
+    let e = load(&text).unwrap().peers[0].engine_policy();
+    assert_eq!(
+        (e.frag.enabled, e.frag.size),
+        (false, 1400),
+        "size inherited"
+    );
+    let ps = problems(&BASE.replace(
+        "    psk: secret-0123\n",
+        "    psk: secret-0123\n    ike:\n      fragment_size: 500\n",
+    ));
+    has(
+        &ps,
+        8,
+        22,
+        "peers[0].ike.fragment_size",
+        "between 576 and 65535",
+    );
+    let ps = problems("ike_defaults:\n  fragment_size: 70000\n");
+    has(
+        &ps,
+        2,
+        18,
+        "ike_defaults.fragment_size",
+        "between 576 and 65535",
+    );
+    let ps = problems("ike_defaults:\n  fragmentation: sometimes\n");
+    assert!(ps.iter().any(|p| p.line == 2), "{ps:?}");
+}

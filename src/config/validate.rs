@@ -161,6 +161,8 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         },
         encap: false,
         nat_keepalive: Some(Duration::from_secs(20)),
+        fragmentation: true,
+        fragment_size: crate::ike::fragment::DEFAULT_FRAGMENT_SIZE,
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
@@ -1164,6 +1166,22 @@ impl Ctx {
                 .optional_duration(s, &format!("{field}.nat_keepalive"), MAX_NAT_KEEPALIVE)
                 .unwrap_or(fallback.nat_keepalive),
         };
+        let fragmentation = f
+            .fragmentation
+            .as_ref()
+            .map_or(fallback.fragmentation, |e| e.value);
+        let mut fragment_size = fallback.fragment_size;
+        if let Some(n) = &f.fragment_size {
+            let min = crate::ike::fragment::MIN_FRAGMENT_SIZE;
+            match u16::try_from(n.value) {
+                Ok(v) if v >= min => fragment_size = v,
+                _ => self.err(
+                    n.referenced,
+                    format!("{field}.fragment_size"),
+                    format!("must be between {min} and 65535 (bytes of IP datagram)"),
+                ),
+            }
+        }
         IkeConfig {
             proposals,
             lifetime,
@@ -1171,6 +1189,8 @@ impl Ctx {
             retransmit,
             encap,
             nat_keepalive,
+            fragmentation,
+            fragment_size,
         }
     }
 

@@ -139,6 +139,9 @@ pub struct IkeStatsView {
     pub half_open_limit: u32,
     /// Seconds.
     pub half_open_timeout: u64,
+    /// IKE fragmentation (RFC 7383): fragments sent, received, reassembled and dropped.
+    #[serde(default)]
+    pub fragments: crate::ike::FragStats,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

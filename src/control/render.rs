@@ -275,6 +275,17 @@ pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
         "Half-open SAs ended without IKE_AUTH: {}",
         d.half_open_failed
     );
+    let f = &s.fragments;
+    let _ = writeln!(
+        out,
+        "IKE fragmentation: messages fragmented: {:<6} fragments sent: {:<6} received: {:<6} reassembled: {:<6} held now: {} bytes",
+        f.messages_fragmented, f.fragments_sent, f.fragments_received, f.reassembled, f.held_bytes
+    );
+    let _ = writeln!(
+        out,
+        "Fragments dropped: duplicate: {:<6} invalid: {:<6} bad ICV: {:<6} over bounds: {:<6} timed out: {:<6} restarted: {}",
+        f.dropped_duplicate, f.dropped_invalid, f.dropped_icv, f.dropped_limit, f.timed_out, f.restarted
+    );
     out
 }
 
@@ -797,8 +808,26 @@ IKE SAs: 3, IPsec SAs: 6
             block_threshold: 0,
             half_open_limit: 10_000,
             half_open_timeout: 30,
+            fragments: crate::ike::FragStats {
+                messages_fragmented: 2,
+                fragments_sent: 6,
+                fragments_received: 3,
+                reassembled: 1,
+                dropped_duplicate: 1,
+                dropped_invalid: 4,
+                ..Default::default()
+            },
         };
         let text = isakmp_stats(&v);
+        assert!(
+            text.contains("messages fragmented: 2      fragments sent: 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reassembled: 1      held now: 0 bytes\n"),
+            "{text}"
+        );
+        assert!(text.contains("duplicate: 1      invalid: 4"), "{text}");
         assert!(text.starts_with("Crypto IKEv2 SA statistics\n"), "{text}");
         assert!(
             text.contains("half-open (responder): 11 (peak 11)"),
@@ -815,6 +844,7 @@ IKE SAs: 3, IPsec SAs: 6
         let j = serde_json::to_value(&v).unwrap();
         assert_eq!(j["cookies_sent"], 19_990);
         assert_eq!(j["cookie_threshold"], 10);
+        assert_eq!(j["fragments"]["reassembled"], 1);
         let back: crate::control::proto::IkeStatsView = serde_json::from_value(j).unwrap();
         assert_eq!(back, v);
     }

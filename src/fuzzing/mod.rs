@@ -66,6 +66,67 @@ pub fn ike_message(data: &[u8]) {
     }
 }
 
+/// The fragment reassembler (RFC 7383 2.6) fed a program of verified fragments: records of
+/// Fragment Number (2 octets), Total Fragments (2), the Next Payload (1), a message ID (1), a
+/// clock step in seconds (1), a body length (1) and the body. Whatever comes, every
+/// fragment counts exactly once (kept, duplicate, invalid or over the bounds), what is held
+/// stays within [`MAX_FRAGMENTS`](crate::ike::fragment::MAX_FRAGMENTS) and
+/// [`MAX_REASSEMBLED`](crate::ike::fragment::MAX_REASSEMBLED) and is what the
+/// `held_bytes` gauge says, and a message completes
+/// only on a valid fragment, with its first type from a fragment 1.
+pub fn fragments(data: &[u8]) {
+    use crate::ike::codec::SkfPayload;
+    use crate::ike::fragment::{Added, FragStats, Reassembly, MAX_FRAGMENTS, MAX_REASSEMBLED};
+    let start = std::time::Instant::now();
+    let mut now = start;
+    let mut r = Reassembly::default();
+    let mut stats = FragStats::default();
+    let mut seen_first: std::collections::HashSet<u8> = Default::default();
+    let mut rest = data;
+    while rest.len() >= 8 {
+        let (h, tail) = rest.split_at(8);
+        let n = usize::from(h[7]).min(tail.len());
+        let (body, tail) = tail.split_at(n);
+        rest = tail;
+        let f = SkfPayload {
+            number: u16::from_be_bytes([h[0], h[1]]),
+            total: u16::from_be_bytes([h[2], h[3]]),
+            first_inner: PayloadType(h[4]),
+            body: Vec::new(),
+        };
+        let id = u32::from(h[5]);
+        now += std::time::Duration::from_secs(u64::from(h[6]));
+        if f.number == 1 {
+            seen_first.insert(h[5]);
+        }
+        let counted = |s: &FragStats| {
+            s.fragments_received + s.dropped_duplicate + s.dropped_invalid + s.dropped_limit
+        };
+        let before = counted(&stats);
+        let added = r.add(now, id, &f, body.to_vec(), &mut stats);
+        assert_eq!(
+            counted(&stats),
+            before + 1,
+            "a fragment counted once: {stats:?}"
+        );
+        let (have, bytes) = r.held();
+        assert!(have <= MAX_FRAGMENTS && bytes <= MAX_REASSEMBLED);
+        assert_eq!(stats.held_bytes, bytes as u64, "the gauge is what is held");
+        if let Added::Complete(first, whole) = added {
+            assert!(f.number >= 1 && f.number <= f.total && f.total <= MAX_FRAGMENTS);
+            assert!(whole.len() <= MAX_REASSEMBLED && whole.len() >= body.len());
+            assert!(
+                first == PayloadType::NONE || seen_first.contains(&h[5]),
+                "a first type without a fragment 1"
+            );
+            assert_eq!(r.held(), (0, 0), "a completed set is let go");
+        }
+        if let Some(d) = r.deadline() {
+            assert!(d > now, "a set past its deadline is held");
+        }
+    }
+}
+
 /// What the engine does with decoded payloads before any state changes: proposal choice
 /// against our offers, algorithm mapping, traffic selector narrowing (whose results must
 /// lie within both sides' selectors).

@@ -12,7 +12,8 @@ use crate::ike::codec::{Message, PayloadList};
 use crate::ike::crypto::SkCipher;
 
 /// The targets, by the names `fuzz/fuzz_targets/` and the corpus directories use.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
+    "fragments",
     "ike_message",
     "sk_payload",
     "endpoint",
@@ -356,6 +357,50 @@ pub fn dictionary(target: &str) -> Vec<&'static [u8]> {
 }
 
 /// The seeds of a target by name.
+/// Reassembler programs (see `fuzzing::fragments`): sets in order, reversed, with copies, a
+/// re-fragmented one, and one left to time out.
+pub fn fragment_programs() -> Vec<Vec<u8>> {
+    let rec = |n: u16, total: u16, first: u8, id: u8, step: u8, body: &[u8]| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&n.to_be_bytes());
+        v.extend_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(&[first, id, step, body.len() as u8]);
+        v.extend_from_slice(body);
+        v
+    };
+    let body = [0x2bu8; 40];
+    vec![
+        [
+            rec(1, 3, 35, 1, 0, &body),
+            rec(2, 3, 0, 1, 0, &body),
+            rec(3, 3, 0, 1, 0, &body),
+        ]
+        .concat(),
+        [
+            rec(3, 3, 0, 2, 1, &body),
+            rec(2, 3, 0, 2, 1, &body),
+            rec(2, 3, 0, 2, 0, &body),
+            rec(1, 3, 35, 2, 1, &body),
+        ]
+        .concat(),
+        [
+            rec(1, 2, 35, 3, 0, &body),
+            rec(2, 4, 0, 3, 0, &body),
+            rec(1, 4, 35, 3, 0, &body),
+            rec(3, 4, 0, 3, 0, &body),
+            rec(4, 4, 0, 3, 0, &body),
+        ]
+        .concat(),
+        [
+            rec(1, 2, 35, 4, 0, &body),
+            rec(2, 2, 0, 4, 31, &body),
+            rec(0, 2, 0, 5, 0, &body),
+            rec(3, 2, 0, 5, 0, &body),
+        ]
+        .concat(),
+    ]
+}
+
 pub fn for_target(target: &str) -> Vec<Vec<u8>> {
     match target {
         "ike_message" => ike_messages(),
@@ -365,6 +410,7 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
         "radius_response" => vpnd_radius::fuzzing::seed_responses(),
         "control_line" => control_lines(),
         "config" => configs(),
+        "fragments" => fragment_programs(),
         _ => Vec::new(),
     }
 }

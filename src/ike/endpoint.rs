@@ -20,6 +20,7 @@ use super::codec::{
 };
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
+use super::fragment::FragStats;
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
 use super::policy::{Mode, PeerPolicy};
@@ -231,6 +232,8 @@ pub(crate) struct Ctx<'a> {
     current: Option<IkeSaId>,
     pub children: &'a mut ChildIndex,
     pub identities: &'a IdentityIndex,
+    /// What IKE fragmentation did (RFC 7383), for `show crypto isakmp stats`.
+    pub frag_stats: &'a mut FragStats,
 }
 
 /// The established IKE SAs of each peer configuration, by the peer's authenticated
@@ -528,6 +531,7 @@ pub struct Endpoint {
     fatal: Option<Fatal>,
     invalid_spi: AnswerLimit,
     identities: IdentityIndex,
+    frag_stats: FragStats,
 }
 
 impl Endpoint {
@@ -551,6 +555,7 @@ impl Endpoint {
             fatal: None,
             invalid_spi: AnswerLimit::default(),
             identities: IdentityIndex::default(),
+            frag_stats: FragStats::default(),
         }
     }
 
@@ -567,6 +572,11 @@ impl Endpoint {
     /// The responder's half-open SAs now and what the DoS defence did so far.
     pub fn dos_stats(&self) -> DosStats {
         self.half_open.stats
+    }
+
+    /// What IKE fragmentation (RFC 7383) did so far: fragments sent, reassembled, dropped.
+    pub fn frag_stats(&self) -> FragStats {
+        self.frag_stats
     }
 
     /// Sizes of the half-open tables (by SPI, waiting, per address), for bound tests.
@@ -620,6 +630,7 @@ impl Endpoint {
             current,
             children: &mut self.children,
             identities: &self.identities,
+            frag_stats: &mut self.frag_stats,
         }
     }
 

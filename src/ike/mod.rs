@@ -8,6 +8,7 @@
 //!   never came up.
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
 //! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
+//! - `fragment.rs`: IKE fragmentation (RFC 7383): SKF sets out, bounded reassembly in.
 //! - `half_open.rs`: the responder's DoS bounds (RFC 7296 2.6): cookies, half-open limits.
 //! - `sa.rs`: one IKE SA: its state, message-ID windows, retransmissions and task queue.
 //! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod crypto;
 pub mod endpoint;
 mod exchange;
+pub mod fragment;
 pub mod half_open;
 pub mod nat;
 pub mod negotiate;
@@ -29,6 +31,7 @@ pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
     Transmit,
 };
+pub use fragment::{FragPolicy, FragStats};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
 pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};

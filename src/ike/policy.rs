@@ -102,6 +102,8 @@ pub struct PeerPolicy {
     pub initial_contact: bool,
     /// NAT traversal (RFC 7296 2.23, RFC 3948).
     pub nat: NatPolicy,
+    /// IKE fragmentation (RFC 7383).
+    pub frag: super::fragment::FragPolicy,
 }
 
 /// NAT traversal settings of a peer.

@@ -17,10 +17,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::codec::{encode_chain, PayloadType, HEADER_LEN};
 use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
 use super::crypto::{CryptoError, IkeKeys};
 use super::endpoint::{ChildId, Ctx, IkeSaId, Output};
+use super::fragment::{datagram_overhead, Fragments};
 use super::nat::{NatState, UdpEncap};
 use super::negotiate::{EspAlgs, IkeAlgs};
 use super::policy::{Mode, PeerPolicy};
@@ -207,7 +209,9 @@ pub enum ChildState {
 /// Our one request in flight (window size 1, RFC 7296 2.3).
 pub(crate) struct Outstanding {
     pub message_id: u32,
-    pub datagram: Vec<u8>,
+    /// The request as sent: one datagram, or its set of fragments (RFC 7383), all of which
+    /// a retransmission resends (2.6).
+    pub datagrams: Vec<Vec<u8>>,
     pub sends: u32,
     pub next_retransmit: Instant,
     pub exchange: ExchangeType,
@@ -269,7 +273,8 @@ pub struct IkeSa {
     pub(crate) queue: VecDeque<Task>,
     // Responding window.
     pub(crate) expected_request_id: u32,
-    pub(crate) last_response: Option<(u32, Vec<u8>)>,
+    /// The last response as sent (its fragments, if fragmented), for a retransmitted request.
+    pub(crate) last_response: Option<(u32, Vec<Vec<u8>>)>,
     pub(crate) iv_counter: u64,
     pub created: Instant,
     pub established: Option<Instant>,
@@ -286,6 +291,8 @@ pub struct IkeSa {
     pub(crate) last_sent: Instant,
     /// The peer's address of its IKE_SA_INIT (the responder's half-open key).
     pub(crate) first_remote: SocketAddr,
+    /// IKE fragmentation (RFC 7383): negotiated or not, and the reassemblies in progress.
+    pub(crate) frag: Fragments,
 }
 
 impl IkeSa {
@@ -331,6 +338,7 @@ impl IkeSa {
             nat: NatState::default(),
             last_sent: now,
             first_remote: remote,
+            frag: Fragments::default(),
         }
     }
 
@@ -343,10 +351,11 @@ impl IkeSa {
         })
     }
 
-    /// Sends a datagram to the peer at its current address.
-    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, datagram: Vec<u8>) {
+    /// Sends a datagram, or a set of fragments, to the peer at its current address.
+    pub(crate) fn send(&mut self, ctx: &mut Ctx<'_>, datagrams: &[Vec<u8>]) {
         self.last_sent = ctx.now;
-        ctx.transmit(self.local, self.remote, datagram);
+        let remote = self.remote;
+        send_to(ctx, self.local, remote, datagrams);
     }
 
     /// When a NAT keepalive is due: only with a NAT in front of us, once up (RFC 3948 2.3).
@@ -476,7 +485,22 @@ impl IkeSa {
         }
     }
 
-    /// Encrypts `inner` into a whole datagram (RFC 7296 3.14).
+    /// A fresh IV for the SK or SKF payload.
+    fn next_iv(&mut self, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
+        let iv_len = self.keys.as_ref()?.out.iv_len();
+        if iv_len == 8 {
+            // GCM: the IV must never repeat under one key; a counter guarantees it.
+            self.iv_counter += 1;
+            Some(self.iv_counter.to_be_bytes().to_vec())
+        } else {
+            // CBC: unpredictable (RFC 7296 3.14), so no IV at all without randomness.
+            ctx.random_bytes(iv_len).ok()
+        }
+    }
+
+    /// Encrypts `inner` into a whole datagram (RFC 7296 3.14), or, when fragmentation was
+    /// negotiated and the datagram would exceed the fragment size, into a set of Encrypted
+    /// Fragment messages that each fit it (RFC 7383 2.5, 2.5.1).
     pub(crate) fn seal(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -484,18 +508,47 @@ impl IkeSa {
         response: bool,
         message_id: u32,
         inner: &[Payload],
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Vec<Vec<u8>>> {
         let header = self.header(exchange, response, message_id);
-        let iv_len = self.keys.as_ref()?.out.iv_len();
-        let iv = if iv_len == 8 {
-            // GCM: the IV must never repeat under one key; a counter guarantees it.
-            self.iv_counter += 1;
-            self.iv_counter.to_be_bytes().to_vec()
-        } else {
-            // CBC: unpredictable (RFC 7296 3.14), so no IV at all without randomness.
-            ctx.random_bytes(iv_len).ok()?
-        };
-        self.keys.as_ref()?.out.seal(&header, inner, &iv).ok()
+        let (first, plaintext) = encode_chain(inner).ok()?;
+        let cipher_body = self.keys.as_ref()?.out.body_len(plaintext.len());
+        let nat_t = self.local.port() == self.peer.nat.local_port;
+        let overhead = datagram_overhead(self.remote.is_ipv6(), nat_t);
+        let whole = overhead + HEADER_LEN + 4 + cipher_body;
+        let limit = usize::from(self.peer.frag.size);
+        // Never IKE_SA_INIT (2.5): it is not encrypted, and support is unknown until it is done.
+        if !self.frag.on || exchange == ExchangeType::IKE_SA_INIT || whole <= limit {
+            let iv = self.next_iv(ctx)?;
+            return Some(vec![self
+                .keys
+                .as_ref()?
+                .out
+                .seal(&header, inner, &iv)
+                .ok()?]);
+        }
+        // Each fragment: the IKE header, the SKF generic header and its two counters, then
+        // IV || share || padding || ICV.
+        let room = limit.checked_sub(overhead + HEADER_LEN + 4 + super::codec::SKF_FIELDS_LEN)?;
+        let share = self.keys.as_ref()?.out.plaintext_room(room)?;
+        let total = u16::try_from(plaintext.len().div_ceil(share)).ok()?;
+        let mut set = Vec::with_capacity(usize::from(total));
+        for (i, chunk) in plaintext.chunks(share).enumerate() {
+            let iv = self.next_iv(ctx)?;
+            let number = u16::try_from(i + 1).ok()?;
+            let next = if number == 1 {
+                first
+            } else {
+                PayloadType::NONE
+            };
+            let keys = self.keys.as_ref()?;
+            set.push(
+                keys.out
+                    .seal_fragment(&header, next, number, total, chunk, &iv)
+                    .ok()?,
+            );
+        }
+        ctx.frag_stats.messages_fragmented += 1;
+        Some(set)
     }
 
     pub(crate) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
@@ -514,26 +567,26 @@ impl IkeSa {
         inner: Vec<Payload>,
     ) {
         let message_id = self.next_message_id;
-        let Some(datagram) = self.seal(ctx, exchange, false, message_id, &inner) else {
+        let Some(datagrams) = self.seal(ctx, exchange, false, message_id, &inner) else {
             ctx.failed(self, "could not encrypt a request");
             return;
         };
         self.next_message_id += 1;
-        self.send_request(ctx, message_id, datagram, exchange, task);
+        self.send_request(ctx, message_id, datagrams, exchange, task);
     }
 
     pub(crate) fn send_request(
         &mut self,
         ctx: &mut Ctx<'_>,
         message_id: u32,
-        datagram: Vec<u8>,
+        datagrams: Vec<Vec<u8>>,
         exchange: ExchangeType,
         task: Active,
     ) {
-        self.send(ctx, datagram.clone());
+        self.send(ctx, &datagrams);
         self.outstanding = Some(Box::new(Outstanding {
             message_id,
-            datagram,
+            datagrams,
             sends: 1,
             next_retransmit: ctx.now + self.peer.retransmit.delay(0),
             exchange,
@@ -542,9 +595,9 @@ impl IkeSa {
     }
 
     /// Sends (and caches, for retransmitted requests) a response.
-    pub(crate) fn respond(&mut self, ctx: &mut Ctx<'_>, message_id: u32, datagram: Vec<u8>) {
-        self.send(ctx, datagram.clone());
-        self.last_response = Some((message_id, datagram));
+    pub(crate) fn respond(&mut self, ctx: &mut Ctx<'_>, message_id: u32, datagrams: Vec<Vec<u8>>) {
+        self.send(ctx, &datagrams);
+        self.last_response = Some((message_id, datagrams));
         self.expected_request_id = message_id.wrapping_add(1);
     }
 
@@ -643,8 +696,10 @@ impl IkeSa {
         };
         let delayed = self.delayed.iter().map(|d| d.0).min();
         let keepalive = self.keepalive_at();
+        let reassembly = self.frag.deadline();
         [
             retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed, keepalive,
+            reassembly,
         ]
         .into_iter()
         .flatten()
@@ -653,6 +708,7 @@ impl IkeSa {
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
+        self.frag.expire(now, ctx.frag_stats);
         if self.keepalive_at().is_some_and(|t| now >= t) {
             // One 0xFF octet to the peer's NAT-T port, which the daemon sends without the
             // non-ESP marker (RFC 3948 2.3); it counts as sending for the next one.
@@ -688,8 +744,11 @@ impl IkeSa {
                 let delay = self.peer.retransmit.delay(o.sends);
                 o.sends += 1;
                 o.next_retransmit = now + delay;
-                let d = o.datagram.clone();
-                self.send(ctx, d);
+                let d = std::mem::take(&mut o.datagrams);
+                self.send(ctx, &d);
+                if let Some(o) = &mut self.outstanding {
+                    o.datagrams = d;
+                }
             }
         }
         if let State::Standby(s) = &mut self.state {
@@ -764,6 +823,7 @@ impl IkeSa {
         for c in std::mem::take(&mut self.children) {
             ctx.remove_child(self, &c);
         }
+        self.frag.clear(ctx.frag_stats);
         self.state = State::Dead;
         self.outstanding = None;
         self.queue.clear();
@@ -808,6 +868,21 @@ impl IkeSa {
     pub(crate) fn nonce_len(&self) -> usize {
         // At least half the PRF key size and at least 16 bytes (RFC 7296 2.10); 32 covers all.
         32
+    }
+}
+
+/// Sends each datagram of a message (one, or its fragments) from `local` to `remote`.
+pub(crate) fn send_to(
+    ctx: &mut Ctx<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    datagrams: &[Vec<u8>],
+) {
+    if datagrams.len() > 1 {
+        ctx.frag_stats.fragments_sent += datagrams.len() as u64;
+    }
+    for d in datagrams {
+        ctx.transmit(local, remote, d.clone());
     }
 }
 

@@ -17,6 +17,11 @@
 //!   one, and exactly one matching pair per flow, sending both ways; a flow with more than
 //!   one pair never stays so for long even when the link is never quiet.
 //!
+//! The `natted` configuration puts side 0 behind a NAT whose mappings are forgotten every
+//! 15 minutes or so: the IKE SA must never end but by a rekey (no new one is needed), and
+//! once side 0 has spoken from its new port, side 1's IKE SA and the ESP-in-UDP of its
+//! children send there (RFC 7296 2.23, RFC 3948).
+//!
 //! It uses only the engine's public face (commands in, outputs out), as the daemon does.
 
 use std::cmp::Reverse;
@@ -98,6 +103,44 @@ struct Config {
     /// The end configured to initiate (`start: initiate`): it brings the IKE SA up, and
     /// back after a failure. Either end re-initiates after the peer deleted the IKE SA.
     initiator: usize,
+    /// Side 0 behind a NAT (masquerade to [`NAT_PUBLIC`]) that forgets its mappings this
+    /// often on average, so the next datagram out gets a new public port. The invariant
+    /// (RFC 7296 2.23): the IKE SA survives every rebind, no new one is made, and side 1's
+    /// SA and children's ESP-in-UDP follow side 0 to its new port.
+    nat_rebind_every: Option<Duration>,
+}
+
+/// Side 0's public address behind the NAT of a `nat_rebind_every` run.
+const NAT_PUBLIC: &str = "198.51.100.200";
+
+/// A source NAT in front of side 0: inside port to (public port, since when).
+struct SimNat {
+    public: std::net::IpAddr,
+    map: HashMap<u16, (u16, Instant)>,
+    next_port: u16,
+    next_rebind: Instant,
+}
+
+impl SimNat {
+    fn out(&mut self, from: SocketAddr, now: Instant) -> SocketAddr {
+        let next = &mut self.next_port;
+        let (port, _) = *self.map.entry(from.port()).or_insert_with(|| {
+            *next = if *next >= 60_000 { 20_000 } else { *next + 1 };
+            (*next, now)
+        });
+        SocketAddr::new(self.public, port)
+    }
+
+    /// Where a datagram to `to` goes inside, if anywhere.
+    fn back(&self, to: SocketAddr, inside: std::net::IpAddr) -> Option<SocketAddr> {
+        if to.ip() != self.public {
+            return None;
+        }
+        self.map
+            .iter()
+            .find(|(_, (p, _))| *p == to.port())
+            .map(|(i, _)| SocketAddr::new(inside, *i))
+    }
 }
 
 const FLOWS: [&str; 2] = ["net", "mgmt"];
@@ -122,7 +165,10 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
     } else {
         (right, left)
     };
-    let other = ADDRS[1 - side];
+    let other = match (side, cfg.nat_rebind_every) {
+        (1, Some(_)) => "198.51.100.200:500",
+        _ => ADDRS[1 - side],
+    };
     let children = (0..2)
         .map(|i| ChildPolicy {
             name: FLOWS[i].into(),
@@ -152,6 +198,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         children,
         initial_contact: true,
         nat: Default::default(),
+        frag: Default::default(),
     }
 }
 
@@ -167,6 +214,9 @@ struct KernelPair {
     /// The outbound SA is in (not deferred until the old pair's Delete).
     sending: bool,
     flow: String,
+    /// The outbound SA's destination, and its ESP-in-UDP destination port if encapsulated.
+    remote: std::net::IpAddr,
+    encap_port: Option<u16>,
     soft_at: Option<Instant>,
     hard_at: Option<Instant>,
 }
@@ -208,12 +258,19 @@ struct Stats {
     restarts: u64,
     /// Requests for an IKE SA already gone, answered INVALID_IKE_SPI (2.21.4).
     invalid_spi_answers: u64,
+    /// NAT runs: mappings forgotten, datagrams the NAT had no mapping for, keepalives
+    /// through it, and the times an engine followed the peer to a new port.
+    nat_rebinds: u64,
+    nat_dropped: u64,
+    keepalives: u64,
+    peer_moves: u64,
     downs: BTreeMap<String, u64>,
     notices: BTreeMap<String, u64>,
 }
 
-/// A datagram on the wire: when it arrives, a tie-break, to which side, and its bytes.
-type InFlight = Reverse<(Instant, u64, usize, Vec<u8>)>;
+/// A datagram on the wire: when it arrives, a tie-break, to which side, the address it
+/// arrives at, the address it comes from (after the NAT), and its bytes.
+type InFlight = Reverse<(Instant, u64, usize, SocketAddr, SocketAddr, Vec<u8>)>;
 
 struct Sim {
     cfg: Config,
@@ -237,6 +294,7 @@ struct Sim {
     winding_down: bool,
     /// Print every output from this far into the run on (`SIM_TRACE=<seconds>`).
     trace_from: Option<Duration>,
+    nat: Option<SimNat>,
 }
 
 impl Sim {
@@ -258,7 +316,14 @@ impl Sim {
             crowded: HashMap::new(),
         };
         let mut rng = Rng(cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let nat = cfg.nat_rebind_every.map(|every| SimNat {
+            public: NAT_PUBLIC.parse().unwrap(),
+            map: HashMap::new(),
+            next_port: 30_000,
+            next_rebind: start + rng.around(every),
+        });
         Sim {
+            nat,
             next_delete: start + rng.around(cfg.delete_every),
             next_operator: start + rng.around(cfg.operator_every),
             next_outage: start + rng.around(cfg.outage_every),
@@ -319,6 +384,19 @@ impl Sim {
                 Output::Transmit(t) => {
                     self.check_message_id(i, &t.data)?;
                     self.stats.datagrams += 1;
+                    // Through side 0's NAT, if there is one: out it gets the public address
+                    // and port of its mapping; in only where a mapping exists.
+                    let (at, from) = match (&mut self.nat, i) {
+                        (Some(n), 0) => (t.remote, n.out(t.local, self.now)),
+                        (Some(n), _) => match n.back(t.remote, self.sides[0].addr.ip()) {
+                            Some(inside) => (inside, t.local),
+                            None => {
+                                self.stats.nat_dropped += 1;
+                                continue;
+                            }
+                        },
+                        (None, _) => (t.remote, t.local),
+                    };
                     if self.cut_until.is_some_and(|t| self.now < t) {
                         self.stats.lost += 1;
                         continue;
@@ -340,6 +418,8 @@ impl Sim {
                             self.now + delay,
                             self.seq,
                             1 - i,
+                            at,
+                            from,
                             t.data.clone(),
                         )));
                     }
@@ -355,6 +435,8 @@ impl Sim {
                         outbound: c.outbound_spi,
                         sending: !c.defer_outbound,
                         flow: c.child_name.clone(),
+                        remote: c.remote,
+                        encap_port: c.encap.map(|e| e.remote_port),
                         soft_at: Some(self.now + life * 9 / 10 - jitter),
                         hard_at: Some(self.now + life),
                     };
@@ -388,6 +470,12 @@ impl Sim {
                 }
                 Output::IkeUp { ike, .. } => {
                     self.stats.ike_ups += 1;
+                    if self.nat.is_some() && self.stats.ike_ups > 2 {
+                        return Err(format!(
+                            "{} side {i}: a new IKE SA behind the NAT (only rebinds happen)",
+                            self.at()
+                        ));
+                    }
                     self.sides[i].ikes.insert(ike, self.now);
                 }
                 Output::IkeRekeyed {
@@ -411,6 +499,15 @@ impl Sim {
                 }
                 Output::IkeDown { ike, reason, .. } => {
                     *self.stats.downs.entry(format!("{reason:?}")).or_default() += 1;
+                    let expected = matches!(reason, DownReason::Rekeyed)
+                        || (self.winding_down && reason == DownReason::LocalDelete)
+                        || (self.winding_down && reason == DownReason::PeerDelete);
+                    if self.nat.is_some() && !expected {
+                        return Err(format!(
+                            "{} side {i}: the IKE SA went behind the NAT: {reason}",
+                            self.at()
+                        ));
+                    }
                     self.sides[i].ikes.remove(&ike);
                     // The daemon re-initiates after a back-off (daemon::schedule_retry):
                     // the configured initiator after a failure, and the end whose peer
@@ -428,6 +525,29 @@ impl Sim {
                     }
                 }
                 Output::Fatal(e) => return Err(format!("side {i}: the engine stopped: {e}")),
+                // A keepalive only refreshes (or makes) the NAT's mapping: the receiver's
+                // socket drops it.
+                Output::Keepalive { local, .. } if i == 0 && self.nat.is_some() => {
+                    self.stats.keepalives += 1;
+                    if let Some(n) = &mut self.nat {
+                        n.out(local, self.now);
+                    }
+                }
+                Output::PeerMoved { children, .. } if self.nat.is_some() => {
+                    self.stats.peer_moves += 1;
+                    for m in children {
+                        match self.sides[i].kernel.get_mut(&m.child) {
+                            Some(p) => p.encap_port = Some(m.encap.remote_port),
+                            None => {
+                                return Err(format!(
+                                    "{} side {i}: moved child {}, not in the kernel",
+                                    self.at(),
+                                    m.child
+                                ))
+                            }
+                        }
+                    }
+                }
                 // No NAT on this wire: neither side may see one.
                 Output::Keepalive { .. } | Output::PeerMoved { .. } => {
                     return Err(format!("side {i}: NAT traversal without a NAT: {o:?}"))
@@ -645,6 +765,30 @@ impl Sim {
                 ));
             }
         }
+        // Behind the NAT: once side 0's current mapping of its NAT-T port is older than its
+        // liveness interval (its next authenticated message has carried it), side 1's IKE SA
+        // and its children's ESP-in-UDP point at it: traffic flows again, on the same SA.
+        if let Some(n) = &self.nat {
+            let nat_t = self.sides[0].ep.peers()[0].nat.local_port;
+            if let Some((port, since)) = n.map.get(&nat_t) {
+                if self.now - *since > self.cfg.dpd + Duration::from_secs(30) {
+                    let to = SocketAddr::new(n.public, *port);
+                    let sa = self.sides[1].ep.sas().find(|s| s.rekeyed_to().is_none());
+                    let ports: Vec<Option<u16>> = self.sides[1]
+                        .kernel
+                        .values()
+                        .map(|p| p.encap_port)
+                        .collect();
+                    if sa.map(|s| s.remote) != Some(to) || ports.iter().any(|p| *p != Some(*port)) {
+                        return Err(format!(
+                            "{at} quiet, side 0 is at {to} since {:?}, but side 1's IKE SA talks to {:?} and its children to {ports:?}",
+                            self.now - *since,
+                            sa.map(|s| s.remote)
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -658,6 +802,9 @@ impl Sim {
                 next.extend(p.soft_at);
                 next.extend(p.hard_at);
             }
+        }
+        if let (Some(n), false) = (&self.nat, self.winding_down) {
+            next.push(n.next_rebind);
         }
         if !self.winding_down {
             next.push(self.next_delete);
@@ -697,8 +844,7 @@ impl Sim {
     fn step(&mut self) -> Result<(), String> {
         let now = self.now;
         while self.wire.peek().is_some_and(|Reverse(d)| d.0 <= now) {
-            let Reverse((_, _, to, data)) = self.wire.pop().unwrap();
-            let (local, remote) = (self.sides[to].addr, self.sides[1 - to].addr);
+            let Reverse((_, _, to, local, remote, data)) = self.wire.pop().unwrap();
             self.sides[to].ep.handle_datagram(now, local, remote, &data);
         }
         for i in 0..2 {
@@ -716,14 +862,12 @@ impl Sim {
                 }
                 if p.hard_at.is_some_and(|t| t <= now) {
                     p.hard_at = None;
-                    hard.push((*id, p.inbound, p.outbound));
+                    hard.push((*id, p.inbound, p.outbound, p.remote));
                 }
             }
-            // As the daemon does: the kernel names an SA by SPI and the engine resolves it.
-            let (here, there) = (
-                side.addr.ip(),
-                ADDRS[1 - i].parse::<SocketAddr>().unwrap().ip(),
-            );
+            // As the daemon does: the kernel names an SA by SPI (and destination) and the
+            // engine resolves it.
+            let here = side.addr.ip();
             for (child, spi) in soft {
                 self.stats.soft_expiries += 1;
                 if side.ep.kernel_expired(now, spi, here, false) != Some(child) {
@@ -732,7 +876,7 @@ impl Sim {
                     ));
                 }
             }
-            for (child, inbound, outbound) in hard {
+            for (child, inbound, outbound, there) in hard {
                 self.stats.hard_expiries += 1;
                 // Both SAs of the pair expire; the second changes nothing.
                 for (spi, dst) in [(outbound, there), (inbound, here)] {
@@ -750,6 +894,20 @@ impl Sim {
                     let _ = side.ep.initiate(now, side.peer, side.addr);
                 }
             }
+        }
+        let rebind = self
+            .nat
+            .as_ref()
+            .is_some_and(|n| !self.winding_down && now >= n.next_rebind);
+        if rebind {
+            let every = self.cfg.nat_rebind_every.unwrap_or(Duration::MAX);
+            let next = now + self.rng.around(every);
+            if let Some(n) = &mut self.nat {
+                n.map.clear();
+                n.next_port = n.next_port.wrapping_add(1000).clamp(20_000, 60_000);
+                n.next_rebind = next;
+            }
+            self.stats.nat_rebinds += 1;
         }
         if !self.winding_down && now >= self.next_restart {
             self.next_restart = now + self.rng.around(self.cfg.restart_every);
@@ -903,6 +1061,7 @@ fn lockstep(seed: u64) -> Config {
         outage_for: Duration::from_secs(600),
         restart_every: Duration::from_secs(2 * 86_400),
         initiator: 0,
+        nat_rebind_every: None,
     }
 }
 
@@ -924,6 +1083,49 @@ fn jittered(seed: u64) -> Config {
         outage_for: Duration::from_secs(600),
         restart_every: Duration::from_secs(86_400),
         initiator: 1,
+        nat_rebind_every: None,
+    }
+}
+
+/// Side 0 behind a NAT that rebinds every 15 minutes or so, for 10 days of IKE SA and
+/// child rekeys (and operator rekeys) on a lossy wire; no deletes, restarts or outages, so
+/// any IKE SA that ends other than by a rekey is the NAT's doing (issue 11 item 4).
+fn natted(seed: u64) -> Config {
+    let never = Duration::from_secs(10_000 * 86_400);
+    Config {
+        name: "natted",
+        seed,
+        days: 10,
+        latency: (Duration::from_millis(5), Duration::from_millis(150)),
+        loss: 0.01,
+        duplicate: 0.005,
+        ike_lifetime: [Duration::from_secs(1800); 2],
+        child_lifetime: [Duration::from_secs(600), Duration::from_secs(900)],
+        soft_jitter: 0.10,
+        dpd: Duration::from_secs(15),
+        delete_every: never,
+        operator_every: Duration::from_secs(3 * 3600),
+        outage_every: never,
+        outage_for: Duration::from_secs(1),
+        restart_every: never,
+        initiator: 0,
+        nat_rebind_every: Some(Duration::from_secs(900)),
+    }
+}
+
+#[test]
+fn ten_days_behind_a_nat_that_rebinds() {
+    let cfg = natted(1);
+    match Sim::new(&cfg).run() {
+        Ok(stats) => {
+            eprintln!("natted: {stats:#?}");
+            assert!(stats.nat_rebinds > 500, "{stats:?}");
+            assert!(stats.peer_moves >= stats.nat_rebinds / 2, "{stats:?}");
+            // DPD (15 s) always precedes the 20 s keepalive here, so none is needed.
+            assert!(stats.ike_rekeys > 100, "{stats:?}");
+            assert_eq!(stats.ike_ups, 2, "one IKE SA, announced by each side");
+        }
+        Err(e) => panic!("{e}"),
     }
 }
 
@@ -958,10 +1160,10 @@ fn one_run() {
     let one = std::env::var("SIM_ONE").unwrap_or_default();
     let (name, seed) = one.split_once(':').unwrap_or(("lockstep", "1"));
     let seed = seed.parse().unwrap();
-    let cfg = if name == "jittered" {
-        jittered(seed)
-    } else {
-        lockstep(seed)
+    let cfg = match name {
+        "jittered" => jittered(seed),
+        "natted" => natted(seed),
+        _ => lockstep(seed),
     };
     match Sim::new(&cfg).run() {
         Ok(stats) => eprintln!("{stats:#?}"),
@@ -984,7 +1186,7 @@ fn thirty_days_more_seeds() {
         .unwrap_or(3);
     let mut failures = Vec::new();
     for seed in first..first + n {
-        for cfg in [lockstep(seed), jittered(seed)] {
+        for cfg in [lockstep(seed), jittered(seed), natted(seed)] {
             if let Err(e) = Sim::new(&cfg).run() {
                 eprintln!("{e}");
                 failures.push(e);

@@ -15,6 +15,8 @@ use super::proposal::{Proposal, ProposalKind};
 use super::refusal::{Failure, Refusal};
 use super::sa::DownReason;
 
+mod frag;
+
 /// A deterministic RNG (xorshift), so every run is the same.
 struct TestRng(u64);
 impl RngSource for TestRng {
@@ -56,6 +58,7 @@ fn peer(
         remote_port: 500,
         initial_contact: true,
         nat: Default::default(),
+        frag: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),

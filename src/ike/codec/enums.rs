@@ -85,7 +85,7 @@ wire_enum! {
         SK = 46,
         CP = 47,
         EAP = 48,
-        /// Encrypted fragment (RFC 7383); not supported, parsed as an unknown payload.
+        /// Encrypted Fragment (RFC 7383 2.5).
         SKF = 53,
     }
 }

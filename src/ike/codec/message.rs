@@ -5,7 +5,7 @@ use super::reader::{patch_u16_len, u16_placeholder};
 use super::{
     AuthPayload, Codec, CpPayload, DecodeError, DeletePayload, EncodeError, Header, IdPayload,
     KePayload, NoncePayload, NotifyPayload, NotifyType, PayloadType, Reader, SaPayload, SkPayload,
-    TsPayload, VendorPayload,
+    SkfPayload, TsPayload, VendorPayload, SKF_FIELDS_LEN,
 };
 
 /// Size of the generic payload header (RFC 7296 3.2).
@@ -55,6 +55,8 @@ pub enum Payload {
     /// EAP message (RFC 7296 3.16), raw.
     Eap(Vec<u8>),
     Sk(SkPayload),
+    /// Encrypted Fragment (RFC 7383 2.5): like SK, always last.
+    Skf(SkfPayload),
     Unknown {
         kind: PayloadType,
         critical: bool,
@@ -81,6 +83,7 @@ impl Payload {
             Payload::Cp(_) => PayloadType::CP,
             Payload::Eap(_) => PayloadType::EAP,
             Payload::Sk(_) => PayloadType::SK,
+            Payload::Skf(_) => PayloadType::SKF,
             Payload::Unknown { kind, .. } => *kind,
         }
     }
@@ -100,6 +103,7 @@ impl Payload {
             Payload::Cp(p) => p.encode(out),
             Payload::Eap(b) | Payload::Unknown { body: b, .. } => out.extend_from_slice(b),
             Payload::Sk(p) => p.encode_body(out),
+            Payload::Skf(p) => p.encode_body(out),
         }
     }
 
@@ -132,6 +136,7 @@ impl Payload {
             PayloadType::CP => Payload::Cp(all(r)?),
             PayloadType::EAP => Payload::Eap(r.rest().to_vec()),
             PayloadType::SK => Payload::Sk(SkPayload::read_body(next, r)?),
+            PayloadType::SKF => Payload::Skf(SkfPayload::read_body(next, r)?),
             _ => Payload::Unknown {
                 kind,
                 critical,
@@ -159,7 +164,9 @@ fn read_chain(
             .checked_sub(GENERIC_HEADER_LEN)
             .ok_or(DecodeError::InvalidLength("generic payload header"))?;
         let mut body = r.sub(body_len, "payload")?;
-        if kind == PayloadType::SK {
+        // SK and SKF (RFC 7383 2.5) alike: last, never inside another, Next Payload inside.
+        let encrypted = kind == PayloadType::SK || kind == PayloadType::SKF;
+        if encrypted {
             if !allow_sk {
                 return Err(DecodeError::InvalidValue("nested SK payload"));
             }
@@ -168,11 +175,7 @@ fn read_chain(
             }
         }
         payloads.push(Payload::read_body(kind, critical, next, &mut body)?);
-        kind = if kind == PayloadType::SK {
-            PayloadType::NONE
-        } else {
-            next
-        };
+        kind = if encrypted { PayloadType::NONE } else { next };
     }
     r.expect_empty("payload chain")?;
     Ok(payloads)
@@ -219,7 +222,8 @@ fn write_chain(
     for (i, p) in payloads.iter().enumerate() {
         let next = match (p, payloads.get(i + 1)) {
             (Payload::Sk(sk), None) if tail.is_none() => sk.first_inner,
-            (Payload::Sk(_), _) => return Err(EncodeError::SkNotLast),
+            (Payload::Skf(f), None) if tail.is_none() => f.first_inner,
+            (Payload::Sk(_) | Payload::Skf(_), _) => return Err(EncodeError::SkNotLast),
             (_, Some(n)) => n.kind(),
             (_, None) => tail.unwrap_or(PayloadType::NONE),
         };
@@ -295,6 +299,36 @@ impl Message {
         Ok(out)
     }
 
+    /// The bytes an Encrypted Fragment's ICV covers (RFC 7383 2.5): the header (Next Payload
+    /// SKF, the fragment's Length), the SKF generic header, Fragment Number and Total
+    /// Fragments; `self.payloads` must be empty. The fragment's IV || ciphertext || ICV of
+    /// `body_len` bytes follows.
+    pub fn encode_skf_prefix(
+        &self,
+        first_inner: PayloadType,
+        number: u16,
+        total: u16,
+        body_len: usize,
+    ) -> Result<Vec<u8>, EncodeError> {
+        if !self.payloads.is_empty() {
+            return Err(EncodeError::SkNotLast);
+        }
+        let mut out = Vec::with_capacity(HEADER_LEN + GENERIC_HEADER_LEN + 4 + body_len);
+        self.header.encode_raw(PayloadType::SKF, 0, &mut out);
+        let inner_len = body_len + SKF_FIELDS_LEN;
+        let skf_len = inner_len
+            .checked_add(GENERIC_HEADER_LEN)
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or(EncodeError::PayloadTooLong(PayloadType::SKF, inner_len))?;
+        out.push(first_inner.0);
+        out.push(0);
+        out.extend_from_slice(&skf_len.to_be_bytes());
+        out.extend_from_slice(&number.to_be_bytes());
+        out.extend_from_slice(&total.to_be_bytes());
+        patch_message_len(&mut out, body_len)?;
+        Ok(out)
+    }
+
     /// See [`check_critical`].
     pub fn check_critical(&self) -> Result<(), DecodeError> {
         check_critical(&self.payloads)
@@ -334,6 +368,7 @@ pub trait PayloadList {
     fn cp(&self) -> Option<&CpPayload>;
     fn deletes(&self) -> impl Iterator<Item = &DeletePayload>;
     fn sk(&self) -> Option<&SkPayload>;
+    fn skf(&self) -> Option<&SkfPayload>;
 }
 
 macro_rules! first_of {
@@ -393,6 +428,9 @@ impl PayloadList for [Payload] {
     }
     fn sk(&self) -> Option<&SkPayload> {
         first_of!(self, Sk)
+    }
+    fn skf(&self) -> Option<&SkfPayload> {
+        first_of!(self, Skf)
     }
 }
 

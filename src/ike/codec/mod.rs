@@ -44,7 +44,7 @@ pub use nonce::NoncePayload;
 pub use notify::NotifyPayload;
 pub use reader::{Codec, Reader};
 pub use sa::{AttrValue, Proposal, SaPayload, Transform, TransformAttr};
-pub use sk::SkPayload;
+pub use sk::{SkPayload, SkfPayload, SKF_FIELDS_LEN};
 pub use ts::{TrafficSelector, TsEntry, TsPayload};
 pub use vendor::VendorPayload;
 

@@ -12,7 +12,7 @@ use aws_lc_rs::{aead, cipher, hmac};
 use super::{ct_eq, CryptoError};
 use crate::ike::codec::{
     decode_chain, encode_chain, DecodeError, EncodeError, EncrId, Header, IntegId, Message,
-    Payload, PayloadList, Transform,
+    Payload, PayloadList, PayloadType, SkfPayload, Transform,
 };
 
 /// The SK payload encryption transform.
@@ -375,6 +375,58 @@ impl SkCipher {
         }
         let plain = self.decrypt(prefix, body)?;
         Ok(decode_chain(sk.first_inner, &plain)?)
+    }
+}
+
+impl SkCipher {
+    /// The most inner payload bytes whose SK (or SKF) body fits `body_room` bytes: what one
+    /// fragment can carry (RFC 7383 2.5.1). None if not even one byte fits.
+    pub fn plaintext_room(&self, body_room: usize) -> Option<usize> {
+        let ct = body_room.checked_sub(self.iv_len() + self.icv_len())?;
+        // CBC: whole blocks of plaintext || padding || pad length; GCM: any length.
+        let ct = match self.engine {
+            Engine::Gcm { .. } => ct,
+            Engine::Cbc(_) => ct - ct % AES_BLOCK,
+        };
+        ct.checked_sub(1).filter(|n| *n > 0)
+    }
+
+    /// One Encrypted Fragment message (RFC 7383 2.5): `header` with an SKF payload holding
+    /// `chunk`, this fragment's share of the encoded inner payloads, under its own IV and
+    /// ICV. `first_inner` is the first inner payload's type for fragment 1, NONE after.
+    pub fn seal_fragment(
+        &self,
+        header: &Header,
+        first_inner: PayloadType,
+        number: u16,
+        total: u16,
+        chunk: &[u8],
+        iv: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let shell = Message {
+            header: *header,
+            payloads: Vec::new(),
+        };
+        let mut out =
+            shell.encode_skf_prefix(first_inner, number, total, self.body_len(chunk.len()))?;
+        let body = self.encrypt(&out, chunk, iv)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Verifies and decrypts the SKF payload `skf` of a message decoded from `datagram`: its
+    /// share of the inner payload bytes, still undecoded (only the whole set decodes).
+    pub fn open_fragment(&self, datagram: &[u8], skf: &SkfPayload) -> Result<Vec<u8>, CryptoError> {
+        // The SKF payload is last: the ICV covers everything before its IV.
+        let prefix_len = datagram
+            .len()
+            .checked_sub(skf.body.len())
+            .ok_or(CryptoError::MalformedCiphertext)?;
+        let (prefix, body) = datagram.split_at(prefix_len);
+        if body != skf.body.as_slice() {
+            return Err(CryptoError::MalformedCiphertext);
+        }
+        self.decrypt(prefix, body)
     }
 }
 

@@ -479,6 +479,8 @@ impl IkeSa {
         new.nr = nr;
         new.remote_id = self.remote_id.clone();
         new.nat = self.nat;
+        // RFC 7383 2.3 negotiates fragmentation in IKE_SA_INIT only: the successor keeps it.
+        new.frag.on = self.frag.on;
         // Unannounced until it takes over: a collision's loser ends without an IkeDown.
         new.silent = true;
         Some(new)

@@ -118,6 +118,13 @@ impl IkeSa {
         // 2.23: always offered; the response's tell whether to float.
         let fake = self.peer.nat.encap;
         payloads.extend(nat::notifies(self.spi_i, 0, self.local, self.remote, fake));
+        if self.peer.frag.enabled {
+            // RFC 7383 2.3: we can send and take fragments; the response says if the peer can.
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                Vec::new(),
+            )));
+        }
         let msg = Message {
             header: self.header(ExchangeType::IKE_SA_INIT, false, 0),
             payloads,
@@ -141,7 +148,7 @@ impl IkeSa {
             cookie,
             cookie_retries: 0,
         });
-        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
+        self.send_request(ctx, 0, vec![bytes], ExchangeType::IKE_SA_INIT, task);
     }
 
     /// Responder: answers a new IKE_SA_INIT. Returns false when no state should be kept
@@ -244,6 +251,17 @@ impl IkeSa {
                 .payloads
                 .extend(nat::notifies(i, r, local, remote, forced));
         }
+        // RFC 7383 2.3: announced back only to an initiator that announced it.
+        let frag_asked = p
+            .find_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
+            .is_some();
+        if self.peer.frag.enabled && frag_asked {
+            self.frag.on = true;
+            reply.payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                Vec::new(),
+            )));
+        }
         let Ok(bytes) = reply.encode() else {
             return false;
         };
@@ -257,7 +275,7 @@ impl IkeSa {
         self.state = State::InitAnswered {
             until: ctx.now + ctx.half_open_timeout,
         };
-        self.respond(ctx, 0, bytes);
+        self.respond(ctx, 0, vec![bytes]);
         true
     }
 
@@ -354,6 +372,10 @@ impl IkeSa {
         if let Some(n) = nat::detect(p, self.spi_i, self.spi_r, self.local, self.remote, forced) {
             self.nat = n;
         }
+        // RFC 7383 2.3: both ends announced it, so IKE_AUTH on may be fragmented.
+        self.frag.on = self.peer.frag.enabled
+            && p.find_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
+                .is_some();
         if self.nat.in_use() {
             // 2.23: IKE_AUTH and everything after go from our NAT-T port to the peer's,
             // with the non-ESP marker (RFC 3948 2.2), which the daemon's socket adds.
@@ -395,7 +417,7 @@ impl IkeSa {
             cookie_retries: pending.cookie_retries + 1,
             ..pending
         });
-        self.send_request(ctx, 0, bytes, ExchangeType::IKE_SA_INIT, task);
+        self.send_request(ctx, 0, vec![bytes], ExchangeType::IKE_SA_INIT, task);
     }
 
     fn state_fail(&mut self, ctx: &mut Ctx<'_>, why: Failure) {

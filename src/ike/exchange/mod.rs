@@ -20,11 +20,13 @@ mod informational;
 use std::net::SocketAddr;
 
 use super::codec::{
-    check_critical, ExchangeType, Header, Message, NotifyPayload, NotifyType, Payload, PayloadList,
-    ProtocolId,
+    check_critical, decode_chain, ExchangeType, Header, Message, NotifyPayload, NotifyType,
+    Payload, PayloadList, ProtocolId,
 };
 use super::crypto::cipher::OpenError;
 use super::endpoint::{ChildMoved, Ctx, Output};
+use super::fragment::Added;
+use super::sa::send_to;
 use super::sa::{Active, IkeSa, State, Task};
 
 impl IkeSa {
@@ -90,6 +92,45 @@ impl IkeSa {
         }
     }
 
+    /// Opens a protected message: an SK payload at once, an SKF payload (RFC 7383 2.6) into
+    /// the reassembly of its direction after its own ICV verified. `Ok(None)`: a fragment
+    /// was kept or dropped (and counted), and there is nothing to act on yet.
+    fn open_protected(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        data: &[u8],
+        msg: &Message,
+        response: bool,
+    ) -> Result<Option<Vec<Payload>>, OpenError> {
+        let Some(skf) = msg.payloads.skf() else {
+            return self.open(data, msg).map(Some);
+        };
+        if !self.frag.on {
+            // Not negotiated (2.3): a peer that sends them anyway is not followed.
+            ctx.frag_stats.dropped_invalid += 1;
+            return Ok(None);
+        }
+        let Some(keys) = &self.keys else {
+            return Err(OpenError::NotEncrypted);
+        };
+        let plain = match keys.inb.open_fragment(data, skf) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.frag_stats.dropped_icv += 1;
+                return Err(e.into());
+            }
+        };
+        let set = if response {
+            &mut self.frag.responses
+        } else {
+            &mut self.frag.requests
+        };
+        match set.add(ctx.now, msg.header.message_id, skf, plain, ctx.frag_stats) {
+            Added::Pending => Ok(None),
+            Added::Complete(first, bytes) => Ok(Some(decode_chain(first, &bytes)?)),
+        }
+    }
+
     fn handle_response(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -124,8 +165,9 @@ impl IkeSa {
         }
         // Only a response that decrypts and verifies counts (RFC 7296 2.21.2): anything
         // else is dropped and the request keeps being retransmitted.
-        let inner = match self.open(data, &msg) {
-            Ok(p) => p,
+        let inner = match self.open_protected(ctx, data, &msg, true) {
+            Ok(Some(p)) => p,
+            Ok(None) => return, // a fragment kept (or dropped): the rest is to come
             Err(OpenError::Decode(e)) => {
                 ctx.failed(
                     self,
@@ -171,8 +213,12 @@ impl IkeSa {
         // takes datagrams from anywhere, and a replayed request must not aim us elsewhere.
         if let Some((id, resp)) = &self.last_response {
             if header.message_id == *id && remote.ip() == self.remote.ip() {
-                let resp = resp.clone();
-                ctx.transmit(self.local, remote, resp);
+                // RFC 7383 2.6.1: a fragmented request retransmitted is answered once per
+                // set, on its fragment 1, or each of its fragments would resend ours.
+                if !is_later_fragment(data) {
+                    let resp = resp.clone();
+                    send_to(ctx, self.local, remote, &resp);
+                }
                 return;
             }
         }
@@ -191,8 +237,9 @@ impl IkeSa {
                 return;
             }
         };
-        let inner = match self.open(data, &msg) {
-            Ok(p) => p,
+        let inner = match self.open_protected(ctx, data, &msg, false) {
+            Ok(Some(p)) => p,
+            Ok(None) => return, // a fragment kept (or dropped): the rest is to come
             Err(OpenError::Decode(e)) => {
                 // Authenticated but malformed: tell the peer (2.21.2).
                 let n = Payload::Notify(NotifyPayload::new(e.notify(), e.notify_data()));
@@ -243,4 +290,12 @@ impl IkeSa {
             ),
         }
     }
+}
+
+/// An Encrypted Fragment message other than fragment 1 (RFC 7383 2.6.1).
+fn is_later_fragment(data: &[u8]) -> bool {
+    Message::decode(data)
+        .ok()
+        .and_then(|m| m.payloads.skf().map(|f| f.number != 1))
+        .unwrap_or(false)
 }
