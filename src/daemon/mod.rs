@@ -327,8 +327,9 @@ impl Daemon {
                     initiator,
                     rekey_at,
                     nat_t,
+                    virtual_ip,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -352,6 +353,7 @@ impl Daemon {
                         rekey_at,
                     );
                     self.sessions.ike_nat_t(ike, nat_t);
+                    self.sessions.ike_virtual_ip(ike, virtual_ip);
                 }
                 Output::IkeDown {
                     ike,

@@ -97,6 +97,7 @@ fn policy(
         remote_port: 500,
         initial_contact: true,
         nat: Default::default(),
+        remote_access: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
         psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),

@@ -23,6 +23,7 @@ use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
 use super::policy::{Mode, PeerPolicy};
+use super::pool::{AddressPool, PoolStats, Pools};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
 /// Identifies an IKE SA for the daemon (our own IKE SPI, unique per endpoint).
@@ -140,6 +141,8 @@ pub enum Output {
         rekey_at: Instant,
         /// NAT-T in use: the SA is on the NAT-T port, its children are ESP-in-UDP.
         nat_t: bool,
+        /// The address leased to the peer (configuration payload, RFC 7296 3.15.4).
+        virtual_ip: Option<IpAddr>,
     },
     IkeDown {
         ike: IkeSaId,
@@ -231,6 +234,10 @@ pub(crate) struct Ctx<'a> {
     current: Option<IkeSaId>,
     pub children: &'a mut ChildIndex,
     pub identities: &'a IdentityIndex,
+    /// Every configured peer: a responder re-selects its peer by IDi in IKE_AUTH.
+    pub peers: &'a [Arc<PeerPolicy>],
+    /// Address pools and leases (RFC 7296 3.15.4).
+    pub pools: &'a mut Pools,
 }
 
 /// The established IKE SAs of each peer configuration, by the peer's authenticated
@@ -528,6 +535,8 @@ pub struct Endpoint {
     fatal: Option<Fatal>,
     invalid_spi: AnswerLimit,
     identities: IdentityIndex,
+    /// The one owner of address leases: an IKE SA's lease goes when the SA is forgotten.
+    pools: Pools,
 }
 
 impl Endpoint {
@@ -551,7 +560,23 @@ impl Endpoint {
             fatal: None,
             invalid_spi: AnswerLimit::default(),
             identities: IdentityIndex::default(),
+            pools: Pools::default(),
         }
+    }
+
+    /// Sets the address pools (`ip local pool`), before any client connects.
+    pub fn set_pools(&mut self, pools: Vec<AddressPool>) {
+        self.pools = Pools::new(pools);
+    }
+
+    /// Each pool's begin, end, free and in-use figures (`show ip local pool`).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools.stats()
+    }
+
+    /// The pools and leases, for invariant checks.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
     }
 
     /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to
@@ -620,6 +645,8 @@ impl Endpoint {
             current,
             children: &mut self.children,
             identities: &self.identities,
+            peers: &self.peers,
+            pools: &mut self.pools,
         }
     }
 
@@ -666,6 +693,7 @@ impl Endpoint {
         }
         let Some(sa) = self.sas.get(&id) else {
             self.identities.forget(id);
+            self.pools.release(id);
             return;
         };
         self.identities.update(sa);
@@ -675,8 +703,10 @@ impl Endpoint {
                 .settled(id, sa.spi_i, sa.first_remote, sa.is_dead());
         }
         if sa.is_dead() {
-            // Its IkeDown and RemoveChild outputs are already queued.
+            // Its IkeDown and RemoveChild outputs are already queued. A lease still its own
+            // (a rekey handed it over otherwise) goes back to its pool.
             self.sas.remove(&id);
+            self.pools.release(id);
         } else if let Some(t) = sa.next_timeout() {
             self.timers.insert((t, id));
             self.deadline.insert(id, t);

@@ -286,6 +286,14 @@ pub struct IkeSa {
     pub(crate) last_sent: Instant,
     /// The peer's address of its IKE_SA_INIT (the responder's half-open key).
     pub(crate) first_remote: SocketAddr,
+    /// The address leased to the peer (RFC 7296 3.15.4); the lease itself is the
+    /// endpoint's `Pools`, this a copy for selectors and display. A rekey's successor
+    /// takes both.
+    pub virtual_ip: Option<std::net::Ipv4Addr>,
+    /// Where the peer's address comes from when the authentication step says (RADIUS
+    /// Framed-IP-Address / Framed-Pool): set before the configuration payload is answered;
+    /// None: the profile's pool.
+    pub(crate) address_request: Option<crate::ike::pool::AddressRequest>,
 }
 
 impl IkeSa {
@@ -331,6 +339,8 @@ impl IkeSa {
             nat: NatState::default(),
             last_sent: now,
             first_remote: remote,
+            virtual_ip: None,
+            address_request: None,
         }
     }
 

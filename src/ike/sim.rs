@@ -152,6 +152,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         children,
         initial_contact: true,
         nat: Default::default(),
+        remote_access: Default::default(),
     }
 }
 

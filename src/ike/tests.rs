@@ -56,6 +56,7 @@ fn peer(
         remote_port: 500,
         initial_contact: true,
         nat: Default::default(),
+        remote_access: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
