@@ -54,6 +54,7 @@ fn view(totals: Totals) -> SessionView {
         flows: vec![],
         totals,
         up_since: Some(unix_now()),
+        assigned_ip: None,
     }
 }
 

@@ -1408,8 +1408,8 @@ impl Ctx {
         }
         // Entries for many clients (any address or a prefix) that name the identities
         // they take are told apart in IKE_AUTH (the profile chosen by IDi), not by address.
-        let by_identity =
-            p.remote_id.is_some() && !matches!(remote, Some(PeerAddress::Single(_)));
+        let by_identity = (remote_id.is_some() || id_pattern.is_some())
+            && !matches!(remote, Some(PeerAddress::Single(_)));
         if let (Some(r), Some(a), false) = (remote, &p.address, by_identity) {
             self.unique_address(r, port, &fvrf, name.as_deref(), a.referenced, &f("address"));
         }
@@ -1483,6 +1483,7 @@ impl Ctx {
                 identity: id_pattern,
                 pool,
                 dns,
+                request_address: false,
             },
         })
     }

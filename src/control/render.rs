@@ -72,6 +72,11 @@ fn session(out: &mut String, s: &SessionView, detail: bool) {
             "  Phase1_id: {}",
             s.phase1_id.as_deref().unwrap_or(NONE)
         );
+        // A remote-access client: its user and the address it was given (IOS Easy VPN).
+        if let Some(a) = s.assigned_ip {
+            let _ = writeln!(out, "  Username: {}", s.phase1_id.as_deref().unwrap_or(NONE));
+            let _ = writeln!(out, "  Assigned address: {a}");
+        }
     } else {
         let _ = writeln!(out, "Peer: {}", slash(peer));
     }
@@ -158,7 +163,8 @@ pub fn status_letters(s: Status) -> &'static str {
 }
 
 /// `show crypto session brief`: one line per session, grouped by ivrf, as IOS lays it out.
-/// `Username` stays empty (vpnd has no XAUTH); `Uptime` counts from the session's first IPsec
+/// `Username` is a remote-access client's identity (a session with an assigned address),
+/// empty for site-to-site peers; `Uptime` counts from the session's first IPsec
 /// SA pair (`hh:mm:ss`, or `NdHHh` past a day, as IOS abbreviates), `-` while it has none.
 pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
     let mut out = String::from(
@@ -185,12 +191,36 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
                 "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
                 s.key.peer.ip(),
                 s.interface.as_deref().unwrap_or("-"),
-                "",
+                s.assigned_ip
+                    .and(s.phase1_id.as_deref())
+                    .unwrap_or(""),
                 s.phase1_id.as_deref().unwrap_or("-"),
                 uptime,
                 status_letters(s.status)
             );
         }
+    }
+    out
+}
+
+/// `show ip local pool`, IOS's layout: each pool's range, free and in-use addresses; vpnd
+/// adds the clients refused because the pool was full.
+pub fn local_pools(pools: &[crate::ike::PoolStats]) -> String {
+    let mut out = format!(
+        " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}\n",
+        "Pool", "Begin", "End", "Free", "In use", "Refused"
+    );
+    for p in pools {
+        let _ = writeln!(
+            out,
+            " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}",
+            p.name,
+            p.begin.to_string(),
+            p.end.to_string(),
+            p.free,
+            p.in_use,
+            p.refused
+        );
     }
     out
 }
@@ -527,6 +557,7 @@ Peer: 10.2.2.9 Port: 500
             flows: vec![],
             totals: Totals::default(),
             up_since: None,
+            assigned_ip: None,
         }
     }
 

@@ -545,6 +545,9 @@ impl Daemon {
             Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
                 ike_stats: crate::control::ike_stats(&self.endpoint),
             }),
+            Command::ShowPools {} => Response::ok(Body::Pools {
+                pools: self.endpoint.pool_stats(),
+            }),
             Command::ClearSessions { filter } => {
                 let now = Instant::now();
                 let mut cleared = 0;
@@ -887,6 +890,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         .collect();
     let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
     endpoint.set_dos(config.dos);
+    endpoint.set_pools(config.pools.clone());
     let mut d = Daemon {
         endpoint,
         kernel,
@@ -1198,6 +1202,7 @@ mod tests {
         let record = start_record(&SessionIdentity {
             id: "1".into(),
             user_name: up.phase1_id.clone(),
+            framed_ip: None,
             nas_ip: None,
             peer_ip: remote.ip(),
             ivrf: None,

@@ -116,6 +116,9 @@ pub struct RemoteAccess {
     pub pool: Option<String>,
     /// DNS servers handed out (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS), when asked for.
     pub dns: Vec<IpAddr>,
+    /// As an initiator: ask the responder for an address (strongSwan's `vips = 0.0.0.0`).
+    /// The engine's tests and load generators use it; vpnd itself is no client yet.
+    pub request_address: bool,
 }
 
 /// An identity pattern: `*` stands for any run of characters (`*@cclient`,

@@ -51,6 +51,8 @@ pub struct PoolStats {
     pub end: Ipv4Addr,
     pub free: u32,
     pub in_use: u32,
+    /// Clients refused because the pool was full (INTERNAL_ADDRESS_FAILURE).
+    pub refused: u64,
 }
 
 struct Pool {
@@ -61,6 +63,7 @@ struct Pool {
     /// address is the last to be given to someone else (its owner may come back).
     cursor: u32,
     in_use: u32,
+    refused: u64,
 }
 
 impl Pool {
@@ -108,6 +111,7 @@ impl Pools {
                     last,
                     cursor: first,
                     in_use: 0,
+                    refused: 0,
                 })
             })
             .collect();
@@ -164,7 +168,10 @@ impl Pools {
                     .filter(|a| self.pools[i].contains(*a) && self.available(*a, identity, stale));
                 match again.or_else(|| self.next_free(i)) {
                     Some(a) => (a, Some(i)),
-                    None => return Err(LeaseError::Exhausted(name.clone())),
+                    None => {
+                        self.pools[i].refused += 1;
+                        return Err(LeaseError::Exhausted(name.clone()));
+                    }
                 }
             }
         };
@@ -260,6 +267,7 @@ impl Pools {
                 end: Ipv4Addr::from(p.last),
                 free: p.size() - p.in_use,
                 in_use: p.in_use,
+                refused: p.refused,
             })
             .collect()
     }
@@ -351,9 +359,9 @@ mod tests {
         let mut p = pools("192.0.2.1", "192.0.2.9");
         let a = p.lease(1, &id("joe@cclient"), &pool(), &[]).unwrap();
         // Without INITIAL_CONTACT the old SA still holds it: another address.
-        let b = p.lease(2, &id("joe@cclient"), &pool(), &[]).unwrap();
-        assert_ne!(a, b);
-        p.release(2);
+        let mut q = pools("192.0.2.1", "192.0.2.9");
+        let qa = q.lease(1, &id("joe@cclient"), &pool(), &[]).unwrap();
+        assert_ne!(q.lease(2, &id("joe@cclient"), &pool(), &[]).unwrap(), qa);
         let c = p.lease(3, &id("joe@cclient"), &pool(), &[1]).unwrap();
         assert_eq!(c, a);
         assert_eq!(p.release(1), None, "the stale SA no longer owns it");

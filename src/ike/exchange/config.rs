@@ -169,8 +169,22 @@ fn attr(kind: u16, value: &[u8]) -> CpAttribute {
     }
 }
 
+/// An initiator's CFG_REQUEST for an IPv4 address and DNS servers (3.15.4's example).
+pub(crate) fn address_request() -> CpPayload {
+    CpPayload {
+        cfg_type: CfgType::REQUEST,
+        attributes: vec![
+            attr(CpPayload::INTERNAL_IP4_ADDRESS, &[]),
+            attr(CpPayload::INTERNAL_IP4_DNS, &[]),
+        ],
+    }
+}
+
 /// The address a CFG_REPLY gives (the initiator's view, for tests and tools).
 pub(crate) fn replied_address(cp: &CpPayload) -> Option<Ipv4Addr> {
+    if cp.cfg_type != CfgType::REPLY {
+        return None;
+    }
     let a = cp
         .attributes
         .iter()

@@ -133,6 +133,9 @@ impl IkeSa {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
         inner.push(Payload::Auth(auth));
+        if self.peer.remote_access.request_address {
+            inner.push(Payload::Cp(super::config::address_request()));
+        }
         let child = match self.peer.children.first() {
             Some(policy) => {
                 let Ok(inbound_spi) = ctx.random_esp_spi() else {
@@ -205,6 +208,9 @@ impl IkeSa {
         }
         let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idr.identity.clone());
+        if self.peer.remote_access.request_address {
+            self.virtual_ip = inner.cp().and_then(super::config::replied_address);
+        }
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -214,7 +220,7 @@ impl IkeSa {
             initiator: true,
             rekey_at,
             nat_t: self.nat.in_use(),
-            virtual_ip: None,
+            virtual_ip: self.virtual_ip.map(IpAddr::V4),
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
