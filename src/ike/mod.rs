@@ -44,3 +44,5 @@ pub use sa::DownReason;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pool;
