@@ -579,6 +579,20 @@ impl Endpoint {
         &self.pools
     }
 
+    /// The leases agree with the IKE SAs: the pools' books balance, each lease is held by a
+    /// live IKE SA that knows its address, and no address is held twice.
+    pub fn check_leases(&self) -> Result<(), String> {
+        self.pools.check()?;
+        for (owner, a) in self.pools.owners() {
+            match self.sas.get(&owner) {
+                Some(sa) if !sa.is_dead() && sa.virtual_ip.map(IpAddr::V4) == Some(a) => {}
+                Some(_) => return Err(format!("lease {a}: its IKE SA {owner:x} disagrees")),
+                None => return Err(format!("lease {a} of a forgotten IKE SA {owner:x}")),
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to
     /// IKE_SA_INITs from now on; SAs already half-open keep their timeout.
     pub fn set_dos(&mut self, dos: DosConfig) {
