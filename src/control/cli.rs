@@ -767,6 +767,32 @@ mod tests {
             Command::ShowCryptoIsakmpStats.request(),
             proto::Command::ShowIkeStats {}
         );
+        for line in ["show ip local pool", "sh ip loc po", "s i l p"] {
+            assert_eq!(command(line), Command::ShowIpLocalPool, "{line}");
+        }
+        assert_eq!(
+            Command::ShowIpLocalPool.request(),
+            proto::Command::ShowPools {}
+        );
+        let joe = SessionFilter {
+            username: Some("joe@cclient".into()),
+            ..Default::default()
+        };
+        for line in [
+            "show crypto session username joe@cclient",
+            "sh cr sess user joe@cclient",
+            "s c s u joe@cclient",
+        ] {
+            assert_eq!(command(line), show(SessionDisplay::Normal, joe.clone()), "{line}");
+        }
+        assert_eq!(
+            command("cle cr sess us joe@cclient"),
+            Command::ClearCryptoSession { filter: joe.clone() }
+        );
+        assert_eq!(
+            command("sh cr sess det u joe@cclient"),
+            show(SessionDisplay::Detail, joe.clone())
+        );
         let remote = SessionFilter {
             remote: Some((ip("192.0.2.2"), None)),
             ..Default::default()
@@ -1094,6 +1120,8 @@ mod tests {
         c.key.ivrf = Some("inside".into());
         let mut no_ike = view("192.0.2.2:4500", "192.0.2.1", 4500);
         no_ike.ike_sas.clear();
+        let mut b = b;
+        b.phase1_id = Some("joe@cclient".into());
         let all = [a, b, c, no_ike];
 
         let selected = |s: &str| -> Vec<usize> {
@@ -1109,6 +1137,8 @@ mod tests {
         assert_eq!(selected("remote 192.0.2.2 port 4500"), [3]);
         assert_eq!(selected("remote ::ffff:192.0.2.2 port 4500"), [3]);
         assert_eq!(selected("remote 192.0.2.9"), Vec::<usize>::new());
+        assert_eq!(selected("username joe@cclient"), [1]);
+        assert_eq!(selected("username joe@other"), Vec::<usize>::new());
         assert_eq!(selected("local 192.0.2.1"), [0, 1, 3]);
         // The local port is the IKE SA's: the session without one has none to match.
         assert_eq!(selected("local 192.0.2.1 port 4500"), [1]);

@@ -784,6 +784,46 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
         assert_text(&got, want);
     }
 
+    /// A remote-access client: its user in brief's Username column, its address in detail.
+    #[test]
+    fn a_client_shows_its_username_and_assigned_address() {
+        let mut s = session("192.0.2.2:500");
+        s.interface = Some("t0".into());
+        s.phase1_id = Some("joe@cclient".into());
+        s.assigned_ip = Some("203.0.113.200".parse().unwrap());
+        s.up_since = Some(1000);
+        let brief = crypto_session_brief(std::slice::from_ref(&s), 1010);
+        assert!(
+            brief.contains(
+                "192.0.2.2       t0           joe@cclient     joe@cclient              00:00:10 UA\n"
+            ),
+            "{brief}"
+        );
+        let detail = crypto_session(&[s], true);
+        assert!(detail.contains("  Phase1_id: joe@cclient\n  Username: joe@cclient\n  Assigned address: 203.0.113.200\n"), "{detail}");
+    }
+
+    #[test]
+    fn show_ip_local_pool_layout() {
+        let pools = vec![crate::ike::PoolStats {
+            name: "addressA".into(),
+            begin: "192.168.1.1".parse().unwrap(),
+            end: "192.168.1.253".parse().unwrap(),
+            free: 251,
+            in_use: 2,
+            refused: 1,
+        }];
+        let want = concat!(
+            " Pool                     Begin           End                Free  In use  Refused\n",
+            " addressA                 192.168.1.1     192.168.1.253       251       2        1\n",
+        );
+        assert_text(&local_pools(&pools), want);
+        let j = serde_json::to_value(&pools[0]).unwrap();
+        assert_eq!(j["in_use"], 2);
+        assert_eq!(j["free"], 251);
+        assert_eq!(j["refused"], 1);
+    }
+
     #[test]
     fn summary_counts_each_state_and_the_sas() {
         let mut idle = session("192.0.2.7:500");
