@@ -416,7 +416,11 @@ async fn a_clients_records_carry_its_address_and_group() {
     a.down(&v, Cause::UserRequest);
     let stop = recv(&server, true).await;
     assert_eq!(stop.status(), 2);
-    assert_eq!(stop.attrs[&8], [203, 0, 113, 200], "Framed-IP-Address in the Stop");
+    assert_eq!(
+        stop.attrs[&8],
+        [203, 0, 113, 200],
+        "Framed-IP-Address in the Stop"
+    );
     a.shutdown(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

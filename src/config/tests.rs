@@ -1778,23 +1778,41 @@ fn bad_pools_are_refused_with_their_location() {
         .replace("end: 10.14.0.9", "end: 10.13.14.9");
     let ps = problems(&text);
     assert!(
-        ps.iter().any(|p| p.field == "pools.guests" && p.message.contains("overlaps pool 'addressA'")),
+        ps.iter()
+            .any(|p| p.field == "pools.guests" && p.message.contains("overlaps pool 'addressA'")),
         "{ps:?}"
     );
     let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: 10.13.0.1"));
-    assert!(ps.iter().any(|p| p.field == "pools.guests.end" && p.message.contains("before begin")), "{ps:?}");
+    assert!(
+        ps.iter()
+            .any(|p| p.field == "pools.guests.end" && p.message.contains("before begin")),
+        "{ps:?}"
+    );
     let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: '2001:db8::9'"));
     assert!(ps.iter().any(|p| p.message.contains("IPv4")), "{ps:?}");
     let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: 10.255.0.0"));
-    assert!(ps.iter().any(|p| p.message.contains("at most 1048576")), "{ps:?}");
+    assert!(
+        ps.iter().any(|p| p.message.contains("at most 1048576")),
+        "{ps:?}"
+    );
     let ps = problems(&REMOTE_ACCESS.replace("pool: guests", "pool: nope"));
-    let p = ps.iter().find(|p| p.field == "peers[1].pool").expect("pool problem");
+    let p = ps
+        .iter()
+        .find(|p| p.field == "peers[1].pool")
+        .expect("pool problem");
     assert_eq!(p.line, 26);
-    assert!(p.message.contains("no pool 'nope' in pools (defined: addressA, guests)"), "{p}");
+    assert!(
+        p.message
+            .contains("no pool 'nope' in pools (defined: addressA, guests)"),
+        "{p}"
+    );
     let ps = problems(&REMOTE_ACCESS.replace("dns: [198.51.100.53,", "dns: [dns.example,"));
     assert!(ps.iter().any(|p| p.field == "peers[0].dns[0]"), "{ps:?}");
     let ps = problems(&REMOTE_ACCESS.replace("  guests:\n", "  'bad name':\n"));
-    assert!(ps.iter().any(|p| p.message.contains("a pool name is")), "{ps:?}");
+    assert!(
+        ps.iter().any(|p| p.message.contains("a pool name is")),
+        "{ps:?}"
+    );
 }
 
 #[test]
@@ -1803,5 +1821,9 @@ fn two_catch_all_profiles_without_identities_are_still_refused() {
         .replace("    remote_id: '*@cclient'\n", "")
         .replace("    remote_id: '*@guest'\n", "");
     let ps = problems(&text);
-    assert!(ps.iter().any(|p| p.message.contains("peer address any port 500")), "{ps:?}");
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("peer address any port 500")),
+        "{ps:?}"
+    );
 }

@@ -1316,7 +1316,11 @@ impl Ctx {
             .and_then(|s| {
                 let v = s.value.trim();
                 if v.chars().any(char::is_control) || v.len() > 255 {
-                    self.err(s.referenced, f("remote_id"), "a pattern of at most 255 printable characters");
+                    self.err(
+                        s.referenced,
+                        f("remote_id"),
+                        "a pattern of at most 255 printable characters",
+                    );
                     None
                 } else {
                     Some(crate::ike::IdPattern::new(v))
@@ -1344,7 +1348,11 @@ impl Ctx {
                     f("pool"),
                     format!(
                         "no pool '{n}' in pools (defined: {})",
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 );
                 None
@@ -1500,20 +1508,34 @@ impl Ctx {
             let field = format!("pools.{name}");
             if name.is_empty()
                 || name.len() > 64
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                self.err(p.referenced, &field, "a pool name is 1 to 64 letters, digits, '-', '_' or '.'");
+                self.err(
+                    p.referenced,
+                    &field,
+                    "a pool name is 1 to 64 letters, digits, '-', '_' or '.'",
+                );
                 continue;
             }
             let end_of = |cx: &mut Ctx, s: &Option<Str>, key: &str| match s {
                 None => {
-                    cx.err(p.referenced, format!("{field}.{key}"), "required (an IPv4 address)");
+                    cx.err(
+                        p.referenced,
+                        format!("{field}.{key}"),
+                        "required (an IPv4 address)",
+                    );
                     None
                 }
                 Some(s) => match cx.parse(s, format!("{field}.{key}"), parse::ip)? {
                     IpAddr::V4(a) => Some((a, s.referenced)),
                     IpAddr::V6(_) => {
-                        cx.err(s.referenced, format!("{field}.{key}"), "pools are IPv4 ranges (IPv6 pools are not supported yet)");
+                        cx.err(
+                            s.referenced,
+                            format!("{field}.{key}"),
+                            "pools are IPv4 ranges (IPv6 pools are not supported yet)",
+                        );
                         None
                     }
                 },
@@ -1526,15 +1548,34 @@ impl Ctx {
             };
             let (b, e) = (u32::from(begin), u32::from(end));
             if b > e {
-                self.err(at, format!("{field}.end"), format!("{end} is before begin {begin}"));
+                self.err(
+                    at,
+                    format!("{field}.end"),
+                    format!("{end} is before begin {begin}"),
+                );
                 continue;
             }
             if e - b >= crate::ike::pool::MAX_POOL_SIZE {
-                self.err(at, format!("{field}.end"), format!("{} addresses, at most {}", u64::from(e - b) + 1, crate::ike::pool::MAX_POOL_SIZE));
+                self.err(
+                    at,
+                    format!("{field}.end"),
+                    format!(
+                        "{} addresses, at most {}",
+                        u64::from(e - b) + 1,
+                        crate::ike::pool::MAX_POOL_SIZE
+                    ),
+                );
                 continue;
             }
-            if let Some(o) = out.iter().find(|o| u32::from(o.first) <= e && b <= u32::from(o.last)) {
-                self.err(p.referenced, &field, format!("overlaps pool '{}' ({} - {})", o.name, o.first, o.last));
+            if let Some(o) = out
+                .iter()
+                .find(|o| u32::from(o.first) <= e && b <= u32::from(o.last))
+            {
+                self.err(
+                    p.referenced,
+                    &field,
+                    format!("overlaps pool '{}' ({} - {})", o.name, o.first, o.last),
+                );
                 continue;
             }
             out.push(crate::ike::AddressPool {

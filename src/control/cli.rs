@@ -382,12 +382,17 @@ pub fn parse_session_words<S: AsRef<str>>(
                 let (slot, what) = match k {
                     "fvrf" => (&mut filter.fvrf, "a VRF name"),
                     "ivrf" => (&mut filter.ivrf, "a VRF name"),
-                    _ => (&mut filter.username, "a user name (the client's IKE identity)"),
+                    _ => (
+                        &mut filter.username,
+                        "a user name (the client's IKE identity)",
+                    ),
                 };
                 if slot.is_some() {
                     return Err(WordError::Repeated { keyword: k });
                 }
-                let value = words.next().ok_or(WordError::MissingValue { keyword: k, what })?;
+                let value = words
+                    .next()
+                    .ok_or(WordError::MissingValue { keyword: k, what })?;
                 *slot = Some(value.to_string());
             }
         }
@@ -783,11 +788,17 @@ mod tests {
             "sh cr sess user joe@cclient",
             "s c s u joe@cclient",
         ] {
-            assert_eq!(command(line), show(SessionDisplay::Normal, joe.clone()), "{line}");
+            assert_eq!(
+                command(line),
+                show(SessionDisplay::Normal, joe.clone()),
+                "{line}"
+            );
         }
         assert_eq!(
             command("cle cr sess us joe@cclient"),
-            Command::ClearCryptoSession { filter: joe.clone() }
+            Command::ClearCryptoSession {
+                filter: joe.clone()
+            }
         );
         assert_eq!(
             command("sh cr sess det u joe@cclient"),
@@ -955,7 +966,9 @@ mod tests {
     fn word_errors_are_usage_errors_of_the_subcommand() {
         let e = usage_err("cle cr sess remot3 192.0.2.2");
         assert!(
-            e.contains("unknown word 'remot3': expected one of: local, remote, fvrf, ivrf, username"),
+            e.contains(
+                "unknown word 'remot3': expected one of: local, remote, fvrf, ivrf, username"
+            ),
             "{e}"
         );
         assert!(e.contains("vpnctl clear crypto session [local IP"), "{e}");

@@ -74,7 +74,11 @@ fn session(out: &mut String, s: &SessionView, detail: bool) {
         );
         // A remote-access client: its user and the address it was given (IOS Easy VPN).
         if let Some(a) = s.assigned_ip {
-            let _ = writeln!(out, "  Username: {}", s.phase1_id.as_deref().unwrap_or(NONE));
+            let _ = writeln!(
+                out,
+                "  Username: {}",
+                s.phase1_id.as_deref().unwrap_or(NONE)
+            );
             let _ = writeln!(out, "  Assigned address: {a}");
         }
     } else {
@@ -191,9 +195,7 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
                 "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
                 s.key.peer.ip(),
                 s.interface.as_deref().unwrap_or("-"),
-                s.assigned_ip
-                    .and(s.phase1_id.as_deref())
-                    .unwrap_or(""),
+                s.assigned_ip.and(s.phase1_id.as_deref()).unwrap_or(""),
                 s.phase1_id.as_deref().unwrap_or("-"),
                 uptime,
                 status_letters(s.status)

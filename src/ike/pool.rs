@@ -161,11 +161,10 @@ impl Pools {
                     .iter()
                     .position(|p| p.name == *name)
                     .ok_or_else(|| LeaseError::UnknownPool(name.clone()))?;
-                let again = self
-                    .last_of
-                    .get(identity)
-                    .copied()
-                    .filter(|a| self.pools[i].contains(*a) && self.available(*a, identity, stale));
+                let again =
+                    self.last_of.get(identity).copied().filter(|a| {
+                        self.pools[i].contains(*a) && self.available(*a, identity, stale)
+                    });
                 match again.or_else(|| self.next_free(i)) {
                     Some(a) => (a, Some(i)),
                     None => {
@@ -292,7 +291,12 @@ impl Pools {
         for (o, a) in &self.by_owner {
             match self.leases.get(a) {
                 Some(l) if l.owner == *o => {}
-                _ => return Err(format!("owner {o:x} of {} has no lease", Ipv4Addr::from(*a))),
+                _ => {
+                    return Err(format!(
+                        "owner {o:x} of {} has no lease",
+                        Ipv4Addr::from(*a)
+                    ))
+                }
             }
         }
         for (i, p) in self.pools.iter().enumerate() {
@@ -367,7 +371,9 @@ mod tests {
         assert_eq!(p.release(1), None, "the stale SA no longer owns it");
         assert_eq!(p.of(3), Some(a));
         // Nobody else's stale lease is taken.
-        assert!(p.lease(4, &id("ann@cclient"), &AddressRequest::Fixed(a), &[3]).is_err());
+        assert!(p
+            .lease(4, &id("ann@cclient"), &AddressRequest::Fixed(a), &[3])
+            .is_err());
         p.check().unwrap();
     }
 
@@ -375,10 +381,20 @@ mod tests {
     fn fixed_addresses_and_transfer() {
         let mut p = pools("192.0.2.1", "192.0.2.2");
         let fixed: Ipv4Addr = "192.0.2.2".parse().unwrap();
-        assert_eq!(p.lease(1, &id("a"), &AddressRequest::Fixed(fixed), &[]), Ok(fixed));
-        assert_eq!(p.stats()[0].in_use, 1, "a fixed address inside a pool counts");
+        assert_eq!(
+            p.lease(1, &id("a"), &AddressRequest::Fixed(fixed), &[]),
+            Ok(fixed)
+        );
+        assert_eq!(
+            p.stats()[0].in_use,
+            1,
+            "a fixed address inside a pool counts"
+        );
         let outside: Ipv4Addr = "198.51.100.7".parse().unwrap();
-        assert_eq!(p.lease(2, &id("b"), &AddressRequest::Fixed(outside), &[]), Ok(outside));
+        assert_eq!(
+            p.lease(2, &id("b"), &AddressRequest::Fixed(outside), &[]),
+            Ok(outside)
+        );
         assert_eq!(
             p.lease(3, &id("c"), &AddressRequest::Fixed(outside), &[]),
             Err(LeaseError::Taken(outside))

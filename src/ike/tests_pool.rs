@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 use super::codec::{Identity, TrafficSelector};
 use super::crypto::RngSource;
 use super::endpoint::{Endpoint, Output};
-use super::policy::{ChildPolicy, IdPattern, Mode, PeerPolicy, RemoteAccess, RemoteMatch, Retransmit};
+use super::policy::{
+    ChildPolicy, IdPattern, Mode, PeerPolicy, RemoteAccess, RemoteMatch, Retransmit,
+};
 use super::pool::AddressPool;
 use super::proposal::{Proposal, ProposalKind};
 use super::sa::DownReason;
@@ -48,7 +50,9 @@ fn policy(name: &str, remote: RemoteMatch, local_id: Identity, psk: &str) -> Pee
         local_id,
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
-        ike_proposals: vec![Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike).unwrap()],
+        ike_proposals: vec![
+            Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike).unwrap(),
+        ],
         ike_lifetime: Duration::from_secs(86400),
         dpd: Some(Duration::from_secs(30)),
         retransmit: Retransmit {
@@ -72,7 +76,12 @@ fn policy(name: &str, remote: RemoteMatch, local_id: Identity, psk: &str) -> Pee
 
 /// The gateway's profile: clients `*@{group}` from anywhere, addresses from `pool`.
 fn profile(group: &str, pool: &str, psk: &str) -> PeerPolicy {
-    let mut p = policy(group, RemoteMatch::Any, Identity::Fqdn("gw.example".into()), psk);
+    let mut p = policy(
+        group,
+        RemoteMatch::Any,
+        Identity::Fqdn("gw.example".into()),
+        psk,
+    );
     p.remote_access = RemoteAccess {
         identity: Some(IdPattern::new(&format!("*@{group}"))),
         pool: Some(pool.into()),
@@ -87,7 +96,12 @@ fn profile(group: &str, pool: &str, psk: &str) -> PeerPolicy {
 /// A road-warrior client (strongSwan's `vips = 0.0.0.0`).
 fn client_policy(user: &str, psk: &str) -> PeerPolicy {
     let gw: SocketAddr = GW.parse().unwrap();
-    let mut p = policy("gw", RemoteMatch::Single(gw.ip()), Identity::UserFqdn(user.into()), psk);
+    let mut p = policy(
+        "gw",
+        RemoteMatch::Single(gw.ip()),
+        Identity::UserFqdn(user.into()),
+        psk,
+    );
     p.remote_access.request_address = true;
     p.children[0].local_ts = vec![ts("0.0.0.0", "255.255.255.255")];
     p.children[0].remote_ts = vec![ts("198.51.100.0", "198.51.100.127")];
@@ -143,7 +157,8 @@ impl Lan {
     fn restart(&mut self, i: usize, psk: &str) {
         self.seed += 1;
         let user = self.clients[i].user.clone();
-        self.clients[i].ep = Endpoint::new(vec![client_policy(&user, psk)], Box::new(Rng(self.seed)));
+        self.clients[i].ep =
+            Endpoint::new(vec![client_policy(&user, psk)], Box::new(Rng(self.seed)));
     }
 
     fn connect(&mut self, i: usize) {
@@ -172,7 +187,9 @@ impl Lan {
                 moved = true;
                 match o {
                     Output::Transmit(t) => {
-                        if let Some(c) = self.clients.iter_mut().find(|c| c.at == t.remote && !c.cut) {
+                        if let Some(c) =
+                            self.clients.iter_mut().find(|c| c.at == t.remote && !c.cut)
+                        {
                             c.ep.handle_datagram(self.now, t.remote, t.local, &t.data);
                         }
                     }
@@ -212,7 +229,11 @@ impl Lan {
     }
 
     fn pool(&self, name: &str) -> super::pool::PoolStats {
-        self.gw.pool_stats().into_iter().find(|p| p.name == name).unwrap()
+        self.gw
+            .pool_stats()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap()
     }
 
     /// What must hold after every event: the pool's books balance; every lease belongs to a
@@ -224,7 +245,10 @@ impl Lan {
         let mut leases = 0;
         for (owner, a) in self.gw.pools().owners() {
             leases += 1;
-            let sa = self.gw.sa(owner).unwrap_or_else(|| panic!("lease {a} of a forgotten SA"));
+            let sa = self
+                .gw
+                .sa(owner)
+                .unwrap_or_else(|| panic!("lease {a} of a forgotten SA"));
             assert!(!sa.is_dead());
             assert_eq!(sa.virtual_ip.map(IpAddr::V4), Some(a));
             assert!(seen.insert(a), "{a} leased twice");
@@ -235,11 +259,17 @@ impl Lan {
             .sas()
             .filter(|s| s.is_established() && s.virtual_ip.is_some() && s.rekeyed_to().is_none())
             .count();
-        assert!(with_ip <= leases, "{with_ip} SAs with an address, {leases} leases");
+        assert!(
+            with_ip <= leases,
+            "{with_ip} SAs with an address, {leases} leases"
+        );
         for sa in self.gw.sas() {
             for c in &sa.children {
                 let a = IpAddr::V4(sa.virtual_ip.expect("a child only with an address"));
-                assert!(c.remote_ts.iter().all(|t| t.start_addr() == a && t.end_addr() == a));
+                assert!(c
+                    .remote_ts
+                    .iter()
+                    .all(|t| t.start_addr() == a && t.end_addr() == a));
             }
         }
     }
@@ -300,18 +330,24 @@ fn three_clients_three_addresses_and_a_pool_of_two_refuses_the_third() {
         .collect();
     assert_eq!(
         remote_ts,
-        vec![vec![ts("10.13.13.1", "10.13.13.1")], vec![ts("10.13.13.2", "10.13.13.2")]]
+        vec![
+            vec![ts("10.13.13.1", "10.13.13.1")],
+            vec![ts("10.13.13.2", "10.13.13.2")]
+        ]
     );
     // The third: refused clearly on both sides, its IKE SA up without a child (3.15.4).
     assert!(
-        notices(&lan.clients[2].out).iter().any(|n| n.contains("INTERNAL_ADDRESS_FAILURE")),
+        notices(&lan.clients[2].out)
+            .iter()
+            .any(|n| n.contains("INTERNAL_ADDRESS_FAILURE")),
         "{:?}",
         notices(&lan.clients[2].out)
     );
     let gw_notes = notices(&lan.gw_out);
     assert!(
-        gw_notes.iter().any(|n| n.contains("address pool 'addressA' is exhausted")
-            && n.contains("bob@cclient")),
+        gw_notes.iter().any(
+            |n| n.contains("address pool 'addressA' is exhausted") && n.contains("bob@cclient")
+        ),
         "{gw_notes:?}"
     );
     let st = lan.pool("addressA");
@@ -363,7 +399,10 @@ fn the_profile_is_chosen_by_identity_and_a_stranger_is_refused() {
     assert_eq!(peer_of(&lan, s).as_deref(), Some("staff"));
     for i in [x, wrong] {
         assert_eq!(lan.address_of(i), None);
-        assert!(lan.clients[i].ep.sas().next().is_none(), "refused: no IKE SA");
+        assert!(
+            lan.clients[i].ep.sas().next().is_none(),
+            "refused: no IKE SA"
+        );
         assert!(peer_of(&lan, i).is_none());
     }
     // Each refusal is the IKE SA's end, with the reason the daemon logs.
@@ -381,7 +420,10 @@ fn the_profile_is_chosen_by_identity_and_a_stranger_is_refused() {
             && reasons[0].contains("mallory@elsewhere"),
         "{reasons:?}"
     );
-    assert!(reasons[1].contains("does not verify with the PSK"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("does not verify with the PSK"),
+        "{reasons:?}"
+    );
     assert_eq!(lan.pool("staffpool").in_use, 1);
     lan.check();
 }
@@ -394,7 +436,9 @@ fn a_client_without_a_cp_request_is_refused_its_child_only() {
     p.remote_access.request_address = false;
     lan.clients[i].ep = Endpoint::new(vec![p], Box::new(Rng(55)));
     lan.connect(i);
-    assert!(notices(&lan.clients[i].out).iter().any(|n| n.contains("FAILED_CP_REQUIRED")));
+    assert!(notices(&lan.clients[i].out)
+        .iter()
+        .any(|n| n.contains("FAILED_CP_REQUIRED")));
     assert_eq!(lan.pool("addressA").in_use, 0);
     lan.check();
 }
@@ -419,10 +463,13 @@ fn the_same_identity_gets_its_address_back_and_a_restart_takes_over_its_lease() 
     lan.restart(joe, PSK);
     lan.connect(joe);
     assert_eq!(lan.address_of(joe), Some(first));
-    assert!(lan
-        .gw_out
-        .iter()
-        .any(|o| matches!(o, Output::IkeDown { reason: DownReason::PeerRestarted, .. })));
+    assert!(lan.gw_out.iter().any(|o| matches!(
+        o,
+        Output::IkeDown {
+            reason: DownReason::PeerRestarted,
+            ..
+        }
+    )));
     assert_eq!(lan.pool("addressA").in_use, 2);
     lan.check();
 }
@@ -497,7 +544,12 @@ fn pool_invariants_hold_over_a_long_random_run() {
                 lan.connect(i);
             }
             7 => {
-                let id = lan.gw.sas().filter(|s| s.is_established()).map(|s| s.id).next();
+                let id = lan
+                    .gw
+                    .sas()
+                    .filter(|s| s.is_established())
+                    .map(|s| s.id)
+                    .next();
                 if let Some(id) = id {
                     let _ = lan.gw.rekey_ike(lan.now, id);
                     lan.drive();
@@ -513,5 +565,8 @@ fn pool_invariants_hold_over_a_long_random_run() {
         let st = lan.pool("addressA");
         assert_eq!(st.free + st.in_use, 8);
     }
-    assert!(granted > 100, "the run exercised the pool: {granted} grants");
+    assert!(
+        granted > 100,
+        "the run exercised the pool: {granted} grants"
+    );
 }

@@ -4,7 +4,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::ike::codec::{CfgType, CpAttribute, CpPayload, Identity, NotifyType, Payload, PayloadList};
+use crate::ike::codec::{
+    CfgType, CpAttribute, CpPayload, Identity, NotifyType, Payload, PayloadList,
+};
 use crate::ike::endpoint::Ctx;
 use crate::ike::pool::{AddressRequest, LeaseError};
 use crate::ike::refusal::Refusal;
