@@ -97,6 +97,8 @@ struct Ctx {
     interfaces: HashMap<String, u32>,
     /// The names in `vrfs` (parsed before the peers).
     vrf_names: Vec<String>,
+    /// The names in `pools:`, for peers' `pool`.
+    pool_names: Vec<String>,
 }
 
 /// A name the kernel takes for an interface: IFNAMSIZ is 16 with the NUL; no '/', ':' or
@@ -133,6 +135,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         peer_addrs: Vec::new(),
         interfaces: HashMap::new(),
         vrf_names: Vec::new(),
+        pool_names: Vec::new(),
     };
     let journal_loc = raw
         .accounting
@@ -169,7 +172,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
-        if let Some(peer) = cx.peer(i, p, &local, &accounting, &ike_defaults, &mut names, &pools) {
+        if let Some(peer) = cx.peer(i, p, &local, &accounting, &ike_defaults, &mut names) {
             peers.push(peer);
         }
     }
@@ -1184,7 +1187,6 @@ impl Ctx {
         accounting: &AccountingConfig,
         ike_defaults: &IkeConfig,
         names: &mut HashMap<String, u64>,
-        pools: &[crate::ike::AddressPool],
     ) -> Option<PeerConfig> {
         let field = format!("peers[{i}]");
         let ploc = p.referenced;
@@ -1339,10 +1341,10 @@ impl Ctx {
         };
         let pool = p.pool.as_ref().and_then(|s| {
             let n = s.value.trim();
-            if pools.iter().any(|x| x.name == n) {
+            if self.pool_names.iter().any(|x| x == n) {
                 Some(n.to_string())
             } else {
-                let known: Vec<&str> = pools.iter().map(|x| x.name.as_str()).collect();
+                let known: Vec<&str> = self.pool_names.iter().map(String::as_str).collect();
                 self.err(
                     s.referenced,
                     f("pool"),
@@ -1584,6 +1586,7 @@ impl Ctx {
                 last: end,
             });
         }
+        self.pool_names = out.iter().map(|p| p.name.clone()).collect();
         out
     }
 
