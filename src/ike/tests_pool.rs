@@ -543,6 +543,19 @@ fn pool_invariants_hold_over_a_long_random_run() {
                 lan.clients[i].cut = false;
                 lan.connect(i);
             }
+            7 if roll(2) == 0 => {
+                // The client rekeys its IKE SA (the responder's side of the hand-over).
+                let id = lan.clients[i]
+                    .ep
+                    .sas()
+                    .filter(|s| s.is_established())
+                    .map(|s| s.id)
+                    .next();
+                if let Some(id) = id {
+                    let _ = lan.clients[i].ep.rekey_ike(lan.now, id);
+                    lan.drive();
+                }
+            }
             7 => {
                 let id = lan
                     .gw
