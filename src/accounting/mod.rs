@@ -694,6 +694,10 @@ impl Task {
             .map(|groups| SessionIdentity {
                 id: id.clone(),
                 user_name: v.phase1_id.clone(),
+                framed_ip: match v.assigned_ip {
+                    Some(std::net::IpAddr::V4(a)) => Some(a),
+                    _ => None,
+                },
                 nas_ip: self.nas_ip.or(Some(v.local)),
                 peer_ip: v.key.peer.ip(),
                 ivrf: profile.ivrf.clone(),

@@ -67,6 +67,9 @@ pub struct SessionIdentity {
     pub id: String,
     /// User-Name: the peer's IKE identity (no XAUTH user in IKEv2 PSK).
     pub user_name: Option<String>,
+    /// Framed-IP-Address: the address leased to the client (RFC 7296 3.15.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framed_ip: Option<std::net::Ipv4Addr>,
     pub nas_ip: Option<IpAddr>,
     /// The peer's IKE address (`isakmp-initator-ip`, as IOS spells it on the wire).
     pub peer_ip: IpAddr,
@@ -104,6 +107,7 @@ fn base(s: &SessionIdentity, status: AcctStatus, now: u64) -> AccountingRecord {
     avpairs.push("connect-progress=No Progress".into());
     AccountingRecord {
         user_name: s.user_name.clone(),
+        framed_ip: s.framed_ip,
         nas_ip: s.nas_ip,
         nas_port: Some(0),
         cisco_avpairs: avpairs,
@@ -218,6 +222,7 @@ mod tests {
         SessionIdentity {
             id: "0000018C2A1B00001".into(),
             user_name: Some("peer1.lab.example".into()),
+            framed_ip: None,
             nas_ip: Some("192.0.2.1".parse().unwrap()),
             peer_ip: "192.0.2.2".parse().unwrap(),
             ivrf: Some("cisco".into()),
@@ -313,6 +318,7 @@ mod tests {
             ivrf: None,
             group: None,
             user_name: None,
+            framed_ip: None,
             ..identity()
         };
         assert_eq!(

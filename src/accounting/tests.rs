@@ -54,12 +54,15 @@ fn view(totals: Totals) -> SessionView {
         flows: vec![],
         totals,
         up_since: Some(unix_now()),
+        assigned_ip: None,
     }
 }
 
 /// One received Accounting-Request, its attributes by type (the last one of each type).
 struct Req {
     attrs: HashMap<u8, Vec<u8>>,
+    /// Every Vendor-Specific attribute's value, in order.
+    vsas: Vec<Vec<u8>>,
 }
 
 impl Req {
@@ -85,10 +88,14 @@ async fn recv(sock: &UdpSocket, answer: bool) -> Req {
         .unwrap();
     let p = &buf[..n];
     let mut attrs = HashMap::new();
+    let mut vsas = Vec::new();
     let mut i = 20;
     while i + 2 <= n {
         let (t, l) = (p[i], p[i + 1] as usize);
         attrs.insert(t, p[i + 2..i + l].to_vec());
+        if t == 26 {
+            vsas.push(p[i + 2..i + l].to_vec());
+        }
         i += l;
     }
     if answer {
@@ -100,7 +107,7 @@ async fn recv(sock: &UdpSocket, answer: bool) -> Req {
         resp.extend_from_slice(&h.finalize());
         sock.send_to(&resp, from).await.unwrap();
     }
-    Req { attrs }
+    Req { attrs, vsas }
 }
 
 #[tokio::test]
@@ -375,6 +382,45 @@ async fn metrics_count_forged_answers_timeouts_and_the_outbox() {
     assert_eq!(recv(&server, true).await.status(), 7, "Accounting-On again");
     let s = metrics_until(&a, "an empty outbox", |s| s.queued == 0).await;
     assert_eq!(s.oldest_age_seconds, 0.0);
+    a.shutdown(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A remote-access client's records (the Cisco guide's Start): Framed-IP-Address is its
+/// leased address, isakmp-group-id the profile's group, User-Name its identity; in the
+/// Start and again in the Stop.
+#[tokio::test]
+async fn a_clients_records_carry_its_address_and_group() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("client");
+    let mut cfg = config(&dir, server.local_addr().unwrap(), "");
+    cfg.peers[0].group = Some("cclient".into());
+    let a = Accounting::start(&cfg, &[]).unwrap().expect("a list");
+    assert_eq!(recv(&server, true).await.status(), 7);
+    let mut v = view(Totals::default());
+    v.phase1_id = Some("joe@cclient".into());
+    v.assigned_ip = Some("203.0.113.200".parse().unwrap());
+    a.up(&v);
+    let start = recv(&server, true).await;
+    assert_eq!(start.status(), 1);
+    assert_eq!(start.attrs[&1], b"joe@cclient", "User-Name");
+    assert_eq!(start.attrs[&8], [203, 0, 113, 200], "Framed-IP-Address");
+    // Vendor 9 (Cisco), type 1 (Cisco-AVPair).
+    let pair = |r: &Req, text: &[u8]| {
+        r.vsas
+            .iter()
+            .any(|v| v.starts_with(&[0, 0, 0, 9, 1]) && v.ends_with(text))
+    };
+    assert!(pair(&start, b"isakmp-group-id=cclient"), "isakmp-group-id");
+    assert!(pair(&start, b"isakmp-phase1-id=joe@cclient"));
+    a.down(&v, Cause::UserRequest);
+    let stop = recv(&server, true).await;
+    assert_eq!(stop.status(), 2);
+    assert_eq!(
+        stop.attrs[&8],
+        [203, 0, 113, 200],
+        "Framed-IP-Address in the Stop"
+    );
     a.shutdown(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -246,6 +246,7 @@ fn view(i: usize, totals: Totals) -> SessionView {
         flows: vec![],
         totals,
         up_since: Some(unix_now()),
+        assigned_ip: None,
     }
 }
 
@@ -572,6 +573,7 @@ fn identity(i: usize) -> SessionIdentity {
     SessionIdentity {
         id: format!("HANDMADE{i:05}"),
         user_name: Some(format!("client{i}")),
+        framed_ip: None,
         nas_ip: Some("192.0.2.1".parse().unwrap()),
         peer_ip: "192.0.2.2".parse().unwrap(),
         ivrf: None,

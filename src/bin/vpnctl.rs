@@ -56,6 +56,9 @@ fn main() -> ExitCode {
         (Command::ShowCryptoIsakmpStats, Some(Body::IkeStats { ike_stats })) => {
             print!("{}", render::isakmp_stats(&ike_stats))
         }
+        (Command::ShowIpLocalPool, Some(Body::Pools { pools })) => {
+            print!("{}", render::local_pools(&pools))
+        }
         (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
             eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");
         }

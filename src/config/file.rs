@@ -32,6 +32,15 @@ pub(super) struct FileConfig {
     /// Inside VRFs of route-based peers: name → routing table.
     pub vrfs: Option<S<BTreeMap<String, S<u32>>>>,
     pub peers: Vec<S<PeerFile>>,
+    /// Address pools (IOS `ip local pool NAME FIRST LAST`): name → range.
+    pub pools: Option<S<BTreeMap<String, S<PoolFile>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct PoolFile {
+    pub begin: Option<Str>,
+    pub end: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +185,8 @@ pub(super) struct PeerFile {
     pub ivrf: Option<Str>,
     pub group: Option<Str>,
     pub accounting: Option<Str>,
+    pub pool: Option<Str>,
+    pub dns: Option<S<Vec<Str>>>,
     pub ike: Option<S<IkeFile>>,
     pub children: Option<S<Vec<S<ChildFile>>>>,
 }

@@ -81,6 +81,8 @@ pub struct Config {
     pub vrfs: BTreeMap<String, u32>,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
+    /// `pools:` (IOS `ip local pool`): named IPv4 ranges client addresses come from.
+    pub pools: Vec<crate::ike::AddressPool>,
     /// `dos:`: the responder's bounds on half-open IKE SAs (RFC 7296 2.6), the engine's
     /// own type.
     pub dos: crate::ike::DosConfig,
@@ -657,6 +659,9 @@ pub struct PeerConfig {
     pub ike: IkeConfig,
     /// Child SAs; at least one.
     pub children: Vec<ChildConfig>,
+    /// A remote-access profile's identity pattern, pool and DNS servers (`remote_id` with a
+    /// `*`, `pool`, `dns`).
+    pub remote_access: crate::ike::RemoteAccess,
 }
 
 /// Routes vpnd installs for a peer's flows (IOS `reverse-route [remote-peer]`).

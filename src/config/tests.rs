@@ -1779,3 +1779,116 @@ fn fragmentation_options_default_inherit_and_are_checked() {
     let ps = problems("ike_defaults:\n  fragmentation: sometimes\n");
     assert!(ps.iter().any(|p| p.line == 2), "{ps:?}");
 }
+
+const REMOTE_ACCESS: &str = "local:
+  addresses: [192.0.2.1]
+pools:
+  addressA:
+    begin: 10.13.13.1
+    end: 10.13.13.253
+  guests:
+    begin: 10.14.0.1
+    end: 10.14.0.9
+peers:
+  - name: cclient
+    address: any
+    remote_id: '*@cclient'
+    psk: cclient-secret-0123456789
+    group: cclient
+    pool: addressA
+    dns: [198.51.100.53, '2001:db8::53']
+    children:
+      - name: rw
+        local_ts: [198.51.100.0/25]
+        remote_ts: [0.0.0.0/0]
+  - name: guests
+    address: any
+    remote_id: '*@guest'
+    psk: guest-secret-0123456789
+    pool: guests
+    children:
+      - name: rw
+        local_ts: [198.51.100.0/25]
+        remote_ts: [0.0.0.0/0]
+";
+
+#[test]
+fn pools_and_remote_access_profiles_load() {
+    let c = load(REMOTE_ACCESS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.pools.len(), 2);
+    assert_eq!(c.pools[0].name, "addressA");
+    assert_eq!(c.pools[0].first, Ipv4Addr::new(10, 13, 13, 1));
+    assert_eq!(c.pools[0].last, Ipv4Addr::new(10, 13, 13, 253));
+    let p = &c.peers[0];
+    assert_eq!(p.remote_id, None, "a pattern is no single identity");
+    let ra = &p.remote_access;
+    assert_eq!(ra.identity.as_ref().map(|i| i.as_str()), Some("*@cclient"));
+    assert_eq!(ra.pool.as_deref(), Some("addressA"));
+    assert_eq!(ra.dns.len(), 2);
+    // Two profiles at `any`, told apart by identity: not the "same address twice" error.
+    assert_eq!(c.peers.len(), 2);
+    let e = c.peers[0].engine_policy();
+    assert!(e
+        .identity_fit(&crate::ike::codec::Identity::UserFqdn("joe@cclient".into()))
+        .is_some());
+    assert!(e
+        .identity_fit(&crate::ike::codec::Identity::UserFqdn("joe@guest".into()))
+        .is_none());
+}
+
+#[test]
+fn bad_pools_are_refused_with_their_location() {
+    let text = REMOTE_ACCESS
+        .replace("begin: 10.14.0.1", "begin: 10.13.13.200")
+        .replace("end: 10.14.0.9", "end: 10.13.14.9");
+    let ps = problems(&text);
+    assert!(
+        ps.iter()
+            .any(|p| p.field == "pools.guests" && p.message.contains("overlaps pool 'addressA'")),
+        "{ps:?}"
+    );
+    let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: 10.13.0.1"));
+    assert!(
+        ps.iter()
+            .any(|p| p.field == "pools.guests.end" && p.message.contains("before begin")),
+        "{ps:?}"
+    );
+    let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: '2001:db8::9'"));
+    assert!(ps.iter().any(|p| p.message.contains("IPv4")), "{ps:?}");
+    let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: 10.255.0.0"));
+    assert!(
+        ps.iter().any(|p| p.message.contains("at most 1048576")),
+        "{ps:?}"
+    );
+    let ps = problems(&REMOTE_ACCESS.replace("pool: guests", "pool: nope"));
+    let p = ps
+        .iter()
+        .find(|p| p.field == "peers[1].pool")
+        .expect("pool problem");
+    assert_eq!(p.line, 26);
+    assert!(
+        p.message
+            .contains("no pool 'nope' in pools (defined: addressA, guests)"),
+        "{p}"
+    );
+    let ps = problems(&REMOTE_ACCESS.replace("dns: [198.51.100.53,", "dns: [dns.example,"));
+    assert!(ps.iter().any(|p| p.field == "peers[0].dns[0]"), "{ps:?}");
+    let ps = problems(&REMOTE_ACCESS.replace("  guests:\n", "  'bad name':\n"));
+    assert!(
+        ps.iter().any(|p| p.message.contains("a pool name is")),
+        "{ps:?}"
+    );
+}
+
+#[test]
+fn two_catch_all_profiles_without_identities_are_still_refused() {
+    let text = REMOTE_ACCESS
+        .replace("    remote_id: '*@cclient'\n", "")
+        .replace("    remote_id: '*@guest'\n", "");
+    let ps = problems(&text);
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("peer address any port 500")),
+        "{ps:?}"
+    );
+}

@@ -97,6 +97,8 @@ struct Ctx {
     interfaces: HashMap<String, u32>,
     /// The names in `vrfs` (parsed before the peers).
     vrf_names: Vec<String>,
+    /// The names in `pools:`, for peers' `pool`.
+    pool_names: Vec<String>,
 }
 
 /// A name the kernel takes for an interface: IFNAMSIZ is 16 with the NUL; no '/', ':' or
@@ -133,6 +135,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         peer_addrs: Vec::new(),
         interfaces: HashMap::new(),
         vrf_names: Vec::new(),
+        pool_names: Vec::new(),
     };
     let journal_loc = raw
         .accounting
@@ -167,6 +170,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
     let dos = cx.dos(raw.dos.map(|s| s.value).unwrap_or_default());
+    let pools = cx.pools(raw.pools.as_ref());
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
@@ -196,6 +200,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             accounting,
             vrfs,
             peers,
+            pools,
             dos,
             warnings,
         })
@@ -1325,16 +1330,64 @@ impl Ctx {
                 }
             },
         };
-        let remote_id = match &p.remote_id {
+        // A `*` makes remote_id a pattern (a remote-access profile's `match identity`).
+        let id_pattern = p
+            .remote_id
+            .as_ref()
+            .filter(|s| s.value.contains('*'))
+            .and_then(|s| {
+                let v = s.value.trim();
+                if v.chars().any(char::is_control) || v.len() > 255 {
+                    self.err(
+                        s.referenced,
+                        f("remote_id"),
+                        "a pattern of at most 255 printable characters",
+                    );
+                    None
+                } else {
+                    Some(crate::ike::IdPattern::new(v))
+                }
+            });
+        let remote_id = match p.remote_id.as_ref().filter(|s| !s.value.contains('*')) {
             Some(s) => match self.parse(s, f("remote_id"), parse::identity) {
                 Some(IdSpec::Id(id)) => Some(id),
                 _ => None,
             },
+            None if id_pattern.is_some() => None,
             None => match remote {
                 Some(PeerAddress::Single(a)) => Some(id_of(a)),
                 _ => None,
             },
         };
+        let pool = p.pool.as_ref().and_then(|s| {
+            let n = s.value.trim();
+            if self.pool_names.iter().any(|x| x == n) {
+                Some(n.to_string())
+            } else {
+                let known: Vec<&str> = self.pool_names.iter().map(String::as_str).collect();
+                self.err(
+                    s.referenced,
+                    f("pool"),
+                    format!(
+                        "no pool '{n}' in pools (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        });
+        let mut dns = Vec::new();
+        if let Some(d) = &p.dns {
+            for (j, s) in d.value.iter().enumerate() {
+                if let Some(a) = self.parse(s, format!("{field}.dns[{j}]"), parse::ip) {
+                    dns.push(a);
+                }
+            }
+        }
 
         // The pre-shared key.
         let psk = match (&p.psk, &p.psk_file) {
@@ -1400,7 +1453,11 @@ impl Ctx {
                 );
             }
         }
-        if let (Some(r), Some(a)) = (remote, &p.address) {
+        // Entries for many clients (any address or a prefix) that name the identities
+        // they take are told apart in IKE_AUTH (the profile chosen by IDi), not by address.
+        let by_identity = (remote_id.is_some() || id_pattern.is_some())
+            && !matches!(remote, Some(PeerAddress::Single(_)));
+        if let (Some(r), Some(a), false) = (remote, &p.address, by_identity) {
             self.unique_address(r, port, &fvrf, name.as_deref(), a.referenced, &f("address"));
         }
         let group = self.label(p.group.as_ref(), &f("group"), 64);
@@ -1469,7 +1526,105 @@ impl Ctx {
             accounting: accounting_list,
             ike,
             children,
+            remote_access: crate::ike::RemoteAccess {
+                identity: id_pattern,
+                pool,
+                dns,
+                request_address: false,
+            },
         })
+    }
+
+    /// `pools:` (IOS `ip local pool NAME BEGIN END`): IPv4 ranges, both ends included,
+    /// none overlapping another.
+    fn pools(
+        &mut self,
+        v: Option<&S<BTreeMap<String, S<file::PoolFile>>>>,
+    ) -> Vec<crate::ike::AddressPool> {
+        let mut out: Vec<crate::ike::AddressPool> = Vec::new();
+        let Some(v) = v else { return out };
+        for (name, p) in &v.value {
+            let field = format!("pools.{name}");
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.err(
+                    p.referenced,
+                    &field,
+                    "a pool name is 1 to 64 letters, digits, '-', '_' or '.'",
+                );
+                continue;
+            }
+            let end_of = |cx: &mut Ctx, s: &Option<Str>, key: &str| match s {
+                None => {
+                    cx.err(
+                        p.referenced,
+                        format!("{field}.{key}"),
+                        "required (an IPv4 address)",
+                    );
+                    None
+                }
+                Some(s) => match cx.parse(s, format!("{field}.{key}"), parse::ip)? {
+                    IpAddr::V4(a) => Some((a, s.referenced)),
+                    IpAddr::V6(_) => {
+                        cx.err(
+                            s.referenced,
+                            format!("{field}.{key}"),
+                            "pools are IPv4 ranges (IPv6 pools are not supported yet)",
+                        );
+                        None
+                    }
+                },
+            };
+            let (Some((begin, _)), Some((end, at))) = (
+                end_of(self, &p.value.begin, "begin"),
+                end_of(self, &p.value.end, "end"),
+            ) else {
+                continue;
+            };
+            let (b, e) = (u32::from(begin), u32::from(end));
+            if b > e {
+                self.err(
+                    at,
+                    format!("{field}.end"),
+                    format!("{end} is before begin {begin}"),
+                );
+                continue;
+            }
+            if e - b >= crate::ike::pool::MAX_POOL_SIZE {
+                self.err(
+                    at,
+                    format!("{field}.end"),
+                    format!(
+                        "{} addresses, at most {}",
+                        u64::from(e - b) + 1,
+                        crate::ike::pool::MAX_POOL_SIZE
+                    ),
+                );
+                continue;
+            }
+            if let Some(o) = out
+                .iter()
+                .find(|o| u32::from(o.first) <= e && b <= u32::from(o.last))
+            {
+                self.err(
+                    p.referenced,
+                    &field,
+                    format!("overlaps pool '{}' ({} - {})", o.name, o.first, o.last),
+                );
+                continue;
+            }
+            out.push(crate::ike::AddressPool {
+                name: name.clone(),
+                first: begin,
+                last: end,
+            });
+        }
+        self.pool_names = out.iter().map(|p| p.name.clone()).collect();
+        out
     }
 
     /// `vrfs`: VRF device names (interface names) with a table of their own.

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! vpnctl [--json] [--socket PATH] show crypto session [brief|summary|detail]
-//!            [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
+//!            [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME] [username NAME]
 //! vpnctl show crypto isakmp peer
+//! vpnctl show ip local pool
 //! vpnctl show aaa accounting
 //! vpnctl clear crypto session [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
+//!            [username NAME]
 //! vpnctl debug crypto isakmp [aaa] on|off
 //! ```
 //!
@@ -62,6 +64,8 @@ pub enum Command {
     ShowCryptoIsakmpStats,
     /// `show aaa accounting`
     ShowAaaAccounting,
+    /// `show ip local pool`
+    ShowIpLocalPool,
     /// `clear crypto session [filters]`: no filter clears every session.
     ClearCryptoSession { filter: SessionFilter },
     /// `debug crypto isakmp [aaa] on|off`
@@ -80,6 +84,8 @@ pub struct SessionFilter {
     pub remote: Option<(IpAddr, Option<u16>)>,
     pub fvrf: Option<String>,
     pub ivrf: Option<String>,
+    /// The client's identity (IOS `username`): the session's Phase1_id.
+    pub username: Option<String>,
 }
 
 impl SessionFilter {
@@ -97,6 +103,7 @@ impl From<&SessionFilter> for proto::Filter {
             remote_port: f.remote.and_then(|(_, p)| p),
             fvrf: f.fvrf.clone(),
             ivrf: f.ivrf.clone(),
+            username: f.username.clone(),
         }
     }
 }
@@ -127,6 +134,7 @@ impl Command {
             Command::ShowCryptoIsakmpPeer => proto::Command::ShowPeers {},
             Command::ShowCryptoIsakmpStats => proto::Command::ShowIkeStats {},
             Command::ShowAaaAccounting => proto::Command::ShowAccounting {},
+            Command::ShowIpLocalPool => proto::Command::ShowPools {},
             Command::ClearCryptoSession { filter } => proto::Command::ClearSessions {
                 filter: filter.into(),
             },
@@ -216,7 +224,7 @@ impl fmt::Display for WordError {
 impl std::error::Error for WordError {}
 
 const VIEWS: [&str; 3] = ["brief", "summary", "detail"];
-const FILTERS: [&str; 4] = ["local", "remote", "fvrf", "ivrf"];
+const FILTERS: [&str; 5] = ["local", "remote", "fvrf", "ivrf", "username"];
 const PORT: &str = "port";
 
 /// Resolves `word` to the keyword it names in `vocabulary`: an exact match, or the one keyword
@@ -292,6 +300,7 @@ pub fn parse_session_words<S: AsRef<str>>(
                 filter.remote.is_some(),
                 filter.fvrf.is_some(),
                 filter.ivrf.is_some(),
+                filter.username.is_some(),
             ];
             e.extend(
                 FILTERS
@@ -370,18 +379,20 @@ pub fn parse_session_words<S: AsRef<str>>(
                 }
             }
             _ => {
-                let slot = if k == "fvrf" {
-                    &mut filter.fvrf
-                } else {
-                    &mut filter.ivrf
+                let (slot, what) = match k {
+                    "fvrf" => (&mut filter.fvrf, "a VRF name"),
+                    "ivrf" => (&mut filter.ivrf, "a VRF name"),
+                    _ => (
+                        &mut filter.username,
+                        "a user name (the client's IKE identity)",
+                    ),
                 };
                 if slot.is_some() {
                     return Err(WordError::Repeated { keyword: k });
                 }
-                let value = words.next().ok_or(WordError::MissingValue {
-                    keyword: k,
-                    what: "a VRF name",
-                })?;
+                let value = words
+                    .next()
+                    .ok_or(WordError::MissingValue { keyword: k, what })?;
                 *slot = Some(value.to_string());
             }
         }
@@ -466,11 +477,30 @@ enum ShowCrypto {
         #[command(subcommand)]
         what: ShowWhat,
     },
+    /// IP state: address pools.
+    Ip {
+        #[command(subcommand)]
+        what: IpWhat,
+    },
     /// AAA state.
     Aaa {
         #[command(subcommand)]
         what: AaaWhat,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum IpWhat {
+    Local {
+        #[command(subcommand)]
+        what: LocalWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LocalWhat {
+    /// Address pools: begin, end, free and in-use addresses (IOS show ip local pool).
+    Pool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -483,10 +513,10 @@ enum AaaWhat {
 enum ShowWhat {
     /// Crypto sessions: IKE SAs and the IPsec flows they serve.
     #[command(
-        override_usage = "vpnctl show crypto session [brief|summary|detail] [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]"
+        override_usage = "vpnctl show crypto session [brief|summary|detail] [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME] [username NAME]"
     )]
     Session {
-        /// [brief|summary|detail] [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
+        /// [brief|summary|detail] [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME] [username NAME]
         #[arg(value_name = "WORDS")]
         words: Vec<String>,
     },
@@ -520,10 +550,10 @@ enum ClearCrypto {
 enum ClearWhat {
     /// Delete crypto sessions (IKE and IPsec SAs); without a filter, every session.
     #[command(
-        override_usage = "vpnctl clear crypto session [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]"
+        override_usage = "vpnctl clear crypto session [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME] [username NAME]"
     )]
     Session {
-        /// [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME]
+        /// [local IP [port N]] [remote IP [port N]] [fvrf NAME] [ivrf NAME] [username NAME]
         #[arg(value_name = "WORDS")]
         words: Vec<String>,
     },
@@ -589,6 +619,15 @@ where
                 what: AaaWhat::Accounting,
             },
         } => Command::ShowAaaAccounting,
+        Top::Show {
+            what:
+                ShowCrypto::Ip {
+                    what:
+                        IpWhat::Local {
+                            what: LocalWhat::Pool,
+                        },
+                },
+        } => Command::ShowIpLocalPool,
         Top::Clear {
             what:
                 ClearCrypto::Crypto {
@@ -733,6 +772,38 @@ mod tests {
             Command::ShowCryptoIsakmpStats.request(),
             proto::Command::ShowIkeStats {}
         );
+        for line in ["show ip local pool", "sh ip loc po", "s i l p"] {
+            assert_eq!(command(line), Command::ShowIpLocalPool, "{line}");
+        }
+        assert_eq!(
+            Command::ShowIpLocalPool.request(),
+            proto::Command::ShowPools {}
+        );
+        let joe = SessionFilter {
+            username: Some("joe@cclient".into()),
+            ..Default::default()
+        };
+        for line in [
+            "show crypto session username joe@cclient",
+            "sh cr sess user joe@cclient",
+            "s c s u joe@cclient",
+        ] {
+            assert_eq!(
+                command(line),
+                show(SessionDisplay::Normal, joe.clone()),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            command("cle cr sess us joe@cclient"),
+            Command::ClearCryptoSession {
+                filter: joe.clone()
+            }
+        );
+        assert_eq!(
+            command("sh cr sess det u joe@cclient"),
+            show(SessionDisplay::Detail, joe.clone())
+        );
         let remote = SessionFilter {
             remote: Some((ip("192.0.2.2"), None)),
             ..Default::default()
@@ -807,6 +878,7 @@ mod tests {
                 remote: Some((ip("2001:db8::2"), Some(500))),
                 fvrf: Some("outside".into()),
                 ivrf: Some("inside".into()),
+                username: None,
             },
         );
         assert_eq!(got, want);
@@ -835,15 +907,15 @@ mod tests {
         };
         assert_eq!(
             err("remot3", true),
-            "unknown word 'remot3': expected one of: brief, summary, detail, local, remote, fvrf, ivrf"
+            "unknown word 'remot3': expected one of: brief, summary, detail, local, remote, fvrf, ivrf, username"
         );
         assert_eq!(
             err("detail remote 192.0.2.2 x", true),
-            "unknown word 'x': expected one of: port, local, fvrf, ivrf"
+            "unknown word 'x': expected one of: port, local, fvrf, ivrf, username"
         );
         assert_eq!(
             err("det", false),
-            "unknown word 'det': expected one of: local, remote, fvrf, ivrf"
+            "unknown word 'det': expected one of: local, remote, fvrf, ivrf, username"
         );
         assert_eq!(err("remote", true), "'remote' needs an IP address");
         assert_eq!(
@@ -886,7 +958,7 @@ mod tests {
         // An empty word (`vpnctl sh cr sess ""`) is a prefix of everything, and names nothing.
         assert_eq!(
             parse_session_words(&[""], true).unwrap_err().to_string(),
-            "unknown word '': expected one of: brief, summary, detail, local, remote, fvrf, ivrf"
+            "unknown word '': expected one of: brief, summary, detail, local, remote, fvrf, ivrf, username"
         );
     }
 
@@ -894,7 +966,9 @@ mod tests {
     fn word_errors_are_usage_errors_of_the_subcommand() {
         let e = usage_err("cle cr sess remot3 192.0.2.2");
         assert!(
-            e.contains("unknown word 'remot3': expected one of: local, remote, fvrf, ivrf"),
+            e.contains(
+                "unknown word 'remot3': expected one of: local, remote, fvrf, ivrf, username"
+            ),
             "{e}"
         );
         assert!(e.contains("vpnctl clear crypto session [local IP"), "{e}");
@@ -983,6 +1057,7 @@ mod tests {
                     remote_port: None,
                     fvrf: Some("o".into()),
                     ivrf: None,
+                    username: None,
                 },
                 text: Some(SessionDisplay::Detail),
             }
@@ -1045,6 +1120,7 @@ mod tests {
             flows: vec![],
             totals: Totals::default(),
             up_since: None,
+            assigned_ip: None,
         }
     }
 
@@ -1057,6 +1133,8 @@ mod tests {
         c.key.ivrf = Some("inside".into());
         let mut no_ike = view("192.0.2.2:4500", "192.0.2.1", 4500);
         no_ike.ike_sas.clear();
+        let mut b = b;
+        b.phase1_id = Some("joe@cclient".into());
         let all = [a, b, c, no_ike];
 
         let selected = |s: &str| -> Vec<usize> {
@@ -1072,6 +1150,8 @@ mod tests {
         assert_eq!(selected("remote 192.0.2.2 port 4500"), [3]);
         assert_eq!(selected("remote ::ffff:192.0.2.2 port 4500"), [3]);
         assert_eq!(selected("remote 192.0.2.9"), Vec::<usize>::new());
+        assert_eq!(selected("username joe@cclient"), [1]);
+        assert_eq!(selected("username joe@other"), Vec::<usize>::new());
         assert_eq!(selected("local 192.0.2.1"), [0, 1, 3]);
         // The local port is the IKE SA's: the session without one has none to match.
         assert_eq!(selected("local 192.0.2.1 port 4500"), [1]);

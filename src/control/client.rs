@@ -74,6 +74,7 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         text: Option<String>,
         accounting: Option<Box<crate::accounting::AccountingView>>,
         ike_stats: Option<super::proto::IkeStatsView>,
+        pools: Option<Vec<crate::ike::PoolStats>>,
     }
     let r: Raw = serde_json::from_str(line)?;
     let body = if let Some(sessions) = r.sessions {
@@ -90,6 +91,8 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         Some(Body::Accounting { accounting })
     } else if let Some(ike_stats) = r.ike_stats {
         Some(Body::IkeStats { ike_stats })
+    } else if let Some(pools) = r.pools {
+        Some(Body::Pools { pools })
     } else {
         // As the derived decoder does: `Done {}` fits any object.
         Some(Body::Done {})

@@ -33,6 +33,9 @@ pub struct Filter {
     pub fvrf: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ivrf: Option<String>,
+    /// The client's identity as `show` prints it (Phase1_id, IOS `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 impl Filter {
@@ -56,6 +59,10 @@ impl Filter {
                 .ivrf
                 .as_ref()
                 .map_or(true, |v| Some(v) == s.key.ivrf.as_ref())
+            && self
+                .username
+                .as_ref()
+                .map_or(true, |u| Some(u.as_str()) == s.phase1_id.as_deref())
     }
 }
 
@@ -87,6 +94,8 @@ pub enum Command {
     ShowIkeStats {},
     /// `show aaa accounting`: the outbox, its journal and the RADIUS servers.
     ShowAccounting {},
+    /// `show ip local pool`: each address pool's figures.
+    ShowPools {},
     ClearSessions {
         #[serde(default)]
         filter: Filter,
@@ -106,6 +115,7 @@ impl Command {
             Command::ShowPeers {} => "show crypto isakmp peer",
             Command::ShowIkeStats {} => "show crypto isakmp stats",
             Command::ShowAccounting {} => "show aaa accounting",
+            Command::ShowPools {} => "show ip local pool",
             Command::ClearSessions { .. } => "clear crypto session",
             Command::Debug { .. } => "debug crypto isakmp",
         }
@@ -119,7 +129,8 @@ impl Command {
             Command::ShowSessions { .. }
             | Command::ShowPeers {}
             | Command::ShowIkeStats {}
-            | Command::ShowAccounting {} => false,
+            | Command::ShowAccounting {}
+            | Command::ShowPools {} => false,
             Command::ClearSessions { .. } | Command::Debug { .. } => true,
         }
     }
@@ -176,6 +187,9 @@ pub enum Body {
     },
     IkeStats {
         ike_stats: IkeStatsView,
+    },
+    Pools {
+        pools: Vec<crate::ike::PoolStats>,
     },
     Done {},
 }

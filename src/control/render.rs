@@ -72,6 +72,15 @@ fn session(out: &mut String, s: &SessionView, detail: bool) {
             "  Phase1_id: {}",
             s.phase1_id.as_deref().unwrap_or(NONE)
         );
+        // A remote-access client: its user and the address it was given (IOS Easy VPN).
+        if let Some(a) = s.assigned_ip {
+            let _ = writeln!(
+                out,
+                "  Username: {}",
+                s.phase1_id.as_deref().unwrap_or(NONE)
+            );
+            let _ = writeln!(out, "  Assigned address: {a}");
+        }
     } else {
         let _ = writeln!(out, "Peer: {}", slash(peer));
     }
@@ -158,7 +167,8 @@ pub fn status_letters(s: Status) -> &'static str {
 }
 
 /// `show crypto session brief`: one line per session, grouped by ivrf, as IOS lays it out.
-/// `Username` stays empty (vpnd has no XAUTH); `Uptime` counts from the session's first IPsec
+/// `Username` is a remote-access client's identity (a session with an assigned address),
+/// empty for site-to-site peers; `Uptime` counts from the session's first IPsec
 /// SA pair (`hh:mm:ss`, or `NdHHh` past a day, as IOS abbreviates), `-` while it has none.
 pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
     let mut out = String::from(
@@ -185,12 +195,34 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
                 "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
                 s.key.peer.ip(),
                 s.interface.as_deref().unwrap_or("-"),
-                "",
+                s.assigned_ip.and(s.phase1_id.as_deref()).unwrap_or(""),
                 s.phase1_id.as_deref().unwrap_or("-"),
                 uptime,
                 status_letters(s.status)
             );
         }
+    }
+    out
+}
+
+/// `show ip local pool`, IOS's layout: each pool's range, free and in-use addresses; vpnd
+/// adds the clients refused because the pool was full.
+pub fn local_pools(pools: &[crate::ike::PoolStats]) -> String {
+    let mut out = format!(
+        " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}\n",
+        "Pool", "Begin", "End", "Free", "In use", "Refused"
+    );
+    for p in pools {
+        let _ = writeln!(
+            out,
+            " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}",
+            p.name,
+            p.begin.to_string(),
+            p.end.to_string(),
+            p.free,
+            p.in_use,
+            p.refused
+        );
     }
     out
 }
@@ -538,6 +570,7 @@ Peer: 10.2.2.9 Port: 500
             flows: vec![],
             totals: Totals::default(),
             up_since: None,
+            assigned_ip: None,
         }
     }
 
@@ -762,6 +795,46 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
 10.6.6.1        -                            10.5.5.2                 2d03h    UK
 ";
         assert_text(&got, want);
+    }
+
+    /// A remote-access client: its user in brief's Username column, its address in detail.
+    #[test]
+    fn a_client_shows_its_username_and_assigned_address() {
+        let mut s = session("192.0.2.2:500");
+        s.interface = Some("t0".into());
+        s.phase1_id = Some("joe@cclient".into());
+        s.assigned_ip = Some("203.0.113.200".parse().unwrap());
+        s.up_since = Some(1000);
+        let brief = crypto_session_brief(std::slice::from_ref(&s), 1010);
+        assert!(
+            brief.contains(
+                "192.0.2.2       t0           joe@cclient     joe@cclient              00:00:10 UA\n"
+            ),
+            "{brief}"
+        );
+        let detail = crypto_session(&[s], true);
+        assert!(detail.contains("  Phase1_id: joe@cclient\n  Username: joe@cclient\n  Assigned address: 203.0.113.200\n"), "{detail}");
+    }
+
+    #[test]
+    fn show_ip_local_pool_layout() {
+        let pools = vec![crate::ike::PoolStats {
+            name: "addressA".into(),
+            begin: "192.168.1.1".parse().unwrap(),
+            end: "192.168.1.253".parse().unwrap(),
+            free: 251,
+            in_use: 2,
+            refused: 1,
+        }];
+        let want = concat!(
+            " Pool                     Begin           End                Free  In use  Refused\n",
+            " addressA                 192.168.1.1     192.168.1.253       251       2        1\n",
+        );
+        assert_text(&local_pools(&pools), want);
+        let j = serde_json::to_value(&pools[0]).unwrap();
+        assert_eq!(j["in_use"], 2);
+        assert_eq!(j["free"], 251);
+        assert_eq!(j["refused"], 1);
     }
 
     #[test]

@@ -348,8 +348,9 @@ impl Daemon {
                     initiator,
                     rekey_at,
                     nat_t,
+                    virtual_ip,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -373,6 +374,7 @@ impl Daemon {
                         rekey_at,
                     );
                     self.sessions.ike_nat_t(ike, nat_t);
+                    self.sessions.ike_virtual_ip(ike, virtual_ip);
                 }
                 Output::IkeDown {
                     ike,
@@ -563,6 +565,9 @@ impl Daemon {
             }),
             Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
                 ike_stats: crate::control::ike_stats(&self.endpoint),
+            }),
+            Command::ShowPools {} => Response::ok(Body::Pools {
+                pools: self.endpoint.pool_stats(),
             }),
             Command::ClearSessions { filter } => {
                 let now = Instant::now();
@@ -938,6 +943,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         .collect();
     let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
     endpoint.set_dos(config.dos);
+    endpoint.set_pools(config.pools.clone());
     let mut d = Daemon {
         endpoint,
         kernel,
@@ -1261,6 +1267,7 @@ mod tests {
         let record = start_record(&SessionIdentity {
             id: "1".into(),
             user_name: up.phase1_id.clone(),
+            framed_ip: None,
             nas_ip: None,
             peer_ip: remote.ip(),
             ivrf: None,

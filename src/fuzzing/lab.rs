@@ -98,6 +98,7 @@ fn policy(
         initial_contact: true,
         nat: Default::default(),
         frag: Default::default(),
+        remote_access: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
         psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),
@@ -214,7 +215,18 @@ impl Lab {
             right,
             rw,
         );
+        // The initiator asks for an address (RFC 7296 3.15.4) from a pool of three, so a
+        // few IKE SAs in a program reach the full pool too.
+        let mut i_peer = i_peer;
+        i_peer.remote_access.request_address = true;
+        let mut r_peer = r_peer;
+        r_peer.remote_access.pool = Some("lab".into());
         let mut r = Endpoint::new(vec![r_peer, r_rw], Box::new(FuzzRng(0x5555_6666_7777_8888)));
+        r.set_pools(vec![crate::ike::AddressPool {
+            name: "lab".into(),
+            first: "198.51.100.10".parse().unwrap(),
+            last: "198.51.100.12".parse().unwrap(),
+        }]);
         // Tight DoS bounds (RFC 7296 2.6), so a few IKE_SA_INITs in a program already reach
         // the cookie, per-address and global paths, and the initiator's COOKIE retry.
         r.set_dos(crate::ike::DosConfig {
@@ -615,6 +627,9 @@ impl Lab {
                 Output::ActivateOutbound { .. } => {}
             }
         }
+        if let Err(e) = self.ep(side).check_leases() {
+            panic!("{side:?}: address leases: {e}");
+        }
     }
 
     fn configured(&self, side: Side, ip: IpAddr) -> bool {
@@ -744,5 +759,26 @@ mod tests {
         assert!(s.cookies_sent >= 2, "{s:?}");
         assert_eq!(s.half_open, 0, "{s:?}");
         assert!(l.stats.ike_up >= 4, "{:?}", l.stats.ike_up);
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    /// Six IKE SAs from the initiator against a pool of three: the programs reach both the
+    /// lease and the full pool (INTERNAL_ADDRESS_FAILURE), and the leases check after each.
+    #[test]
+    fn the_lab_reaches_the_pool_paths() {
+        let mut l = Lab::new(SUITES[0]);
+        for _ in 0..6 {
+            l.op(7, &[0, 0]);
+            l.deliver(0);
+        }
+        let p = &l.r.pool_stats()[0];
+        assert_eq!(p.in_use, 3, "{p:?}");
+        assert!(p.refused >= 1, "{p:?}");
+        let with_address = l.i.sas().filter(|s| s.virtual_ip.is_some()).count();
+        assert_eq!(with_address, 3);
     }
 }

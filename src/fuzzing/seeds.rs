@@ -177,6 +177,7 @@ pub fn control_lines() -> Vec<Vec<u8>> {
         remote_port: Some(4500),
         fvrf: Some("name10".into()),
         ivrf: Some("name20".into()),
+        username: Some("joe@cclient".into()),
     };
     let mut cmds = vec![
         Command::ShowSessions {
@@ -189,6 +190,7 @@ pub fn control_lines() -> Vec<Vec<u8>> {
         },
         Command::ShowPeers {},
         Command::ShowAccounting {},
+        Command::ShowPools {},
         Command::ClearSessions {
             filter: full.clone(),
         },

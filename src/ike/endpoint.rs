@@ -24,6 +24,7 @@ use super::fragment::FragStats;
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
 use super::policy::{Mode, PeerPolicy};
+use super::pool::{AddressPool, PoolStats, Pools};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
 /// Identifies an IKE SA for the daemon (our own IKE SPI, unique per endpoint).
@@ -141,6 +142,8 @@ pub enum Output {
         rekey_at: Instant,
         /// NAT-T in use: the SA is on the NAT-T port, its children are ESP-in-UDP.
         nat_t: bool,
+        /// The address leased to the peer (configuration payload, RFC 7296 3.15.4).
+        virtual_ip: Option<IpAddr>,
     },
     IkeDown {
         ike: IkeSaId,
@@ -234,6 +237,10 @@ pub(crate) struct Ctx<'a> {
     pub identities: &'a IdentityIndex,
     /// What IKE fragmentation did (RFC 7383), for `show crypto isakmp stats`.
     pub frag_stats: &'a mut FragStats,
+    /// Every configured peer: a responder re-selects its peer by IDi in IKE_AUTH.
+    pub peers: &'a [Arc<PeerPolicy>],
+    /// Address pools and leases (RFC 7296 3.15.4).
+    pub pools: &'a mut Pools,
 }
 
 /// The established IKE SAs of each peer configuration, by the peer's authenticated
@@ -532,6 +539,8 @@ pub struct Endpoint {
     invalid_spi: AnswerLimit,
     identities: IdentityIndex,
     frag_stats: FragStats,
+    /// The one owner of address leases: an IKE SA's lease goes when the SA is forgotten.
+    pools: Pools,
 }
 
 impl Endpoint {
@@ -556,7 +565,37 @@ impl Endpoint {
             invalid_spi: AnswerLimit::default(),
             identities: IdentityIndex::default(),
             frag_stats: FragStats::default(),
+            pools: Pools::default(),
         }
+    }
+
+    /// Sets the address pools (`ip local pool`), before any client connects.
+    pub fn set_pools(&mut self, pools: Vec<AddressPool>) {
+        self.pools = Pools::new(pools);
+    }
+
+    /// Each pool's begin, end, free and in-use figures (`show ip local pool`).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools.stats()
+    }
+
+    /// The pools and leases, for invariant checks.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The leases agree with the IKE SAs: the pools' books balance, each lease is held by a
+    /// live IKE SA that knows its address, and no address is held twice.
+    pub fn check_leases(&self) -> Result<(), String> {
+        self.pools.check()?;
+        for (owner, a) in self.pools.owners() {
+            match self.sas.get(&owner) {
+                Some(sa) if !sa.is_dead() && sa.virtual_ip.map(IpAddr::V4) == Some(a) => {}
+                Some(_) => return Err(format!("lease {a}: its IKE SA {owner:x} disagrees")),
+                None => return Err(format!("lease {a} of a forgotten IKE SA {owner:x}")),
+            }
+        }
+        Ok(())
     }
 
     /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to
@@ -631,6 +670,8 @@ impl Endpoint {
             children: &mut self.children,
             identities: &self.identities,
             frag_stats: &mut self.frag_stats,
+            peers: &self.peers,
+            pools: &mut self.pools,
         }
     }
 
@@ -677,6 +718,7 @@ impl Endpoint {
         }
         let Some(sa) = self.sas.get(&id) else {
             self.identities.forget(id);
+            self.pools.release(id);
             return;
         };
         self.identities.update(sa);
@@ -686,8 +728,10 @@ impl Endpoint {
                 .settled(id, sa.spi_i, sa.first_remote, sa.is_dead());
         }
         if sa.is_dead() {
-            // Its IkeDown and RemoveChild outputs are already queued.
+            // Its IkeDown and RemoveChild outputs are already queued. A lease still its own
+            // (a rekey handed it over otherwise) goes back to its pool.
             self.sas.remove(&id);
+            self.pools.release(id);
         } else if let Some(t) = sa.next_timeout() {
             self.timers.insert((t, id));
             self.deadline.insert(id, t);

@@ -9,6 +9,7 @@
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
 //! - `endpoint.rs`: routes datagrams to IKE SAs and queues outputs for the daemon.
 //! - `fragment.rs`: IKE fragmentation (RFC 7383): SKF sets out, bounded reassembly in.
+//! - `pool.rs`: address pools and their leases, one per IKE SA (RFC 7296 3.15.4).
 //! - `half_open.rs`: the responder's DoS bounds (RFC 7296 2.6): cookies, half-open limits.
 //! - `sa.rs`: one IKE SA: its state, message-ID windows, retransmissions and task queue.
 //! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
@@ -23,6 +24,7 @@ pub mod half_open;
 pub mod nat;
 pub mod negotiate;
 pub mod policy;
+pub mod pool;
 pub mod proposal;
 pub mod refusal;
 pub mod sa;
@@ -34,7 +36,10 @@ pub use endpoint::{
 pub use fragment::{FragPolicy, FragStats};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
-pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};
+pub use policy::{
+    ChildPolicy, IdPattern, Mode, NatPolicy, PeerPolicy, RemoteAccess, RemoteMatch, Retransmit,
+};
+pub use pool::{AddressPool, AddressRequest, LeaseError, PoolStats, Pools};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 
@@ -42,3 +47,5 @@ pub use sa::DownReason;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pool;

@@ -104,6 +104,77 @@ pub struct PeerPolicy {
     pub nat: NatPolicy,
     /// IKE fragmentation (RFC 7383).
     pub frag: super::fragment::FragPolicy,
+    /// A responder's template for remote-access clients (IOS `crypto isakmp profile`).
+    pub remote_access: RemoteAccess,
+}
+
+/// What a remote-access profile adds to a peer: which identities it is for, and what its
+/// clients are given through the configuration payload (RFC 7296 3.15).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteAccess {
+    /// Identities this entry is for (`match identity`), beside or instead of `remote_id`.
+    pub identity: Option<IdPattern>,
+    /// The pool client addresses come from (`ip local pool`); None: no address given.
+    pub pool: Option<String>,
+    /// DNS servers handed out (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS), when asked for.
+    pub dns: Vec<IpAddr>,
+    /// As an initiator: ask the responder for an address (strongSwan's `vips = 0.0.0.0`).
+    /// The engine's tests and load generators use it; vpnd itself is no client yet.
+    pub request_address: bool,
+}
+
+/// An identity pattern: `*` stands for any run of characters (`*@cclient`,
+/// `*.example.com`, `*`), matched against the identity's text (FQDN, user@FQDN, address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdPattern(String);
+
+impl IdPattern {
+    pub fn new(pattern: &str) -> IdPattern {
+        IdPattern(pattern.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// How specific the pattern is (its literal characters): the most specific match wins.
+    pub fn specificity(&self) -> usize {
+        self.0.chars().filter(|c| *c != '*').count()
+    }
+
+    pub fn matches(&self, id: &Identity) -> bool {
+        let text = match id {
+            Identity::Fqdn(s) | Identity::UserFqdn(s) => s.clone(),
+            Identity::Ipv4(a) => a.to_string(),
+            Identity::Ipv6(a) => a.to_string(),
+            Identity::KeyId(_) | Identity::Other { .. } => return self.0 == "*",
+        };
+        glob(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+/// `*` matches any run of bytes; everything else itself, ASCII case-insensitively (DNS
+/// names are, RFC 4343). Iterative with one backtrack point: linear in practice, never
+/// exponential on a hostile identity.
+fn glob(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 /// NAT traversal settings of a peer.
@@ -131,11 +202,48 @@ impl Default for NatPolicy {
     }
 }
 
+impl PeerPolicy {
+    /// Whether the peer's authenticated-to-be identity fits this entry, and how closely:
+    /// None if not; else higher for an exact `remote_id` than for a pattern, and for a
+    /// longer pattern than a shorter one; 0 for an entry that takes any identity.
+    pub fn identity_fit(&self, id: &Identity) -> Option<usize> {
+        if let Some(want) = &self.remote_id {
+            return (want == id).then_some(usize::MAX);
+        }
+        match &self.remote_access.identity {
+            Some(p) => p.matches(id).then(|| 1 + p.specificity()),
+            None => Some(0),
+        }
+    }
+}
+
 impl std::fmt::Debug for PeerPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerPolicy")
             .field("name", &self.name)
             .field("remote", &self.remote)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_patterns() {
+        let p = IdPattern::new("*@cclient");
+        assert!(p.matches(&Identity::UserFqdn("joe@cclient".into())));
+        assert!(p.matches(&Identity::UserFqdn("JOE@CClient".into())));
+        assert!(!p.matches(&Identity::UserFqdn("joe@cclient.evil".into())));
+        assert!(!p.matches(&Identity::UserFqdn("joe@other".into())));
+        assert!(IdPattern::new("*").matches(&Identity::KeyId(vec![1])));
+        assert!(IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYYc".into())));
+        assert!(!IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYY".into())));
+        assert!(IdPattern::new("198.51.100.*").matches(&Identity::Ipv4([198, 51, 100, 7].into())));
+        // A hostile identity costs linear-ish time, not exponential.
+        let long = "a".repeat(5000);
+        assert!(!IdPattern::new("*a*a*a*a*a*a*a*b").matches(&Identity::Fqdn(long)));
+        assert!(IdPattern::new("*@cclient").specificity() > IdPattern::new("*").specificity());
     }
 }

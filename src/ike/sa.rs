@@ -293,6 +293,14 @@ pub struct IkeSa {
     pub(crate) first_remote: SocketAddr,
     /// IKE fragmentation (RFC 7383): negotiated or not, and the reassemblies in progress.
     pub(crate) frag: Fragments,
+    /// The address leased to the peer (RFC 7296 3.15.4); the lease itself is the
+    /// endpoint's `Pools`, this a copy for selectors and display. A rekey's successor
+    /// takes both.
+    pub virtual_ip: Option<std::net::Ipv4Addr>,
+    /// Where the peer's address comes from when the authentication step says (RADIUS
+    /// Framed-IP-Address / Framed-Pool): set before the configuration payload is answered;
+    /// None: the profile's pool.
+    pub(crate) address_request: Option<crate::ike::pool::AddressRequest>,
 }
 
 impl IkeSa {
@@ -339,6 +347,8 @@ impl IkeSa {
             last_sent: now,
             first_remote: remote,
             frag: Fragments::default(),
+            virtual_ip: None,
+            address_request: None,
         }
     }
 

@@ -199,6 +199,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         initial_contact: true,
         nat: Default::default(),
         frag: Default::default(),
+        remote_access: Default::default(),
     }
 }
 

@@ -59,6 +59,7 @@ fn peer(
         initial_contact: true,
         nat: Default::default(),
         frag: Default::default(),
+        remote_access: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),

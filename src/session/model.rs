@@ -216,6 +216,9 @@ pub struct SessionView {
     pub totals: Totals,
     /// Unix time the session came up (its first IPsec SA pair).
     pub up_since: Option<u64>,
+    /// The address leased to the client (configuration payload; IOS "Assigned address").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_ip: Option<IpAddr>,
 }
 
 /// One configured peer as `show crypto isakmp peer` shows it.

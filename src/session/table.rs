@@ -82,6 +82,8 @@ struct Session {
     readings: HashMap<u32, Reading>,
     retired: Totals,
     up_since: Option<u64>,
+    /// The address leased to the client (the engine owns the lease; this is what it said).
+    assigned_ip: Option<IpAddr>,
 }
 
 /// What [`SessionTable::summaries`] gives per session.
@@ -240,6 +242,7 @@ impl Session {
             },
             totals: self.totals(),
             up_since: self.up_since,
+            assigned_ip: self.assigned_ip,
         }
     }
 }
@@ -275,6 +278,7 @@ impl SessionTable {
             readings: HashMap::new(),
             retired: Totals::default(),
             up_since: None,
+            assigned_ip: None,
         });
         if phase1_id.is_some() {
             s.phase1_id = phase1_id;
@@ -290,6 +294,16 @@ impl SessionTable {
             },
         );
         self.by_ike.insert(ike, key);
+    }
+
+    /// The engine leased `ip` to the client of this IKE SA (RFC 7296 3.15.4).
+    pub fn ike_virtual_ip(&mut self, ike: IkeSaId, ip: Option<IpAddr>) {
+        if let (Some(ip), Some(s)) = (
+            ip,
+            self.by_ike.get(&ike).and_then(|k| self.sessions.get_mut(k)),
+        ) {
+            s.assigned_ip = Some(ip);
+        }
     }
 
     /// The IKE SA runs over NAT-T (RFC 3948): shown as IOS's `N` capability.
@@ -471,6 +485,7 @@ impl SessionTable {
                 .collect(),
             totals: Totals::default(),
             up_since: None,
+            assigned_ip: None,
         }
     }
 

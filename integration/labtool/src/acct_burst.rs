@@ -47,6 +47,7 @@ fn view(i: usize, now: u64) -> SessionView {
         flows: vec![],
         totals: Totals::default(),
         up_since: Some(now),
+        assigned_ip: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn template(a: &FloodArgs) -> Result<Vec<u8>> {
         initial_contact: false,
         nat: Default::default(),
         frag: Default::default(),
+        remote_access: Default::default(),
     };
     let mut e = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     e.initiate(Instant::now(), "flood", SocketAddr::new(a.locals[0], 500))

@@ -32,6 +32,8 @@ impl CpPayload {
     pub const INTERNAL_IP4_ADDRESS: u16 = 1;
     pub const INTERNAL_IP4_NETMASK: u16 = 2;
     pub const INTERNAL_IP4_DNS: u16 = 3;
+    /// Ignored by the responder (3.15.1: a client's version string, nothing to answer).
+    pub const APPLICATION_VERSION: u16 = 7;
     pub const INTERNAL_IP6_ADDRESS: u16 = 8;
     pub const INTERNAL_IP6_DNS: u16 = 10;
 }

@@ -493,6 +493,9 @@ impl IkeSa {
         // Through the same door as a fresh SA, so the successor rekeys in its turn (issue 9).
         let rekey_at = new.establish(ctx.now);
         new.silent = false;
+        // The peer's address lease goes with the IKE SA (3.15.4): the successor is the session.
+        ctx.pools.transfer(self.id, new.id);
+        new.virtual_ip = self.virtual_ip;
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
             ctx.children.moved(c.id, new.id);

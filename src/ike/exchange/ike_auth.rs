@@ -1,6 +1,8 @@
 //! IKE_AUTH (RFC 7296 1.2): prove identities with the PSK (2.15) and create the first
 //! child SA, with traffic selector narrowing on the responder (2.9).
 
+use std::net::IpAddr;
+
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
     PayloadList, TsPayload,
@@ -131,6 +133,9 @@ impl IkeSa {
             inner.push(Payload::IdR(IdPayload::new(r.clone())));
         }
         inner.push(Payload::Auth(auth));
+        if self.peer.remote_access.request_address {
+            inner.push(Payload::Cp(super::config::address_request()));
+        }
         let child = match self.peer.children.first() {
             Some(policy) => {
                 let Ok(inbound_spi) = ctx.random_esp_spi() else {
@@ -203,6 +208,9 @@ impl IkeSa {
         }
         let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idr.identity.clone());
+        if self.peer.remote_access.request_address {
+            self.virtual_ip = inner.cp().and_then(super::config::replied_address);
+        }
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -212,6 +220,7 @@ impl IkeSa {
             initiator: true,
             rekey_at,
             nat_t: self.nat.in_use(),
+            virtual_ip: self.virtual_ip.map(IpAddr::V4),
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
@@ -287,7 +296,11 @@ impl IkeSa {
             );
             return;
         };
-        if let Err(r) = self.verify_peer(idi, auth) {
+        // The peer entry (profile) for this identity, then its AUTH (config.rs).
+        if let Err(r) = self
+            .select_peer(ctx, &idi.identity)
+            .and_then(|()| self.verify_peer(idi, auth))
+        {
             refuse(self, ctx, r);
             return;
         }
@@ -295,8 +308,10 @@ impl IkeSa {
             return;
         };
         let initial_contact = inner.find_notify(NotifyType::INITIAL_CONTACT).is_some();
-        let rekey_at = self.establish(ctx.now);
         self.remote_id = Some(idi.identity.clone());
+        // The client's address before the daemon hears of the SA (3.15.4, config.rs).
+        let cp = self.answer_cp(ctx, &inner, initial_contact);
+        let rekey_at = self.establish(ctx.now);
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -306,9 +321,13 @@ impl IkeSa {
             initiator: false,
             rekey_at,
             nat_t: self.nat.in_use(),
+            virtual_ip: self.virtual_ip.map(IpAddr::V4),
         });
         let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
-        if inner.sa().is_some() {
+        reply.extend(cp.reply.map(Payload::Cp));
+        if let (Some(n), Some(_)) = (cp.child_error, inner.sa()) {
+            reply.push(notify(n));
+        } else if inner.sa().is_some() {
             match self.answer_child(ctx, &inner) {
                 Ok((child, payloads)) => {
                     let (ni, nr) = (self.ni.clone(), self.nr.clone());

@@ -2,7 +2,8 @@
 //! `ike_sa_init.rs` (1.2, keys), `ike_auth.rs` (1.2, PSK 2.15, first child SA),
 //! `create_child_sa.rs` (1.3: new child, child rekey, IKE SA rekey, and the collision step of
 //! crossing rekeys, 2.8.1/2.8.2), `child.rs` (child SA keys and install, 2.17),
-//! `informational.rs` (1.4 delete, 1.4 liveness).
+//! `informational.rs` (1.4 delete, 1.4 liveness), `config.rs` (a responder's peer chosen by
+//! IDi, the configuration payload and address leases, 3.15).
 //!
 //! Each file holds its initiator task (`Initiator`, `ChildInitiator`, `IkeRekeyInitiator`:
 //! what the request's response needs, owned by the SA's initiating window as
@@ -12,6 +13,7 @@
 //! response to the task in the window, a request to the responder side.
 
 mod child;
+mod config;
 pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_sa_init;
