@@ -27,7 +27,7 @@ pub mod sa;
 
 pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
-    Transmit,
+    PeerChanges, Transmit,
 };
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
