@@ -25,7 +25,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !response.ok && inv.json && response.body.is_some() {
+        // A refused reload: its structured reasons, and still exit 1.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    }
     if !response.ok {
+        if let Some(Body::Reload { reload }) = &response.body {
+            eprint!("{}", render::reload(reload));
+        }
         eprintln!(
             "vpnctl: vpnd refused: {}",
             response.error.as_deref().unwrap_or("no reason given")
@@ -56,6 +67,7 @@ fn main() -> ExitCode {
         (Command::ShowCryptoIsakmpStats, Some(Body::IkeStats { ike_stats })) => {
             print!("{}", render::isakmp_stats(&ike_stats))
         }
+        (Command::Reload, Some(Body::Reload { reload })) => print!("{}", render::reload(&reload)),
         (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
             eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");
         }

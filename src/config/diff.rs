@@ -131,6 +131,11 @@ impl Config {
             if updates.iter().any(|f| matches!(*f, "accounting" | "group")) {
                 d.restart.push(format!("peers[{}].accounting", p.name));
             }
+            let mut why = why;
+            if updates.contains(&"fvrf") {
+                // Part of the session's key (IOS shows sessions per fvrf).
+                why.push("fvrf");
+            }
             let change = if !why.is_empty() {
                 PeerChange::Renegotiate(why)
             } else if updates.is_empty() {

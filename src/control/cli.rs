@@ -66,6 +66,8 @@ pub enum Command {
     ClearCryptoSession { filter: SessionFilter },
     /// `debug crypto isakmp [aaa] on|off`
     DebugCryptoIsakmp { aaa: bool, on: bool },
+    /// `reload`: vpnd re-reads its configuration file (not IOS's reboot).
+    Reload,
 }
 
 pub use crate::control::proto::SessionDisplay;
@@ -131,6 +133,7 @@ impl Command {
                 filter: filter.into(),
             },
             Command::DebugCryptoIsakmp { aaa, on } => proto::Command::Debug { aaa: *aaa, on: *on },
+            Command::Reload => proto::Command::Reload {},
         }
     }
 }
@@ -458,6 +461,9 @@ enum Top {
         #[command(subcommand)]
         what: DebugCrypto,
     },
+    /// Re-read vpnd's configuration file and apply the difference (as `systemctl reload
+    /// vpnd`); a file with errors is refused whole. Unlike IOS's reload, nothing restarts.
+    Reload,
 }
 
 #[derive(Subcommand, Debug)]
@@ -609,6 +615,7 @@ where
                 .map_err(|e| usage_error(&["debug", "crypto", "isakmp"], e))?;
             Command::DebugCryptoIsakmp { aaa, on }
         }
+        Top::Reload => Command::Reload,
     };
     Ok(Invocation {
         json: cli.json,

@@ -232,6 +232,49 @@ pub fn crypto_session_summary(sessions: &[SessionView]) -> String {
 /// `show crypto isakmp stats`, after IOS's `show crypto ikev2 stats`: the IKE SAs, the
 /// responder's half-open SAs against their bounds, and what the flood defence did
 /// (RFC 7296 2.6 cookies, per-address and global drops).
+/// `reload`: one line per change (peer names and file text are the operator's own, but
+/// escaped anyway: a file may hold anything).
+pub fn reload(r: &super::proto::ReloadView) -> String {
+    use crate::escape::peer_text as e;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let list = |v: &[String]| v.iter().map(|s| e(s)).collect::<Vec<_>>().join(", ");
+    let fields = |v: &[super::proto::PeerFields]| {
+        v.iter()
+            .map(|p| format!("{} ({})", e(&p.name), p.fields.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !r.applied {
+        let _ = writeln!(out, "{}: reload refused, the running configuration stays", e(&r.file));
+        for p in &r.problems {
+            let field = if p.field.is_empty() { String::new() } else { format!(" {}:", e(&p.field)) };
+            let _ = writeln!(out, "  {}:{}:{}:{} {}", e(&p.file), p.line, p.column, field, e(&p.message));
+        }
+        for x in &r.refused {
+            let _ = writeln!(out, "  {}", e(x));
+        }
+        return out;
+    }
+    let _ = writeln!(out, "{}: reloaded", e(&r.file));
+    for (what, text) in [
+        ("added", list(&r.added)),
+        ("removed", list(&r.removed)),
+        ("renegotiated", fields(&r.renegotiated)),
+        ("updated", fields(&r.updated)),
+        ("applied live", list(&r.live)),
+        ("needs a restart (running values kept)", list(&r.restart_needed)),
+    ] {
+        if !text.is_empty() {
+            let _ = writeln!(out, "  {what}: {text}");
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warning: {}:{}:{}: {} {}", e(&w.file), w.line, w.column, e(&w.field), e(&w.message));
+    }
+    out
+}
+
 pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
     let d = &s.dos;
     let off = |n: u32| {

@@ -80,6 +80,28 @@ impl Notifier {
         }
     }
 
+    /// RELOADING=1 with MONOTONIC_USEC: `Type=notify-reload` (systemd 253) waits for
+    /// these; older systemd shows the unit "reloading" until READY=1.
+    pub fn reloading(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        match NotifyState::monotonic_usec_now() {
+            Ok(m) => send(&[NotifyState::Reloading, m]),
+            Err(e) => {
+                debug!("CLOCK_MONOTONIC: {e}");
+                send(&[NotifyState::Reloading]);
+            }
+        }
+    }
+
+    /// READY=1: running again after a reload.
+    pub fn ready(&mut self) {
+        if self.enabled {
+            send(&[NotifyState::Ready]);
+        }
+    }
+
     /// When the loop must next turn for [`Notifier::tick`], if ever.
     pub fn next_wake(&self) -> Option<Instant> {
         if !self.enabled {
