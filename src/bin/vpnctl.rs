@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !response.ok && inv.json && response.body.is_some() {
+    if !response.ok && inv.json && matches!(response.body, Some(Body::Reload { .. })) {
         // A refused reload: its structured reasons, and still exit 1.
         println!(
             "{}",
