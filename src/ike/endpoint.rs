@@ -615,9 +615,13 @@ impl Endpoint {
                 sa.peer = p.clone();
                 continue;
             }
-            if sa.rekeyed_to().is_some() || sa.is_dead() {
+            if sa.rekeyed_to().is_some()
+                || sa.is_dead()
+                || matches!(sa.state, super::sa::State::Deleting { .. })
+            {
                 // A replaced SA stands for its successor (deleted in this loop too), as in
-                // `delete`; the old one is left to its rekey.
+                // `delete`; the old one is left to its rekey. One being deleted (an earlier
+                // reload's) is on its way out already.
                 continue;
             }
             if self.fatal.is_none() {

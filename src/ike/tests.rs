@@ -2331,3 +2331,31 @@ fn a_reload_adds_a_peer_without_touching_the_others_even_during_a_rekey() {
     p.drive();
     assert_eq!(p.a.sas().count(), 0, "every SA of both peers gone");
 }
+
+#[test]
+fn a_peer_removed_and_added_back_before_its_delete_is_answered_ends_with_one_pair() {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut p = Pair::new(pa.clone(), pb);
+    up(&mut p);
+    let first = child_ids(&p.a);
+    // Two reloads in a row: the DELETE of the first is still in flight at the second.
+    let c = p.a.set_peers(p.now, Vec::new());
+    assert_eq!(c.deleted.len(), 1);
+    let c = p.a.set_peers(p.now, vec![pa.clone()]);
+    assert_eq!(c.added, vec!["b".to_string()]);
+    assert!(c.deleted.is_empty(), "the SA being deleted is not deleted twice");
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    p.drive();
+    assert_one_matching_pair(&p, "removed and added back");
+    assert_ne!(child_ids(&p.a), first, "a new pair");
+    assert_eq!(p.a.sas().filter(|s| s.is_established()).count(), 1);
+    // A flood of reloads that change nothing costs nothing on the wire.
+    let sent = p.sent;
+    for _ in 0..1000 {
+        let c = p.a.set_peers(p.now, vec![pa.clone()]);
+        assert_eq!(c.kept.len(), 1);
+    }
+    p.drive();
+    assert_eq!(p.sent, sent);
+    assert_one_matching_pair(&p, "after 1000 reloads");
+}
