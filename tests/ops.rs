@@ -428,7 +428,11 @@ fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
         while !seen.iter().any(|m: &String| m.contains("READY=1")) && Instant::now() < until {
             seen.extend(notifications(&fake, Duration::from_millis(200)));
         }
-        assert!(seen.iter().any(|m| m.contains("READY=1")), "{seen:?}\n{}", d.log());
+        assert!(
+            seen.iter().any(|m| m.contains("READY=1")),
+            "{seen:?}\n{}",
+            d.log()
+        );
         assert_eq!(
             out_policies(),
             [
@@ -454,10 +458,7 @@ fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
             .iter()
             .position(|m| m.contains("RELOADING=1"))
             .unwrap_or_else(|| panic!("no RELOADING=1: {around:?}\n{}", d.log()));
-        assert!(
-            around[reloading].contains("MONOTONIC_USEC="),
-            "{around:?}"
-        );
+        assert!(around[reloading].contains("MONOTONIC_USEC="), "{around:?}");
         let ready = around.iter().position(|m| m.contains("READY=1")).unwrap();
         assert!(reloading < ready, "{around:?}");
         assert_eq!(
@@ -487,7 +488,11 @@ fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
         }
 
         // A broken file: refused whole, with its location; everything stays.
-        let mut broken = reload_config(&dir, port, &[("only", "192.0.2.5", "x", "203.0.113.192/26")]);
+        let mut broken = reload_config(
+            &dir,
+            port,
+            &[("only", "192.0.2.5", "x", "203.0.113.192/26")],
+        );
         broken.push_str("    ike:\n      dpd: soon\n");
         std::fs::write(&conf, &broken).unwrap();
         let (code, v) = vpnctl(&sock, &["reload"]);
@@ -495,7 +500,11 @@ fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
         assert_eq!(v["ok"], false, "{v}");
         assert_eq!(v["reload"]["applied"], false, "{v}");
         let p = &v["reload"]["problems"][0];
-        let line = broken.lines().position(|l| l.contains("dpd: soon")).unwrap() + 1;
+        let line = broken
+            .lines()
+            .position(|l| l.contains("dpd: soon"))
+            .unwrap()
+            + 1;
         assert_eq!(p["line"], line as u64, "{v}");
         assert!(p["column"].as_u64().unwrap() > 0, "{v}");
         assert!(

@@ -3,8 +3,9 @@
 # adds peer4, removes peer3 and changes peer2's description. peer1 loses no packet and
 # keeps its SAs (same SPIs in gw1's kernel), peer4 comes up, peer3 is deleted on the
 # strongSwan side too (swanctl --list-sas), peer2 keeps its SAs and shows the new
-# description; then a broken file is refused (vpnctl --json and SIGHUP) with its line and
-# column, and everything keeps running.
+# description. A second reload changes peer4's IKE proposals: peer4 alone is Deleted and
+# comes up again with new SPIs. Then a broken file is refused (vpnctl --json and SIGHUP)
+# with its line and column, and everything keeps running.
 source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=180
@@ -142,6 +143,28 @@ scenario_run() {
     assert_eq "192.0.2.2:500 192.0.2.3:500 192.0.2.5:500" \
         "$(_json '" ".join(sorted(s["key"]["peer"] for s in r["sessions"] if s["status"] == "UP-ACTIVE"))' <"$LAB_LOGDIR/sessions.json")" \
         "sessions up after the reload"
+
+    # A change peer4 negotiated (a second IKE proposal): only peer4 is renegotiated,
+    # Deleted with charon and brought up again with new SPIs.
+    local spis4 conf2
+    spis4=$(_spis 192.0.2.5)
+    conf2=$(_peer peer4 192.0.2.5 "added by the reload" "${ts[peer4]}")
+    conf2+=$'\n    ike:\n      proposals: [aes256gcm16-prfsha256-x25519, aes128gcm16-prfsha256-ecp256]'
+    _conf "$conf" "$(_peer peer1 192.0.2.2 "steady" "${ts[peer1]}")" \
+        "$(_peer peer2 192.0.2.3 "after the reload" "${ts[peer2]}")" "$conf2"
+    _vpnctl --json reload >"$out" || lab_fail "vpnctl reload failed: $(cat "$out")"
+    assert_eq '[[], [], [{"name": "peer4", "fields": ["ike.proposals"]}], []]' \
+        "$(_json '[r["reload"][k] for k in ("added", "removed", "renegotiated", "updated")]' <"$out")" \
+        "the second reload renegotiates peer4 only"
+    lab_wait 20 "charon in peer4 received vpnd's Delete" \
+        grep -q 'received DELETE for IKE_SA' "$LAB_LOGDIR/charon-peer4.log"
+    lab_wait 30 "peer4 up again (a second CHILD_SA in charon's log)" \
+        bash -c '[[ $(grep -cE "CHILD_SA site\{[0-9]+\} established" "$0") -ge 2 ]]' "$LAB_LOGDIR/charon-peer4.log"
+    lab_wait 10 "peer4's new SA pair in gw1" bash -c '[[ $(ip -n gw1 xfrm state | grep -c "192.0.2.5") -eq 2 ]]'
+    [[ $(_spis 192.0.2.5) != "$spis4" ]] || lab_fail "peer4's SPIs did not change: $spis4"
+    lab_log "ok: peer4 renegotiated: $spis4 -> $(_spis 192.0.2.5)"
+    assert_eq "$spis1" "$(_spis 192.0.2.2)" "peer1's SAs after peer4's renegotiation"
+    assert_eq 0 "$(grep -c 'received DELETE' "$LAB_LOGDIR/charon-peer1.log" || true)" "peer1's charon still got no Delete"
 
     # A broken file: refused whole, with its location; nothing changes.
     cp "$conf" "$LAB_WORKDIR/good.yaml"

@@ -74,7 +74,10 @@ fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
     check("ike.lifetime", a.ike.lifetime != b.ike.lifetime);
     check("ike.dpd", a.ike.dpd != b.ike.dpd);
     check("ike.retransmit", a.ike.retransmit != b.ike.retransmit);
-    check("ike.nat_keepalive", a.ike.nat_keepalive != b.ike.nat_keepalive);
+    check(
+        "ike.nat_keepalive",
+        a.ike.nat_keepalive != b.ike.nat_keepalive,
+    );
     let lifetimes = |p: &PeerConfig| -> Vec<(u64, Option<u64>, u32)> {
         p.children
             .iter()
@@ -125,8 +128,10 @@ impl Config {
             let why = a.renegotiation_reasons(&b);
             let updates = peer_updates(old, p);
             for f in updates.iter().filter(|f| PEER_RESTART_ONLY.contains(f)) {
-                d.refused
-                    .push(format!("peers[{}].{f}: changing it needs a restart", p.name));
+                d.refused.push(format!(
+                    "peers[{}].{f}: changing it needs a restart",
+                    p.name
+                ));
             }
             if updates.iter().any(|f| matches!(*f, "accounting" | "group")) {
                 d.restart.push(format!("peers[{}].accounting", p.name));
@@ -247,7 +252,10 @@ peers:
     }
 
     fn peer(d: &ConfigDiff, name: &str) -> Option<PeerChange> {
-        d.peers.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone())
+        d.peers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
     }
 
     #[test]
@@ -348,7 +356,10 @@ peers:
 
     #[test]
     fn sections_are_live_or_wait_for_a_restart() {
-        let d = diff("local:\n", "log:\n  level: debug\ndos:\n  cookie_threshold: 3\nlocal:\n");
+        let d = diff(
+            "local:\n",
+            "log:\n  level: debug\ndos:\n  cookie_threshold: 3\nlocal:\n",
+        );
         assert_eq!(d.live, vec!["log", "dos"]);
         let d = diff(
             "local:\n",
@@ -357,14 +368,21 @@ peers:
         assert_eq!(d.live, vec!["syslog"]);
         // A new port or socket path: the running ones stay, the rest of the file applies.
         let old = load(BASE);
-        let file = load(&BASE.replace(
-            "  addresses: [192.0.2.1]\n",
-            "  addresses: [192.0.2.1]\n  port: 501\ncontrol:\n  socket: /run/x.sock\n",
-        ).replace("description: first", "description: second"));
+        let file = load(
+            &BASE
+                .replace(
+                    "  addresses: [192.0.2.1]\n",
+                    "  addresses: [192.0.2.1]\n  port: 501\ncontrol:\n  socket: /run/x.sock\n",
+                )
+                .replace("description: first", "description: second"),
+        );
         let (eff, d) = old.reload(file);
         assert_eq!(eff.local, old.local);
         assert_eq!(d.restart, vec!["local", "control"]);
-        assert_eq!(peer(&d, "keep"), Some(PeerChange::Update(vec!["description"])));
+        assert_eq!(
+            peer(&d, "keep"),
+            Some(PeerChange::Update(vec!["description"]))
+        );
     }
 
     #[test]
@@ -379,6 +397,9 @@ peers:
             "  - name: gone\n",
             "  - name: new\n    interface: ipsec9\n    if_id: 9\n",
         );
-        assert!(d.refused.iter().any(|r| r.contains("peers[new].interface")), "{d:?}");
+        assert!(
+            d.refused.iter().any(|r| r.contains("peers[new].interface")),
+            "{d:?}"
+        );
     }
 }

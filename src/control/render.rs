@@ -246,10 +246,26 @@ pub fn reload(r: &super::proto::ReloadView) -> String {
             .join(", ")
     };
     if !r.applied {
-        let _ = writeln!(out, "{}: reload refused, the running configuration stays", e(&r.file));
+        let _ = writeln!(
+            out,
+            "{}: reload refused, the running configuration stays",
+            e(&r.file)
+        );
         for p in &r.problems {
-            let field = if p.field.is_empty() { String::new() } else { format!(" {}:", e(&p.field)) };
-            let _ = writeln!(out, "  {}:{}:{}:{} {}", e(&p.file), p.line, p.column, field, e(&p.message));
+            let field = if p.field.is_empty() {
+                String::new()
+            } else {
+                format!(" {}:", e(&p.field))
+            };
+            let _ = writeln!(
+                out,
+                "  {}:{}:{}:{} {}",
+                e(&p.file),
+                p.line,
+                p.column,
+                field,
+                e(&p.message)
+            );
         }
         for x in &r.refused {
             let _ = writeln!(out, "  {}", e(x));
@@ -263,14 +279,25 @@ pub fn reload(r: &super::proto::ReloadView) -> String {
         ("renegotiated", fields(&r.renegotiated)),
         ("updated", fields(&r.updated)),
         ("applied live", list(&r.live)),
-        ("needs a restart (running values kept)", list(&r.restart_needed)),
+        (
+            "needs a restart (running values kept)",
+            list(&r.restart_needed),
+        ),
     ] {
         if !text.is_empty() {
             let _ = writeln!(out, "  {what}: {text}");
         }
     }
     for w in &r.warnings {
-        let _ = writeln!(out, "  warning: {}:{}:{}: {} {}", e(&w.file), w.line, w.column, e(&w.field), e(&w.message));
+        let _ = writeln!(
+            out,
+            "  warning: {}:{}:{}: {} {}",
+            e(&w.file),
+            w.line,
+            w.column,
+            e(&w.field),
+            e(&w.message)
+        );
     }
     out
 }

@@ -58,10 +58,16 @@ impl Daemon {
             let text = diff.refused.join("\n");
             error!(file = %path.display(), "reload refused, the running configuration stays:\n{text}");
             view.refused = diff.refused;
-            return refused(view, format!("reload refused, the running configuration stays:\n{text}"));
+            return refused(
+                view,
+                format!("reload refused, the running configuration stays:\n{text}"),
+            );
         }
         for s in &diff.restart {
-            warn!(section = s, "reload: changed, but only a restart applies it; the running values stay");
+            warn!(
+                section = s,
+                "reload: changed, but only a restart applies it; the running values stay"
+            );
         }
         // 1. The kernel's standing policies, new before old.
         match self.kernel.set_standing(&standing_flows(&new)).await {
@@ -108,7 +114,8 @@ impl Daemon {
         }
         if diff.live.contains(&"syslog") {
             // The old destinations send what they hold, off this loop.
-            let old = std::mem::replace(&mut self.syslog, crate::syslog::Syslog::start(&new.syslog));
+            let old =
+                std::mem::replace(&mut self.syslog, crate::syslog::Syslog::start(&new.syslog));
             tokio::spawn(old.shutdown(SHUTDOWN_GRACE));
         }
         if let Some(a) = &self.accounting {

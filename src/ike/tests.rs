@@ -2233,7 +2233,11 @@ fn a_reload_that_changes_nothing_negotiated_keeps_the_sas_under_the_new_policy()
         assert_eq!(p.a_out.len(), seen, "no install, removal or down");
         assert_eq!(child_ids(&p.a), before, "same SPIs");
         let sa = p.a.sas().next().unwrap();
-        assert_eq!(sa.peer.dpd, Some(Duration::from_secs(5 + round)), "new policy object");
+        assert_eq!(
+            sa.peer.dpd,
+            Some(Duration::from_secs(5 + round)),
+            "new policy object"
+        );
     }
     // The new child lifetime is what the next rekey installs.
     let (ike, child) = {
@@ -2254,9 +2258,8 @@ fn a_reload_that_changes_proposals_renegotiates_and_one_that_drops_a_peer_delete
     up(&mut p);
     let first = Pair::installs(&p.a_out)[0].inbound_spi;
     let mut next = pa.clone();
-    next.ike_proposals.push(
-        Proposal::parse("aes128gcm16-prfsha256-ecp256", ProposalKind::Ike).unwrap(),
-    );
+    next.ike_proposals
+        .push(Proposal::parse("aes128gcm16-prfsha256-ecp256", ProposalKind::Ike).unwrap());
     let (seen_a, seen_b) = (p.a_out.len(), p.b_out.len());
     let c = p.a.set_peers(p.now, vec![next.clone()]);
     assert_eq!(
@@ -2272,7 +2275,11 @@ fn a_reload_that_changes_proposals_renegotiates_and_one_that_drops_a_peer_delete
     assert_eq!(Pair::removes(a).len(), 1);
     assert_eq!(Pair::removes(a)[0].inbound_spi, first);
     assert_eq!(Pair::downs(a), vec![DownReason::LocalDelete]);
-    assert_eq!(Pair::downs(b), vec![DownReason::PeerDelete], "the peer was told");
+    assert_eq!(
+        Pair::downs(b),
+        vec![DownReason::PeerDelete],
+        "the peer was told"
+    );
     assert_eq!(p.a.sas().count() + p.b.sas().count(), 0);
     // Brought up again (the daemon's part), under the new proposals.
     up(&mut p);
@@ -2343,7 +2350,10 @@ fn a_peer_removed_and_added_back_before_its_delete_is_answered_ends_with_one_pai
     assert_eq!(c.deleted.len(), 1);
     let c = p.a.set_peers(p.now, vec![pa.clone()]);
     assert_eq!(c.added, vec!["b".to_string()]);
-    assert!(c.deleted.is_empty(), "the SA being deleted is not deleted twice");
+    assert!(
+        c.deleted.is_empty(),
+        "the SA being deleted is not deleted twice"
+    );
     p.a.initiate(p.now, "b", addr(A)).unwrap();
     p.drive();
     assert_one_matching_pair(&p, "removed and added back");

@@ -296,7 +296,11 @@ impl SessionTable {
     /// is dynamic): its sessions show the new text from now on. The session key (address,
     /// VRFs) is not touched: a peer whose VRFs change is renegotiated instead.
     pub fn peer_updated(&mut self, info: &PeerInfo) {
-        for s in self.sessions.values_mut().filter(|s| s.peer.name == info.name) {
+        for s in self
+            .sessions
+            .values_mut()
+            .filter(|s| s.peer.name == info.name)
+        {
             s.peer.description.clone_from(&info.description);
             s.peer.dynamic = info.dynamic;
         }
