@@ -672,6 +672,16 @@ mod tests {
     }
 
     #[test]
+    fn reload_and_its_abbreviations() {
+        for line in ["reload", "rel", "r"] {
+            assert_eq!(command(line), Command::Reload, "{line}");
+        }
+        assert_eq!(Command::Reload.request(), proto::Command::Reload {});
+        assert!(proto::Command::Reload {}.changes_state(), "admin only");
+        assert!(parse("reload now").is_err(), "no arguments");
+    }
+
+    #[test]
     fn full_words() {
         assert_eq!(
             command("show crypto session"),

@@ -503,6 +503,44 @@ mod tests {
     use super::*;
     use crate::session::model::{SessionKey, Totals};
 
+    #[test]
+    fn a_reload_answer_in_lines_and_escaped() {
+        use super::super::proto::{PeerFields, ProblemView, ReloadView};
+        let refused = ReloadView {
+            file: "/etc/vpnd/vpnd.yaml".into(),
+            problems: vec![ProblemView {
+                file: "/etc/vpnd/vpnd.yaml".into(),
+                line: 12,
+                column: 7,
+                field: "peers[0].description".into(),
+                message: "bad \x1b[2J text".into(),
+            }],
+            ..ReloadView::default()
+        };
+        let text = reload(&refused);
+        assert_eq!(
+            text,
+            "/etc/vpnd/vpnd.yaml: reload refused, the running configuration stays\n  \
+             /etc/vpnd/vpnd.yaml:12:7: peers[0].description: bad \\x1b[2J text\n"
+        );
+        let applied = ReloadView {
+            file: "/etc/vpnd/vpnd.yaml".into(),
+            applied: true,
+            added: vec!["b".into()],
+            updated: vec![PeerFields {
+                name: "a".into(),
+                fields: vec!["description".into()],
+            }],
+            restart_needed: vec!["metrics".into()],
+            ..ReloadView::default()
+        };
+        assert_eq!(
+            reload(&applied),
+            "/etc/vpnd/vpnd.yaml: reloaded\n  added: b\n  updated: a (description)\n  \
+             needs a restart (running values kept): metrics\n"
+        );
+    }
+
     // The IOS guide's samples, verbatim (IP Security VPN Monitoring, "show crypto session
     // Command Output Examples", "Verifying Peer Descriptions", the syslog notifications).
     // The guide prints the session block right under the header, and its detail sample omits
