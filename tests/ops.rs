@@ -487,6 +487,30 @@ fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
             assert_eq!(v["reload"][k], serde_json::json!([]), "{k}: {v}");
         }
 
+        // New selectors for a peer: its new standing policy is in, the old one gone.
+        let third = [
+            ("keep", "192.0.2.2", "changed", "203.0.113.0/25"),
+            ("new", "192.0.2.4", "third", "203.0.113.128/26"),
+        ];
+        std::fs::write(&conf, reload_config(&dir, port, &third)).unwrap();
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(
+            v["reload"]["renegotiated"],
+            serde_json::json!([{"name": "keep", "fields": ["children.remote_ts"]}]),
+            "{v}"
+        );
+        assert_eq!(
+            out_policies(),
+            [
+                "198.51.100.0/25 dst 203.0.113.0/25",
+                "198.51.100.0/25 dst 203.0.113.128/26"
+            ]
+        );
+        std::fs::write(&conf, reload_config(&dir, port, &second)).unwrap();
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 0, "{v}");
+
         // A broken file: refused whole, with its location; everything stays.
         let mut broken = reload_config(
             &dir,
