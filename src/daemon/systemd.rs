@@ -1,5 +1,5 @@
 //! systemd's notify protocol (`Type=notify`): READY=1 and STOPPING=1 are sent by the daemon
-//! at start and stop; here, STATUS= with the sessions up and down (on change, at most once
+//! at start and stop, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a reload; here, STATUS= with the sessions up and down (on change, at most once
 //! a second) and the watchdog (WATCHDOG=1 every half `WatchdogSec=`). Both are sent from
 //! the daemon loop itself, the task that drives the IKE engine: a loop that hangs stops the
 //! pings and systemd restarts vpnd, whatever the rest of the runtime still does. Nothing
