@@ -343,3 +343,202 @@ fn the_watchdog_is_pinged_from_the_daemon_loop_and_stops_when_it_stalls() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// `vpnctl --json ARGS` against `sock`: exit status and the JSON answer.
+fn vpnctl(sock: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vpnctl"))
+        .arg("--socket")
+        .arg(sock)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "vpnctl {args:?}: {e}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn peers_shown(sock: &Path) -> Vec<(String, Option<String>)> {
+    let (code, v) = vpnctl(sock, &["show", "crypto", "isakmp", "peer"]);
+    assert_eq!(code, 0, "{v}");
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["description"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// The selectors (src dst) of the namespace's outbound XFRM policies, sorted.
+fn out_policies() -> Vec<String> {
+    let text = sh("ip xfrm policy show dir out");
+    let mut v: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("src "))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+fn reload_config(dir: &Path, port: u16, peers: &[(&str, &str, &str, &str)]) -> String {
+    let mut s = format!(
+        "local:\n  addresses: [192.0.2.1]\n  port: {port}\ncontrol:\n  socket: {}/vpnd.sock\n\
+         syslog:\n  local: false\npeers:\n",
+        dir.display()
+    );
+    for (name, address, description, remote_ts) in peers {
+        s.push_str(&format!(
+            "  - name: {name}\n    address: {address}\n    description: {description}\n    \
+             psk: reload-test-secret-0123456789\n    children:\n      - name: lan\n        \
+             local_ts: [198.51.100.0/25]\n        remote_ts: [{remote_ts}]\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_reload_applies_the_difference_and_refuses_a_broken_file_whole() {
+    in_netns(|| async {
+        sh("ip link set lo up && ip addr add 192.0.2.1/24 dev lo");
+        let dir = temp_dir("reload");
+        let sock = dir.join("vpnd.sock");
+        let notify = dir.join("notify.sock");
+        let fake = UnixDatagram::bind(&notify).unwrap();
+        let conf = dir.join("vpnd.yaml");
+        let port = 6500 + (std::process::id() % 1000) as u16;
+        let first = [
+            ("keep", "192.0.2.2", "first", "203.0.113.0/26"),
+            ("gone", "192.0.2.3", "second", "203.0.113.64/26"),
+        ];
+        std::fs::write(&conf, reload_config(&dir, port, &first)).unwrap();
+        let d = Daemon::start(&conf, &[("NOTIFY_SOCKET", notify.to_str().unwrap())]);
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while !seen.iter().any(|m: &String| m.contains("READY=1")) && Instant::now() < until {
+            seen.extend(notifications(&fake, Duration::from_millis(200)));
+        }
+        assert!(
+            seen.iter().any(|m| m.contains("READY=1")),
+            "{seen:?}\n{}",
+            d.log()
+        );
+        assert_eq!(
+            out_policies(),
+            [
+                "198.51.100.0/25 dst 203.0.113.0/26",
+                "198.51.100.0/25 dst 203.0.113.64/26"
+            ]
+        );
+
+        // SIGHUP: one peer added, one removed, one's description changed.
+        let second = [
+            ("keep", "192.0.2.2", "changed", "203.0.113.0/26"),
+            ("new", "192.0.2.4", "third", "203.0.113.128/26"),
+        ];
+        std::fs::write(&conf, reload_config(&dir, port, &second)).unwrap();
+        let _ = notifications(&fake, Duration::from_millis(100));
+        d.signal(libc::SIGHUP);
+        let mut around = Vec::new();
+        let until = Instant::now() + Duration::from_secs(20);
+        while !around.iter().any(|m: &String| m.contains("READY=1")) && Instant::now() < until {
+            around.extend(notifications(&fake, Duration::from_millis(200)));
+        }
+        let reloading = around
+            .iter()
+            .position(|m| m.contains("RELOADING=1"))
+            .unwrap_or_else(|| panic!("no RELOADING=1: {around:?}\n{}", d.log()));
+        assert!(around[reloading].contains("MONOTONIC_USEC="), "{around:?}");
+        let ready = around.iter().position(|m| m.contains("READY=1")).unwrap();
+        assert!(reloading < ready, "{around:?}");
+        assert_eq!(
+            peers_shown(&sock),
+            [
+                ("keep".to_string(), Some("changed".to_string())),
+                ("new".to_string(), Some("third".to_string()))
+            ],
+            "{}",
+            d.log()
+        );
+        // The new flow stands, the removed one's policies are gone, the kept one's stayed.
+        assert_eq!(
+            out_policies(),
+            [
+                "198.51.100.0/25 dst 203.0.113.0/26",
+                "198.51.100.0/25 dst 203.0.113.128/26"
+            ]
+        );
+
+        // The same file again (the second time): nothing changes.
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["reload"]["applied"], true, "{v}");
+        for k in ["added", "removed", "renegotiated", "updated"] {
+            assert_eq!(v["reload"][k], serde_json::json!([]), "{k}: {v}");
+        }
+
+        // New selectors for a peer: its new standing policy is in, the old one gone.
+        let third = [
+            ("keep", "192.0.2.2", "changed", "203.0.113.0/25"),
+            ("new", "192.0.2.4", "third", "203.0.113.128/26"),
+        ];
+        std::fs::write(&conf, reload_config(&dir, port, &third)).unwrap();
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(
+            v["reload"]["renegotiated"],
+            serde_json::json!([{"name": "keep", "fields": ["children.remote_ts"]}]),
+            "{v}"
+        );
+        assert_eq!(
+            out_policies(),
+            [
+                "198.51.100.0/25 dst 203.0.113.0/25",
+                "198.51.100.0/25 dst 203.0.113.128/26"
+            ]
+        );
+        std::fs::write(&conf, reload_config(&dir, port, &second)).unwrap();
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 0, "{v}");
+
+        // A broken file: refused whole, with its location; everything stays.
+        let mut broken = reload_config(
+            &dir,
+            port,
+            &[("only", "192.0.2.5", "x", "203.0.113.192/26")],
+        );
+        broken.push_str("    ike:\n      dpd: soon\n");
+        std::fs::write(&conf, &broken).unwrap();
+        let (code, v) = vpnctl(&sock, &["reload"]);
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["reload"]["applied"], false, "{v}");
+        let p = &v["reload"]["problems"][0];
+        let line = broken
+            .lines()
+            .position(|l| l.contains("dpd: soon"))
+            .unwrap()
+            + 1;
+        assert_eq!(p["line"], line as u64, "{v}");
+        assert!(p["column"].as_u64().unwrap() > 0, "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(&format!(":{line}:")),
+            "{v}"
+        );
+        assert_eq!(peers_shown(&sock).len(), 2);
+        assert_eq!(out_policies().len(), 2);
+        assert!(d.log().contains("reload refused"), "{}", d.log());
+        drop(d);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

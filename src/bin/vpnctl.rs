@@ -25,7 +25,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !response.ok && inv.json && matches!(response.body, Some(Body::Reload { .. })) {
+        // A refused reload: its structured reasons, and still exit 1.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    }
     if !response.ok {
+        if let Some(Body::Reload { reload }) = &response.body {
+            eprint!("{}", render::reload(reload));
+        }
         eprintln!(
             "vpnctl: vpnd refused: {}",
             response.error.as_deref().unwrap_or("no reason given")
@@ -59,6 +70,7 @@ fn main() -> ExitCode {
         (Command::ShowIpLocalPool, Some(Body::Pools { pools })) => {
             print!("{}", render::local_pools(&pools))
         }
+        (Command::Reload, Some(Body::Reload { reload })) => print!("{}", render::reload(&reload)),
         (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
             eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");
         }

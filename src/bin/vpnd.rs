@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match rt.block_on(vpnd::daemon::run(config, log)) {
+    match rt.block_on(vpnd::daemon::run(config, args.config.clone(), log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

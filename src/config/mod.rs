@@ -27,11 +27,13 @@
 //! # Ok::<(), vpnd::config::ConfigError>(())
 //! ```
 
+mod diff;
 mod engine;
 mod file;
 pub mod parse;
 mod validate;
 
+pub use diff::{ConfigDiff, PeerChange};
 pub use validate::{
     DEFAULT_MAX_CLIENTS, GOOD_PSK, MAX_CHILD_KILOBYTES, MAX_DEAD_TIME, MAX_DPD, MAX_LIFETIME,
     MAX_MAX_CLIENTS, MAX_PSK_FILE, MAX_RADIUS_TIMEOUT, MAX_RETRANSMIT_TIMEOUT, MAX_UPDATE_PERIODIC,

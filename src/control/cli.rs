@@ -70,6 +70,8 @@ pub enum Command {
     ClearCryptoSession { filter: SessionFilter },
     /// `debug crypto isakmp [aaa] on|off`
     DebugCryptoIsakmp { aaa: bool, on: bool },
+    /// `reload`: vpnd re-reads its configuration file (not IOS's reboot).
+    Reload,
 }
 
 pub use crate::control::proto::SessionDisplay;
@@ -139,6 +141,7 @@ impl Command {
                 filter: filter.into(),
             },
             Command::DebugCryptoIsakmp { aaa, on } => proto::Command::Debug { aaa: *aaa, on: *on },
+            Command::Reload => proto::Command::Reload {},
         }
     }
 }
@@ -469,6 +472,9 @@ enum Top {
         #[command(subcommand)]
         what: DebugCrypto,
     },
+    /// Re-read vpnd's configuration file and apply the difference (as `systemctl reload
+    /// vpnd`); a file with errors is refused whole. Unlike IOS's reload, nothing restarts.
+    Reload,
 }
 
 #[derive(Subcommand, Debug)]
@@ -648,6 +654,7 @@ where
                 .map_err(|e| usage_error(&["debug", "crypto", "isakmp"], e))?;
             Command::DebugCryptoIsakmp { aaa, on }
         }
+        Top::Reload => Command::Reload,
     };
     Ok(Invocation {
         json: cli.json,
@@ -701,6 +708,16 @@ mod tests {
 
     fn words(s: &str) -> Vec<&str> {
         s.split_whitespace().collect()
+    }
+
+    #[test]
+    fn reload_and_its_abbreviations() {
+        for line in ["reload", "rel", "r"] {
+            assert_eq!(command(line), Command::Reload, "{line}");
+        }
+        assert_eq!(Command::Reload.request(), proto::Command::Reload {});
+        assert!(proto::Command::Reload {}.changes_state(), "admin only");
+        assert!(parse("reload now").is_err(), "no arguments");
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         accounting: Option<Box<crate::accounting::AccountingView>>,
         ike_stats: Option<super::proto::IkeStatsView>,
         pools: Option<Vec<crate::ike::PoolStats>>,
+        reload: Option<Box<super::proto::ReloadView>>,
     }
     let r: Raw = serde_json::from_str(line)?;
     let body = if let Some(sessions) = r.sessions {
@@ -93,6 +94,8 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         Some(Body::IkeStats { ike_stats })
     } else if let Some(pools) = r.pools {
         Some(Body::Pools { pools })
+    } else if let Some(reload) = r.reload {
+        Some(Body::Reload { reload })
     } else {
         // As the derived decoder does: `Done {}` fits any object.
         Some(Body::Done {})
@@ -153,6 +156,7 @@ mod tests {
             r#"{"v":1,"ok":true,"text":"Crypto session current status\n"}"#,
             r#"{"v":1,"ok":true}"#,
             r#"{"v":1,"ok":false,"error":"no such peer"}"#,
+            r#"{"v":1,"ok":false,"error":"refused","reload":{"file":"/etc/vpnd/vpnd.yaml","applied":false,"problems":[{"file":"/etc/vpnd/vpnd.yaml","line":3,"column":7,"field":"peers[0].ike.dpd","message":"not a duration"}],"refused":[],"added":[],"removed":[],"renegotiated":[],"updated":[{"name":"a","fields":["description"]}],"live":[],"restart_needed":[],"warnings":[]}}"#,
         ];
         for l in lines {
             let derived: Response = serde_json::from_str(l).unwrap();

@@ -105,6 +105,8 @@ pub enum Command {
         aaa: bool,
         on: bool,
     },
+    /// `reload` (and SIGHUP): re-read the configuration file and apply the difference.
+    Reload {},
 }
 
 impl Command {
@@ -118,11 +120,12 @@ impl Command {
             Command::ShowPools {} => "show ip local pool",
             Command::ClearSessions { .. } => "clear crypto session",
             Command::Debug { .. } => "debug crypto isakmp",
+            Command::Reload {} => "reload",
         }
     }
 
-    /// Whether the command changes the daemon's state (sessions, log filter; a future
-    /// configuration reload belongs here too): those need `control.admin_group` (or root),
+    /// Whether the command changes the daemon's state (sessions, log filter, the
+    /// configuration): those need `control.admin_group` (or root),
     /// the others `control.group`. Exhaustive on purpose, so a new command must choose.
     pub fn changes_state(&self) -> bool {
         match self {
@@ -131,7 +134,7 @@ impl Command {
             | Command::ShowIkeStats {}
             | Command::ShowAccounting {}
             | Command::ShowPools {} => false,
-            Command::ClearSessions { .. } | Command::Debug { .. } => true,
+            Command::ClearSessions { .. } | Command::Debug { .. } | Command::Reload {} => true,
         }
     }
 }
@@ -153,6 +156,63 @@ pub struct IkeStatsView {
     /// IKE fragmentation (RFC 7383): fragments sent, received, reassembled and dropped.
     #[serde(default)]
     pub fragments: crate::ike::FragStats,
+}
+
+/// One located problem of a configuration file (`file:line:column: field: message`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemView {
+    pub file: String,
+    /// 1-based; 0 when the parser could not tell (then column is 0 too).
+    pub line: u64,
+    pub column: u64,
+    /// The key path (`peers[0].psk`); empty for YAML syntax errors.
+    pub field: String,
+    pub message: String,
+}
+
+impl From<&crate::config::Problem> for ProblemView {
+    fn from(p: &crate::config::Problem) -> ProblemView {
+        ProblemView {
+            file: p.file.display().to_string(),
+            line: p.line,
+            column: p.column,
+            field: p.field.clone(),
+            message: p.message.clone(),
+        }
+    }
+}
+
+/// A peer and the fields that changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerFields {
+    pub name: String,
+    pub fields: Vec<String>,
+}
+
+/// `reload`: what changed and what was done, or why nothing was.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadView {
+    /// The file read.
+    pub file: String,
+    /// False: refused whole, the running configuration stays.
+    pub applied: bool,
+    /// Why it was refused: located problems of the file (empty when it could not be read,
+    /// see `error`), or changes only a restart can make (`refused`).
+    pub problems: Vec<ProblemView>,
+    pub refused: Vec<String>,
+    /// Peers started (initiated, or waited for), deleted with their peer, renegotiated
+    /// (IKE SAs deleted, then brought up again as `start` says), updated in place (their
+    /// SAs carry on).
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub renegotiated: Vec<PeerFields>,
+    pub updated: Vec<PeerFields>,
+    /// Sections applied live.
+    pub live: Vec<String>,
+    /// Sections that changed but keep their running values until vpnd restarts.
+    pub restart_needed: Vec<String>,
+    /// The new file's warnings.
+    pub warnings: Vec<ProblemView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +250,10 @@ pub enum Body {
     },
     Pools {
         pools: Vec<crate::ike::PoolStats>,
+    },
+    /// What a reload did, or (with `ok: false`) why it was refused.
+    Reload {
+        reload: Box<ReloadView>,
     },
     Done {},
 }

@@ -264,6 +264,76 @@ pub fn crypto_session_summary(sessions: &[SessionView]) -> String {
 /// `show crypto isakmp stats`, after IOS's `show crypto ikev2 stats`: the IKE SAs, the
 /// responder's half-open SAs against their bounds, and what the flood defence did
 /// (RFC 7296 2.6 cookies, per-address and global drops).
+/// `reload`: one line per change (peer names and file text are the operator's own, but
+/// escaped anyway: a file may hold anything).
+pub fn reload(r: &super::proto::ReloadView) -> String {
+    use crate::escape::peer_text as e;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let list = |v: &[String]| v.iter().map(|s| e(s)).collect::<Vec<_>>().join(", ");
+    let fields = |v: &[super::proto::PeerFields]| {
+        v.iter()
+            .map(|p| format!("{} ({})", e(&p.name), p.fields.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !r.applied {
+        let _ = writeln!(
+            out,
+            "{}: reload refused, the running configuration stays",
+            e(&r.file)
+        );
+        for p in &r.problems {
+            let field = if p.field.is_empty() {
+                String::new()
+            } else {
+                format!(" {}:", e(&p.field))
+            };
+            let _ = writeln!(
+                out,
+                "  {}:{}:{}:{} {}",
+                e(&p.file),
+                p.line,
+                p.column,
+                field,
+                e(&p.message)
+            );
+        }
+        for x in &r.refused {
+            let _ = writeln!(out, "  {}", e(x));
+        }
+        return out;
+    }
+    let _ = writeln!(out, "{}: reloaded", e(&r.file));
+    for (what, text) in [
+        ("added", list(&r.added)),
+        ("removed", list(&r.removed)),
+        ("renegotiated", fields(&r.renegotiated)),
+        ("updated", fields(&r.updated)),
+        ("applied live", list(&r.live)),
+        (
+            "needs a restart (running values kept)",
+            list(&r.restart_needed),
+        ),
+    ] {
+        if !text.is_empty() {
+            let _ = writeln!(out, "  {what}: {text}");
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(
+            out,
+            "  warning: {}:{}:{}: {} {}",
+            e(&w.file),
+            w.line,
+            w.column,
+            e(&w.field),
+            e(&w.message)
+        );
+    }
+    out
+}
+
 pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
     let d = &s.dos;
     let off = |n: u32| {
@@ -475,6 +545,44 @@ pub fn session_status_syslog(up: bool, s: &SessionView) -> String {
 mod tests {
     use super::*;
     use crate::session::model::{SessionKey, Totals};
+
+    #[test]
+    fn a_reload_answer_in_lines_and_escaped() {
+        use super::super::proto::{PeerFields, ProblemView, ReloadView};
+        let refused = ReloadView {
+            file: "/etc/vpnd/vpnd.yaml".into(),
+            problems: vec![ProblemView {
+                file: "/etc/vpnd/vpnd.yaml".into(),
+                line: 12,
+                column: 7,
+                field: "peers[0].description".into(),
+                message: "bad \x1b[2J text".into(),
+            }],
+            ..ReloadView::default()
+        };
+        let text = reload(&refused);
+        assert_eq!(
+            text,
+            "/etc/vpnd/vpnd.yaml: reload refused, the running configuration stays\n  \
+             /etc/vpnd/vpnd.yaml:12:7: peers[0].description: bad \\x1b[2J text\n"
+        );
+        let applied = ReloadView {
+            file: "/etc/vpnd/vpnd.yaml".into(),
+            applied: true,
+            added: vec!["b".into()],
+            updated: vec![PeerFields {
+                name: "a".into(),
+                fields: vec!["description".into()],
+            }],
+            restart_needed: vec!["metrics".into()],
+            ..ReloadView::default()
+        };
+        assert_eq!(
+            reload(&applied),
+            "/etc/vpnd/vpnd.yaml: reloaded\n  added: b\n  updated: a (description)\n  \
+             needs a restart (running values kept): metrics\n"
+        );
+    }
 
     // The IOS guide's samples, verbatim (IP Security VPN Monitoring, "show crypto session
     // Command Output Examples", "Verifying Peer Descriptions", the syslog notifications).

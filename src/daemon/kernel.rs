@@ -228,6 +228,14 @@ pub struct TakeOver {
     pub stale_routes: usize,
 }
 
+/// What [`Kernel::set_standing`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StandingChange {
+    pub installed: usize,
+    pub removed: usize,
+    pub slots_removed: usize,
+}
+
 /// Owns vpnd's kernel state bookkeeping (only the daemon's main task touches it).
 pub struct Kernel {
     xfrm: Xfrm,
@@ -391,6 +399,87 @@ impl Kernel {
             }
         }
         Ok((keep.len(), removed))
+    }
+
+    /// A reload's standing flows: the new ones' policies go in first (an update replaces
+    /// a policy with the same selectors in place), then the old ones no flow stands for
+    /// leave, so a flow whose selectors change is never without a policy. A policy that
+    /// a live child's negotiated policies still use stays until that child is removed
+    /// ([`Kernel::remove`] then takes it with the slot). Every flow is checked before the
+    /// kernel is touched; on a kernel error nothing is removed (the kernel keeps
+    /// policies that protect, never a gap).
+    pub async fn set_standing(&mut self, flows: &[Flow]) -> Result<StandingChange, InstallError> {
+        let mut next: Vec<(SlotKey, u32, Vec<PolicySpec>)> = Vec::new();
+        let mut next_reqid = self.next_reqid;
+        for f in flows {
+            let key = (f.peer.clone(), f.child.clone(), f.remote);
+            let reqid = match self.slots.get(&key) {
+                Some(s) => s.reqid,
+                None => {
+                    let r = self.xfrm.owner().reqid(next_reqid);
+                    next_reqid += 1;
+                    r
+                }
+            };
+            next.push((key, reqid, f.policies(reqid)?));
+        }
+        self.next_reqid = next_reqid;
+        let kerr = |key: &SlotKey, source| InstallError::Kernel {
+            peer: key.0.clone(),
+            child: key.1.clone(),
+            source,
+        };
+        let mut change = StandingChange::default();
+        for (key, _, specs) in &next {
+            let old = self.slots.get(key).map(|s| &s.standing);
+            for p in specs {
+                if old.is_some_and(|o| o.contains(p)) {
+                    continue;
+                }
+                self.xfrm.update_policy(p).await.map_err(|e| kerr(key, e))?;
+                change.installed += 1;
+            }
+        }
+        let keep: HashSet<PolicyKey> = next
+            .iter()
+            .flat_map(|(_, _, specs)| specs.iter().map(PolicySpec::key))
+            .collect();
+        let wanted: HashSet<&SlotKey> = next.iter().map(|(k, _, _)| k).collect();
+        let mut gone = Vec::new();
+        for (key, slot) in &self.slots {
+            let used: HashSet<PolicyKey> = slot.policies.iter().map(PolicySpec::key).collect();
+            for p in &slot.standing {
+                let k = p.key();
+                if keep.contains(&k) || (!slot.children.is_empty() && used.contains(&k)) {
+                    continue;
+                }
+                gone.push(k);
+            }
+            if !wanted.contains(key) {
+                change.slots_removed += 1;
+            }
+        }
+        for k in gone {
+            match self.xfrm.delete_policy(&k).await {
+                Ok(()) => change.removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => warn!("removing a standing policy no flow stands for: {e}"),
+            }
+        }
+        // Slots no flow stands for keep only their live children (their negotiated
+        // policies leave with the last one).
+        self.slots.retain(|key, slot| {
+            if !wanted.contains(key) {
+                slot.standing.clear();
+            }
+            !slot.children.is_empty() || wanted.contains(key)
+        });
+        for (key, reqid, specs) in next {
+            let slot = self.slots.entry(key).or_default();
+            slot.reqid = reqid;
+            slot.standing = specs;
+        }
+        Ok(change)
     }
 
     /// Installs both SAs, then (update-or-add) the slot's policies.

@@ -32,6 +32,17 @@ impl LogControl {
         }
     }
 
+    /// A reload's `log.level`: the new base filter, with the debugs that are on kept on.
+    pub fn set_base(&mut self, base: String) -> Result<(), String> {
+        let filter = EnvFilter::try_new(directives(&base, self.isakmp, self.aaa))
+            .map_err(|e| format!("log filter: {e}"))?;
+        self.handle
+            .reload(filter)
+            .map_err(|e| format!("log filter: {e}"))?;
+        self.base = base;
+        Ok(())
+    }
+
     /// `debug crypto isakmp [aaa] on|off`: the IOS confirmation line, or why it failed.
     pub fn set(&mut self, aaa: bool, on: bool) -> Result<String, String> {
         let (mut isakmp, mut acct) = (self.isakmp, self.aaa);

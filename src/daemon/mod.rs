@@ -11,6 +11,7 @@ pub mod logging;
 mod ops;
 mod peers;
 mod ratelimit;
+mod reload;
 pub mod routes;
 pub mod sockets;
 mod systemd;
@@ -140,6 +141,12 @@ struct Daemon {
     stopping: bool,
     /// Metrics snapshot, systemd status and watchdog (ops.rs).
     ops: ops::Ops,
+    /// The running configuration (what the last start or reload applied) and its file.
+    config: Config,
+    config_path: std::path::PathBuf,
+    /// Renegotiated initiators (reload): brought up again as soon as their old IKE SA is
+    /// gone, at this address.
+    reinitiate: HashMap<String, IpAddr>,
 }
 
 /// A static peer as `show crypto session` lists it while it has no session: who, from
@@ -178,6 +185,99 @@ fn prefix_of(start: IpAddr, end: IpAddr) -> Option<ipnet::IpNet> {
 }
 
 impl Daemon {
+    /// What the daemon derives from the configured peers (start actions, what `show`
+    /// lists of them): at start and at every reload.
+    fn configure_peers(&mut self, config: &Config) {
+        self.initiate = config
+            .peers
+            .iter()
+            .filter(|p| p.start == StartAction::Initiate)
+            .map(|p| p.name.clone())
+            .collect();
+        self.on_traffic = config
+            .peers
+            .iter()
+            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
+            .filter_map(|p| match p.remote {
+                PeerAddress::Single(a) => Some((p.name.clone(), a)),
+                _ => None,
+            })
+            .collect();
+        self.static_peers = config
+            .peers
+            .iter()
+            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
+            .filter_map(|p| {
+                let PeerAddress::Single(remote) = p.remote else {
+                    return None;
+                };
+                let info = PeerInfo {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    fvrf: p.fvrf.clone(),
+                    ivrf: p.ivrf.clone(),
+                    dynamic: false,
+                    interface: p.interface.as_ref().map(|i| i.name.clone()),
+                };
+                let flows = peers::peer_policy(p, config.local.nat_t_port)
+                    .children
+                    .iter()
+                    .map(|c| {
+                        let (proto, l) = ts_text(&c.local_ts);
+                        (proto, l, ts_text(&c.remote_ts).1)
+                    })
+                    .collect();
+                Some(StaticPeer {
+                    info,
+                    local: standing_local(config, p, remote),
+                    remote: SocketAddr::new(remote, p.port),
+                    flows,
+                })
+            })
+            .collect();
+        self.front_vrfs = config
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), config.front_vrf(p)?.to_string())))
+            .collect();
+        self.accounted = config
+            .peers
+            .iter()
+            .filter(|p| p.accounting.is_some())
+            .map(|p| p.name.clone())
+            .collect();
+        self.peer_info = config
+            .peers
+            .iter()
+            .map(|p| {
+                let info = PeerInfo {
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    fvrf: p.fvrf.clone(),
+                    ivrf: p.ivrf.clone(),
+                    dynamic: p.start == StartAction::Respond,
+                    interface: p.interface.as_ref().map(|i| i.name.clone()),
+                };
+                (p.name.clone(), info)
+            })
+            .collect();
+        self.peer_views = config
+            .peers
+            .iter()
+            .map(|p| PeerView {
+                name: p.name.clone(),
+                address: match p.remote {
+                    crate::config::PeerAddress::Single(a) => a.to_string(),
+                    crate::config::PeerAddress::Prefix(n) => n.to_string(),
+                    crate::config::PeerAddress::Any => "any".into(),
+                },
+                port: p.port,
+                description: p.description.clone(),
+                flags: vec!["PEER_POLICY".into()],
+            })
+            .collect();
+    }
+
     /// Where we initiate to `remote` from: a configured address of its family and front-door
     /// VRF, else the route's source in that VRF (or the main table).
     fn local_for(&self, remote: IpAddr, vrf: Option<&str>) -> SocketAddr {
@@ -402,6 +502,7 @@ impl Daemon {
                     if let Some(t) = self.sessions.ike_down(ike, unix_now()) {
                         self.transition(t);
                     }
+                    self.reinitiate_if_gone(&peer);
                     self.schedule_retry(&peer, remote.ip(), &reason);
                 }
                 Output::IkeRekeyed {
@@ -593,6 +694,7 @@ impl Daemon {
                 }
                 Response::ok(Body::Cleared { cleared })
             }
+            Command::Reload {} => self.reload().await,
             Command::Debug { aaa, on } => match self.log.set(aaa, on) {
                 Ok(text) => {
                     info!("{text}");
@@ -818,7 +920,12 @@ pub struct Flushed {
     pub interfaces: usize,
 }
 
-pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
+/// Runs the daemon on `config`, read from `config_path` (which a reload reads again).
+pub async fn run(
+    config: Config,
+    config_path: std::path::PathBuf,
+    log: logging::LogControl,
+) -> Result<()> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
         ..Owner::default()
@@ -948,102 +1055,23 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         endpoint,
         kernel,
         sockets,
-        initiate: config
-            .peers
-            .iter()
-            .filter(|p| p.start == StartAction::Initiate)
-            .map(|p| p.name.clone())
-            .collect(),
-        on_traffic: config
-            .peers
-            .iter()
-            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
-            .filter_map(|p| match p.remote {
-                PeerAddress::Single(a) => Some((p.name.clone(), a)),
-                _ => None,
-            })
-            .collect(),
+        initiate: Vec::new(),
+        on_traffic: HashMap::new(),
         notices: ratelimit::NoticeLimiter::default(),
         interfaces: HashMap::new(),
-        front_vrfs: config
-            .peers
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), config.front_vrf(p)?.to_string())))
-            .collect(),
+        front_vrfs: HashMap::new(),
         local_vrfs: HashMap::new(),
         vrf_names: config.vrfs.keys().cloned().collect(),
-        static_peers: config
-            .peers
-            .iter()
-            .filter(|p| matches!(p.start, StartAction::Initiate | StartAction::OnDemand))
-            .filter_map(|p| {
-                let PeerAddress::Single(remote) = p.remote else {
-                    return None;
-                };
-                let info = PeerInfo {
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    fvrf: p.fvrf.clone(),
-                    ivrf: p.ivrf.clone(),
-                    dynamic: false,
-                    interface: p.interface.as_ref().map(|i| i.name.clone()),
-                };
-                let flows = peers::peer_policy(p, config.local.nat_t_port)
-                    .children
-                    .iter()
-                    .map(|c| {
-                        let (proto, l) = ts_text(&c.local_ts);
-                        (proto, l, ts_text(&c.remote_ts).1)
-                    })
-                    .collect();
-                Some(StaticPeer {
-                    info,
-                    local: standing_local(&config, p, remote),
-                    remote: SocketAddr::new(remote, p.port),
-                    flows,
-                })
-            })
-            .collect(),
-        accounted: config
-            .peers
-            .iter()
-            .filter(|p| p.accounting.is_some())
-            .map(|p| p.name.clone())
-            .collect(),
+        static_peers: Vec::new(),
+        accounted: HashSet::new(),
         retries: HashMap::new(),
         backoff: HashMap::new(),
         port: config.local.port,
         sessions: SessionTable::new(),
-        peer_info: config
-            .peers
-            .iter()
-            .map(|p| {
-                let info = PeerInfo {
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    fvrf: p.fvrf.clone(),
-                    ivrf: p.ivrf.clone(),
-                    dynamic: p.start == StartAction::Respond,
-                    interface: p.interface.as_ref().map(|i| i.name.clone()),
-                };
-                (p.name.clone(), info)
-            })
-            .collect(),
-        peer_views: config
-            .peers
-            .iter()
-            .map(|p| PeerView {
-                name: p.name.clone(),
-                address: match p.remote {
-                    crate::config::PeerAddress::Single(a) => a.to_string(),
-                    crate::config::PeerAddress::Prefix(n) => n.to_string(),
-                    crate::config::PeerAddress::Any => "any".into(),
-                },
-                port: p.port,
-                description: p.description.clone(),
-                flags: vec!["PEER_POLICY".into()],
-            })
-            .collect(),
+        peer_info: HashMap::new(),
+        peer_views: Vec::new(),
+        reinitiate: HashMap::new(),
+        config_path,
         log,
         syslog: crate::syslog::Syslog::start(&config.syslog),
         accounting: Accounting::start(&config, &left_behind)
@@ -1053,7 +1081,9 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         cleared: HashMap::new(),
         stopping: false,
         ops: ops::Ops::new(),
+        config: config.clone(),
     };
+    d.configure_peers(&config);
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)
         .context("starting the control socket")?;
@@ -1142,7 +1172,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    // SIGHUP would end the process by default; configuration reload is not implemented.
+    // SIGHUP (`systemctl reload vpnd` with the fallback unit, or `kill -HUP`): reload.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut stall = ops::stall_signal();
     loop {
@@ -1177,7 +1207,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 warn!(secs = ops::STALL.as_secs(), "SIGUSR2 (debug build): stalling the daemon loop");
                 tokio::time::sleep(ops::STALL).await;
             }
-            _ = hup.recv() => warn!("SIGHUP: configuration reload is not supported; check the new file with `vpnd --check` and restart vpnd"),
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                let _ = d.reload().await;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

@@ -75,6 +75,17 @@ impl Ops {
         }
     }
 
+    /// A reload begins (systemd: RELOADING=1 with MONOTONIC_USEC).
+    pub fn reloading(&mut self) {
+        self.notifier.reloading();
+    }
+
+    /// A reload ended, applied or refused (systemd: READY=1).
+    pub fn reloaded(&mut self) {
+        self.notifier.ready();
+        self.pending = true;
+    }
+
     /// A rekeyed child's new pair is in the kernel.
     pub fn child_rekeyed(&mut self) {
         self.counters.child_rekeys += 1;

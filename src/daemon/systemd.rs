@@ -1,5 +1,5 @@
 //! systemd's notify protocol (`Type=notify`): READY=1 and STOPPING=1 are sent by the daemon
-//! at start and stop; here, STATUS= with the sessions up and down (on change, at most once
+//! at start and stop, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a reload; here, STATUS= with the sessions up and down (on change, at most once
 //! a second) and the watchdog (WATCHDOG=1 every half `WatchdogSec=`). Both are sent from
 //! the daemon loop itself, the task that drives the IKE engine: a loop that hangs stops the
 //! pings and systemd restarts vpnd, whatever the rest of the runtime still does. Nothing
@@ -77,6 +77,28 @@ impl Notifier {
             send(&[NotifyState::Status(&self.status)]);
             self.status_sent.clone_from(&self.status);
             self.status_at = Some(now);
+        }
+    }
+
+    /// RELOADING=1 with MONOTONIC_USEC: `Type=notify-reload` (systemd 253) waits for
+    /// these; older systemd shows the unit "reloading" until READY=1.
+    pub fn reloading(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        match NotifyState::monotonic_usec_now() {
+            Ok(m) => send(&[NotifyState::Reloading, m]),
+            Err(e) => {
+                debug!("CLOCK_MONOTONIC: {e}");
+                send(&[NotifyState::Reloading]);
+            }
+        }
+    }
+
+    /// READY=1: running again after a reload.
+    pub fn ready(&mut self) {
+        if self.enabled {
+            send(&[NotifyState::Ready]);
         }
     }
 

@@ -507,6 +507,21 @@ pub enum CommandError {
     Fatal(#[from] Fatal),
 }
 
+/// What [`Endpoint::set_peers`] did, by peer name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PeerChanges {
+    /// New in the set.
+    pub added: Vec<String>,
+    /// Gone from the set: their IKE SAs are being deleted.
+    pub removed: Vec<String>,
+    /// Negotiated parameters changed (which ones): their IKE SAs are being deleted.
+    pub renegotiated: Vec<(String, Vec<&'static str>)>,
+    /// Their SAs carry on under the new policy.
+    pub kept: Vec<String>,
+    /// The IKE SAs deleted.
+    pub deleted: Vec<IkeSaId>,
+}
+
 pub struct Endpoint {
     peers: Vec<Arc<PeerPolicy>>,
     /// Boxed: a table slot is a pointer, not the SA (its load factor would double what
@@ -596,6 +611,69 @@ impl Endpoint {
             }
         }
         Ok(())
+    }
+
+    /// A new peer set (a configuration reload), and what became of the IKE SAs: a peer
+    /// that is gone has its IKE SAs deleted with the peer (DELETE, RFC 7296 1.4.1; their
+    /// children leave the kernel), a peer whose negotiated parameters changed
+    /// ([`PeerPolicy::renegotiation_reasons`]) too (the caller brings it up again as its
+    /// start action says), and every other SA carries on under its peer's new policy
+    /// object. New peers only join the set: initiating is the caller's command.
+    #[must_use]
+    pub fn set_peers(&mut self, now: Instant, peers: Vec<PeerPolicy>) -> PeerChanges {
+        let mut changes = PeerChanges::default();
+        let new: HashMap<&str, &PeerPolicy> = peers.iter().map(|p| (p.name.as_str(), p)).collect();
+        for old in &self.peers {
+            match new.get(old.name.as_str()) {
+                None => changes.removed.push(old.name.clone()),
+                Some(n) => {
+                    let why = old.renegotiation_reasons(n);
+                    if why.is_empty() {
+                        changes.kept.push(old.name.clone());
+                    } else {
+                        changes.renegotiated.push((old.name.clone(), why));
+                    }
+                }
+            }
+        }
+        let old_names: BTreeSet<&str> = self.peers.iter().map(|p| p.name.as_str()).collect();
+        changes.added = peers
+            .iter()
+            .filter(|p| !old_names.contains(p.name.as_str()))
+            .map(|p| p.name.clone())
+            .collect();
+        self.peers = peers.into_iter().map(Arc::new).collect();
+        let kept: HashMap<String, Arc<PeerPolicy>> = self
+            .peers
+            .iter()
+            .filter(|p| changes.kept.contains(&p.name))
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect();
+        let mut ids: Vec<IkeSaId> = self.sas.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(sa) = self.sas.get_mut(&id) else {
+                continue;
+            };
+            if let Some(p) = kept.get(&sa.peer.name) {
+                sa.peer = p.clone();
+                continue;
+            }
+            if sa.rekeyed_to().is_some()
+                || sa.is_dead()
+                || matches!(sa.state, super::sa::State::Deleting { .. })
+            {
+                // A replaced SA stands for its successor (deleted in this loop too), as in
+                // `delete`; the old one is left to its rekey. One being deleted (an earlier
+                // reload's) is on its way out already.
+                continue;
+            }
+            if self.fatal.is_none() {
+                changes.deleted.push(id);
+            }
+            self.with_sa(now, id, |sa, ctx| sa.request_delete(ctx));
+        }
+        changes
     }
 
     /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to

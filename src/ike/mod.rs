@@ -31,7 +31,7 @@ pub mod sa;
 
 pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
-    Transmit,
+    PeerChanges, Transmit,
 };
 pub use fragment::{FragPolicy, FragStats};
 pub use half_open::{DosConfig, DosStats};

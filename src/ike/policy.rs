@@ -247,3 +247,53 @@ mod tests {
         assert!(IdPattern::new("*@cclient").specificity() > IdPattern::new("*").specificity());
     }
 }
+
+impl PeerPolicy {
+    /// Why SAs negotiated under `self` cannot carry on under `new`: the fields that went
+    /// into the IKE SA and its children (proposals, identities, keys, addresses, selectors).
+    /// Empty: the running SAs just follow `new` (timers, liveness, retransmits and child
+    /// lifetimes apply from their next use; a rekey negotiates what `new` says).
+    /// One line per field: a field added to [`PeerPolicy`] that the peer negotiates goes
+    /// here too.
+    pub fn renegotiation_reasons(&self, new: &PeerPolicy) -> Vec<&'static str> {
+        let mut why = Vec::new();
+        let mut check = |field, differs: bool| {
+            if differs && !why.contains(&field) {
+                why.push(field)
+            }
+        };
+        check("address", self.remote != new.remote);
+        check("port", self.remote_port != new.remote_port);
+        check("local_id", self.local_id != new.local_id);
+        check("remote_id", self.remote_id != new.remote_id);
+        // Not constant-time: both are our own configuration, not a peer's guess.
+        check("psk", *self.psk != *new.psk);
+        check("ike.proposals", self.ike_proposals != new.ike_proposals);
+        check("ike.encap", self.nat.encap != new.nat.encap);
+        check("nat_t_port", self.nat.local_port != new.nat.local_port);
+        // Which clients the profile is for and where their addresses come from.
+        check(
+            "remote_access",
+            (&self.remote_access.identity, &self.remote_access.pool)
+                != (&new.remote_access.identity, &new.remote_access.pool),
+        );
+        // Children point into `children` by index: same names, same order.
+        check(
+            "children",
+            self.children.len() != new.children.len()
+                || self
+                    .children
+                    .iter()
+                    .zip(&new.children)
+                    .any(|(a, b)| a.name != b.name),
+        );
+        for (a, b) in self.children.iter().zip(&new.children) {
+            check("children.local_ts", a.local_ts != b.local_ts);
+            check("children.remote_ts", a.remote_ts != b.remote_ts);
+            check("children.mode", a.mode != b.mode);
+            check("children.esp", a.esp != b.esp);
+            check("children.pfs", a.pfs != b.pfs);
+        }
+        why
+    }
+}

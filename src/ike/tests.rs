@@ -2210,3 +2210,166 @@ fn an_ike_sa_rekeyed_behind_a_nat_stays_on_4500_and_encapsulated() {
     let e = installs.last().unwrap().encap.expect("still ESP-in-UDP");
     assert_eq!((e.local_port, e.remote_port), (4500, 4500));
 }
+
+/// What came out of one side since `from`: datagrams counted by the caller's wire.
+fn outputs_since(out: &[Output], from: usize) -> &[Output] {
+    &out[from..]
+}
+
+#[test]
+fn a_reload_that_changes_nothing_negotiated_keeps_the_sas_under_the_new_policy() {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut p = Pair::new(pa.clone(), pb);
+    up(&mut p);
+    let before = child_ids(&p.a);
+    let (sent, seen) = (p.sent, p.a_out.len());
+    // The second time too: the same reload twice changes nothing more.
+    for round in 0..2 {
+        let mut next = pa.clone();
+        next.dpd = Some(Duration::from_secs(5 + round));
+        next.ike_lifetime = Duration::from_secs(7200);
+        next.children[0].lifetime = Duration::from_secs(1800);
+        let c = p.a.set_peers(p.now, vec![next]);
+        assert_eq!(c.kept, vec!["b".to_string()]);
+        assert!(c.removed.is_empty() && c.renegotiated.is_empty() && c.deleted.is_empty());
+        p.drive();
+        assert_eq!(p.sent, sent, "nothing sent");
+        assert_eq!(p.a_out.len(), seen, "no install, removal or down");
+        assert_eq!(child_ids(&p.a), before, "same SPIs");
+        let sa = p.a.sas().next().unwrap();
+        assert_eq!(
+            sa.peer.dpd,
+            Some(Duration::from_secs(5 + round)),
+            "new policy object"
+        );
+    }
+    // The new child lifetime is what the next rekey installs.
+    let (ike, child) = {
+        let sa = p.a.sas().next().unwrap();
+        (sa.id, sa.children[0].id)
+    };
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    p.drive();
+    let installs = Pair::installs(&p.a_out);
+    assert_eq!(installs.last().unwrap().lifetime, Duration::from_secs(1800));
+    assert_one_matching_pair(&p, "after a rekey under the reloaded policy");
+}
+
+#[test]
+fn a_reload_that_changes_proposals_renegotiates_and_one_that_drops_a_peer_deletes_it() {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut p = Pair::new(pa.clone(), pb);
+    up(&mut p);
+    let first = Pair::installs(&p.a_out)[0].inbound_spi;
+    let mut next = pa.clone();
+    next.ike_proposals
+        .push(Proposal::parse("aes128gcm16-prfsha256-ecp256", ProposalKind::Ike).unwrap());
+    let (seen_a, seen_b) = (p.a_out.len(), p.b_out.len());
+    let c = p.a.set_peers(p.now, vec![next.clone()]);
+    assert_eq!(
+        c.renegotiated,
+        vec![("b".to_string(), vec!["ike.proposals"])]
+    );
+    assert_eq!(c.deleted.len(), 1);
+    p.drive();
+    let (a, b) = (
+        outputs_since(&p.a_out, seen_a),
+        outputs_since(&p.b_out, seen_b),
+    );
+    assert_eq!(Pair::removes(a).len(), 1);
+    assert_eq!(Pair::removes(a)[0].inbound_spi, first);
+    assert_eq!(Pair::downs(a), vec![DownReason::LocalDelete]);
+    assert_eq!(
+        Pair::downs(b),
+        vec![DownReason::PeerDelete],
+        "the peer was told"
+    );
+    assert_eq!(p.a.sas().count() + p.b.sas().count(), 0);
+    // Brought up again (the daemon's part), under the new proposals.
+    up(&mut p);
+    let again = Pair::installs(&p.a_out).last().unwrap().inbound_spi;
+    assert_ne!(again, first);
+    assert_eq!(p.a.sas().next().unwrap().peer.ike_proposals.len(), 2);
+
+    // Dropped from the set: deleted with the peer, and no longer known.
+    let seen_b = p.b_out.len();
+    let c = p.a.set_peers(p.now, Vec::new());
+    assert_eq!(c.removed, vec!["b".to_string()]);
+    p.drive();
+    assert_eq!(
+        Pair::downs(outputs_since(&p.b_out, seen_b)),
+        vec![DownReason::PeerDelete]
+    );
+    assert_eq!(p.a.sas().count() + p.b.sas().count(), 0);
+    assert_eq!(
+        p.a.initiate(p.now, "b", addr(A)),
+        Err(super::CommandError::UnknownPeer("b".into()))
+    );
+}
+
+#[test]
+fn a_reload_adds_a_peer_without_touching_the_others_even_during_a_rekey() {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut p = Pair::new(pa.clone(), pb);
+    up(&mut p);
+    let (ike, child) = {
+        let sa = p.a.sas().next().unwrap();
+        (sa.id, sa.children[0].id)
+    };
+    // The crossing case: a reload lands while a child rekey is in flight.
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    let mut extra = pa.clone();
+    extra.name = "c".into();
+    extra.remote = RemoteMatch::Single("192.0.2.3".parse().unwrap());
+    let c = p.a.set_peers(p.now, vec![pa.clone(), extra]);
+    assert_eq!(c.added, vec!["c".to_string()]);
+    assert_eq!(c.kept, vec!["b".to_string()]);
+    assert!(c.deleted.is_empty());
+    p.drive();
+    assert_one_matching_pair(&p, "rekey across a reload");
+    assert_eq!(Pair::downs(&p.a_out), Vec::<DownReason>::new());
+    assert_eq!(p.a.peers().len(), 2);
+    // A negotiating SA of a renegotiated peer is abandoned, not left half-open.
+    let mut changed = pa.clone();
+    changed.children[0].remote_ts = vec![ts("203.0.113.0", "203.0.113.127")];
+    p.a.initiate(p.now, "c", addr(A)).unwrap();
+    let c = p.a.set_peers(p.now, vec![changed]);
+    assert_eq!(c.removed, vec!["c".to_string()]);
+    assert_eq!(
+        c.renegotiated,
+        vec![("b".to_string(), vec!["children.remote_ts"])]
+    );
+    p.drive();
+    assert_eq!(p.a.sas().count(), 0, "every SA of both peers gone");
+}
+
+#[test]
+fn a_peer_removed_and_added_back_before_its_delete_is_answered_ends_with_one_pair() {
+    let (pa, pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+    let mut p = Pair::new(pa.clone(), pb);
+    up(&mut p);
+    let first = child_ids(&p.a);
+    // Two reloads in a row: the DELETE of the first is still in flight at the second.
+    let c = p.a.set_peers(p.now, Vec::new());
+    assert_eq!(c.deleted.len(), 1);
+    let c = p.a.set_peers(p.now, vec![pa.clone()]);
+    assert_eq!(c.added, vec!["b".to_string()]);
+    assert!(
+        c.deleted.is_empty(),
+        "the SA being deleted is not deleted twice"
+    );
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    p.drive();
+    assert_one_matching_pair(&p, "removed and added back");
+    assert_ne!(child_ids(&p.a), first, "a new pair");
+    assert_eq!(p.a.sas().filter(|s| s.is_established()).count(), 1);
+    // A flood of reloads that change nothing costs nothing on the wire.
+    let sent = p.sent;
+    for _ in 0..1000 {
+        let c = p.a.set_peers(p.now, vec![pa.clone()]);
+        assert_eq!(c.kept.len(), 1);
+    }
+    p.drive();
+    assert_eq!(p.sent, sent);
+    assert_one_matching_pair(&p, "after 1000 reloads");
+}

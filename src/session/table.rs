@@ -306,6 +306,20 @@ impl SessionTable {
         }
     }
 
+    /// A reload changed what the configuration says of a peer (description, whether it
+    /// is dynamic): its sessions show the new text from now on. The session key (address,
+    /// VRFs) is not touched: a peer whose VRFs change is renegotiated instead.
+    pub fn peer_updated(&mut self, info: &PeerInfo) {
+        for s in self
+            .sessions
+            .values_mut()
+            .filter(|s| s.peer.name == info.name)
+        {
+            s.peer.description.clone_from(&info.description);
+            s.peer.dynamic = info.dynamic;
+        }
+    }
+
     /// The IKE SA runs over NAT-T (RFC 3948): shown as IOS's `N` capability.
     pub fn ike_nat_t(&mut self, ike: IkeSaId, nat_t: bool) {
         if let Some(i) = self

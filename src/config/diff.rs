@@ -1,0 +1,429 @@
+//! What a configuration reload changes ([`Config::diff`]): per peer, added, removed,
+//! renegotiated (what its SAs were negotiated from changed) or updated in place; per
+//! section, applied live or kept as running until a restart; and the changes a running
+//! daemon cannot make at all (the reload is then refused whole).
+//!
+//! Whether a peer's SAs must be renegotiated is the engine's call
+//! ([`crate::ike::PeerPolicy::renegotiation_reasons`]), made here on the policies the two
+//! configurations build, so the two can never disagree. What the engine does not see is
+//! listed in [`peer_updates`], one line per field.
+
+use super::{Config, PeerConfig};
+
+/// How one peer changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    Added,
+    Removed,
+    /// Its IKE SAs are deleted and brought up again as its start action says: why.
+    Renegotiate(Vec<&'static str>),
+    /// Its SAs carry on; these fields take effect now (or at the next rekey).
+    Update(Vec<&'static str>),
+}
+
+/// The difference between the running configuration and a new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    /// Changed peers only, in the new file's order (removed ones last).
+    pub peers: Vec<(String, PeerChange)>,
+    /// Sections applied without a restart.
+    pub live: Vec<&'static str>,
+    /// Sections that changed but take effect only at the next restart: the running
+    /// values stay (the reload goes on with them).
+    pub restart: Vec<String>,
+    /// Changes a running vpnd cannot make: the reload is refused whole.
+    pub refused: Vec<String>,
+}
+
+impl ConfigDiff {
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+            && self.live.is_empty()
+            && self.restart.is_empty()
+            && self.refused.is_empty()
+    }
+
+    /// The peers with this kind of change.
+    pub fn named(&self, f: impl Fn(&PeerChange) -> bool) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(_, c)| f(c))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// Fields of a peer that the engine does not negotiate, one line each. A field missing
+/// here (and from the engine's reasons) still counts: as a renegotiation, never as nothing.
+fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut check = |field, differs: bool| {
+        if differs {
+            v.push(field)
+        }
+    };
+    check("description", a.description != b.description);
+    check("start", a.start != b.start);
+    check("unprotected", a.unprotected != b.unprotected);
+    // A route-based peer's fvrf may be a real VRF, whose IKE sockets are bound at start.
+    let route_based = a.interface.is_some() || b.interface.is_some();
+    check(
+        if route_based {
+            "fvrf of a route-based peer"
+        } else {
+            "fvrf"
+        },
+        a.fvrf != b.fvrf,
+    );
+    check("group", a.group != b.group);
+    check("accounting", a.accounting != b.accounting);
+    check("reverse_route", a.reverse_route != b.reverse_route);
+    check("interface", a.interface != b.interface);
+    check("ivrf", a.ivrf != b.ivrf);
+    check("ike.lifetime", a.ike.lifetime != b.ike.lifetime);
+    check("ike.dpd", a.ike.dpd != b.ike.dpd);
+    check("ike.retransmit", a.ike.retransmit != b.ike.retransmit);
+    check(
+        "ike.nat_keepalive",
+        a.ike.nat_keepalive != b.ike.nat_keepalive,
+    );
+    // What an SA negotiated at IKE_SA_INIT stays; the size applies to the next message.
+    check(
+        "ike.fragmentation",
+        (a.ike.fragmentation, a.ike.fragment_size) != (b.ike.fragmentation, b.ike.fragment_size),
+    );
+    // Handed out when a client connects: the connected ones keep what they were given.
+    check("dns", a.remote_access.dns != b.remote_access.dns);
+    let lifetimes = |p: &PeerConfig| -> Vec<(u64, Option<u64>, u32)> {
+        p.children
+            .iter()
+            .map(|c| (c.lifetime_seconds, c.lifetime_kilobytes, c.replay_window))
+            .collect()
+    };
+    check("children.lifetime", lifetimes(a) != lifetimes(b));
+    v
+}
+
+/// Peer fields only a restart applies (the XFRM interface, its VRF and the route
+/// bookkeeping are set up at start): changing them refuses the reload.
+const PEER_RESTART_ONLY: [&str; 4] = [
+    "interface",
+    "ivrf",
+    "reverse_route",
+    "fvrf of a route-based peer",
+];
+
+impl Config {
+    /// What loading `new` over this running configuration does. `new` should be
+    /// [`Config::effective`] of the file just read.
+    pub fn diff(&self, new: &Config) -> ConfigDiff {
+        let mut d = ConfigDiff::default();
+        let nat_t = |c: &Config| c.local.nat_t_port;
+        for p in &new.peers {
+            let Some(old) = self.peer(&p.name) else {
+                d.peers.push((p.name.clone(), PeerChange::Added));
+                for (f, set) in [
+                    ("interface", p.interface.is_some()),
+                    ("ivrf", p.ivrf.is_some()),
+                    ("reverse_route", p.reverse_route.is_some()),
+                ] {
+                    if set {
+                        d.refused.push(format!(
+                            "peers[{}].{f}: a new peer with {f} needs a restart",
+                            p.name
+                        ));
+                    }
+                }
+                if p.accounting.is_some() {
+                    d.restart.push(format!("peers[{}].accounting", p.name));
+                }
+                continue;
+            };
+            if old == p {
+                continue;
+            }
+            let mut a = old.engine_policy();
+            a.nat.local_port = nat_t(self);
+            let mut b = p.engine_policy();
+            b.nat.local_port = nat_t(new);
+            let why = a.renegotiation_reasons(&b);
+            let updates = peer_updates(old, p);
+            for f in updates.iter().filter(|f| PEER_RESTART_ONLY.contains(f)) {
+                d.refused.push(format!(
+                    "peers[{}].{f}: changing it needs a restart",
+                    p.name
+                ));
+            }
+            if updates.iter().any(|f| matches!(*f, "accounting" | "group")) {
+                d.restart.push(format!("peers[{}].accounting", p.name));
+            }
+            let mut why = why;
+            if updates.contains(&"fvrf") {
+                // Part of the session's key (IOS shows sessions per fvrf).
+                why.push("fvrf");
+            }
+            let change = if !why.is_empty() {
+                PeerChange::Renegotiate(why)
+            } else if updates.is_empty() {
+                // Something neither list names: renegotiate rather than ignore it.
+                PeerChange::Renegotiate(vec!["other"])
+            } else {
+                PeerChange::Update(updates)
+            };
+            d.peers.push((p.name.clone(), change));
+        }
+        for p in &self.peers {
+            if new.peer(&p.name).is_none() {
+                d.peers.push((p.name.clone(), PeerChange::Removed));
+            }
+        }
+        if self.log != new.log {
+            d.live.push("log");
+        }
+        if self.syslog != new.syslog {
+            d.live.push("syslog");
+        }
+        if self.dos != new.dos {
+            d.live.push("dos");
+        }
+        if self.accounting.when_full != new.accounting.when_full {
+            d.live.push("accounting.when_full");
+        }
+        d
+    }
+
+    /// A reload of `file` over this running configuration: what the daemon applies (the
+    /// file with the restart-only sections as running) and the difference, the
+    /// restart-only sections that changed listed in [`ConfigDiff::restart`].
+    pub fn reload(&self, file: Config) -> (Config, ConfigDiff) {
+        let restart = self.restart_only(&file);
+        let new = self.effective(file);
+        let mut d = self.diff(&new);
+        d.restart.splice(0..0, restart);
+        (new, d)
+    }
+
+    /// `new` as a running daemon can apply it: the sections only a restart applies keep
+    /// their running values (listed by [`Config::restart_only`]).
+    pub fn effective(&self, mut new: Config) -> Config {
+        new.local = self.local.clone();
+        new.control = self.control.clone();
+        new.metrics = self.metrics.clone();
+        new.radius = self.radius.clone();
+        new.vrfs = self.vrfs.clone();
+        new.pools = self.pools.clone();
+        let when_full = new.accounting.when_full;
+        new.accounting = self.accounting.clone();
+        new.accounting.when_full = when_full;
+        new
+    }
+
+    /// The sections of `new` that differ from the running ones and need a restart.
+    pub fn restart_only(&self, new: &Config) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut check = |s: &str, differs: bool| {
+            if differs {
+                v.push(s.to_string())
+            }
+        };
+        check("local", self.local != new.local);
+        check("control", self.control != new.control);
+        check("metrics", self.metrics != new.metrics);
+        check("radius", self.radius != new.radius);
+        check("vrfs", self.vrfs != new.vrfs);
+        // The engine's leases are counted against the pools it was given at start.
+        check("pools", self.pools != new.pools);
+        let mut acct = new.accounting.clone();
+        acct.when_full = self.accounting.when_full;
+        check("accounting", self.accounting != acct);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "
+local:
+  addresses: [192.0.2.1]
+peers:
+  - name: keep
+    address: 192.0.2.2
+    description: first
+    psk: secret-0123-keep
+    children:
+      - name: net
+        local_ts: [198.51.100.0/25]
+        remote_ts: [203.0.113.0/26]
+  - name: gone
+    address: 192.0.2.3
+    psk: secret-0123-gone
+    children:
+      - name: net
+        local_ts: [198.51.100.0/25]
+        remote_ts: [203.0.113.64/26]
+";
+
+    fn load(text: &str) -> Config {
+        Config::from_str(text, "/etc/vpnd/vpnd.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The reload of BASE with `from` replaced by `to` (once).
+    fn diff(from: &str, to: &str) -> ConfigDiff {
+        assert!(BASE.contains(from), "{from}");
+        load(BASE).reload(load(&BASE.replacen(from, to, 1))).1
+    }
+
+    fn peer(d: &ConfigDiff, name: &str) -> Option<PeerChange> {
+        d.peers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing() {
+        assert!(diff("first", "first").is_empty());
+    }
+
+    #[test]
+    fn each_change_is_classified() {
+        use PeerChange::*;
+        let upd = |f: &'static str| Some(Update(vec![f]));
+        let reneg = |f: &'static str| Some(Renegotiate(vec![f]));
+        let table: &[(&str, &str, Option<PeerChange>)] = &[
+            ("description: first", "description: second", upd("description")),
+            ("    description: first\n", "", upd("description")),
+            (
+                "    description: first\n",
+                "    description: first\n    start: initiate\n",
+                upd("start"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    unprotected: pass\n",
+                upd("unprotected"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    ike:\n      dpd: 10s\n",
+                upd("ike.dpd"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    ike:\n      lifetime: 2h\n",
+                upd("ike.lifetime"),
+            ),
+            (
+                "remote_ts: [203.0.113.0/26]",
+                "remote_ts: [203.0.113.0/26]\n        lifetime: {seconds: 1800}",
+                upd("children.lifetime"),
+            ),
+            ("secret-0123-keep", "secret-0123-new!", reneg("psk")),
+            // The remote identity defaults to the address.
+            (
+                "address: 192.0.2.2",
+                "address: 192.0.2.4",
+                Some(Renegotiate(vec!["address", "remote_id"])),
+            ),
+            (
+                "remote_ts: [203.0.113.0/26]",
+                "remote_ts: [203.0.113.0/25]",
+                reneg("children.remote_ts"),
+            ),
+            (
+                "local_ts: [198.51.100.0/25]\n        remote_ts: [203.0.113.0/26]",
+                "local_ts: [198.51.100.0/24]\n        remote_ts: [203.0.113.0/26]",
+                reneg("children.local_ts"),
+            ),
+            (
+                "remote_ts: [203.0.113.0/26]",
+                "remote_ts: [203.0.113.0/26]\n        esp: [aes128gcm16]",
+                reneg("children.esp"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    ike:\n      proposals: [aes128gcm16-prfsha256-ecp256]\n",
+                reneg("ike.proposals"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    local_id: gw1.example\n",
+                reneg("local_id"),
+            ),
+            (
+                "    description: first\n",
+                "    description: first\n    remote_id: peer1.example\n",
+                reneg("remote_id"),
+            ),
+            ("- name: net\n        local_ts: [198.51.100.0/25]\n        remote_ts: [203.0.113.0/26]",
+             "- name: lan\n        local_ts: [198.51.100.0/25]\n        remote_ts: [203.0.113.0/26]",
+             reneg("children")),
+        ];
+        for (from, to, want) in table {
+            let d = diff(from, to);
+            assert_eq!(&peer(&d, "keep"), want, "{from:?} -> {to:?}: {d:?}");
+            assert_eq!(peer(&d, "gone"), None, "{from:?} -> {to:?}: the other peer");
+            assert!(d.refused.is_empty() && d.restart.is_empty(), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn peers_come_and_go() {
+        let d = diff("  - name: gone\n", "  - name: new\n");
+        assert_eq!(peer(&d, "new"), Some(PeerChange::Added));
+        assert_eq!(peer(&d, "gone"), Some(PeerChange::Removed));
+        assert_eq!(peer(&d, "keep"), None);
+        assert_eq!(d.named(|c| *c == PeerChange::Removed), vec!["gone"]);
+    }
+
+    #[test]
+    fn sections_are_live_or_wait_for_a_restart() {
+        let d = diff(
+            "local:\n",
+            "log:\n  level: debug\ndos:\n  cookie_threshold: 3\nlocal:\n",
+        );
+        assert_eq!(d.live, vec!["log", "dos"]);
+        let d = diff(
+            "local:\n",
+            "syslog:\n  servers: [{address: 192.0.2.20, port: 5514}]\nlocal:\n",
+        );
+        assert_eq!(d.live, vec!["syslog"]);
+        // A new port or socket path: the running ones stay, the rest of the file applies.
+        let old = load(BASE);
+        let file = load(
+            &BASE
+                .replace(
+                    "  addresses: [192.0.2.1]\n",
+                    "  addresses: [192.0.2.1]\n  port: 501\ncontrol:\n  socket: /run/x.sock\n",
+                )
+                .replace("description: first", "description: second"),
+        );
+        let (eff, d) = old.reload(file);
+        assert_eq!(eff.local, old.local);
+        assert_eq!(d.restart, vec!["local", "control"]);
+        assert_eq!(
+            peer(&d, "keep"),
+            Some(PeerChange::Update(vec!["description"]))
+        );
+    }
+
+    #[test]
+    fn what_a_running_daemon_cannot_do_refuses_the_reload() {
+        let d = diff(
+            "    description: first\n",
+            "    description: first\n    reverse_route: true\n",
+        );
+        assert_eq!(d.refused.len(), 1, "{d:?}");
+        assert!(d.refused[0].contains("peers[keep].reverse_route"), "{d:?}");
+        let d = diff(
+            "  - name: gone\n",
+            "  - name: new\n    interface: ipsec9\n    if_id: 9\n",
+        );
+        assert!(
+            d.refused.iter().any(|r| r.contains("peers[new].interface")),
+            "{d:?}"
+        );
+    }
+}
