@@ -226,28 +226,6 @@ impl std::fmt::Debug for PeerPolicy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_patterns() {
-        let p = IdPattern::new("*@cclient");
-        assert!(p.matches(&Identity::UserFqdn("joe@cclient".into())));
-        assert!(p.matches(&Identity::UserFqdn("JOE@CClient".into())));
-        assert!(!p.matches(&Identity::UserFqdn("joe@cclient.evil".into())));
-        assert!(!p.matches(&Identity::UserFqdn("joe@other".into())));
-        assert!(IdPattern::new("*").matches(&Identity::KeyId(vec![1])));
-        assert!(IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYYc".into())));
-        assert!(!IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYY".into())));
-        assert!(IdPattern::new("198.51.100.*").matches(&Identity::Ipv4([198, 51, 100, 7].into())));
-        // A hostile identity costs linear-ish time, not exponential.
-        let long = "a".repeat(5000);
-        assert!(!IdPattern::new("*a*a*a*a*a*a*a*b").matches(&Identity::Fqdn(long)));
-        assert!(IdPattern::new("*@cclient").specificity() > IdPattern::new("*").specificity());
-    }
-}
-
 impl PeerPolicy {
     /// Why SAs negotiated under `self` cannot carry on under `new`: the fields that went
     /// into the IKE SA and its children (proposals, identities, keys, addresses, selectors).
@@ -295,5 +273,27 @@ impl PeerPolicy {
             check("children.pfs", a.pfs != b.pfs);
         }
         why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_patterns() {
+        let p = IdPattern::new("*@cclient");
+        assert!(p.matches(&Identity::UserFqdn("joe@cclient".into())));
+        assert!(p.matches(&Identity::UserFqdn("JOE@CClient".into())));
+        assert!(!p.matches(&Identity::UserFqdn("joe@cclient.evil".into())));
+        assert!(!p.matches(&Identity::UserFqdn("joe@other".into())));
+        assert!(IdPattern::new("*").matches(&Identity::KeyId(vec![1])));
+        assert!(IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYYc".into())));
+        assert!(!IdPattern::new("a*b*c").matches(&Identity::Fqdn("aXXbYY".into())));
+        assert!(IdPattern::new("198.51.100.*").matches(&Identity::Ipv4([198, 51, 100, 7].into())));
+        // A hostile identity costs linear-ish time, not exponential.
+        let long = "a".repeat(5000);
+        assert!(!IdPattern::new("*a*a*a*a*a*a*a*b").matches(&Identity::Fqdn(long)));
+        assert!(IdPattern::new("*@cclient").specificity() > IdPattern::new("*").specificity());
     }
 }
