@@ -4,7 +4,8 @@
 # gw1: host1 for A and host2 for B, with the same address. vpnd makes each peer route-based
 # (ipsec1, ipsec2) and puts each XFRM interface in its ivrf (cust-a table 1001, cust-b table
 # 1002), which it creates. Each inside host reaches only its own site: the peers' SA
-# counters move only for their own customer's pings.
+# counters move only for their own customer's pings. `clear crypto session ivrf cust-a`
+# clears site A only (issue 13.5): a new IKE SA with peer1, peer2's untouched.
 source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=180
@@ -14,6 +15,10 @@ _vpnctl() { ip netns exec gw1 "$VPNCTL" --socket "$LAB_WORKDIR/vpnd.sock" "$@"; 
 
 # _in_packets NS : packets through NS's inbound SAs (from gw1).
 _in_packets() { xfrm_counter "$1" 192.0.2.1 "$2" packets; }
+
+_ike_spi() { swanctl_in "$1" --list-sas --ike site | sed -n 's/^site: #[0-9]*, ESTABLISHED, IKEv2, \([0-9a-f]*\)_i.*/\1/p' | head -1; }
+_ike_spi_changed() { local s; s=$(_ike_spi "$1"); [[ -n $s && $s != "$2" ]]; }
+_cleared() { _vpnctl --json clear crypto session "$@" | python3 -c 'import json, sys; print(json.load(sys.stdin)["cleared"])'; }
 
 _master() { ip -n gw1 -j link show "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0].get("master", "-"))'; }
 
@@ -103,5 +108,14 @@ YAML
     _vpnctl show crypto session detail >"$LAB_LOGDIR/show-detail.txt" || lab_fail "show failed"
     assert_contains "$LAB_LOGDIR/show-detail.txt" '^Interface: ipsec2$' "show: site B's interface"
     assert_contains "$LAB_LOGDIR/show-detail.txt" 'ivrf: cust-b' "show: site B's ivrf"
+
+    local a_spi b_spi
+    a_spi=$(_ike_spi peer1) b_spi=$(_ike_spi peer2)
+    [[ -n $a_spi && -n $b_spi ]] || lab_fail "no IKE SPIs from swanctl"
+    assert_eq 1 "$(_cleared ivrf cust-a)" "clear crypto session ivrf cust-a: one session"
+    lab_wait 60 "site A back with a new IKE SA" _ike_spi_changed peer1 "$a_spi"
+    assert_eq "$b_spi" "$(_ike_spi peer2)" "site B's IKE SA untouched by the clear of cust-a"
+    lab_wait 10 "site A's SA pair again" bash -c "[[ \$(ip -n gw1 xfrm state | grep -c 'if_id 0x1') == 2 ]]"
+    ping_ok host1 203.0.113.10 3
     stop_vpnd gw1
 }
