@@ -67,7 +67,10 @@ pub fn response(data: &[u8]) {
         "candidate is not the datagram cut to Length"
     );
     assert_eq!(c.identifier, data[1]);
-    assert_eq!(data[0], 5, "only Accounting-Response is a candidate");
+    assert!(
+        [2, 3, 5, 11].contains(&data[0]),
+        "only Accounting-Response and Access answers are candidates"
+    );
     let expected = md5(&[&data[..4], &auth, &data[HEADER_LEN..len], SECRET]);
     assert_eq!(
         is_authentic(&c, &auth, SECRET),

@@ -15,6 +15,7 @@
 //! `journal.ack(seq)?`; on `Err`, keep it pending and retry later; at start, resend what
 //! [`Journal::open`] returned.
 
+pub mod access;
 pub mod client;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -26,6 +27,7 @@ mod server;
 pub use client::{
     Attempt, ClientConfig, Delivered, Error, Failure, Group, ServerSpec, ServerStats,
 };
+pub use access::{AccessAnswer, AccessRequest, Accepted};
 pub use journal::{Journal, JournalError, Recovery, Seq};
 pub use record::{terminate_cause, AccountingRecord, AcctStatus};
 
