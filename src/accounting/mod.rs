@@ -693,7 +693,13 @@ impl Task {
             .iter()
             .map(|groups| SessionIdentity {
                 id: id.clone(),
-                user_name: v.phase1_id.clone(),
+                // An EAP user is the session's User-Name; else the IKE identity.
+                user_name: v
+                    .user
+                    .as_ref()
+                    .map(|u| u.username.clone())
+                    .or_else(|| v.phase1_id.clone()),
+                class: v.user.as_ref().map(|u| u.class.clone()).unwrap_or_default(),
                 nas_ip: self.nas_ip.or(Some(v.local)),
                 peer_ip: v.key.peer.ip(),
                 ivrf: profile.ivrf.clone(),

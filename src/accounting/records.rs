@@ -82,6 +82,10 @@ pub struct SessionIdentity {
     pub groups: Vec<String>,
     /// Unix time of the first IPsec SA pair: Acct-Session-Time counts from here.
     pub started: u64,
+    /// The Access-Accept's Class attributes (EAP users), echoed in every record
+    /// (RFC 2865 5.25).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class: Vec<Vec<u8>>,
 }
 
 fn unix(t: u64) -> SystemTime {
@@ -104,6 +108,7 @@ fn base(s: &SessionIdentity, status: AcctStatus, now: u64) -> AccountingRecord {
     avpairs.push("connect-progress=No Progress".into());
     AccountingRecord {
         user_name: s.user_name.clone(),
+        class: s.class.clone(),
         nas_ip: s.nas_ip,
         nas_port: Some(0),
         cisco_avpairs: avpairs,
@@ -226,6 +231,7 @@ mod tests {
             send_vsas: true,
             groups: vec!["radius".into()],
             started: 1_700_000_000,
+            class: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! readers and the XFRM event stream feed it through channels.
 
 pub mod args;
+mod eap;
 pub mod iface;
 pub mod kernel;
 pub mod links;
@@ -122,6 +123,8 @@ struct Daemon {
     syslog: crate::syslog::Syslog,
     /// RADIUS accounting, when a peer has an accounting list.
     accounting: Option<Accounting>,
+    /// The EAP relay to RADIUS, when a peer authenticates clients with EAP.
+    eap: Option<eap::Relay>,
     /// Sessions that went down in the current batch of outputs: their Stop waits for the
     /// batch's end, when the cause (an IkeDown in the same batch) is known.
     downs: Vec<SessionView>,
@@ -327,8 +330,10 @@ impl Daemon {
                     initiator,
                     rekey_at,
                     nat_t,
+                    user,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, "IKE SA established");
+                    let username = user.as_ref().map(|u| crate::escape::peer_text(&u.identity));
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), user = username.as_deref().unwrap_or("-"), initiator, nat_t, "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -352,6 +357,29 @@ impl Daemon {
                         rekey_at,
                     );
                     self.sessions.ike_nat_t(ike, nat_t);
+                    if let (Some(u), Some(username)) = (user, username) {
+                        self.sessions.ike_user(
+                            ike,
+                            crate::session::model::SessionUser {
+                                username,
+                                class: u.class,
+                                radius_server: u.server,
+                            },
+                        );
+                    }
+                }
+                Output::EapRequest(r) => {
+                    let ike = r.ike;
+                    let now_answer = match self.eap.as_mut() {
+                        Some(relay) => relay.relay(r),
+                        None => Some(crate::ike::EapAnswer::Failure {
+                            eap: Vec::new(),
+                            why: "no EAP relay configured".into(),
+                        }),
+                    };
+                    if let Some(a) = now_answer {
+                        self.endpoint.eap_answer(Instant::now(), ike, a);
+                    }
                 }
                 Output::IkeDown {
                     ike,
@@ -361,6 +389,9 @@ impl Daemon {
                     reason,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, reason = %reason, "IKE SA down");
+                    if let Some(relay) = self.eap.as_mut() {
+                        relay.forget(ike);
+                    }
                     {
                         use crate::ike::DownReason::*;
                         let cause = match &reason {
@@ -982,11 +1013,19 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         syslog: crate::syslog::Syslog::start(&config.syslog),
         accounting: Accounting::start(&config, &left_behind)
             .context("starting RADIUS accounting")?,
+        eap: None,
         downs: Vec::new(),
         batch_causes: HashMap::new(),
         cleared: HashMap::new(),
         stopping: false,
         ops: ops::Ops::new(),
+    };
+    let mut eap_rx = match eap::Relay::start(&config).context("starting the EAP relay")? {
+        Some((relay, rx)) => {
+            d.eap = Some(relay);
+            Some(rx)
+        }
+        None => None,
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)
@@ -1096,6 +1135,13 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
                 d.run_retries();
             }
             Some(ev) = events.next() => d.kernel_event(ev),
+            Some(a) = async { match eap_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                if let Some(relay) = d.eap.as_mut() {
+                    let ike = a.ike;
+                    let answer = relay.answered(a);
+                    d.endpoint.eap_answer(Instant::now(), ike, answer);
+                }
+            }
             Some(req) = control_rx.recv() => {
                 let response = d.control(req.command).await;
                 let _ = req.reply.send(response);
@@ -1204,6 +1250,7 @@ mod tests {
             send_vsas: true,
             groups: vec![],
             started: 100,
+            class: Vec::new(),
         });
         vec![
             ("detail", render::crypto_session(&views, true)),

@@ -97,6 +97,7 @@ fn policy(
         remote_port: 500,
         initial_contact: true,
         nat: Default::default(),
+        remote_auth: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
         psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),
@@ -612,6 +613,8 @@ impl Lab {
                 Output::Notice { .. } => self.stats.notices += 1,
                 Output::Fatal(e) => panic!("{side:?}: the engine stopped: {e}"),
                 Output::ActivateOutbound { .. } => {}
+                // The lab's peers authenticate with PSKs only.
+                Output::EapRequest(_) => panic!("{side:?}: EAP without an EAP peer"),
             }
         }
     }

@@ -22,6 +22,7 @@ use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
+use super::exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 
@@ -140,7 +141,12 @@ pub enum Output {
         rekey_at: Instant,
         /// NAT-T in use: the SA is on the NAT-T port, its children are ESP-in-UDP.
         nat_t: bool,
+        /// The user EAP authenticated (RFC 7296 2.16), with what RADIUS said of them.
+        user: Option<AuthenticatedUser>,
     },
+    /// An EAP message of a client's to relay to RADIUS (RFC 7296 2.16, RFC 3579); its answer
+    /// comes back through [`Endpoint::eap_answer`].
+    EapRequest(EapRelay),
     IkeDown {
         ike: IkeSaId,
         peer: String,
@@ -765,6 +771,13 @@ impl Endpoint {
     }
 
     /// Tells the engine the kernel could not install a child SA: it is deleted with the peer.
+    /// RADIUS answered the EAP message of `ike` (an [`Output::EapRequest`]): the engine
+    /// answers the client's waiting IKE_AUTH. An SA that went meanwhile, or that waits for
+    /// nothing, ignores it.
+    pub fn eap_answer(&mut self, now: Instant, ike: IkeSaId, answer: EapAnswer) {
+        self.with_sa(now, ike, |sa, ctx| sa.eap_answered(ctx, answer));
+    }
+
     pub fn child_gone(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
         let ike = self.owner(ike, child);
         self.with_sa(now, ike, |sa, ctx| sa.delete_children(ctx, vec![child]));

@@ -16,7 +16,7 @@
 pub mod codec;
 pub mod crypto;
 pub mod endpoint;
-mod exchange;
+pub(crate) mod exchange;
 pub mod half_open;
 pub mod nat;
 pub mod negotiate;
@@ -29,9 +29,10 @@ pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
     Transmit,
 };
+pub use exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
-pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};
+pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteAuth, RemoteMatch, Retransmit};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 

@@ -102,6 +102,18 @@ pub struct PeerPolicy {
     pub initial_contact: bool,
     /// NAT traversal (RFC 7296 2.23, RFC 3948).
     pub nat: NatPolicy,
+    /// How the peer (as initiator) proves who it is.
+    pub remote_auth: RemoteAuth,
+}
+
+/// How a peer authenticates to us.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemoteAuth {
+    /// Its AUTH with the PSK (RFC 7296 2.15).
+    #[default]
+    Psk,
+    /// EAP relayed to RADIUS (2.16); we answer with our PSK AUTH first. Responder only.
+    Eap,
 }
 
 /// NAT traversal settings of a peer.

@@ -152,6 +152,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         children,
         initial_contact: true,
         nat: Default::default(),
+        remote_auth: Default::default(),
     }
 }
 
@@ -428,6 +429,9 @@ impl Sim {
                     }
                 }
                 Output::Fatal(e) => return Err(format!("side {i}: the engine stopped: {e}")),
+                Output::EapRequest(_) => {
+                    return Err(format!("side {i}: EAP between PSK peers: {o:?}"))
+                }
                 // No NAT on this wire: neither side may see one.
                 Output::Keepalive { .. } | Output::PeerMoved { .. } => {
                     return Err(format!("side {i}: NAT traversal without a NAT: {o:?}"))

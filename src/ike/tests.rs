@@ -56,6 +56,7 @@ fn peer(
         remote_port: 500,
         initial_contact: true,
         nat: Default::default(),
+        remote_auth: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
@@ -2206,3 +2207,6 @@ fn an_ike_sa_rekeyed_behind_a_nat_stays_on_4500_and_encapsulated() {
     let e = installs.last().unwrap().encap.expect("still ESP-in-UDP");
     assert_eq!((e.local_port, e.remote_port), (4500, 4500));
 }
+
+#[path = "tests_eap.rs"]
+mod eap;

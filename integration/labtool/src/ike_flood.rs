@@ -49,6 +49,7 @@ fn template(a: &FloodArgs) -> Result<Vec<u8>> {
         children: Vec::new(),
         initial_contact: false,
         nat: Default::default(),
+        remote_auth: Default::default(),
     };
     let mut e = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     e.initiate(Instant::now(), "flood", SocketAddr::new(a.locals[0], 500))

@@ -69,6 +69,7 @@ pub async fn run(a: LoadArgs) -> Result<()> {
         // drop the earlier ones.
         initial_contact: false,
         nat: Default::default(),
+        remote_auth: Default::default(),
     };
     let mut endpoint = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     let (tx, mut rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(4096);

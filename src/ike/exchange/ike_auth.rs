@@ -28,6 +28,7 @@ pub(crate) struct ChildOffer {
 }
 
 use super::child::{read_child_answer, NewChild};
+use super::eap::AuthenticatedUser;
 
 /// Notifies that fail only the child SA in IKE_AUTH, not the IKE SA (RFC 7296 1.2).
 const CHILD_ERRORS: [NotifyType; 6] = [
@@ -46,7 +47,7 @@ fn notify(kind: NotifyType) -> Payload {
 impl IkeSa {
     /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
     /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
-    fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
+    pub(super) fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
         let k = self.keys.as_ref()?;
         let (algs, keys) = (k.algs, &k.keys);
         let (signed, nonce, sk_p) = match self.role {
@@ -212,6 +213,7 @@ impl IkeSa {
             initiator: true,
             rekey_at,
             nat_t: self.nat.in_use(),
+            user: None,
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
@@ -272,6 +274,11 @@ impl IkeSa {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        // EAP (2.16): its own task, eap.rs.
+        if self.eap_applies() {
+            self.answer_ike_auth_eap(ctx, message_id, inner);
+            return;
+        }
         let refuse = |sa: &mut IkeSa, ctx: &mut Ctx<'_>, r: Refusal| {
             let n = Payload::Notify(NotifyPayload::new(r.notify(), r.notify_data()));
             sa.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[n]);
@@ -294,9 +301,26 @@ impl IkeSa {
         let Some((idr, my_auth)) = self.own_auth() else {
             return;
         };
+        let reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
+        let identity = idi.identity.clone();
+        self.establish_responder(ctx, message_id, identity, &inner, reply, None);
+    }
+
+    /// Responder: the initiator is authenticated (by PSK, or EAP and the MSK): the SA is up,
+    /// and the last IKE_AUTH response carries `reply` (our IDr and AUTH) and the child SA
+    /// answer to `inner`, the request that proposed it (for EAP, the first).
+    pub(super) fn establish_responder(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        message_id: u32,
+        identity: crate::ike::codec::Identity,
+        inner: &[Payload],
+        mut reply: Vec<Payload>,
+        user: Option<AuthenticatedUser>,
+    ) {
         let initial_contact = inner.find_notify(NotifyType::INITIAL_CONTACT).is_some();
         let rekey_at = self.establish(ctx.now);
-        self.remote_id = Some(idi.identity.clone());
+        self.remote_id = Some(identity);
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -306,10 +330,10 @@ impl IkeSa {
             initiator: false,
             rekey_at,
             nat_t: self.nat.in_use(),
+            user,
         });
-        let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
         if inner.sa().is_some() {
-            match self.answer_child(ctx, &inner) {
+            match self.answer_child(ctx, inner) {
                 Ok((child, payloads)) => {
                     let (ni, nr) = (self.ni.clone(), self.nr.clone());
                     // Install before the response leaves, so the initiator's first
