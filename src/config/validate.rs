@@ -1494,7 +1494,7 @@ impl Ctx {
                             gloc,
                             format!("{field}.radius_group"),
                             format!(
-                                "no RADIUS server group '{name}' with servers in radius.groups                                  (defined: {})",
+                                "no RADIUS server group '{name}' with servers in radius.groups (defined: {})",
                                 if known.is_empty() {
                                     "none".to_string()
                                 } else {

@@ -356,7 +356,8 @@ impl IkeSa {
             return; // nothing waits for an answer (a late or repeated one)
         };
         let last_id = task.eap_id;
-        let who = task.identity.clone().unwrap_or_default();
+        // Peer-supplied: escaped before it reaches a log line.
+        let who = crate::escape::peer_text(task.identity.as_deref().unwrap_or_default());
         match answer {
             EapAnswer::Request(eap) => {
                 let Some((EAP_REQUEST, id, _)) = eap_header(&eap) else {
@@ -393,7 +394,7 @@ impl IkeSa {
                     ctx,
                     message_id,
                     Some(eap),
-                    Refusal::AuthFailed(format!("EAP user {who:?}: {why}")),
+                    Refusal::AuthFailed(format!("EAP user '{who}': {why}")),
                 );
             }
         }
@@ -420,13 +421,13 @@ impl IkeSa {
         user: AuthenticatedUser,
     ) {
         debug_assert_eq!(self.role, Role::Responder);
-        let who = user.identity.clone();
+        let who = crate::escape::peer_text(&user.identity);
         let (Some(auth), Some(k)) = (inner.auth(), self.keys.as_ref()) else {
             return self.eap_refuse(
                 ctx,
                 message_id,
                 None,
-                Refusal::AuthFailed(format!("EAP user {who:?}: no AUTH after EAP-Success")),
+                Refusal::AuthFailed(format!("EAP user '{who}': no AUTH after EAP-Success")),
             );
         };
         let prf = k.algs.prf;
@@ -455,7 +456,7 @@ impl IkeSa {
                 message_id,
                 None,
                 Refusal::AuthFailed(format!(
-                    "EAP user {who:?}: AUTH does not verify with the MSK"
+                    "EAP user '{who}': AUTH does not verify with the MSK"
                 )),
             );
         }
