@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # 72-vpnd-eap-radius: EAP through RADIUS (issue 12 items 2 and 5, RFC 7296 2.16, RFC 3579).
-# A strongSwan road-warrior client in peer1 (auth = eap-mschapv2, eap_id = joe@cclient; the
-# gateway proves itself with its PSK) connects to vpnd in gw1, which relays EAP to FreeRADIUS
+# A strongSwan road-warrior client in peer1 (auth = eap-mschapv2, id and eap_id joe@cclient:
+# vpnd takes IDi as the EAP identity, as Debian's charon has no eap-identity plugin and NAKs
+# an EAP-Request/Identity; the gateway proves itself with its PSK) connects to vpnd in gw1, which relays EAP to FreeRADIUS
 # (joe@cclient in its users file, with a Class reply attribute) and signs its last AUTH with
 # the MSK from MS-MPPE-Recv/Send-Key. A second peer (peer2, site-to-site PSK) is up all along.
 # A) joe connects, pings across, vpnctl's session carries the user; the client leaves: the
@@ -35,6 +36,7 @@ connections {
         proposals = aes256gcm16-prfsha256-x25519
         local {
             auth = eap-mschapv2
+            id = joe@cclient
             eap_id = joe@cclient
         }
         remote {
@@ -88,6 +90,7 @@ peers:
   - name: rw
     address: 192.0.2.2
     local_id: "@gw1.lab.example"
+    remote_id: "%any"
     psk: "lab-secret-0123456789"
     auth: { remote: eap-radius, radius_group: radius }
     accounting: lab

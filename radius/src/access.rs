@@ -95,7 +95,9 @@ pub enum AccessAnswer {
     },
     Accept(Box<Accepted>),
     /// Refused; usually with an EAP-Failure for the client.
-    Reject { eap_message: Vec<u8> },
+    Reject {
+        eap_message: Vec<u8>,
+    },
 }
 
 impl fmt::Debug for AccessAnswer {
@@ -297,7 +299,10 @@ pub(crate) fn has_valid_message_authenticator(
     copy[4..HEADER_LEN].copy_from_slice(request_authenticator);
     copy[at + 2..at + 18].fill(0);
     let want = hmac_md5(secret, &copy);
-    want.iter().zip(value).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    want.iter()
+        .zip(value)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// Reads an authenticated answer (the transport checked its Response Authenticator and
@@ -547,8 +552,8 @@ mod tests {
         assert_eq!(
             hmac_md5(&[0x0b; 16], b"Hi There"),
             [
-                0x92, 0x94, 0x72, 0x7a, 0x36, 0x38, 0xbb, 0x1c, 0x13, 0xf4, 0x8e, 0xf8, 0x15,
-                0x8b, 0xfc, 0x9d
+                0x92, 0x94, 0x72, 0x7a, 0x36, 0x38, 0xbb, 0x1c, 0x13, 0xf4, 0x8e, 0xf8, 0x15, 0x8b,
+                0xfc, 0x9d
             ]
         );
     }
@@ -559,7 +564,10 @@ mod tests {
         let bytes = request().encode(9, &auth, SECRET).unwrap();
         assert_eq!(bytes[0], ACCESS_REQUEST);
         assert_eq!(bytes[1], 9);
-        assert_eq!(u16::from_be_bytes([bytes[2], bytes[3]]) as usize, bytes.len());
+        assert_eq!(
+            u16::from_be_bytes([bytes[2], bytes[3]]) as usize,
+            bytes.len()
+        );
         // For a request, the HMAC covers the packet as sent (its own authenticator in place).
         assert!(has_valid_message_authenticator(&bytes, &auth, SECRET));
         assert!(!has_valid_message_authenticator(&bytes, &auth, b"other"));
@@ -592,7 +600,10 @@ mod tests {
         assert!(attrs.iter().any(|a| a.0 == STATE && a.1 == b"state-1"));
         // Message-Authenticator is there, once.
         assert_eq!(
-            attrs.iter().filter(|a| a.0 == MESSAGE_AUTHENTICATOR).count(),
+            attrs
+                .iter()
+                .filter(|a| a.0 == MESSAGE_AUTHENTICATOR)
+                .count(),
             1
         );
         let mut huge = request();
@@ -664,14 +675,20 @@ mod tests {
         // plaintext: refused.
         let mut bad = enc.clone();
         bad[0] = 0x05;
-        assert_eq!(decrypt_mppe_key(&bad, &ra, SECRET), Err(AnswerError::BadMppeKey));
+        assert_eq!(
+            decrypt_mppe_key(&bad, &ra, SECRET),
+            Err(AnswerError::BadMppeKey)
+        );
         assert_eq!(
             decrypt_mppe_key(&enc[..17], &ra, SECRET),
             Err(AnswerError::BadMppeKey)
         );
         let mut long = enc.clone();
         long[2] ^= 15 ^ 200; // length octet now 200
-        assert_eq!(decrypt_mppe_key(&long, &ra, SECRET), Err(AnswerError::BadMppeKey));
+        assert_eq!(
+            decrypt_mppe_key(&long, &ra, SECRET),
+            Err(AnswerError::BadMppeKey)
+        );
     }
 
     #[test]

@@ -159,7 +159,12 @@ pub fn access_answer(data: &[u8]) {
     if valid {
         let attrs = crate::access::attribute_list(c.bytes).expect("framed");
         let mas: Vec<&(u8, Vec<u8>)> = attrs.iter().filter(|a| a.0 == 80).collect();
-        assert_eq!(mas.len(), 1, "valid with {} Message-Authenticators", mas.len());
+        assert_eq!(
+            mas.len(),
+            1,
+            "valid with {} Message-Authenticators",
+            mas.len()
+        );
         // Recompute: the packet with the Request Authenticator in place and MA zeroed.
         let mut copy = c.bytes.to_vec();
         copy[4..HEADER_LEN].copy_from_slice(&auth);
@@ -174,7 +179,10 @@ pub fn access_answer(data: &[u8]) {
         let mut m = <Hmac<Md5> as Mac>::new_from_slice(SECRET).expect("any key");
         m.update(&copy);
         let want: [u8; 16] = m.finalize().into_bytes().into();
-        assert_eq!(mas[0].1, want, "Message-Authenticator check disagrees with RFC 3579");
+        assert_eq!(
+            mas[0].1, want,
+            "Message-Authenticator check disagrees with RFC 3579"
+        );
     }
     if let Ok(crate::access::AccessAnswer::Accept(a)) =
         crate::access::read_answer(c.bytes, &auth, SECRET)
@@ -245,10 +253,14 @@ mod access_tests {
         let seeds = seed_access_answers();
         for s in &seeds[..3] {
             let c = parse(s, SECRET).expect("well-formed");
-            assert!(crate::access::has_valid_message_authenticator(c.bytes, &auth, SECRET));
+            assert!(crate::access::has_valid_message_authenticator(
+                c.bytes, &auth, SECRET
+            ));
             access_answer(s);
         }
         let c = parse(&seeds[3], SECRET).unwrap();
-        assert!(!crate::access::has_valid_message_authenticator(c.bytes, &auth, SECRET));
+        assert!(!crate::access::has_valid_message_authenticator(
+            c.bytes, &auth, SECRET
+        ));
     }
 }

@@ -24,10 +24,10 @@ pub mod record;
 mod response;
 mod server;
 
+pub use access::{Accepted, AccessAnswer, AccessRequest};
 pub use client::{
     Attempt, ClientConfig, Delivered, Error, Failure, Group, ServerSpec, ServerStats,
 };
-pub use access::{AccessAnswer, AccessRequest, Accepted};
 pub use journal::{Journal, JournalError, Recovery, Seq};
 pub use record::{terminate_cause, AccountingRecord, AcctStatus};
 

@@ -185,6 +185,14 @@ pub(super) struct PeerFile {
 pub(super) struct AuthFile {
     pub remote: Option<S<RemoteAuthFile>>,
     pub radius_group: Option<Str>,
+    pub eap_identity: Option<S<EapIdentityFile>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum EapIdentityFile {
+    IkeId,
+    Request,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

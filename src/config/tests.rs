@@ -1728,24 +1728,41 @@ fn eap_radius_auth_needs_a_group_with_servers_and_a_responder() {
         )
     );
     let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.peers[0].remote_auth, crate::ike::RemoteAuth::Eap);
+    assert_eq!(
+        c.peers[0].remote_auth,
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
+    );
     assert_eq!(c.peers[0].auth_group.as_deref(), Some("radius"));
     assert_eq!(c.radius.servers[0].auth_port, 1812);
     assert_eq!(
         c.peers[0].engine_policy().remote_auth,
-        crate::ike::RemoteAuth::Eap
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
+    );
+    let c = load(&ok.replace("eap-radius }", "eap-radius, eap_identity: request }")).unwrap();
+    assert_eq!(
+        c.peers[0].remote_auth,
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::Request)
     );
     // No such group; no servers at all.
     let ps = problems(&ok.replace(
         "{ remote: eap-radius }",
         "{ remote: eap-radius, radius_group: nosuch }",
     ));
-    has(&ps, 7, 47, "peers[0].auth.radius_group", "no RADIUS server group 'nosuch'");
+    has(
+        &ps,
+        7,
+        47,
+        "peers[0].auth.radius_group",
+        "no RADIUS server group 'nosuch'",
+    );
     let ps = problems(&with(
         "    psk: secret-0123\n    auth: { remote: eap-radius }\n",
         "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
     ));
-    assert!(ps.iter().any(|p| p.field == "peers[0].auth.radius_group"), "{ps:?}");
+    assert!(
+        ps.iter().any(|p| p.field == "peers[0].auth.radius_group"),
+        "{ps:?}"
+    );
     // The client initiates, never the gateway.
     let ps = problems(&ok.replace("    auth:", "    start: initiate\n    auth:"));
     assert!(
@@ -1755,7 +1772,10 @@ fn eap_radius_auth_needs_a_group_with_servers_and_a_responder() {
     );
     // radius_group only with EAP; an unknown method is refused where it is written.
     let ps = problems(&ok.replace("remote: eap-radius", "remote: psk, radius_group: radius"));
-    assert!(ps.iter().any(|p| p.field == "peers[0].auth.radius_group"), "{ps:?}");
+    assert!(
+        ps.iter().any(|p| p.field == "peers[0].auth.radius_group"),
+        "{ps:?}"
+    );
     assert!(load(&ok.replace("eap-radius", "eap-tls")).is_err());
     // Without auth: PSK, as before.
     let c = load(BASE).unwrap();

@@ -173,8 +173,15 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
-        if let Some(peer) = cx.peer(i, p, &local, &accounting, &radius, &ike_defaults, &mut names)
-        {
+        if let Some(peer) = cx.peer(
+            i,
+            p,
+            &local,
+            &accounting,
+            &radius,
+            &ike_defaults,
+            &mut names,
+        ) {
             peers.push(peer);
         }
     }
@@ -1180,6 +1187,8 @@ impl Ctx {
         }
     }
 
+    // Each is one section a peer refers to; a struct of them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn peer(
         &mut self,
         i: usize,
@@ -1356,7 +1365,8 @@ impl Ctx {
             self.psk_strength(k, at, &f(key))
         });
 
-        let (remote_auth, auth_group) = self.peer_auth(p.auth.as_ref(), &f("auth"), radius, start_of(&p));
+        let (remote_auth, auth_group) =
+            self.peer_auth(p.auth.as_ref(), &f("auth"), radius, start_of(&p));
 
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
@@ -1469,10 +1479,21 @@ impl Ctx {
                         "only with remote: eap-radius",
                     );
                 }
+                if let Some(e) = &a.value.eap_identity {
+                    self.err(
+                        e.referenced,
+                        format!("{field}.eap_identity"),
+                        "only with remote: eap-radius",
+                    );
+                }
                 (RemoteAuth::Psk, None)
             }
             Some(file::RemoteAuthFile::EapRadius) => {
-                let at = a.value.remote.as_ref().map_or(a.referenced, |r| r.referenced);
+                let at = a
+                    .value
+                    .remote
+                    .as_ref()
+                    .map_or(a.referenced, |r| r.referenced);
                 if let Some((s, sloc)) = start {
                     if s != StartAction::Respond {
                         self.err(
@@ -1504,7 +1525,11 @@ impl Ctx {
                         );
                     }
                 }
-                (RemoteAuth::Eap, Some(name))
+                let identity = match a.value.eap_identity.as_ref().map(|e| e.value) {
+                    None | Some(file::EapIdentityFile::IkeId) => crate::ike::EapIdentity::IkeId,
+                    Some(file::EapIdentityFile::Request) => crate::ike::EapIdentity::Request,
+                };
+                (RemoteAuth::Eap(identity), Some(name))
             }
         }
     }

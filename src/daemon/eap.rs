@@ -108,12 +108,7 @@ impl Relay {
         if r.first {
             self.conversations.insert(r.ike, Conversation::default());
         }
-        let state = self
-            .conversations
-            .entry(r.ike)
-            .or_default()
-            .state
-            .clone();
+        let state = self.conversations.entry(r.ike).or_default().state.clone();
         let request = AccessRequest {
             user_name: r.identity.clone(),
             eap_message: r.eap,

@@ -20,9 +20,9 @@ use super::codec::{
 };
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
+use super::exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
-use super::exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 use super::policy::{Mode, PeerPolicy};
 use super::sa::{ChildSa, DownReason, IkeSa, Role};
 

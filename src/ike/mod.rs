@@ -32,7 +32,9 @@ pub use endpoint::{
 pub use exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
-pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteAuth, RemoteMatch, Retransmit};
+pub use policy::{
+    ChildPolicy, EapIdentity, Mode, NatPolicy, PeerPolicy, RemoteAuth, RemoteMatch, Retransmit,
+};
 pub use refusal::{Failure, Refusal};
 pub use sa::DownReason;
 

@@ -113,7 +113,20 @@ pub enum RemoteAuth {
     #[default]
     Psk,
     /// EAP relayed to RADIUS (2.16); we answer with our PSK AUTH first. Responder only.
-    Eap,
+    Eap(EapIdentity),
+}
+
+/// Where the EAP identity (RADIUS User-Name) comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EapIdentity {
+    /// The client's IDi, sent to RADIUS as its EAP-Response/Identity (strongSwan's default
+    /// without `eap_id`, and its eap-radius without `eap_start`): works with clients that have
+    /// no Identity method (Debian's strongSwan without eap-identity NAKs the request).
+    #[default]
+    IkeId,
+    /// An EAP-Request/Identity of ours (RFC 3748 5.1; strongSwan's `eap_id = %any`), for
+    /// clients whose IDi is not the user (Windows sends its address).
+    Request,
 }
 
 /// NAT traversal settings of a peer.

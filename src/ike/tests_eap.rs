@@ -10,7 +10,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::exchange::eap::EAP_STEP_TIMEOUT;
-use crate::ike::policy::RemoteAuth;
+use crate::ike::policy::{EapIdentity, RemoteAuth};
 use crate::ike::{AuthenticatedUser, EapAnswer, EapRelay};
 
 const MSK: [u8; 64] = [0x5a; 64];
@@ -27,8 +27,12 @@ struct Client {
 
 impl Client {
     fn new() -> Client {
+        Client::with(EapIdentity::Request)
+    }
+
+    fn with(mode: EapIdentity) -> Client {
         let (pa, mut pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
-        pb.remote_auth = RemoteAuth::Eap;
+        pb.remote_auth = RemoteAuth::Eap(mode);
         let mut p = Pair::new(pa, pb);
         p.a.initiate(p.now, "b", addr(A)).unwrap();
         // IKE_SA_INIT request and response pass; A's IKE_AUTH is taken off the wire.
@@ -52,8 +56,17 @@ impl Client {
         let dropped = dropped.expect("A sent IKE_AUTH");
         let b_sa = p.b.sas().next().unwrap();
         let msg = Message::decode(&dropped).unwrap();
-        let mut first = b_sa.keys.as_ref().unwrap().inb.open(&dropped, &msg).unwrap();
-        assert!(first.auth().is_some(), "A's own IKE_AUTH carries its PSK AUTH");
+        let mut first = b_sa
+            .keys
+            .as_ref()
+            .unwrap()
+            .inb
+            .open(&dropped, &msg)
+            .unwrap();
+        assert!(
+            first.auth().is_some(),
+            "A's own IKE_AUTH carries its PSK AUTH"
+        );
         let idi = first.id_i().unwrap().clone();
         first.retain(|p| !matches!(p, Payload::Auth(_)));
         Client {
@@ -88,7 +101,13 @@ impl Client {
             message_id: self.next_id,
         };
         let iv = self.iv.to_be_bytes();
-        let d = sa.keys.as_ref().unwrap().out.seal(&header, inner, &iv).unwrap();
+        let d = sa
+            .keys
+            .as_ref()
+            .unwrap()
+            .out
+            .seal(&header, inner, &iv)
+            .unwrap();
         self.iv += 1;
         self.next_id += 1;
         d
@@ -226,7 +245,10 @@ fn eap_client_is_authenticated_through_the_relay_and_gets_its_child() {
         &auth.data,
     )
     .expect("the gateway's first AUTH is its PSK AUTH");
-    assert!(r[0].sa().is_none(), "no child before the client is authenticated");
+    assert!(
+        r[0].sa().is_none(),
+        "no child before the client is authenticated"
+    );
 
     // The identity response goes to the relay, with the identity; a retransmission of the
     // same request while RADIUS thinks is not relayed again, nor answered.
@@ -238,12 +260,17 @@ fn eap_client_is_authenticated_through_the_relay_and_gets_its_child() {
     assert!(relayed[0].first);
     assert_eq!(relayed[0].eap, identity_response(1, "joe@cclient"));
     assert!(c.deliver(&d).is_empty());
-    assert!(c.relayed().is_empty(), "a retransmission is not relayed twice");
+    assert!(
+        c.relayed().is_empty(),
+        "a retransmission is not relayed twice"
+    );
 
     let r = c.answer(EapAnswer::Request(vec![1, 2, 0, 6, 26, 1]));
     assert_eq!(eap_of(&r[0]).unwrap(), [1, 2, 0, 6, 26, 1]);
     // A second answer for the same message (a duplicate from the relay) changes nothing.
-    assert!(c.answer(EapAnswer::Request(vec![1, 3, 0, 6, 26, 1])).is_empty());
+    assert!(c
+        .answer(EapAnswer::Request(vec![1, 3, 0, 6, 26, 1]))
+        .is_empty());
     c.send(&[Payload::Eap(vec![2, 2, 0, 6, 26, 1])]);
     let relayed = c.relayed();
     assert!(!relayed[0].first);
@@ -253,7 +280,11 @@ fn eap_client_is_authenticated_through_the_relay_and_gets_its_child() {
         user: user(),
     });
     assert_eq!(eap_of(&r[0]).unwrap(), [3, 2, 0, 4]);
-    assert_eq!(Pair::ups(&c.p.b_out), 0, "not up before the AUTH with the MSK");
+    assert_eq!(
+        Pair::ups(&c.p.b_out),
+        0,
+        "not up before the AUTH with the MSK"
+    );
 
     let auth = c.auth(&MSK);
     let r = c.send(&[auth]);
@@ -272,17 +303,19 @@ fn eap_client_is_authenticated_through_the_relay_and_gets_its_child() {
         &r[0].auth().unwrap().data,
     )
     .expect("the gateway's last AUTH uses the MSK");
-    assert!(r[0].sa().is_some() && r[0].ts_i().is_some(), "the child SA answer");
+    assert!(
+        r[0].sa().is_some() && r[0].ts_i().is_some(),
+        "the child SA answer"
+    );
     assert_eq!(Pair::installs(&c.p.b_out).len(), 1);
-    let ups: Vec<&Option<AuthenticatedUser>> = c
-        .p
-        .b_out
-        .iter()
-        .filter_map(|o| match o {
-            Output::IkeUp { user, .. } => Some(user),
-            _ => None,
-        })
-        .collect();
+    let ups: Vec<&Option<AuthenticatedUser>> =
+        c.p.b_out
+            .iter()
+            .filter_map(|o| match o {
+                Output::IkeUp { user, .. } => Some(user),
+                _ => None,
+            })
+            .collect();
     assert_eq!(ups, [&Some(user())], "IkeUp carries the user and Class");
 }
 
@@ -308,13 +341,18 @@ fn wrong_msk_is_authentication_failed_and_never_up() {
     assert!(Pair::installs(&c.p.b_out).is_empty());
     assert!(matches!(
         Pair::downs(&c.p.b_out)[..],
-        [DownReason::NegotiationFailed(Failure::Refused(Refusal::AuthFailed(_)))]
+        [DownReason::NegotiationFailed(Failure::Refused(
+            Refusal::AuthFailed(_)
+        ))]
     ));
 }
 
 #[test]
 fn reject_and_radius_down_are_authentication_failed_with_eap_failure() {
-    for why in ["rejected by RADIUS server radius1", "no RADIUS authentication server answered"] {
+    for why in [
+        "rejected by RADIUS server radius1",
+        "no RADIUS authentication server answered",
+    ] {
         let mut c = Client::new();
         let first = c.first.clone();
         c.send(&first);
@@ -324,12 +362,17 @@ fn reject_and_radius_down_are_authentication_failed_with_eap_failure() {
             why: why.into(),
         });
         assert!(has_notify(&r[0], NotifyType::AUTHENTICATION_FAILED));
-        assert_eq!(eap_of(&r[0]).unwrap(), [4, 1, 0, 4], "an EAP-Failure we made");
+        assert_eq!(
+            eap_of(&r[0]).unwrap(),
+            [4, 1, 0, 4],
+            "an EAP-Failure we made"
+        );
         assert_eq!(Pair::ups(&c.p.b_out), 0);
         assert_eq!(Pair::downs(&c.p.b_out).len(), 1);
         assert!(c.p.b.sas().next().is_none(), "the SA is gone");
         // A late answer for the gone SA is ignored.
-        c.p.b.eap_answer(c.p.now, 1, EapAnswer::Request(vec![1, 9, 0, 4]));
+        c.p.b
+            .eap_answer(c.p.now, 1, EapAnswer::Request(vec![1, 9, 0, 4]));
         assert!(c.p.b.poll_output().is_none());
     }
 }
@@ -381,7 +424,10 @@ fn a_silent_radius_or_client_ends_the_half_open_sa() {
     // No answer from the relay: the SA stays (longer than the plain half-open timeout)...
     c.p.now += Duration::from_secs(45);
     c.p.b.handle_timeout(c.p.now);
-    assert!(c.p.b.sas().next().is_some(), "RADIUS may take its retransmits");
+    assert!(
+        c.p.b.sas().next().is_some(),
+        "RADIUS may take its retransmits"
+    );
     // ...but not forever.
     c.p.now += EAP_STEP_TIMEOUT;
     c.p.b.handle_timeout(c.p.now);
@@ -391,4 +437,53 @@ fn a_silent_radius_or_client_ends_the_half_open_sa() {
         Pair::downs(&c.p.b_out)[..],
         [DownReason::NegotiationFailed(Failure::NoIkeAuth)]
     ));
+}
+
+/// IDi as the EAP identity (the default): no EAP-Request/Identity; the first IKE_AUTH
+/// response waits for RADIUS and carries IDr, AUTH and the server's first request.
+#[test]
+fn ike_identity_mode_relays_idi_and_answers_the_first_request_late() {
+    let mut c = Client::with(EapIdentity::IkeId);
+    let first = c.first.clone();
+    let d = c.request(&first);
+    assert!(
+        c.deliver(&d).is_empty(),
+        "the first response waits for RADIUS"
+    );
+    let relayed = c.relayed();
+    assert_eq!(relayed.len(), 1);
+    assert!(relayed[0].first);
+    // A's IDi is its FQDN: the synthesized EAP-Response/Identity carries it.
+    assert_eq!(relayed[0].identity, "b.local.example");
+    assert_eq!(relayed[0].eap, identity_response(0, "b.local.example"));
+    assert!(c.deliver(&d).is_empty(), "a retransmission waits too");
+    assert!(c.relayed().is_empty());
+    let r = c.answer(EapAnswer::Request(vec![1, 5, 0, 6, 4, 1]));
+    assert_eq!(r.len(), 1);
+    assert!(
+        r[0].id_r().is_some() && r[0].auth().is_some(),
+        "IDr and AUTH first"
+    );
+    assert_eq!(eap_of(&r[0]).unwrap(), [1, 5, 0, 6, 4, 1]);
+    c.send(&[Payload::Eap(vec![2, 5, 0, 6, 4, 1])]);
+    assert_eq!(c.relayed().len(), 1);
+    c.answer(EapAnswer::Success {
+        eap: vec![3, 5, 0, 4],
+        msk: Some(Zeroizing::new(MSK.to_vec())),
+        user: user(),
+    });
+    let auth = c.auth(&MSK);
+    let r = c.send(&[auth]);
+    assert!(r[0].sa().is_some());
+    assert_eq!(Pair::ups(&c.p.b_out), 1);
+    // Refused at the first step: AUTHENTICATION_FAILED, no IDr/AUTH needed.
+    let mut c = Client::with(EapIdentity::IkeId);
+    let first = c.first.clone();
+    c.send(&first);
+    let r = c.answer(EapAnswer::Failure {
+        eap: Vec::new(),
+        why: "rejected".into(),
+    });
+    assert!(has_notify(&r[0], NotifyType::AUTHENTICATION_FAILED));
+    assert_eq!(Pair::ups(&c.p.b_out), 0);
 }

@@ -13,11 +13,13 @@
 //!                                        <--  HDR, SK {AUTH(MSK), SAr2, TSi, TSr}
 //! ```
 //!
-//! The EAP identity comes from an EAP-Request/Identity that the engine sends itself, not
-//! from IDi: clients put their IP address or a certificate name in IDi (Windows and
-//! strongSwan's `eap_id` both answer an Identity request with the user name), and RFC 3748
-//! 5.1 makes the Identity exchange the place for it; it costs one round trip and no RADIUS
-//! request.
+//! The EAP identity comes from IDi by default (strongSwan's own default, and its
+//! eap-radius's without `eap_start`): vpnd sends RADIUS an EAP-Response/Identity made of
+//! IDi, and the first IKE_AUTH response waits for the server's first request. That works with
+//! clients that have no EAP Identity method (Debian's strongSwan without the eap-identity
+//! plugin NAKs an Identity request, lab 72). `eap_identity: request` sends an
+//! EAP-Request/Identity of our own instead (RFC 3748 5.1), for clients whose IDi is not the
+//! user (Windows puts its address there); it costs one round trip and no RADIUS request.
 //!
 //! [`EapResponder`] owns the conversation's pending state: the first request's IDi (the
 //! final AUTH signs it) and its child SA payloads (answered only at the end), which IKE
@@ -30,12 +32,14 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::ike::codec::Identity;
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
     PayloadList,
 };
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
+use crate::ike::policy::EapIdentity;
 use crate::ike::refusal::Refusal;
 use crate::ike::sa::{DownReason, IkeSa, Role, State};
 
@@ -133,7 +137,12 @@ enum Step {
     /// Our EAP request went out; the client's response comes with the next IKE_AUTH.
     Client,
     /// The client's EAP response is with RADIUS; the IKE_AUTH request `message_id` waits.
-    Server { message_id: u32 },
+    /// `first`: the first IKE_AUTH's IDr and AUTH, which its response carries before the
+    /// server's EAP request (IDi as the identity: nothing has been answered yet).
+    Server {
+        message_id: u32,
+        first: Vec<Payload>,
+    },
     /// EAP-Success sent: the client's AUTH computed with the MSK comes next.
     Auth {
         msk: Option<Zeroizing<Vec<u8>>>,
@@ -158,6 +167,18 @@ fn eap_payload(inner: &[Payload]) -> Option<&[u8]> {
         Payload::Eap(b) => Some(b.as_slice()),
         _ => None,
     })
+}
+
+/// IDi as an EAP identity (RADIUS User-Name): the name as the client wrote it.
+fn identity_name(id: &Identity) -> String {
+    match id {
+        Identity::Ipv4(a) => a.to_string(),
+        Identity::Ipv6(a) => a.to_string(),
+        Identity::Fqdn(s) | Identity::UserFqdn(s) => s.clone(),
+        Identity::KeyId(k) | Identity::Other { data: k, .. } => {
+            String::from_utf8_lossy(k).into_owned()
+        }
+    }
 }
 
 fn auth_failed() -> Payload {
@@ -192,8 +213,10 @@ impl IkeSa {
     /// Whether this IKE_AUTH request belongs to EAP: the peer is configured for it, or a
     /// conversation is under way.
     pub(crate) fn eap_applies(&self) -> bool {
-        self.peer.remote_auth == crate::ike::policy::RemoteAuth::Eap
-            || matches!(self.state, State::InitAnswered { eap: Some(_), .. })
+        matches!(
+            self.peer.remote_auth,
+            crate::ike::policy::RemoteAuth::Eap(_)
+        ) || matches!(self.state, State::InitAnswered { eap: Some(_), .. })
     }
 
     /// Refuses the client: AUTHENTICATION_FAILED (with an EAP-Failure when the conversation
@@ -219,11 +242,15 @@ impl IkeSa {
             return;
         };
         match std::mem::replace(&mut task.step, Step::Client) {
-            Step::Server { message_id: waiting } => {
+            Step::Server {
+                message_id: waiting,
+                first,
+            } => {
                 // The client retransmits while RADIUS thinks: the answer comes with
                 // `eap_answer` (the window holds no other request, 2.3).
                 task.step = Step::Server {
                     message_id: waiting,
+                    first,
                 };
                 self.state = State::InitAnswered {
                     until: match self.state {
@@ -292,7 +319,10 @@ impl IkeSa {
                     remote: self.remote,
                     first,
                 }));
-                task.step = Step::Server { message_id };
+                task.step = Step::Server {
+                    message_id,
+                    first: Vec::new(),
+                };
                 self.eap_put(ctx, task);
             }
             Step::Auth { msk, user } => self.eap_finish(ctx, message_id, inner, *task, msk, user),
@@ -314,7 +344,10 @@ impl IkeSa {
             return refuse(
                 self,
                 ctx,
-                &format!("{:?} sent AUTH, but this peer authenticates clients with EAP", idi.identity),
+                &format!(
+                    "{:?} sent AUTH, but this peer authenticates clients with EAP",
+                    idi.identity
+                ),
             );
         }
         if let Some(want) = &self.peer.remote_id {
@@ -333,28 +366,66 @@ impl IkeSa {
             return;
         };
         inner.retain(|p| !matches!(p, Payload::IdI(_) | Payload::IdR(_) | Payload::Eap(_)));
+        let mode = match self.peer.remote_auth {
+            crate::ike::policy::RemoteAuth::Eap(m) => m,
+            crate::ike::policy::RemoteAuth::Psk => EapIdentity::Request,
+        };
         let eap_id = 1;
-        let request = vec![EAP_REQUEST, eap_id, 0, 5, EAP_IDENTITY];
-        let reply = [Payload::IdR(idr), Payload::Auth(auth), Payload::Eap(request)];
-        self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
-        self.eap_put(
-            ctx,
-            Box::new(EapResponder {
-                idi,
-                first: inner,
-                eap_id,
-                identity: None,
-                step: Step::Client,
-            }),
-        );
+        let mut task = Box::new(EapResponder {
+            idi,
+            first: inner,
+            eap_id,
+            identity: None,
+            step: Step::Client,
+        });
+        match mode {
+            EapIdentity::Request => {
+                let request = vec![EAP_REQUEST, eap_id, 0, 5, EAP_IDENTITY];
+                let reply = [
+                    Payload::IdR(idr),
+                    Payload::Auth(auth),
+                    Payload::Eap(request),
+                ];
+                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
+            }
+            EapIdentity::IkeId => {
+                let name = identity_name(&task.idi.identity);
+                if name.is_empty() || name.len() > 250 {
+                    return refuse(self, ctx, "IDi is no usable EAP identity");
+                }
+                // The EAP-Response/Identity the client would have sent (RFC 3748 5.1).
+                let mut eap = vec![EAP_RESPONSE, 0, 0, 0, EAP_IDENTITY];
+                eap.extend_from_slice(name.as_bytes());
+                let len = eap.len() as u16;
+                eap[2..4].copy_from_slice(&len.to_be_bytes());
+                ctx.out.push_back(Output::EapRequest(EapRelay {
+                    ike: self.id,
+                    peer: self.peer.name.clone(),
+                    identity: name.clone(),
+                    eap,
+                    local: self.local,
+                    remote: self.remote,
+                    first: true,
+                }));
+                task.identity = Some(name);
+                task.step = Step::Server {
+                    message_id,
+                    first: vec![Payload::IdR(idr), Payload::Auth(auth)],
+                };
+            }
+        }
+        self.eap_put(ctx, task);
     }
 
     /// What the daemon's RADIUS relay answered for this SA's pending EAP message.
     pub(crate) fn eap_answered(&mut self, ctx: &mut Ctx<'_>, answer: EapAnswer) {
         let Some(task) = self.eap_task() else { return };
-        let Step::Server { message_id } = task.step else {
+        let Step::Server { message_id, first } = &mut task.step else {
             return; // nothing waits for an answer (a late or repeated one)
         };
+        let message_id = *message_id;
+        // The first response's IDr and AUTH go before the server's first EAP message.
+        let mut reply = std::mem::take(first);
         let last_id = task.eap_id;
         // Peer-supplied: escaped before it reaches a log line.
         let who = crate::escape::peer_text(task.identity.as_deref().unwrap_or_default());
@@ -372,7 +443,8 @@ impl IkeSa {
                 let mut task = self.eap_take().expect("checked above");
                 task.eap_id = id;
                 task.step = Step::Client;
-                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[Payload::Eap(eap)]);
+                reply.push(Payload::Eap(eap));
+                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
                 self.eap_put(ctx, task);
             }
             EapAnswer::Success { eap, msk, user } => {
@@ -382,7 +454,8 @@ impl IkeSa {
                 };
                 let mut task = self.eap_take().expect("checked above");
                 task.step = Step::Auth { msk, user };
-                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[Payload::Eap(eap)]);
+                reply.push(Payload::Eap(eap));
+                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
                 self.eap_put(ctx, task);
             }
             EapAnswer::Failure { eap, why } => {
@@ -431,9 +504,10 @@ impl IkeSa {
             );
         };
         let prf = k.algs.prf;
-        let (Some(key_i), Some(key_r)) =
-            (self.eap_key(msk.as_ref(), true), self.eap_key(msk.as_ref(), false))
-        else {
+        let (Some(key_i), Some(key_r)) = (
+            self.eap_key(msk.as_ref(), true),
+            self.eap_key(msk.as_ref(), false),
+        ) else {
             return;
         };
         let key_i = Zeroizing::new(key_i);
@@ -461,14 +535,32 @@ impl IkeSa {
             );
         }
         let idr = IdPayload::new(self.peer.local_id.clone());
-        let sk_pr = self.keys.as_ref().map(|k| k.keys.sk_pr.to_vec()).unwrap_or_default();
-        let data = psk_auth(prf, &key_r, &self.init_response, &self.ni, &sk_pr, &idr.get_encoding())
-            .to_vec();
+        let sk_pr = self
+            .keys
+            .as_ref()
+            .map(|k| k.keys.sk_pr.to_vec())
+            .unwrap_or_default();
+        let data = psk_auth(
+            prf,
+            &key_r,
+            &self.init_response,
+            &self.ni,
+            &sk_pr,
+            &idr.get_encoding(),
+        )
+        .to_vec();
         let reply = vec![Payload::Auth(AuthPayload {
             method: AuthMethod::SHARED_KEY_MIC,
             data,
         })];
-        self.establish_responder(ctx, message_id, task.idi.identity, &task.first, reply, Some(user));
+        self.establish_responder(
+            ctx,
+            message_id,
+            task.idi.identity,
+            &task.first,
+            reply,
+            Some(user),
+        );
     }
 }
 
