@@ -105,21 +105,7 @@ impl Relay {
                 why: "no RADIUS group for this peer".into(),
             });
         };
-        if r.first {
-            self.conversations.insert(r.ike, Conversation::default());
-        }
-        let state = self.conversations.entry(r.ike).or_default().state.clone();
-        let request = AccessRequest {
-            user_name: r.identity.clone(),
-            eap_message: r.eap,
-            state,
-            nas_ip: self.nas_ip.or(Some(r.local.ip())),
-            nas_identifier: Some("vpnd".into()),
-            // The low bits of the IKE SA's id, as strongSwan sends its IKE SA's unique id.
-            nas_port: Some(r.ike as u32),
-            called_station_id: Some(format!("{}[{}]", r.local.ip(), r.local.port())),
-            calling_station_id: Some(format!("{}[{}]", r.remote.ip(), r.remote.port())),
-        };
+        let request = self.request_for(&r);
         let tx = self.tx.clone();
         let (ike, identity) = (r.ike, r.identity);
         tokio::spawn(async move {
@@ -131,6 +117,27 @@ impl Relay {
             });
         });
         None
+    }
+
+    /// The Access-Request for one EAP message: the conversation's State echoed, and the
+    /// attributes strongSwan's eap-radius sends (NAS-Port-Type Virtual and Service-Type
+    /// Framed are added by the encoder).
+    fn request_for(&mut self, r: &EapRelay) -> AccessRequest {
+        if r.first {
+            self.conversations.insert(r.ike, Conversation::default());
+        }
+        let state = self.conversations.entry(r.ike).or_default().state.clone();
+        AccessRequest {
+            user_name: r.identity.clone(),
+            eap_message: r.eap.clone(),
+            state,
+            nas_ip: self.nas_ip.or(Some(r.local.ip())),
+            nas_identifier: Some("vpnd".into()),
+            // The low bits of the IKE SA's id, as strongSwan sends its IKE SA's unique id.
+            nas_port: Some(r.ike as u32),
+            called_station_id: Some(format!("{}[{}]", r.local.ip(), r.local.port())),
+            calling_station_id: Some(format!("{}[{}]", r.remote.ip(), r.remote.port())),
+        }
     }
 
     /// An Access-Request's outcome, for the engine; the conversation's State kept.
@@ -182,5 +189,104 @@ impl Relay {
     /// The IKE SA went: its conversation too (a late answer then finds none).
     pub fn forget(&mut self, ike: IkeSaId) {
         self.conversations.remove(&ike);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpnd_radius::Accepted;
+
+    fn relay() -> Relay {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        Relay {
+            groups: HashMap::new(),
+            nas_ip: None,
+            conversations: HashMap::new(),
+            tx,
+        }
+    }
+
+    fn message(first: bool) -> EapRelay {
+        EapRelay {
+            ike: 7,
+            peer: "rw".into(),
+            identity: "joe@cclient".into(),
+            eap: vec![2, 1, 0, 5, 1],
+            local: "192.0.2.1:4500".parse().unwrap(),
+            remote: "198.51.100.2:4500".parse().unwrap(),
+            first,
+        }
+    }
+
+    #[test]
+    fn the_state_of_a_challenge_is_echoed_and_forgotten_with_the_conversation() {
+        let mut r = relay();
+        let first = r.request_for(&message(true));
+        assert_eq!(first.state, None);
+        assert_eq!(first.user_name, "joe@cclient");
+        assert_eq!(first.nas_ip, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            first.calling_station_id.as_deref(),
+            Some("198.51.100.2[4500]")
+        );
+        let answer = r.answered(Answered {
+            ike: 7,
+            identity: "joe@cclient".into(),
+            result: Ok((
+                "r1".into(),
+                AccessAnswer::Challenge {
+                    eap_message: vec![1, 2, 0, 4],
+                    state: Some(b"s1".to_vec()),
+                },
+            )),
+        });
+        assert_eq!(answer, EapAnswer::Request(vec![1, 2, 0, 4]));
+        assert_eq!(r.request_for(&message(false)).state, Some(b"s1".to_vec()));
+        // A new conversation of the same SA id starts without it.
+        assert_eq!(r.request_for(&message(true)).state, None);
+    }
+
+    #[test]
+    fn accept_carries_user_class_and_msk_and_failures_say_why() {
+        let mut r = relay();
+        r.request_for(&message(true));
+        let acc = Accepted {
+            eap_message: vec![3, 2, 0, 4],
+            msk: Some(zeroize::Zeroizing::new(vec![9; 64])),
+            class: vec![b"gold".to_vec()],
+            user_name: None,
+            framed_ip: None,
+            session_timeout: Some(3600),
+        };
+        let a = r.answered(Answered {
+            ike: 7,
+            identity: "joe@cclient".into(),
+            result: Ok(("r1".into(), AccessAnswer::Accept(Box::new(acc)))),
+        });
+        let EapAnswer::Success { msk, user, .. } = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(msk.map(|m| m.len()), Some(64));
+        assert_eq!(user.identity, "joe@cclient");
+        assert_eq!(user.class, vec![b"gold".to_vec()]);
+        assert_eq!(
+            (user.server.as_str(), user.session_timeout),
+            ("r1", Some(3600))
+        );
+        assert!(r.conversations.is_empty(), "done: its State is gone");
+        let a = r.answered(Answered {
+            ike: 8,
+            identity: "joe".into(),
+            result: Err(vpnd_radius::Error::Unanswered { attempts: vec![] }),
+        });
+        assert!(
+            matches!(a, EapAnswer::Failure { why, .. } if why.contains("no RADIUS authentication server answered"))
+        );
+        // A peer without a group (cannot be configured) fails at once.
+        assert!(matches!(
+            r.relay(message(true)),
+            Some(EapAnswer::Failure { .. })
+        ));
     }
 }
