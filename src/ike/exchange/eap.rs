@@ -34,8 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::ike::codec::Identity;
 use crate::ike::codec::{
-    AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
-    PayloadList,
+    AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, Payload, PayloadList,
 };
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
@@ -181,13 +180,6 @@ fn identity_name(id: &Identity) -> String {
     }
 }
 
-fn auth_failed() -> Payload {
-    Payload::Notify(NotifyPayload::new(
-        NotifyType::AUTHENTICATION_FAILED,
-        Vec::new(),
-    ))
-}
-
 impl IkeSa {
     fn eap_task(&mut self) -> Option<&mut EapResponder> {
         match &mut self.state {
@@ -222,7 +214,11 @@ impl IkeSa {
     /// Refuses the client: AUTHENTICATION_FAILED (with an EAP-Failure when the conversation
     /// got that far) and the SA goes.
     fn eap_refuse(&mut self, ctx: &mut Ctx<'_>, message_id: u32, eap: Option<Vec<u8>>, r: Refusal) {
-        let mut reply = vec![auth_failed()];
+        // AUTHENTICATION_FAILED, or INVALID_SYNTAX for a malformed EAP message.
+        let mut reply = vec![Payload::Notify(NotifyPayload::new(
+            r.notify(),
+            r.notify_data(),
+        ))];
         if let Some(e) = eap {
             reply.push(Payload::Eap(e));
         }
