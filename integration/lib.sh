@@ -649,9 +649,12 @@ start_freeradius() {
         -e 's|^(\s*)#\s*locking\s*=.*|\1locking = yes|' \
         "$d/mods-available/detail" >"$d/mods-enabled/detail"
     # LAB_RADIUS_USERS: users-file entries put first (EAP users with their reply attributes).
+    # The default filter_username policy rejects a realm without a dot (IOS's joe@cclient),
+    # so it is left out then.
     if [[ -n ${LAB_RADIUS_USERS:-} ]]; then
         { printf '%s\n\n' "$LAB_RADIUS_USERS"; cat "$d/mods-config/files/authorize"; } >"$d/users.new"
         mv "$d/users.new" "$d/mods-config/files/authorize"
+        sed -i -E 's/^(\s*)filter_username\s*$/\1# filter_username/' "$d/sites-enabled/default"
     fi
     cat >>"$d/clients.conf" <<EOF
 

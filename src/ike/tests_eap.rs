@@ -487,3 +487,30 @@ fn ike_identity_mode_relays_idi_and_answers_the_first_request_late() {
     assert!(has_notify(&r[0], NotifyType::AUTHENTICATION_FAILED));
     assert_eq!(Pair::ups(&c.p.b_out), 0);
 }
+
+/// strongSwan sends SAi2, TSi and TSr with its last AUTH, not in the first IKE_AUTH (seen in
+/// lab 72): the child comes from there.
+#[test]
+fn child_payloads_with_the_last_auth_as_strongswan_sends_them() {
+    let mut c = Client::with(EapIdentity::IkeId);
+    let (child, first): (Vec<Payload>, Vec<Payload>) = c
+        .first
+        .clone()
+        .into_iter()
+        .partition(|p| matches!(p, Payload::Sa(_) | Payload::TsI(_) | Payload::TsR(_)));
+    assert_eq!(child.len(), 3);
+    c.send(&first);
+    c.answer(EapAnswer::Request(vec![1, 5, 0, 6, 4, 1]));
+    c.send(&[Payload::Eap(vec![2, 5, 0, 6, 4, 1])]);
+    c.answer(EapAnswer::Success {
+        eap: vec![3, 5, 0, 4],
+        msk: Some(Zeroizing::new(MSK.to_vec())),
+        user: user(),
+    });
+    let mut last = vec![c.auth(&MSK)];
+    last.extend(child);
+    let r = c.send(&last);
+    assert!(r[0].auth().is_some() && r[0].sa().is_some() && r[0].ts_r().is_some());
+    assert_eq!(Pair::installs(&c.p.b_out).len(), 1);
+    assert_eq!(Pair::ups(&c.p.b_out), 1);
+}

@@ -549,11 +549,17 @@ impl IkeSa {
             method: AuthMethod::SHARED_KEY_MIC,
             data,
         })];
+        // The child SA's payloads: in the first request (2.16), or, as strongSwan sends
+        // them, with the last AUTH.
+        let mut child = task.first;
+        if child.sa().is_none() {
+            child.extend(inner.into_iter().filter(|p| !matches!(p, Payload::Auth(_))));
+        }
         self.establish_responder(
             ctx,
             message_id,
             task.idi.identity,
-            &task.first,
+            &child,
             reply,
             Some(user),
         );
