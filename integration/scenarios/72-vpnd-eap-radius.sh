@@ -111,7 +111,7 @@ YAML
 }
 
 # _connect : swanctl --initiate of rw in peer1; its status.
-_connect() { swanctl_in peer1 --initiate --ike rw --timeout 40 >>"$LAB_LOGDIR/swanctl-rw.log" 2>&1; }
+_connect() { swanctl_in peer1 --initiate --child rw --timeout 40 >>"$LAB_LOGDIR/swanctl-rw.log" 2>&1; }
 
 _auth_failed_count() { grep -c 'received AUTHENTICATION_FAILED notify' "$LAB_LOGDIR/charon-peer1.log" || true; }
 
