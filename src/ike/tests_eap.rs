@@ -488,10 +488,10 @@ fn ike_identity_mode_relays_idi_and_answers_the_first_request_late() {
     assert_eq!(Pair::ups(&c.p.b_out), 0);
 }
 
-/// strongSwan sends SAi2, TSi and TSr with its last AUTH, not in the first IKE_AUTH (seen in
-/// lab 72): the child comes from there.
+/// A client that sends SAi2, TSi and TSr with its last AUTH rather than in the first
+/// IKE_AUTH request gets its child from there.
 #[test]
-fn child_payloads_with_the_last_auth_as_strongswan_sends_them() {
+fn child_payloads_with_the_last_auth() {
     let mut c = Client::with(EapIdentity::IkeId);
     let (child, first): (Vec<Payload>, Vec<Payload>) = c
         .first

@@ -549,8 +549,8 @@ impl IkeSa {
             method: AuthMethod::SHARED_KEY_MIC,
             data,
         })];
-        // The child SA's payloads: in the first request (2.16), or, as strongSwan sends
-        // them, with the last AUTH.
+        // The child SA's payloads: in the first request (2.16); a client that left them out
+        // there may send them with its last AUTH, the request the child answer goes in.
         let mut child = task.first;
         if child.sa().is_none() {
             child.extend(inner.into_iter().filter(|p| !matches!(p, Payload::Auth(_))));
