@@ -623,7 +623,8 @@ wait_ike_established() {
 # ADDR_PREFIX and localhost with secret "testing123"; accounting records go
 # to $RADIUS_DETAIL_FILE ($LAB_LOGDIR/radius-detail, with the packet header:
 # Packet-Src-IP-Address, Packet-Dst-Port...); debug log (-X) to
-# $LAB_LOGDIR/freeradius.log (set LAB_RADIUS_DEBUG=0 for -f -l stdout).
+# $LAB_LOGDIR/freeradius.log (set LAB_RADIUS_DEBUG=0 for -f -l stdout); LAB_RADIUS_USERS:
+# users-file lines added before the defaults.
 start_freeradius() {
     local ns=$1 clients=${2:-192.0.2.0/24} d=$LAB_WORKDIR/freeradius pid
     RADIUS_DETAIL_FILE=$LAB_LOGDIR/radius-detail
@@ -647,6 +648,14 @@ start_freeradius() {
         -e 's|^(\s*)#\s*log_packet_header\s*=.*|\1log_packet_header = yes|' \
         -e 's|^(\s*)#\s*locking\s*=.*|\1locking = yes|' \
         "$d/mods-available/detail" >"$d/mods-enabled/detail"
+    # LAB_RADIUS_USERS: users-file entries put first (EAP users with their reply attributes).
+    # The default filter_username policy rejects a realm without a dot (IOS's joe@cclient),
+    # so it is left out then.
+    if [[ -n ${LAB_RADIUS_USERS:-} ]]; then
+        { printf '%s\n\n' "$LAB_RADIUS_USERS"; cat "$d/mods-config/files/authorize"; } >"$d/users.new"
+        mv "$d/users.new" "$d/mods-config/files/authorize"
+        sed -i -E 's/^(\s*)filter_username\s*$/\1# filter_username/' "$d/sites-enabled/default"
+    fi
     cat >>"$d/clients.conf" <<EOF
 
 # added by integration/lib.sh

@@ -95,6 +95,17 @@ fn fuzz_xfrm_dump() {
 }
 
 #[test]
+fn fuzz_radius_access() {
+    run(
+        "radius_access",
+        200_000,
+        4200,
+        &none,
+        &vpnd_radius::fuzzing::access_answer,
+    );
+}
+
+#[test]
 fn fuzz_radius_response() {
     run(
         "radius_response",

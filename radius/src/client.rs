@@ -16,8 +16,9 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::access::{self, AccessAnswer, AccessRequest, AnswerError, RequestError};
 use crate::record::AccountingRecord;
-use crate::server::{self, Command, ServerHandle};
+use crate::server::{self, Command, Request, ServerHandle};
 
 /// One accounting server.
 #[derive(Clone)]
@@ -106,6 +107,14 @@ pub enum Error {
     /// Every server tried failed; the caller keeps the record and tries again later.
     #[error("accounting record not delivered: {}", attempts_text(.attempts))]
     Undelivered { attempts: Vec<Attempt> },
+    /// No authentication server answered an Access-Request.
+    #[error("no RADIUS authentication server answered: {}", attempts_text(.attempts))]
+    Unanswered { attempts: Vec<Attempt> },
+    #[error("Access-Request not sent: {0}")]
+    Request(#[from] RequestError),
+    /// An authenticated answer we cannot use (server {server}).
+    #[error("RADIUS server {server}: {error}")]
+    Answer { server: String, error: AnswerError },
 }
 
 fn attempts_text(attempts: &[Attempt]) -> String {
@@ -184,25 +193,28 @@ impl Group {
         })
     }
 
-    /// Sends `record` to the first server that answers, in configured order, skipping the
-    /// servers marked dead; when all are dead, all are tried in order all the same.
-    pub async fn send(&self, record: &AccountingRecord) -> Result<Delivered, Error> {
-        let record = Arc::new(record.clone());
+    /// The servers to try, in order: those not marked dead; when all are dead, all.
+    fn order(&self) -> Vec<&ServerHandle> {
         let now = Instant::now();
         let alive: Vec<&ServerHandle> = self
             .servers
             .iter()
             .filter(|s| !s.state.borrow().is_dead(now))
             .collect();
-        let order: Vec<&ServerHandle> = if alive.is_empty() {
+        if alive.is_empty() {
             self.servers.iter().collect()
         } else {
             alive
-        };
+        }
+    }
 
+    /// Sends `record` to the first server that answers, in configured order, skipping the
+    /// servers marked dead; when all are dead, all are tried in order all the same.
+    pub async fn send(&self, record: &AccountingRecord) -> Result<Delivered, Error> {
+        let record = Arc::new(record.clone());
         let mut attempts = Vec::new();
-        for server in order {
-            match send_to(server, record.clone()).await {
+        for server in self.order() {
+            match send_to(server, Request::Accounting(record.clone())).await {
                 Ok(outcome) => {
                     return Ok(Delivered {
                         server: server.name.clone(),
@@ -221,6 +233,46 @@ impl Group {
             }
         }
         Err(Error::Undelivered { attempts })
+    }
+
+    /// Sends an Access-Request (these servers being on their authentication port) to the
+    /// first server that answers, as [`Group::send`] does, and reads its answer. Within one
+    /// EAP conversation the State ties it to a server; after a failover mid-conversation the
+    /// next server rejects what it has no State for, which ends it cleanly.
+    pub async fn authenticate(
+        &self,
+        request: &AccessRequest,
+    ) -> Result<(String, AccessAnswer), Error> {
+        // Checked once here, so the server task only encodes what fits.
+        request.encode(0, &[0; 16], b"x")?;
+        let request = Arc::new(request.clone());
+        let mut attempts = Vec::new();
+        for server in self.order() {
+            match send_to(server, Request::Access(request.clone())).await {
+                Ok(outcome) => {
+                    let secret = &server.secret;
+                    return access::read_answer(
+                        &outcome.answer,
+                        &outcome.request_authenticator,
+                        secret,
+                    )
+                    .map(|a| (server.name.clone(), a))
+                    .map_err(|error| Error::Answer {
+                        server: server.name.clone(),
+                        error,
+                    });
+                }
+                Err(failure) => {
+                    tracing::info!(server = %server.name, %failure,
+                        user = %request.user_name.escape_debug(), "RADIUS Access-Request failed over");
+                    attempts.push(Attempt {
+                        server: server.name.clone(),
+                        failure,
+                    });
+                }
+            }
+        }
+        Err(Error::Unanswered { attempts })
     }
 
     /// The servers' counters, in configured order.
@@ -265,14 +317,11 @@ impl Group {
     }
 }
 
-async fn send_to(
-    server: &ServerHandle,
-    record: Arc<AccountingRecord>,
-) -> Result<server::Outcome, Failure> {
+async fn send_to(server: &ServerHandle, request: Request) -> Result<server::Outcome, Failure> {
     let (reply, answer) = oneshot::channel();
     server
         .tx
-        .send(Command::Send { record, reply })
+        .send(Command::Send { request, reply })
         .await
         .map_err(|_| Failure::Stopped)?;
     answer.await.map_err(|_| Failure::Stopped)?

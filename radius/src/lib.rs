@@ -15,6 +15,7 @@
 //! `journal.ack(seq)?`; on `Err`, keep it pending and retry later; at start, resend what
 //! [`Journal::open`] returned.
 
+pub mod access;
 pub mod client;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -23,6 +24,7 @@ pub mod record;
 mod response;
 mod server;
 
+pub use access::{Accepted, AccessAnswer, AccessRequest};
 pub use client::{
     Attempt, ClientConfig, Delivered, Error, Failure, Group, ServerSpec, ServerStats,
 };

@@ -94,6 +94,10 @@ pub struct AccountingRecord {
     pub nas_port: Option<u32>,
     /// Framed-IP-Address (8): the address assigned to the client, if any.
     pub framed_ip: Option<Ipv4Addr>,
+    /// Class (25): the Access-Accept's, echoed unchanged in every record of the session
+    /// (RFC 2865 5.25), each at most 253 octets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class: Vec<Vec<u8>>,
     /// Cisco-AVPair (vendor 9, type 1) values, each "key=value", in this order.
     pub cisco_avpairs: Vec<String>,
     /// cisco-nas-port (vendor 9, type 2).
@@ -140,6 +144,7 @@ impl AccountingRecord {
             nas_identifier: None,
             nas_port: None,
             framed_ip: None,
+            class: Vec::new(),
             cisco_avpairs: Vec::new(),
             cisco_nas_port: None,
             send_vsas: true,
@@ -216,6 +221,12 @@ impl AccountingRecord {
         }
         if let Some(ip) = self.framed_ip {
             b.avp(AVP::from_ipv4(rfc2865::FRAMED_IP_ADDRESS_TYPE, &ip), 4);
+        }
+        for class in &self.class {
+            let class = &class[..class.len().min(MAX_STRING)];
+            if !class.is_empty() {
+                b.avp(AVP::from_bytes(rfc2865::CLASS_TYPE, class), class.len());
+            }
         }
         if let Some(name) = self.user_name.as_deref() {
             let name = fit(name, MAX_STRING, "User-Name");
@@ -298,6 +309,12 @@ impl AccountingRecord {
         let string = |s: Option<&str>, max: usize| s.map_or(0, |s| 2 + s.len().min(max));
         let mut n = 0;
         n += if self.framed_ip.is_some() { 6 } else { 0 };
+        n += self
+            .class
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| 2 + c.len().min(MAX_STRING))
+            .sum::<usize>();
         n += string(self.user_name.as_deref(), MAX_STRING);
         n += 6 * [
             self.session_time.is_some(),

@@ -34,7 +34,9 @@ pub(crate) fn parse<'a>(datagram: &'a [u8], secret: &[u8]) -> Result<Candidate<'
     if datagram.len() < HEADER_LEN {
         return Err(Malformed::Short);
     }
-    if datagram[0] != Code::AccountingResponse as u8 {
+    // Accounting-Response, or Access-Accept/-Reject/-Challenge: the server task checks the
+    // code against the request it answers.
+    if ![Code::AccountingResponse as u8, 2, 3, 11].contains(&datagram[0]) {
         return Err(Malformed::Code(datagram[0]));
     }
     let len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;

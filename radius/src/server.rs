@@ -17,6 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::access::{self, AccessRequest};
 use crate::client::{ClientConfig, Failure, ServerSpec};
 use crate::record::AccountingRecord;
 use crate::response;
@@ -30,22 +31,43 @@ const IDS_KEPT_PER_REQUEST: usize = 4;
 pub(crate) struct ServerHandle {
     pub name: String,
     pub addr: SocketAddr,
+    /// For reading what an answer carries encrypted (MS-MPPE keys).
+    pub secret: Vec<u8>,
     pub tx: mpsc::Sender<Command>,
     pub state: watch::Receiver<ServerState>,
 }
 
 pub(crate) enum Command {
     Send {
-        record: Arc<AccountingRecord>,
+        request: Request,
         reply: oneshot::Sender<Result<Outcome, Failure>>,
     },
 }
 
+/// What a server is asked: the two kinds share identifiers, retransmission and response
+/// authentication; they differ in encoding, answer codes and retransmission (below).
+#[derive(Clone)]
+pub(crate) enum Request {
+    Accounting(Arc<AccountingRecord>),
+    /// An Access-Request (RFC 3579); the server must be the authentication port.
+    Access(Arc<AccessRequest>),
+}
+
+impl Request {
+    fn is_access(&self) -> bool {
+        matches!(self, Request::Access(_))
+    }
+}
+
 /// A request answered by this server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Outcome {
     pub tries: u32,
     pub rtt: Duration,
+    /// The authenticated answer, cut to its Length, and the Request Authenticator of the
+    /// transmission it answers (MS-MPPE keys are encrypted with it, RFC 2548 2.4.2).
+    pub answer: Vec<u8>,
+    pub request_authenticator: [u8; 16],
 }
 
 /// Counters and state published by the task after every event.
@@ -80,6 +102,7 @@ pub(crate) fn spawn(spec: ServerSpec, config: ClientConfig) -> ServerHandle {
     let handle = ServerHandle {
         name: spec.name.clone(),
         addr: spec.addr,
+        secret: spec.secret.clone(),
         tx,
         state: state_rx,
     };
@@ -103,10 +126,11 @@ struct Slot {
     key: u64,
     authenticator: [u8; 16],
     sent_at: Instant,
+    access: bool,
 }
 
 struct InFlight {
-    record: Arc<AccountingRecord>,
+    request: Request,
     reply: oneshot::Sender<Result<Outcome, Failure>>,
     /// Transmissions so far (1 = only the first).
     tries: u32,
@@ -119,7 +143,7 @@ struct InFlight {
 }
 
 struct Waiting {
-    record: Arc<AccountingRecord>,
+    request: Request,
     reply: oneshot::Sender<Result<Outcome, Failure>>,
 }
 
@@ -150,8 +174,8 @@ impl Task {
             let deadline = self.in_flight.values().map(|f| f.deadline).min();
             tokio::select! {
                 command = rx.recv(), if open => match command {
-                    Some(Command::Send { record, reply }) => {
-                        self.queue.push_back(Waiting { record, reply });
+                    Some(Command::Send { request, reply }) => {
+                        self.queue.push_back(Waiting { request, reply });
                         self.admit(&mut socket).await;
                     }
                     None => open = false,
@@ -202,12 +226,12 @@ impl Task {
             let key = self.next_key;
             self.next_key += 1;
             self.state.requests += 1;
-            let bytes = self.transmit(socket, key, id, &waiting.record).await;
+            let bytes = self.transmit(socket, key, id, &waiting.request).await;
             let timeout = self.config.timeout;
             self.in_flight.insert(
                 key,
                 InFlight {
-                    record: waiting.record,
+                    request: waiting.request,
                     reply: waiting.reply,
                     tries: 1,
                     ids: VecDeque::from([id]),
@@ -230,23 +254,43 @@ impl Task {
         None
     }
 
-    /// Encodes `record` under `id` with the Acct-Delay-Time of this moment, takes the slot and
-    /// sends. A send error counts as a lost transmission: the deadline will retry it.
+    /// Encodes the request under `id` (a record with the Acct-Delay-Time of this moment, an
+    /// Access-Request with a fresh random Request Authenticator), takes the slot and sends. A
+    /// send error counts as a lost transmission: the deadline will retry it.
     async fn transmit(
         &mut self,
         socket: &mut Option<UdpSocket>,
         key: u64,
         id: u8,
-        record: &AccountingRecord,
+        request: &Request,
     ) -> Vec<u8> {
-        let delay = record.delay_at(SystemTime::now());
-        let bytes = record.encode(id, &self.spec.secret, delay);
+        let bytes = match request {
+            Request::Accounting(record) => {
+                let delay = record.delay_at(SystemTime::now());
+                record.encode(id, &self.spec.secret, delay)
+            }
+            Request::Access(req) => {
+                // RFC 2865 3: unpredictable and unique over the secret's lifetime.
+                let mut ra = [0u8; 16];
+                if getrandom::getrandom(&mut ra).is_err() {
+                    self.state.socket_errors += 1;
+                    tracing::error!(server = %self.spec.name, "no randomness for a Request Authenticator");
+                    return Vec::new();
+                }
+                // Checked by the caller before it was queued (Group::authenticate).
+                req.encode(id, &ra, &self.spec.secret).unwrap_or_default()
+            }
+        };
+        if bytes.len() < response::HEADER_LEN {
+            return bytes;
+        }
         let mut authenticator = [0u8; 16];
         authenticator.copy_from_slice(&bytes[4..20]);
         self.slots[id as usize] = Some(Slot {
             key,
             authenticator,
             sent_at: Instant::now(),
+            access: request.is_access(),
         });
         self.send(socket, &bytes).await;
         bytes
@@ -303,13 +347,41 @@ impl Task {
                 "RADIUS response for no request in flight ignored");
             return;
         };
+        let access_code = [
+            access::ACCESS_ACCEPT,
+            access::ACCESS_REJECT,
+            access::ACCESS_CHALLENGE,
+        ]
+        .contains(&candidate.bytes[0]);
+        if access_code != slot.access {
+            self.state.malformed += 1;
+            tracing::debug!(server = %self.spec.name, code = candidate.bytes[0],
+                "RADIUS response of the wrong kind for its request ignored");
+            return;
+        }
         if !response::is_authentic(&candidate, &slot.authenticator, &self.spec.secret) {
             self.state.forged += 1;
             tracing::warn!(server = %self.spec.name, id = candidate.identifier,
                 "RADIUS response with a wrong authenticator ignored (wrong secret or forged)");
             return;
         }
+        // RFC 3579 3.2, and BlastRADIUS: an answer to an Access-Request counts only with a
+        // valid Message-Authenticator, whatever its code.
+        if slot.access
+            && !access::has_valid_message_authenticator(
+                candidate.bytes,
+                &slot.authenticator,
+                &self.spec.secret,
+            )
+        {
+            self.state.forged += 1;
+            tracing::warn!(server = %self.spec.name, id = candidate.identifier,
+                "RADIUS answer without a valid Message-Authenticator ignored");
+            return;
+        }
         let (key, rtt) = (slot.key, slot.sent_at.elapsed());
+        let request_authenticator = slot.authenticator;
+        let answer = candidate.bytes.to_vec();
         let Some(done) = self.in_flight.remove(&key) else {
             return;
         };
@@ -320,6 +392,8 @@ impl Task {
         let _ = done.reply.send(Ok(Outcome {
             tries: done.tries,
             rtt,
+            answer,
+            request_authenticator,
         }));
     }
 
@@ -354,11 +428,19 @@ impl Task {
                 let _ = f.reply.send(Err(Failure::NoAnswer { tries: f.tries }));
                 continue;
             }
-            // RFC 2866 §5.2: Acct-Delay-Time changes, so the Identifier must change too.
+            // RFC 2866 §5.2: Acct-Delay-Time changes, so the Identifier must change too. An
+            // Access-Request is resent as it was, same Identifier and Request Authenticator
+            // (RFC 5080 2.2.1): the server then answers it once, and an EAP conversation
+            // does not see the same step twice.
             self.state.retransmissions += 1;
             f.tries += 1;
             f.timeout = (f.timeout * 2).min(self.config.max_timeout.max(self.config.timeout));
-            match self.free_identifier() {
+            let fresh = if f.request.is_access() {
+                None
+            } else {
+                self.free_identifier()
+            };
+            match fresh {
                 Some(id) => {
                     if f.ids.len() >= IDS_KEPT_PER_REQUEST {
                         if let Some(old) = f.ids.pop_front() {
@@ -366,7 +448,7 @@ impl Task {
                         }
                     }
                     f.ids.push_back(id);
-                    f.bytes = self.transmit(socket, key, id, &f.record).await;
+                    f.bytes = self.transmit(socket, key, id, &f.request).await;
                 }
                 None => {
                     // No identifier free: resend the same octets under the same one, which

@@ -693,7 +693,13 @@ impl Task {
             .iter()
             .map(|groups| SessionIdentity {
                 id: id.clone(),
-                user_name: v.phase1_id.clone(),
+                // An EAP user is the session's User-Name; else the IKE identity.
+                user_name: v
+                    .user
+                    .as_ref()
+                    .map(|u| u.username.clone())
+                    .or_else(|| v.phase1_id.clone()),
+                class: v.user.as_ref().map(|u| u.class.clone()).unwrap_or_default(),
                 framed_ip: match v.assigned_ip {
                     Some(std::net::IpAddr::V4(a)) => Some(a),
                     _ => None,

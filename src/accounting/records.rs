@@ -85,6 +85,10 @@ pub struct SessionIdentity {
     pub groups: Vec<String>,
     /// Unix time of the first IPsec SA pair: Acct-Session-Time counts from here.
     pub started: u64,
+    /// The Access-Accept's Class attributes (EAP users), echoed in every record
+    /// (RFC 2865 5.25).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class: Vec<Vec<u8>>,
 }
 
 fn unix(t: u64) -> SystemTime {
@@ -108,6 +112,7 @@ fn base(s: &SessionIdentity, status: AcctStatus, now: u64) -> AccountingRecord {
     AccountingRecord {
         user_name: s.user_name.clone(),
         framed_ip: s.framed_ip,
+        class: s.class.clone(),
         nas_ip: s.nas_ip,
         nas_port: Some(0),
         cisco_avpairs: avpairs,
@@ -231,6 +236,7 @@ mod tests {
             send_vsas: true,
             groups: vec!["radius".into()],
             started: 1_700_000_000,
+            class: Vec::new(),
         }
     }
 

@@ -49,6 +49,7 @@ fn view(totals: Totals) -> SessionView {
         status: Status::UpActive,
         description: None,
         phase1_id: Some("peer1.lab.example".into()),
+        user: None,
         local: "127.0.0.1".parse().unwrap(),
         ike_sas: vec![],
         flows: vec![],

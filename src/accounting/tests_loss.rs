@@ -241,6 +241,7 @@ fn view(i: usize, totals: Totals) -> SessionView {
         status: Status::UpActive,
         description: None,
         phase1_id: Some(format!("client{i}.lab.example")),
+        user: None,
         local: "127.0.0.1".parse().unwrap(),
         ike_sas: vec![],
         flows: vec![],
@@ -582,6 +583,7 @@ fn identity(i: usize) -> SessionIdentity {
         send_vsas: true,
         groups: vec!["radius".into()],
         started: unix_now() - 100,
+        class: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ impl PeerConfig {
             local_id: p.local_id.clone(),
             remote_id: p.remote_id.clone(),
             remote_access: p.remote_access.clone(),
+            remote_auth: p.remote_auth,
             psk: Zeroizing::new(p.psk.expose().to_vec()),
             ike_proposals: p.ike.proposals.clone(),
             ike_lifetime: p.ike.lifetime,

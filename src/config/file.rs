@@ -176,6 +176,7 @@ pub(super) struct PeerFile {
     pub remote_id: Option<Str>,
     pub psk: Option<Str>,
     pub psk_file: Option<Str>,
+    pub auth: Option<S<AuthFile>>,
     pub start: Option<S<StartAction>>,
     pub unprotected: Option<S<Unprotected>>,
     pub reverse_route: Option<S<ReverseRouteFile>>,
@@ -189,6 +190,29 @@ pub(super) struct PeerFile {
     pub dns: Option<S<Vec<Str>>>,
     pub ike: Option<S<IkeFile>>,
     pub children: Option<S<Vec<S<ChildFile>>>>,
+}
+
+/// `auth:` how the peer authenticates to us.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AuthFile {
+    pub remote: Option<S<RemoteAuthFile>>,
+    pub radius_group: Option<Str>,
+    pub eap_identity: Option<S<EapIdentityFile>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum EapIdentityFile {
+    IkeId,
+    Request,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RemoteAuthFile {
+    Psk,
+    EapRadius,
 }
 
 /// `reverse_route: true`, or a mapping with its options (which turns it on).

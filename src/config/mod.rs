@@ -639,6 +639,12 @@ pub struct PeerConfig {
     pub remote_id: Option<Identity>,
     /// The pre-shared key.
     pub psk: Secret,
+    /// How the peer authenticates to us [psk]: its own PSK AUTH, or EAP relayed to RADIUS
+    /// (our side still signs with the PSK).
+    pub remote_auth: crate::ike::RemoteAuth,
+    /// With EAP: the RADIUS server group its Access-Requests go to (IOS `client
+    /// authentication list`, a group of `aaa group server radius`) [radius].
+    pub auth_group: Option<String>,
     /// Initiate, respond, or on demand.
     pub start: StartAction,
     /// Protected traffic while no SA exists: drop (default) or pass in clear. Only for a

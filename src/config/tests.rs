@@ -1892,3 +1892,71 @@ fn two_catch_all_profiles_without_identities_are_still_refused() {
         "{ps:?}"
     );
 }
+
+/// `auth: {remote: eap-radius}`: the peer's EAP goes to a RADIUS group (IOS `client
+/// authentication list`), on its servers' auth_port.
+#[test]
+fn eap_radius_auth_needs_a_group_with_servers_and_a_responder() {
+    let radius = "radius:\n  servers:\n    - { name: r1, address: 192.0.2.10, key: testing123 }\n";
+    let ok = format!(
+        "{}{radius}",
+        with(
+            "    psk: secret-0123\n    auth: { remote: eap-radius }\n",
+            "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n"
+        )
+    );
+    let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.peers[0].remote_auth,
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
+    );
+    assert_eq!(c.peers[0].auth_group.as_deref(), Some("radius"));
+    assert_eq!(c.radius.servers[0].auth_port, 1812);
+    assert_eq!(
+        c.peers[0].engine_policy().remote_auth,
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
+    );
+    let c = load(&ok.replace("eap-radius }", "eap-radius, eap_identity: request }")).unwrap();
+    assert_eq!(
+        c.peers[0].remote_auth,
+        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::Request)
+    );
+    // No such group; no servers at all.
+    let ps = problems(&ok.replace(
+        "{ remote: eap-radius }",
+        "{ remote: eap-radius, radius_group: nosuch }",
+    ));
+    has(
+        &ps,
+        7,
+        47,
+        "peers[0].auth.radius_group",
+        "no RADIUS server group 'nosuch'",
+    );
+    let ps = problems(&with(
+        "    psk: secret-0123\n    auth: { remote: eap-radius }\n",
+        "        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
+    ));
+    assert!(
+        ps.iter().any(|p| p.field == "peers[0].auth.radius_group"),
+        "{ps:?}"
+    );
+    // The client initiates, never the gateway.
+    let ps = problems(&ok.replace("    auth:", "    start: initiate\n    auth:"));
+    assert!(
+        ps.iter()
+            .any(|p| p.field == "peers[0].start" && p.message.contains("only responds")),
+        "{ps:?}"
+    );
+    // radius_group only with EAP; an unknown method is refused where it is written.
+    let ps = problems(&ok.replace("remote: eap-radius", "remote: psk, radius_group: radius"));
+    assert!(
+        ps.iter().any(|p| p.field == "peers[0].auth.radius_group"),
+        "{ps:?}"
+    );
+    assert!(load(&ok.replace("eap-radius", "eap-tls")).is_err());
+    // Without auth: PSK, as before.
+    let c = load(BASE).unwrap();
+    assert_eq!(c.peers[0].remote_auth, crate::ike::RemoteAuth::Psk);
+    assert_eq!(c.peers[0].auth_group, None);
+}

@@ -45,6 +45,11 @@ pub const MAX_RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_RADIUS_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest RADIUS dead time: a day (IOS `radius-server deadtime` 1-1440 minutes).
 pub const MAX_DEAD_TIME: Duration = Duration::from_secs(1440 * 60);
+/// A peer's `start`, with where it was written.
+fn start_of(p: &file::PeerFile) -> Option<(StartAction, Location)> {
+    p.start.as_ref().map(|s| (s.value, s.referenced))
+}
+
 /// The longest Interim-Update interval (IOS `aaa accounting update periodic` 1-71582 min).
 pub const MAX_UPDATE_PERIODIC: Duration = Duration::from_secs(71_582 * 60);
 /// The largest child SA volume lifetime, in kilobytes (IOS's `lifetime kilobytes` maximum,
@@ -174,7 +179,15 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
-        if let Some(peer) = cx.peer(i, p, &local, &accounting, &ike_defaults, &mut names) {
+        if let Some(peer) = cx.peer(
+            i,
+            p,
+            &local,
+            &accounting,
+            &radius,
+            &ike_defaults,
+            &mut names,
+        ) {
             peers.push(peer);
         }
     }
@@ -1199,12 +1212,15 @@ impl Ctx {
         }
     }
 
+    // Each is one section a peer refers to; a struct of them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn peer(
         &mut self,
         i: usize,
         p: S<file::PeerFile>,
         local: &LocalConfig,
         accounting: &AccountingConfig,
+        radius: &RadiusConfig,
         ike_defaults: &IkeConfig,
         names: &mut HashMap<String, u64>,
     ) -> Option<PeerConfig> {
@@ -1422,6 +1438,9 @@ impl Ctx {
             self.psk_strength(k, at, &f(key))
         });
 
+        let (remote_auth, auth_group) =
+            self.peer_auth(p.auth.as_ref(), &f("auth"), radius, start_of(&p));
+
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
         if let (Some(_), Some(v), Some(at)) = (&interface, &ivrf, &p.ivrf) {
@@ -1516,6 +1535,8 @@ impl Ctx {
             local_id: local_id?,
             remote_id,
             psk: psk?,
+            remote_auth,
+            auth_group,
             start,
             unprotected,
             reverse_route,
@@ -1625,6 +1646,84 @@ impl Ctx {
         }
         self.pool_names = out.iter().map(|p| p.name.clone()).collect();
         out
+    }
+
+    /// `auth:` of a peer: EAP needs a RADIUS group with servers, and a peer that only
+    /// responds (EAP is the client's method, RFC 7296 2.16: the initiator uses it).
+    fn peer_auth(
+        &mut self,
+        a: Option<&S<file::AuthFile>>,
+        field: &str,
+        radius: &RadiusConfig,
+        start: Option<(StartAction, Location)>,
+    ) -> (crate::ike::RemoteAuth, Option<String>) {
+        use crate::ike::RemoteAuth;
+        let Some(a) = a else {
+            return (RemoteAuth::Psk, None);
+        };
+        let remote = a.value.remote.as_ref().map(|r| r.value);
+        match remote {
+            None | Some(file::RemoteAuthFile::Psk) => {
+                if let Some(g) = &a.value.radius_group {
+                    self.err(
+                        g.referenced,
+                        format!("{field}.radius_group"),
+                        "only with remote: eap-radius",
+                    );
+                }
+                if let Some(e) = &a.value.eap_identity {
+                    self.err(
+                        e.referenced,
+                        format!("{field}.eap_identity"),
+                        "only with remote: eap-radius",
+                    );
+                }
+                (RemoteAuth::Psk, None)
+            }
+            Some(file::RemoteAuthFile::EapRadius) => {
+                let at = a
+                    .value
+                    .remote
+                    .as_ref()
+                    .map_or(a.referenced, |r| r.referenced);
+                if let Some((s, sloc)) = start {
+                    if s != StartAction::Respond {
+                        self.err(
+                            sloc,
+                            field.replace(".auth", ".start"),
+                            "a peer authenticated with EAP only responds (the client initiates)",
+                        );
+                    }
+                }
+                let (name, gloc) = match &a.value.radius_group {
+                    Some(g) => (g.value.trim().to_string(), g.referenced),
+                    None => ("radius".to_string(), at),
+                };
+                match radius.group_servers(&name) {
+                    Some(servers) if !servers.is_empty() => {}
+                    _ => {
+                        let known: Vec<&str> = radius.groups.keys().map(String::as_str).collect();
+                        self.err(
+                            gloc,
+                            format!("{field}.radius_group"),
+                            format!(
+                                "no RADIUS server group '{name}' with servers in radius.groups (defined: {})",
+                                if known.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
+                    }
+                }
+                let identity = match a.value.eap_identity.as_ref().map(|e| e.value) {
+                    None | Some(file::EapIdentityFile::IkeId) => crate::ike::EapIdentity::IkeId,
+                    Some(file::EapIdentityFile::Request) => crate::ike::EapIdentity::Request,
+                };
+                (RemoteAuth::Eap(identity), Some(name))
+            }
+        }
     }
 
     /// `vrfs`: VRF device names (interface names) with a table of their own.

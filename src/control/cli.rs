@@ -1125,6 +1125,7 @@ mod tests {
             status: Status::UpActive,
             description: None,
             phase1_id: None,
+            user: None,
             local,
             ike_sas: vec![IkeSaView {
                 local: SocketAddr::new(local, local_port),

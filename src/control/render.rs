@@ -673,6 +673,7 @@ Peer: 10.2.2.9 Port: 500
             status: Status::UpActive,
             description: None,
             phase1_id: None,
+            user: None,
             local: "192.0.2.1".parse().unwrap(),
             ike_sas: vec![],
             flows: vec![],

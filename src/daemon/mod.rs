@@ -4,6 +4,7 @@
 //! readers and the XFRM event stream feed it through channels.
 
 pub mod args;
+mod eap;
 pub mod iface;
 pub mod kernel;
 pub mod links;
@@ -130,6 +131,8 @@ struct Daemon {
     syslog: crate::syslog::Syslog,
     /// RADIUS accounting, when a peer has an accounting list.
     accounting: Option<Accounting>,
+    /// The EAP relay to RADIUS, when a peer authenticates clients with EAP.
+    eap: Option<eap::Relay>,
     /// Sessions that went down in the current batch of outputs: their Stop waits for the
     /// batch's end, when the cause (an IkeDown in the same batch) is known.
     downs: Vec<SessionView>,
@@ -449,8 +452,10 @@ impl Daemon {
                     rekey_at,
                     nat_t,
                     virtual_ip,
+                    user,
                 } => {
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), "IKE SA established");
+                    let username = user.as_ref().map(|u| crate::escape::peer_text(&u.identity));
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), user = username.as_deref().unwrap_or("-"), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -475,6 +480,29 @@ impl Daemon {
                     );
                     self.sessions.ike_nat_t(ike, nat_t);
                     self.sessions.ike_virtual_ip(ike, virtual_ip);
+                    if let (Some(u), Some(username)) = (user, username) {
+                        self.sessions.ike_user(
+                            ike,
+                            crate::session::model::SessionUser {
+                                username,
+                                class: u.class,
+                                radius_server: u.server,
+                            },
+                        );
+                    }
+                }
+                Output::EapRequest(r) => {
+                    let ike = r.ike;
+                    let now_answer = match self.eap.as_mut() {
+                        Some(relay) => relay.relay(r),
+                        None => Some(crate::ike::EapAnswer::Failure {
+                            eap: Vec::new(),
+                            why: "no EAP relay configured".into(),
+                        }),
+                    };
+                    if let Some(a) = now_answer {
+                        self.endpoint.eap_answer(Instant::now(), ike, a);
+                    }
                 }
                 Output::IkeDown {
                     ike,
@@ -484,6 +512,9 @@ impl Daemon {
                     reason,
                 } => {
                     info!(peer, ike = format_args!("{ike:016x}"), %remote, was_up, reason = %reason, "IKE SA down");
+                    if let Some(relay) = self.eap.as_mut() {
+                        relay.forget(ike);
+                    }
                     {
                         use crate::ike::DownReason::*;
                         let cause = match &reason {
@@ -1076,6 +1107,7 @@ pub async fn run(
         syslog: crate::syslog::Syslog::start(&config.syslog),
         accounting: Accounting::start(&config, &left_behind)
             .context("starting RADIUS accounting")?,
+        eap: None,
         downs: Vec::new(),
         batch_causes: HashMap::new(),
         cleared: HashMap::new(),
@@ -1084,6 +1116,13 @@ pub async fn run(
         config: config.clone(),
     };
     d.configure_peers(&config);
+    let mut eap_rx = match eap::Relay::start(&config).context("starting the EAP relay")? {
+        Some((relay, rx)) => {
+            d.eap = Some(relay);
+            Some(rx)
+        }
+        None => None,
+    };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)
         .context("starting the control socket")?;
@@ -1197,6 +1236,13 @@ pub async fn run(
                 d.run_retries();
             }
             Some(ev) = events.next() => d.kernel_event(ev),
+            Some(a) = async { match eap_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                if let Some(relay) = d.eap.as_mut() {
+                    let ike = a.ike;
+                    let answer = relay.answered(a);
+                    d.endpoint.eap_answer(Instant::now(), ike, answer);
+                }
+            }
             Some(req) = control_rx.recv() => {
                 let response = d.control(req.command).await;
                 let _ = req.reply.send(response);
@@ -1309,6 +1355,7 @@ mod tests {
             send_vsas: true,
             groups: vec![],
             started: 100,
+            class: Vec::new(),
         });
         vec![
             ("detail", render::crypto_session(&views, true)),

@@ -99,6 +99,7 @@ fn policy(
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
+        remote_auth: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
         psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),
@@ -625,6 +626,8 @@ impl Lab {
                 Output::Notice { .. } => self.stats.notices += 1,
                 Output::Fatal(e) => panic!("{side:?}: the engine stopped: {e}"),
                 Output::ActivateOutbound { .. } => {}
+                // The lab's peers authenticate with PSKs only.
+                Output::EapRequest(_) => panic!("{side:?}: EAP without an EAP peer"),
             }
         }
         if let Err(e) = self.ep(side).check_leases() {

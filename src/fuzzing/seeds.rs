@@ -12,13 +12,14 @@ use crate::ike::codec::{Message, PayloadList};
 use crate::ike::crypto::SkCipher;
 
 /// The targets, by the names `fuzz/fuzz_targets/` and the corpus directories use.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "fragments",
     "ike_message",
     "sk_payload",
     "endpoint",
     "xfrm_dump",
     "radius_response",
+    "radius_access",
     "control_line",
     "config",
 ];
@@ -410,6 +411,7 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
         "endpoint" => endpoint_programs(),
         "xfrm_dump" => vpnd_xfrm::fuzzing::seed_dumps(),
         "radius_response" => vpnd_radius::fuzzing::seed_responses(),
+        "radius_access" => vpnd_radius::fuzzing::seed_access_answers(),
         "control_line" => control_lines(),
         "config" => configs(),
         "fragments" => fragment_programs(),

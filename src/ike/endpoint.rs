@@ -20,6 +20,7 @@ use super::codec::{
 };
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
+use super::exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 use super::fragment::FragStats;
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
@@ -144,7 +145,12 @@ pub enum Output {
         nat_t: bool,
         /// The address leased to the peer (configuration payload, RFC 7296 3.15.4).
         virtual_ip: Option<IpAddr>,
+        /// The user EAP authenticated (RFC 7296 2.16), with what RADIUS said of them.
+        user: Option<AuthenticatedUser>,
     },
+    /// An EAP message of a client's to relay to RADIUS (RFC 7296 2.16, RFC 3579); its answer
+    /// comes back through [`Endpoint::eap_answer`].
+    EapRequest(EapRelay),
     IkeDown {
         ike: IkeSaId,
         peer: String,
@@ -898,6 +904,13 @@ impl Endpoint {
     }
 
     /// Tells the engine the kernel could not install a child SA: it is deleted with the peer.
+    /// RADIUS answered the EAP message of `ike` (an [`Output::EapRequest`]): the engine
+    /// answers the client's waiting IKE_AUTH. An SA that went meanwhile, or that waits for
+    /// nothing, ignores it.
+    pub fn eap_answer(&mut self, now: Instant, ike: IkeSaId, answer: EapAnswer) {
+        self.with_sa(now, ike, |sa, ctx| sa.eap_answered(ctx, answer));
+    }
+
     pub fn child_gone(&mut self, now: Instant, ike: IkeSaId, child: ChildId) {
         let ike = self.owner(ike, child);
         self.with_sa(now, ike, |sa, ctx| sa.delete_children(ctx, vec![child]));

@@ -18,7 +18,7 @@
 pub mod codec;
 pub mod crypto;
 pub mod endpoint;
-mod exchange;
+pub(crate) mod exchange;
 pub mod fragment;
 pub mod half_open;
 pub mod nat;
@@ -33,11 +33,13 @@ pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
     PeerChanges, Transmit,
 };
+pub use exchange::eap::{AuthenticatedUser, EapAnswer, EapRelay};
 pub use fragment::{FragPolicy, FragStats};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
 pub use policy::{
-    ChildPolicy, IdPattern, Mode, NatPolicy, PeerPolicy, RemoteAccess, RemoteMatch, Retransmit,
+    ChildPolicy, EapIdentity, IdPattern, Mode, NatPolicy, PeerPolicy, RemoteAccess, RemoteAuth,
+    RemoteMatch, Retransmit,
 };
 pub use pool::{AddressPool, AddressRequest, LeaseError, PoolStats, Pools};
 pub use refusal::{Failure, Refusal};

@@ -106,6 +106,8 @@ pub struct PeerPolicy {
     pub frag: super::fragment::FragPolicy,
     /// A responder's template for remote-access clients (IOS `crypto isakmp profile`).
     pub remote_access: RemoteAccess,
+    /// How the peer (as initiator) proves who it is.
+    pub remote_auth: RemoteAuth,
 }
 
 /// What a remote-access profile adds to a peer: which identities it is for, and what its
@@ -175,6 +177,29 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
         }
     }
     p[pi..].iter().all(|c| *c == b'*')
+}
+
+/// How a peer authenticates to us.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemoteAuth {
+    /// Its AUTH with the PSK (RFC 7296 2.15).
+    #[default]
+    Psk,
+    /// EAP relayed to RADIUS (2.16); we answer with our PSK AUTH first. Responder only.
+    Eap(EapIdentity),
+}
+
+/// Where the EAP identity (RADIUS User-Name) comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EapIdentity {
+    /// The client's IDi, sent to RADIUS as its EAP-Response/Identity (strongSwan's default
+    /// without `eap_id`, and its eap-radius without `eap_start`): works with clients that have
+    /// no Identity method (Debian's strongSwan without eap-identity NAKs the request).
+    #[default]
+    IkeId,
+    /// An EAP-Request/Identity of ours (RFC 3748 5.1; strongSwan's `eap_id = %any`), for
+    /// clients whose IDi is not the user (Windows sends its address).
+    Request,
 }
 
 /// NAT traversal settings of a peer.

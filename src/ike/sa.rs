@@ -79,6 +79,8 @@ pub(crate) enum State {
     /// endpoint's half-open timeout, RFC 7296 2.6).
     InitAnswered {
         until: Instant,
+        /// An EAP client's conversation (RFC 7296 2.16), once its first IKE_AUTH came.
+        eap: Option<Box<super::exchange::eap::EapResponder>>,
     },
     Established(Life),
     /// Rekeyed: the successor has the children; this one answers the peer until the peer
@@ -692,7 +694,7 @@ impl IkeSa {
         };
         let half_open = match self.state {
             // A responder whose IKE_AUTH never comes gives up (the DoS bound, 2.6).
-            State::InitAnswered { until } => Some(until),
+            State::InitAnswered { until, .. } => Some(until),
             _ => None,
         };
         let (rekey, retire, expiry) = match &self.state {
@@ -728,7 +730,7 @@ impl IkeSa {
                 remote: self.remote,
             });
         }
-        if matches!(self.state, State::InitAnswered { until } if now >= until) {
+        if matches!(self.state, State::InitAnswered { until, .. } if now >= until) {
             self.die(ctx, DownReason::NegotiationFailed(Failure::NoIkeAuth));
             return;
         }

@@ -200,6 +200,7 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
+        remote_auth: Default::default(),
     }
 }
 
@@ -548,6 +549,9 @@ impl Sim {
                             }
                         }
                     }
+                }
+                Output::EapRequest(_) => {
+                    return Err(format!("side {i}: EAP between PSK peers: {o:?}"))
                 }
                 // No NAT on this wire: neither side may see one.
                 Output::Keepalive { .. } | Output::PeerMoved { .. } => {

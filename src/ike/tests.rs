@@ -60,6 +60,7 @@ fn peer(
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
+        remote_auth: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),
@@ -2373,3 +2374,6 @@ fn a_peer_removed_and_added_back_before_its_delete_is_answered_ends_with_one_pai
     assert_eq!(p.sent, sent);
     assert_one_matching_pair(&p, "after 1000 reloads");
 }
+
+#[path = "tests_eap.rs"]
+mod eap;

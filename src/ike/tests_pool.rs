@@ -48,6 +48,7 @@ fn policy(name: &str, remote: RemoteMatch, local_id: Identity, psk: &str) -> Pee
         nat: Default::default(),
         remote_access: Default::default(),
         frag: Default::default(),
+        remote_auth: Default::default(),
         local_id,
         remote_id: None,
         psk: Zeroizing::new(psk.as_bytes().to_vec()),

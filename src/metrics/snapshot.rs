@@ -46,7 +46,7 @@ pub struct SessionSample {
     pub remote: String,
     pub fvrf: Option<String>,
     pub ivrf: Option<String>,
-    /// What accounting sends as User-Name: today the peer's IKE identity (no XAUTH or EAP).
+    /// What accounting sends as User-Name: the EAP user, else the peer's IKE identity.
     pub username: Option<String>,
     pub totals: Totals,
 }
@@ -58,7 +58,11 @@ impl SessionSample {
             remote: v.key.peer.to_string(),
             fvrf: v.key.fvrf.clone(),
             ivrf: v.key.ivrf.clone(),
-            username: v.phase1_id.clone(),
+            username: v
+                .user
+                .as_ref()
+                .map(|u| u.username.clone())
+                .or_else(|| v.phase1_id.clone()),
             totals: v.totals,
         }
     }

@@ -197,6 +197,18 @@ pub struct FlowView {
     pub outbound: FlowDirection,
 }
 
+/// The user a session's client authenticated as (EAP through RADIUS, RFC 7296 2.16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SessionUser {
+    /// The EAP identity (or the Access-Accept's User-Name), escaped: the client chose it.
+    pub username: String,
+    /// The Access-Accept's Class attributes, raw: every accounting record echoes them
+    /// (RFC 2865 5.25).
+    pub class: Vec<Vec<u8>>,
+    /// The RADIUS server that accepted.
+    pub radius_server: String,
+}
+
 /// One session as `show crypto session detail` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
@@ -209,6 +221,9 @@ pub struct SessionView {
     pub description: Option<String>,
     /// The peer's IKE identity (IOS "Phase1_id").
     pub phase1_id: Option<String>,
+    /// The user EAP authenticated (IOS "Username").
+    #[serde(default)]
+    pub user: Option<SessionUser>,
     pub local: IpAddr,
     pub ike_sas: Vec<IkeSaView>,
     pub flows: Vec<FlowView>,

@@ -76,6 +76,7 @@ struct Session {
     peer: PeerInfo,
     local: IpAddr,
     phase1_id: Option<String>,
+    user: Option<SessionUser>,
     ikes: BTreeMap<IkeSaId, Ike>,
     children: BTreeMap<ChildId, ChildInfo>,
     /// Latest kernel reading per live SA, by SPI.
@@ -212,6 +213,7 @@ impl Session {
             status: self.status(),
             description: self.peer.description.clone(),
             phase1_id: self.phase1_id.clone(),
+            user: self.user.clone(),
             local: self.local,
             ike_sas: self
                 .ikes
@@ -273,6 +275,7 @@ impl SessionTable {
             peer: peer.clone(),
             local: local.ip(),
             phase1_id: None,
+            user: None,
             ikes: BTreeMap::new(),
             children: BTreeMap::new(),
             readings: HashMap::new(),
@@ -321,6 +324,14 @@ impl SessionTable {
     }
 
     /// The IKE SA runs over NAT-T (RFC 3948): shown as IOS's `N` capability.
+    /// The user the IKE SA's client authenticated as: the session's, kept across rekeys
+    /// (the session table is its one owner; accounting reads it from the session's view).
+    pub fn ike_user(&mut self, ike: IkeSaId, user: SessionUser) {
+        if let Some(s) = self.by_ike.get(&ike).and_then(|k| self.sessions.get_mut(k)) {
+            s.user = Some(user);
+        }
+    }
+
     pub fn ike_nat_t(&mut self, ike: IkeSaId, nat_t: bool) {
         if let Some(i) = self
             .by_ike
@@ -483,6 +494,7 @@ impl SessionTable {
             },
             description: peer.description.clone(),
             phase1_id: None,
+            user: None,
             local,
             ike_sas: vec![],
             flows: flows

@@ -42,6 +42,7 @@ fn view(i: usize, now: u64) -> SessionView {
         status: Status::UpActive,
         description: None,
         phase1_id: Some(format!("client{i}.lab.example")),
+        user: None,
         local: "192.0.2.1".parse().unwrap(),
         ike_sas: vec![],
         flows: vec![],

@@ -51,6 +51,7 @@ fn template(a: &FloodArgs) -> Result<Vec<u8>> {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
+        remote_auth: Default::default(),
     };
     let mut e = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     e.initiate(Instant::now(), "flood", SocketAddr::new(a.locals[0], 500))

@@ -71,6 +71,7 @@ pub async fn run(a: LoadArgs) -> Result<()> {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
+        remote_auth: Default::default(),
     };
     let mut endpoint = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     let (tx, mut rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(4096);

@@ -30,6 +30,7 @@ pub(crate) struct ChildOffer {
 }
 
 use super::child::{read_child_answer, NewChild};
+use super::eap::AuthenticatedUser;
 
 /// Notifies that fail only the child SA in IKE_AUTH, not the IKE SA (RFC 7296 1.2).
 const CHILD_ERRORS: [NotifyType; 6] = [
@@ -48,7 +49,7 @@ fn notify(kind: NotifyType) -> Payload {
 impl IkeSa {
     /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
     /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
-    fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
+    pub(super) fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
         let k = self.keys.as_ref()?;
         let (algs, keys) = (k.algs, &k.keys);
         let (signed, nonce, sk_p) = match self.role {
@@ -221,6 +222,7 @@ impl IkeSa {
             rekey_at,
             nat_t: self.nat.in_use(),
             virtual_ip: self.virtual_ip.map(IpAddr::V4),
+            user: None,
         });
         let Some(offer) = pending.child else { return };
         let name = self.peer.children[offer.policy].name.clone();
@@ -286,6 +288,26 @@ impl IkeSa {
             sa.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[n]);
             sa.die(ctx, DownReason::NegotiationFailed(r.into()));
         };
+        // The first request names the client: its peer entry (profile) decides how it
+        // authenticates (config.rs); the later rounds of an EAP conversation carry no IDi.
+        let conversing = matches!(
+            self.state,
+            crate::ike::sa::State::InitAnswered { eap: Some(_), .. }
+        );
+        if let (Some(idi), false) = (inner.id_i(), conversing) {
+            {
+                let id = idi.identity.clone();
+                if let Err(r) = self.select_peer(ctx, &id) {
+                    refuse(self, ctx, r);
+                    return;
+                }
+            }
+        }
+        // EAP (2.16): its own task, eap.rs.
+        if self.eap_applies() {
+            self.answer_ike_auth_eap(ctx, message_id, inner);
+            return;
+        }
         // Without IDi or AUTH there is nothing that authenticates: AUTHENTICATION_FAILED,
         // as for a bad AUTH (2.21.2).
         let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
@@ -296,21 +318,35 @@ impl IkeSa {
             );
             return;
         };
-        // The peer entry (profile) for this identity, then its AUTH (config.rs).
-        if let Err(r) = self
-            .select_peer(ctx, &idi.identity)
-            .and_then(|()| self.verify_peer(idi, auth))
-        {
+        // The AUTH, with the key of the peer entry chosen above.
+        if let Err(r) = self.verify_peer(idi, auth) {
             refuse(self, ctx, r);
             return;
         }
         let Some((idr, my_auth)) = self.own_auth() else {
             return;
         };
+        let reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
+        let identity = idi.identity.clone();
+        self.establish_responder(ctx, message_id, identity, &inner, reply, None);
+    }
+
+    /// Responder: the initiator is authenticated (by PSK, or EAP and the MSK): the SA is up,
+    /// and the last IKE_AUTH response carries `reply` (our IDr and AUTH) and the child SA
+    /// answer to `inner`, the request that proposed it (for EAP, the first).
+    pub(super) fn establish_responder(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        message_id: u32,
+        identity: crate::ike::codec::Identity,
+        inner: &[Payload],
+        mut reply: Vec<Payload>,
+        user: Option<AuthenticatedUser>,
+    ) {
         let initial_contact = inner.find_notify(NotifyType::INITIAL_CONTACT).is_some();
-        self.remote_id = Some(idi.identity.clone());
+        self.remote_id = Some(identity);
         // The client's address before the daemon hears of the SA (3.15.4, config.rs).
-        let cp = self.answer_cp(ctx, &inner, initial_contact);
+        let cp = self.answer_cp(ctx, inner, initial_contact);
         let rekey_at = self.establish(ctx.now);
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -322,13 +358,13 @@ impl IkeSa {
             rekey_at,
             nat_t: self.nat.in_use(),
             virtual_ip: self.virtual_ip.map(IpAddr::V4),
+            user,
         });
-        let mut reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
         reply.extend(cp.reply.map(Payload::Cp));
         if let (Some(n), Some(_)) = (cp.child_error, inner.sa()) {
             reply.push(notify(n));
         } else if inner.sa().is_some() {
-            match self.answer_child(ctx, &inner) {
+            match self.answer_child(ctx, inner) {
                 Ok((child, payloads)) => {
                     let (ni, nr) = (self.ni.clone(), self.nr.clone());
                     // Install before the response leaves, so the initiator's first

@@ -274,6 +274,7 @@ impl IkeSa {
         self.init_response = bytes.clone();
         self.state = State::InitAnswered {
             until: ctx.now + ctx.half_open_timeout,
+            eap: None,
         };
         self.respond(ctx, 0, vec![bytes]);
         true

@@ -15,6 +15,7 @@
 mod child;
 mod config;
 pub(crate) mod create_child_sa;
+pub(crate) mod eap;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_sa_init;
 mod informational;
