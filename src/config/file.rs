@@ -31,7 +31,25 @@ pub(super) struct FileConfig {
     pub dos: Option<S<DosFile>>,
     /// Inside VRFs of route-based peers: name → routing table.
     pub vrfs: Option<S<BTreeMap<String, S<u32>>>>,
+    /// CAs and CRLs that peers' certificates are checked against (IOS trustpoints).
+    pub trustpoints: Vec<S<TrustPointFile>>,
     pub peers: Vec<S<PeerFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct TrustPointFile {
+    pub name: Option<Str>,
+    pub cas: Option<S<Vec<Str>>>,
+    pub crls: Option<S<Vec<Str>>>,
+}
+
+/// `auth: { local: psk|pubkey, remote: psk|pubkey }` (strongSwan's words).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AuthFile {
+    pub local: Option<Str>,
+    pub remote: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +183,10 @@ pub(super) struct PeerFile {
     pub remote_id: Option<Str>,
     pub psk: Option<Str>,
     pub psk_file: Option<Str>,
+    pub auth: Option<S<AuthFile>>,
+    pub certificate: Option<Str>,
+    pub private_key: Option<Str>,
+    pub trustpoint: Option<Str>,
     pub start: Option<S<StartAction>>,
     pub unprotected: Option<S<Unprotected>>,
     pub reverse_route: Option<S<ReverseRouteFile>>,

@@ -47,6 +47,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -618,8 +619,8 @@ pub struct PeerConfig {
     pub local_id: Identity,
     /// The identity the peer must present; `None`: any [the peer's address].
     pub remote_id: Option<Identity>,
-    /// The pre-shared key.
-    pub psk: Secret,
+    /// How each side authenticates (`auth:`; PSK on both sides by default).
+    pub auth: PeerAuth,
     /// Initiate, respond, or on demand.
     pub start: StartAction,
     /// Protected traffic while no SA exists: drop (default) or pass in clear. Only for a
@@ -642,6 +643,57 @@ pub struct PeerConfig {
     pub ike: IkeConfig,
     /// Child SAs; at least one.
     pub children: Vec<ChildConfig>,
+}
+
+/// How we authenticate to a peer and how it must authenticate to us.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerAuth {
+    pub local: LocalAuthConfig,
+    pub remote: RemoteAuthConfig,
+}
+
+/// `auth.local`: the pre-shared key, or our certificate and private key.
+#[derive(Debug, Clone)]
+pub enum LocalAuthConfig {
+    Psk(Secret),
+    /// `pubkey`: `certificate` (PEM, the leaf first, then intermediates to send) and
+    /// `private_key` (PEM: PKCS#8, SEC1 or PKCS#1), checked to belong together.
+    Certificate {
+        certificate: PathBuf,
+        cert: Arc<crate::ike::auth::LocalCert>,
+    },
+}
+
+/// `auth.remote`: the pre-shared key, or a certificate checked against a trust point.
+#[derive(Debug, Clone)]
+pub enum RemoteAuthConfig {
+    Psk(Secret),
+    Certificate(Arc<crate::ike::auth::TrustPoint>),
+}
+
+impl PartialEq for LocalAuthConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LocalAuthConfig::Psk(a), LocalAuthConfig::Psk(b)) => a == b,
+            (
+                LocalAuthConfig::Certificate { certificate: a, cert: x },
+                LocalAuthConfig::Certificate { certificate: b, cert: y },
+            ) => a == b && x.chain == y.chain && x.key.public_bits() == y.key.public_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for RemoteAuthConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RemoteAuthConfig::Psk(a), RemoteAuthConfig::Psk(b)) => a == b,
+            (RemoteAuthConfig::Certificate(a), RemoteAuthConfig::Certificate(b)) => {
+                a.name == b.name && a.certreq_data() == b.certreq_data()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Routes vpnd installs for a peer's flows (IOS `reverse-route [remote-peer]`).

@@ -13,6 +13,7 @@ use serde_saphyr::Location;
 
 use crate::ike::codec::Identity;
 use crate::ike::proposal::{Proposal, ProposalKind};
+use crate::ike::auth::{LocalCert, TrustPoint};
 use crate::ike::DosConfig;
 
 use super::file::{self, ReverseRouteFile, Str, S};
@@ -57,6 +58,9 @@ pub const MIN_PSK: usize = 8;
 /// Pre-shared keys shorter than this get a warning: 20 random printable characters carry
 /// about 128 bits; a memorable phrase that short carries far less.
 pub const GOOD_PSK: usize = 20;
+/// Certificate, key and CRL files are read up to this size (a CRL of a big CA is large).
+const MAX_PEM_FILE: usize = 4 << 20;
+
 /// A `psk_file` holds one key: at most this many bytes are read.
 pub const MAX_PSK_FILE: usize = 4096;
 /// `control.max_clients` when not set.
@@ -165,10 +169,19 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
     let dos = cx.dos(raw.dos.map(|s| s.value).unwrap_or_default());
+    let trustpoints = cx.trustpoints(raw.trustpoints);
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
-        if let Some(peer) = cx.peer(i, p, &local, &accounting, &ike_defaults, &mut names) {
+        if let Some(peer) = cx.peer(
+            i,
+            p,
+            &local,
+            &accounting,
+            &ike_defaults,
+            &trustpoints,
+            &mut names,
+        ) {
             peers.push(peer);
         }
     }
@@ -1174,6 +1187,8 @@ impl Ctx {
         }
     }
 
+    // One argument per section a peer refers to.
+    #[allow(clippy::too_many_arguments)]
     fn peer(
         &mut self,
         i: usize,
@@ -1181,6 +1196,7 @@ impl Ctx {
         local: &LocalConfig,
         accounting: &AccountingConfig,
         ike_defaults: &IkeConfig,
+        trustpoints: &HashMap<String, Arc<TrustPoint>>,
         names: &mut HashMap<String, u64>,
     ) -> Option<PeerConfig> {
         let field = format!("peers[{i}]");
@@ -1283,41 +1299,37 @@ impl Ctx {
             .find(|a| peer_family.map_or(true, |v4| a.is_ipv4() == v4))
             .or(local.addresses.first())
             .copied();
-        let local_id = match &p.local_id {
-            Some(s) => match self.parse(s, f("local_id"), parse::identity) {
-                Some(IdSpec::Id(id)) => Some(id),
-                Some(IdSpec::Any) => {
-                    self.err(s.referenced, f("local_id"), "%any is only for remote_id");
-                    None
-                }
-                None => None,
-            },
-            None => match local_addr {
-                Some(a) => Some(id_of(a)),
-                None => {
-                    self.err(
-                        ploc,
-                        f("local_id"),
-                        "required when local.addresses is not set (there is no local \
-                         address to use as the identity)",
+        // How each side authenticates (RFC 7296 2.15): psk or pubkey (strongSwan's words).
+        let method = |cx: &mut Self, s: Option<&Str>, key: &str| -> Option<bool> {
+            match s.map(|s| (s, s.value.trim())) {
+                None | Some((_, "psk")) => Some(false),
+                Some((_, "pubkey")) => Some(true),
+                Some((s, other)) => {
+                    cx.err(
+                        s.referenced,
+                        f(&format!("auth.{key}")),
+                        format!("{other:?}: psk or pubkey"),
                     );
                     None
                 }
-            },
+            }
         };
-        let remote_id = match &p.remote_id {
-            Some(s) => match self.parse(s, f("remote_id"), parse::identity) {
-                Some(IdSpec::Id(id)) => Some(id),
-                _ => None,
-            },
-            None => match remote {
-                Some(PeerAddress::Single(a)) => Some(id_of(a)),
-                _ => None,
-            },
-        };
-
-        // The pre-shared key.
-        let psk = match (&p.psk, &p.psk_file) {
+        let a = p.auth.as_ref().map(|a| &a.value);
+        let local_pubkey = method(self, a.and_then(|a| a.local.as_ref()), "local");
+        let remote_pubkey = method(self, a.and_then(|a| a.remote.as_ref()), "remote");
+        let uses_psk = local_pubkey == Some(false) || remote_pubkey == Some(false);
+        if !uses_psk {
+            for (s, key) in [(&p.psk, "psk"), (&p.psk_file, "psk_file")] {
+                if let Some(s) = s {
+                    self.err(s.referenced, f(key), "no side authenticates with psk (auth:)");
+                }
+            }
+        }
+        // The pre-shared key, when a side uses it.
+        let psk = if !uses_psk {
+            None
+        } else {
+        match (&p.psk, &p.psk_file) {
             (Some(_), Some(pf)) => {
                 self.err(
                     pf.referenced,
@@ -1339,6 +1351,7 @@ impl Ctx {
                 }
             }
             (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
+        }
         };
         let psk = psk.and_then(|k| {
             let (at, key) = match (&p.psk, &p.psk_file) {
@@ -1348,6 +1361,91 @@ impl Ctx {
             };
             self.psk_strength(k, at, &f(key))
         });
+
+        let local_cert = match local_pubkey {
+            Some(true) => self.local_cert(&p, ploc, &f),
+            _ => {
+                for (s, key) in [(&p.certificate, "certificate"), (&p.private_key, "private_key")] {
+                    if let Some(s) = s {
+                        self.err(s.referenced, f(key), "only with auth: { local: pubkey }");
+                    }
+                }
+                None
+            }
+        };
+        let trustpoint = match (remote_pubkey, &p.trustpoint) {
+            (Some(true), None) => {
+                self.err(ploc, f("trustpoint"), "required with auth: { remote: pubkey }");
+                None
+            }
+            (Some(true), Some(t)) => match trustpoints.get(t.value.trim()) {
+                Some(tp) => Some(tp.clone()),
+                None => {
+                    self.err(
+                        t.referenced,
+                        f("trustpoint"),
+                        format!("no trustpoint named {:?} in trustpoints", t.value),
+                    );
+                    None
+                }
+            },
+            (_, Some(t)) => {
+                self.err(t.referenced, f("trustpoint"), "only with auth: { remote: pubkey }");
+                None
+            }
+            (_, None) => None,
+        };
+        let auth = (|| {
+            let local = match local_pubkey? {
+                true => {
+                    let (certificate, cert) = local_cert.clone()?;
+                    LocalAuthConfig::Certificate { certificate, cert }
+                }
+                false => LocalAuthConfig::Psk(psk.clone()?),
+            };
+            let remote = match remote_pubkey? {
+                true => RemoteAuthConfig::Certificate(trustpoint?),
+                false => RemoteAuthConfig::Psk(psk.clone()?),
+            };
+            Some(PeerAuth { local, remote })
+        })();
+
+        let local_id = match &p.local_id {
+            Some(s) => match self.parse(s, f("local_id"), parse::identity) {
+                Some(IdSpec::Id(id)) => Some(id),
+                Some(IdSpec::Any) => {
+                    self.err(s.referenced, f("local_id"), "%any is only for remote_id");
+                    None
+                }
+                None => None,
+            },
+            // With a certificate, its subject DN (as strongSwan does).
+            None if local_cert.is_some() => local_cert.as_ref().map(|(_, c)| c.subject_identity()),
+            None => match local_addr {
+                Some(a) => Some(id_of(a)),
+                None => {
+                    self.err(
+                        ploc,
+                        f("local_id"),
+                        "required when local.addresses is not set (there is no local \
+                         address to use as the identity)",
+                    );
+                    None
+                }
+            },
+        };
+        let remote_id = match &p.remote_id {
+            Some(s) => match self.parse(s, f("remote_id"), parse::identity) {
+                Some(IdSpec::Id(id)) => Some(id),
+                _ => None,
+            },
+            // A certificate names its holder: any identity it names is taken.
+            None if remote_pubkey == Some(true) => None,
+            None => match remote {
+                Some(PeerAddress::Single(a)) => Some(id_of(a)),
+                _ => None,
+            },
+        };
 
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
@@ -1421,7 +1519,7 @@ impl Ctx {
             description,
             local_id: local_id?,
             remote_id,
-            psk: psk?,
+            auth: auth?,
             start,
             unprotected,
             reverse_route,
@@ -1433,6 +1531,190 @@ impl Ctx {
             ike,
             children,
         })
+    }
+
+    /// `trustpoints`: each a name, CA files and CRL files (PEM; a CRL may be DER).
+    fn trustpoints(
+        &mut self,
+        raw: Vec<S<file::TrustPointFile>>,
+    ) -> HashMap<String, Arc<TrustPoint>> {
+        let mut out = HashMap::new();
+        for (i, t) in raw.into_iter().enumerate() {
+            let field = format!("trustpoints[{i}]");
+            let (tloc, t) = (t.referenced, t.value);
+            let f = |k: &str| format!("{field}.{k}");
+            let name = match &t.name {
+                None => {
+                    self.err(tloc, f("name"), "required");
+                    None
+                }
+                Some(n) => self.name(n, &f("name")),
+            };
+            let mut cas = Vec::new();
+            match &t.cas {
+                None => self.err(tloc, f("cas"), "required: the CA certificate files"),
+                Some(list) if list.value.is_empty() => {
+                    self.err(list.referenced, f("cas"), "must not be empty")
+                }
+                Some(list) => {
+                    for (j, c) in list.value.iter().enumerate() {
+                        let field = f(&format!("cas[{j}]"));
+                        if let Some(bytes) = self.pem_file(c, &field, false) {
+                            match crate::ike::auth::certs::pem_certificates(&bytes) {
+                                Ok(v) => {
+                                    for der in &v {
+                                        self.cert_dates(c.referenced, &field, der);
+                                    }
+                                    cas.extend(v)
+                                }
+                                Err(e) => self.err(c.referenced, field, e),
+                            }
+                        }
+                    }
+                }
+            }
+            let mut crls = Vec::new();
+            for (j, c) in t.crls.iter().flat_map(|l| l.value.iter()).enumerate() {
+                let field = f(&format!("crls[{j}]"));
+                if let Some(bytes) = self.pem_file(c, &field, false) {
+                    match crate::ike::auth::certs::pem_crls(&bytes) {
+                        Ok(v) => crls.extend(v),
+                        Err(e) => self.err(c.referenced, field, e),
+                    }
+                }
+            }
+            let Some(name) = name else { continue };
+            if cas.is_empty() {
+                continue;
+            }
+            if out.contains_key(&name) {
+                self.err(tloc, f("name"), format!("trustpoint {name:?} given twice"));
+                continue;
+            }
+            match TrustPoint::new(&name, &cas, &crls) {
+                Ok(tp) => {
+                    out.insert(name, Arc::new(tp));
+                }
+                Err(e) => self.err(tloc, field.clone(), e),
+            }
+        }
+        out
+    }
+
+    /// A peer's `certificate` and `private_key`: read, parsed, and checked to belong
+    /// together; an expired (or not yet valid) certificate is a warning, not an error, so
+    /// a renewal can be staged.
+    fn local_cert(
+        &mut self,
+        p: &file::PeerFile,
+        ploc: Location,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<(PathBuf, Arc<LocalCert>)> {
+        let (Some(c), Some(k)) = (&p.certificate, &p.private_key) else {
+            if p.certificate.is_none() {
+                self.err(ploc, f("certificate"), "required with auth: { local: pubkey }");
+            }
+            if p.private_key.is_none() {
+                self.err(ploc, f("private_key"), "required with auth: { local: pubkey }");
+            }
+            return None;
+        };
+        let chain = self.pem_file(c, &f("certificate"), false).and_then(|b| {
+            crate::ike::auth::certs::pem_certificates(&b)
+                .map_err(|e| self.err(c.referenced, f("certificate"), e))
+                .ok()
+        });
+        let key = self.pem_file(k, &f("private_key"), true).and_then(|b| {
+            crate::ike::auth::SigningKey::from_pem(&b)
+                .map_err(|e| self.err(k.referenced, f("private_key"), e))
+                .ok()
+        });
+        let (chain, key) = (chain?, key?);
+        self.cert_dates(c.referenced, &f("certificate"), &chain[0]);
+        match LocalCert::new(chain, key) {
+            Ok(cert) => Some((self.path_of(c), Arc::new(cert))),
+            Err(e) => {
+                self.err(k.referenced, f("private_key"), e);
+                None
+            }
+        }
+    }
+
+    /// Warns about a certificate outside its validity now (the daemon's clock).
+    fn cert_dates(&mut self, at: Location, field: &str, der: &[u8]) {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let Ok((_, c)) = X509Certificate::from_der(der) else {
+            return;
+        };
+        let v = c.validity();
+        if !v.is_valid() {
+            self.warn(
+                at,
+                field,
+                format!(
+                    "certificate of {} is not valid now (valid from {} to {})",
+                    c.subject(),
+                    v.not_before,
+                    v.not_after
+                ),
+            );
+        }
+    }
+
+    fn path_of(&self, s: &Str) -> PathBuf {
+        let raw = PathBuf::from(s.value.trim());
+        if raw.is_absolute() {
+            raw
+        } else {
+            self.dir.join(raw)
+        }
+    }
+
+    /// Reads a certificate, key or CRL file (relative to the configuration's directory):
+    /// non-blocking, a regular file of at most [`MAX_PEM_FILE`] bytes; a `secret` one (a
+    /// private key) must not be readable or writable by other users.
+    fn pem_file(&mut self, s: &Str, field: &str, secret: bool) -> Option<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let path = self.path_of(s);
+        let read = || -> Result<Vec<u8>, String> {
+            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
+                .map_err(cannot)?;
+            let meta = file.metadata().map_err(cannot)?;
+            if !meta.is_file() {
+                return Err(format!("{} is not a regular file", path.display()));
+            }
+            let mode = meta.mode() & 0o7777;
+            if secret && mode & 0o006 != 0 {
+                return Err(format!(
+                    "{} is open to every user (mode {mode:04o}): chmod o-rw it",
+                    path.display()
+                ));
+            }
+            let mut bytes = Vec::new();
+            (&mut file)
+                .take(MAX_PEM_FILE as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() > MAX_PEM_FILE {
+                return Err(format!(
+                    "{} is longer than {MAX_PEM_FILE} bytes",
+                    path.display()
+                ));
+            }
+            Ok(bytes)
+        };
+        match read() {
+            Ok(b) => Some(b),
+            Err(m) => {
+                self.err(s.referenced, field, m);
+                None
+            }
+        }
     }
 
     /// `vrfs`: VRF device names (interface names) with a table of their own.

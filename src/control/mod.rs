@@ -37,5 +37,6 @@ pub fn ike_stats(e: &crate::ike::Endpoint) -> proto::IkeStatsView {
         block_threshold: dos.block_threshold,
         half_open_limit: dos.half_open_limit,
         half_open_timeout: dos.half_open_timeout.as_secs(),
+        auth: e.auth_stats().clone(),
     }
 }

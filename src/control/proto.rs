@@ -139,6 +139,10 @@ pub struct IkeStatsView {
     pub half_open_limit: u32,
     /// Seconds.
     pub half_open_timeout: u64,
+    /// Peer authentications in IKE_AUTH: succeeded, and refused by reason
+    /// (`expired`, `unknown_ca`, `identity_mismatch`, `psk_mismatch`, ...).
+    #[serde(default)]
+    pub auth: crate::ike::AuthStats,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

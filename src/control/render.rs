@@ -275,6 +275,22 @@ pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
         "Half-open SAs ended without IKE_AUTH: {}",
         d.half_open_failed
     );
+    let refused: u64 = s.auth.refused.values().sum();
+    let _ = write!(
+        out,
+        "Peer authentications: succeeded: {:<10} refused: {}",
+        s.auth.succeeded, refused
+    );
+    let reasons: Vec<String> = s
+        .auth
+        .refused
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !reasons.is_empty() {
+        let _ = write!(out, " ({})", reasons.join(", "));
+    }
+    out.push('\n');
     out
 }
 
@@ -797,6 +813,10 @@ IKE SAs: 3, IPsec SAs: 6
             block_threshold: 0,
             half_open_limit: 10_000,
             half_open_timeout: 30,
+            auth: crate::ike::AuthStats {
+                succeeded: 3,
+                refused: [("expired".to_string(), 1), ("unknown_ca".to_string(), 2)].into(),
+            },
         };
         let text = isakmp_stats(&v);
         assert!(text.starts_with("Crypto IKEv2 SA statistics\n"), "{text}");
@@ -811,6 +831,10 @@ IKE SAs: 3, IPsec SAs: 6
         assert!(text.contains("cookie challenges sent: 19990"), "{text}");
         assert!(text.contains("accepted: 1          rejected: 2"), "{text}");
         assert!(text.contains("no such peer: 4"), "{text}");
+        assert!(
+            text.contains("succeeded: 3          refused: 3 (expired 1, unknown_ca 2)"),
+            "{text}"
+        );
         // The JSON carries the counters flat beside the bounds, and reads back.
         let j = serde_json::to_value(&v).unwrap();
         assert_eq!(j["cookies_sent"], 19_990);

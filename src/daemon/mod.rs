@@ -884,6 +884,7 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         .map(|p| peers::peer_policy(p, config.local.nat_t_port))
         .collect();
     let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
+    endpoint.set_time_of_day(Instant::now(), std::time::SystemTime::now());
     endpoint.set_dos(config.dos);
     let mut d = Daemon {
         endpoint,
@@ -1089,7 +1090,10 @@ pub async fn run(config: Config, log: logging::LogControl) -> Result<()> {
         tokio::select! {
             Some(dg) = rx.recv() => {
                 debug!(target: logging::ISAKMP, "ISAKMP: received {} from {}", describe(&dg.data), dg.remote);
-                d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data)
+                let now = Instant::now();
+                // Certificates are checked at the time of day (the engine reads no clock).
+                d.endpoint.set_time_of_day(now, std::time::SystemTime::now());
+                d.endpoint.handle_datagram(now, dg.local, dg.remote, &dg.data)
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 d.endpoint.handle_timeout(Instant::now());

@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use zeroize::Zeroizing;
-
+use super::auth::{LocalAuth, RemoteAuth};
 use super::codec::{Identity, TrafficSelector};
 use super::proposal::{DhGroup, Proposal};
 
@@ -89,9 +88,12 @@ pub struct PeerPolicy {
     pub remote: RemoteMatch,
     pub remote_port: u16,
     pub local_id: Identity,
-    /// None: accept any identity the peer proves with the PSK.
+    /// None: accept any identity the peer proves (with the PSK, or that its certificate
+    /// names).
     pub remote_id: Option<Identity>,
-    pub psk: Zeroizing<Vec<u8>>,
+    /// How we prove `local_id`, and how the peer must prove its identity (RFC 7296 2.15).
+    pub local_auth: LocalAuth,
+    pub remote_auth: RemoteAuth,
     pub ike_proposals: Vec<Proposal>,
     pub ike_lifetime: Duration,
     pub dpd: Option<Duration>,
@@ -126,6 +128,13 @@ impl Default for NatPolicy {
             local_port: 4500,
             remote_port: 4500,
         }
+    }
+}
+
+impl PeerPolicy {
+    /// Whether either side signs: then IKE_SA_INIT announces our hashes (RFC 7427 4).
+    pub fn uses_signatures(&self) -> bool {
+        self.local_auth.is_certificate() || self.remote_auth.is_certificate()
     }
 }
 

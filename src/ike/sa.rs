@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::auth::SigHashes;
 use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
 use super::crypto::{CryptoError, IkeKeys};
@@ -286,6 +287,8 @@ pub struct IkeSa {
     pub(crate) last_sent: Instant,
     /// The peer's address of its IKE_SA_INIT (the responder's half-open key).
     pub(crate) first_remote: SocketAddr,
+    /// The hashes the peer announced for signature AUTH (RFC 7427 4), from IKE_SA_INIT.
+    pub(crate) peer_hashes: SigHashes,
 }
 
 impl IkeSa {
@@ -331,6 +334,7 @@ impl IkeSa {
             nat: NatState::default(),
             last_sent: now,
             first_remote: remote,
+            peer_hashes: SigHashes::default(),
         }
     }
 
