@@ -158,7 +158,7 @@ fn base_is_valid_and_defaults_apply() {
         p.remote_id,
         Some(Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 2)))
     );
-    assert_eq!(p.psk.expose(), b"secret-0123");
+    assert!(matches!(&p.auth.local, LocalAuthConfig::Psk(k) if k.expose() == b"secret-0123"));
     assert_eq!(p.ike.proposals.len(), 2);
     assert_eq!(p.ike.proposals[0].groups, vec![DhGroup::Curve25519]);
     assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
@@ -539,11 +539,11 @@ fn psk_file_is_read_relative_to_the_config() {
     let cfg_path = dir.join("vpnd.yaml");
     let text = BASE.replace("    psk: secret-0123\n", "    psk_file: b.psk\n");
     let c = Config::from_str(&text, &cfg_path).unwrap();
-    assert_eq!(c.peers[0].psk.expose(), b"from-file");
+    assert!(matches!(&c.peers[0].auth.remote, RemoteAuthConfig::Psk(k) if k.expose() == b"from-file"));
     // Written to disk, through load().
     std::fs::write(&cfg_path, &text).unwrap();
     assert_eq!(
-        Config::load(&cfg_path).unwrap().peers[0].psk.expose(),
+        psk_of(&Config::load(&cfg_path).unwrap().peers[0]),
         b"from-file"
     );
 
@@ -1106,10 +1106,7 @@ fn a_key_file_must_be_a_private_regular_file_of_bounded_size() {
     assert!(refused("long").message.contains("longer than 4096 bytes"));
     write_mode(&dir.join("max"), &[b'k'; 4096], 0o600);
     assert_eq!(
-        Config::from_str(&with_file("max"), &cfg).unwrap().peers[0]
-            .psk
-            .expose()
-            .len(),
+        psk_of(&Config::from_str(&with_file("max"), &cfg).unwrap().peers[0]).len(),
         4096
     );
     assert!(refused(&dir.display().to_string())
@@ -1118,7 +1115,7 @@ fn a_key_file_must_be_a_private_regular_file_of_bounded_size() {
     // Group-readable: loads, with a warning at the key.
     write_mode(&dir.join("group"), key, 0o640);
     let c = Config::from_str(&with_file("group"), &cfg).unwrap();
-    assert_eq!(c.peers[0].psk.expose(), &key[..key.len() - 1]);
+    assert_eq!(psk_of(&c.peers[0]), &key[..key.len() - 1]);
     let w = c
         .warnings
         .iter()
@@ -1713,4 +1710,11 @@ fn nat_traversal_options_default_inherit_and_are_checked() {
     has(&ps, 2, 18, "ike_defaults.nat_keepalive", "");
     let ps = problems("ike_defaults:\n  encap: maybe\n");
     assert!(ps.iter().any(|p| p.line == 2), "{ps:?}");
+}
+
+fn psk_of(p: &PeerConfig) -> &[u8] {
+    match &p.auth.local {
+        LocalAuthConfig::Psk(k) => k.expose(),
+        LocalAuthConfig::Certificate { .. } => panic!("no psk"),
+    }
 }

@@ -58,7 +58,8 @@ fn peer(
         nat: Default::default(),
         local_id: Identity::Fqdn(format!("{name}.local.example")),
         remote_id: None,
-        psk: Zeroizing::new(psk.as_bytes().to_vec()),
+        local_auth: crate::ike::LocalAuth::Psk(Zeroizing::new(psk.as_bytes().to_vec())),
+        remote_auth: crate::ike::RemoteAuth::Psk(Zeroizing::new(psk.as_bytes().to_vec())),
         ike_proposals: ike
             .iter()
             .map(|p| Proposal::parse(p, ProposalKind::Ike).unwrap())
@@ -487,7 +488,7 @@ fn wrong_psk_fails_authentication_on_both_sides() {
     assert!(
         matches!(&Pair::downs(&p.b_out)[..],
             [DownReason::NegotiationFailed(Failure::Refused(Refusal::AuthFailed(w)))]
-            if w.contains("does not verify")),
+            if w.to_string().contains("does not verify")),
         "{:?}",
         p.b_out
     );

@@ -391,3 +391,198 @@ fn san_text(sans: &[GeneralName<'_>]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
+
+    use super::super::testca::{ca, crl, leaf, trust, Leaf, NOW};
+    use super::*;
+
+    fn check(tp: &TrustPoint, der: &[u8], id: Identity) -> Result<PeerCert, AuthRefusal> {
+        tp.verify(&[der], &id, NOW)
+    }
+
+    fn fqdn(s: &str) -> Identity {
+        Identity::Fqdn(s.into())
+    }
+
+    #[test]
+    fn a_good_certificate_matches_each_kind_of_identity() {
+        let lab = ca("Lab CA");
+        let tp = trust(&lab, &[]);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let ip6: IpAddr = "2001:db8::7".parse().unwrap();
+        let (der, _) = leaf(
+            &lab,
+            &Leaf {
+                dns: &["moon.example"],
+                email: &["moon@example.org"],
+                ip: &[ip, ip6],
+                ..Default::default()
+            },
+        );
+        let pc = check(&tp, &der, fqdn("MOON.example")).unwrap();
+        assert_eq!(pc.subject, "O=vpnd lab, CN=moon");
+        assert_eq!(pc.public.kind, KeyKind::P256);
+        check(&tp, &der, Identity::UserFqdn("moon@example.org".into())).unwrap();
+        check(&tp, &der, Identity::Ipv4("192.0.2.7".parse().unwrap())).unwrap();
+        check(&tp, &der, Identity::Ipv6("2001:db8::7".parse().unwrap())).unwrap();
+        let (_, c) = X509Certificate::from_der(&der).unwrap();
+        let dn = Identity::Other {
+            kind: IdType::DER_ASN1_DN,
+            data: c.subject().as_raw().to_vec(),
+        };
+        check(&tp, &der, dn).unwrap();
+        assert_eq!(tp.certreq_data().len(), 20, "one SHA-1 per CA (RFC 7296 3.7)");
+    }
+
+    use std::net::IpAddr;
+
+    #[test]
+    fn each_refusal_names_its_reason() {
+        let lab = ca("Lab CA");
+        let tp = trust(&lab, &[crl(&lab, &[66])]);
+        // Expired, with its date.
+        let (old, _) = leaf(
+            &lab,
+            &Leaf {
+                from: (2025, 1, 1),
+                to: (2026, 1, 1),
+                ..Default::default()
+            },
+        );
+        let e = check(&tp, &old, fqdn("moon.example")).unwrap_err();
+        assert_eq!(e.kind(), "expired");
+        assert!(e.to_string().contains("expired on Jan  1 00:00:00 2026"), "{e}");
+        // Not yet valid.
+        let (young, _) = leaf(
+            &lab,
+            &Leaf {
+                from: (2027, 1, 1),
+                to: (2028, 1, 1),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            check(&tp, &young, fqdn("moon.example")).unwrap_err().kind(),
+            "not_yet_valid"
+        );
+        // Another CA, named.
+        let other = ca("Other CA");
+        let (stranger, _) = leaf(&other, &Leaf::default());
+        let e = check(&tp, &stranger, fqdn("moon.example")).unwrap_err();
+        assert_eq!(
+            e,
+            AuthRefusal::UnknownCa {
+                subject: "O=vpnd lab, CN=moon".into(),
+                issuer: "O=vpnd lab, CN=Other CA".into()
+            }
+        );
+        // Identity mismatch, both named.
+        let (good, _) = leaf(&lab, &Leaf::default());
+        let e = check(&tp, &good, fqdn("sun.example")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "identity sun.example does not match certificate of O=vpnd lab, CN=moon \
+             (alternative names: DNS:moon.example)"
+        );
+        assert_eq!(
+            check(&tp, &good, Identity::KeyId(vec![1])).unwrap_err().kind(),
+            "identity_mismatch"
+        );
+        assert_eq!(
+            check(&tp, &good, Identity::UserFqdn("moon.example".into()))
+                .unwrap_err()
+                .kind(),
+            "identity_mismatch",
+            "an FQDN SAN does not stand for an email identity"
+        );
+        // Revoked by the CRL.
+        let (revoked, _) = leaf(
+            &lab,
+            &Leaf {
+                serial: 66,
+                ..Default::default()
+            },
+        );
+        let e = check(&tp, &revoked, fqdn("moon.example")).unwrap_err();
+        assert_eq!(e.kind(), "revoked", "{e}");
+        // For e-mail only: not for IKE.
+        let (mail, _) = leaf(
+            &lab,
+            &Leaf {
+                eku: vec![ExtendedKeyUsagePurpose::EmailProtection],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            check(&tp, &mail, fqdn("moon.example")).unwrap_err().kind(),
+            "key_usage"
+        );
+        // serverAuth is fine (what Windows and macOS want on a gateway).
+        let (tls, _) = leaf(
+            &lab,
+            &Leaf {
+                eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
+                ..Default::default()
+            },
+        );
+        check(&tp, &tls, fqdn("moon.example")).unwrap();
+        // Key usage without digitalSignature.
+        let (enc, _) = leaf(
+            &lab,
+            &Leaf {
+                key_usage: vec![KeyUsagePurpose::KeyEncipherment],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            check(&tp, &enc, fqdn("moon.example")).unwrap_err().kind(),
+            "key_usage"
+        );
+        // Garbage and nothing.
+        assert_eq!(
+            check(&tp, &[0x30, 0x03, 1, 2, 3], fqdn("x")).unwrap_err().kind(),
+            "bad_certificate"
+        );
+        assert_eq!(
+            tp.verify(&[], &fqdn("x"), NOW).unwrap_err().kind(),
+            "no_certificate"
+        );
+    }
+
+    #[test]
+    fn an_intermediate_sent_by_the_peer_completes_the_path() {
+        let root = ca("Root CA");
+        // An intermediate CA signed by the root.
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "Sub CA");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2035, 1, 1);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let sub = super::super::testca::Ca {
+            cert: p.signed_by(&key, &root.cert, &root.key).unwrap(),
+            key,
+        };
+        let (der, _) = leaf(&sub, &Leaf::default());
+        let tp = trust(&root, &[]);
+        let id = fqdn("moon.example");
+        assert_eq!(tp.verify(&[&der], &id, NOW).unwrap_err().kind(), "unknown_ca");
+        tp.verify(&[&der, sub.cert.der()], &id, NOW).unwrap();
+    }
+
+    #[test]
+    fn our_key_must_belong_to_our_certificate() {
+        let lab = ca("Lab CA");
+        let (der, key) = leaf(&lab, &Leaf::default());
+        let (_, other_key) = leaf(&lab, &Leaf::default());
+        LocalCert::new(vec![der.clone()], SigningKey::from_pem(key.as_bytes()).unwrap()).unwrap();
+        let e = LocalCert::new(vec![der], SigningKey::from_pem(other_key.as_bytes()).unwrap())
+            .unwrap_err();
+        assert!(e.contains("does not belong"), "{e}");
+        assert!(SigningKey::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+    }
+}

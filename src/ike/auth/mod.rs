@@ -12,6 +12,8 @@
 pub mod certs;
 pub mod psk;
 pub mod signature;
+#[cfg(test)]
+pub(crate) mod testca;
 
 use std::fmt;
 use std::sync::Arc;
