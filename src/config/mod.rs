@@ -46,8 +46,8 @@ use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -676,8 +676,14 @@ impl PartialEq for LocalAuthConfig {
         match (self, other) {
             (LocalAuthConfig::Psk(a), LocalAuthConfig::Psk(b)) => a == b,
             (
-                LocalAuthConfig::Certificate { certificate: a, cert: x },
-                LocalAuthConfig::Certificate { certificate: b, cert: y },
+                LocalAuthConfig::Certificate {
+                    certificate: a,
+                    cert: x,
+                },
+                LocalAuthConfig::Certificate {
+                    certificate: b,
+                    cert: y,
+                },
             ) => a == b && x.chain == y.chain && x.key.public_bits() == y.key.public_bits(),
             _ => false,
         }

@@ -539,7 +539,9 @@ fn psk_file_is_read_relative_to_the_config() {
     let cfg_path = dir.join("vpnd.yaml");
     let text = BASE.replace("    psk: secret-0123\n", "    psk_file: b.psk\n");
     let c = Config::from_str(&text, &cfg_path).unwrap();
-    assert!(matches!(&c.peers[0].auth.remote, RemoteAuthConfig::Psk(k) if k.expose() == b"from-file"));
+    assert!(
+        matches!(&c.peers[0].auth.remote, RemoteAuthConfig::Psk(k) if k.expose() == b"from-file")
+    );
     // Written to disk, through load().
     std::fs::write(&cfg_path, &text).unwrap();
     assert_eq!(

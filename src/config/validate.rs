@@ -11,9 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_saphyr::Location;
 
+use crate::ike::auth::{LocalCert, TrustPoint};
 use crate::ike::codec::Identity;
 use crate::ike::proposal::{Proposal, ProposalKind};
-use crate::ike::auth::{LocalCert, TrustPoint};
 use crate::ike::DosConfig;
 
 use super::file::{self, ReverseRouteFile, Str, S};
@@ -1321,7 +1321,11 @@ impl Ctx {
         if !uses_psk {
             for (s, key) in [(&p.psk, "psk"), (&p.psk_file, "psk_file")] {
                 if let Some(s) = s {
-                    self.err(s.referenced, f(key), "no side authenticates with psk (auth:)");
+                    self.err(
+                        s.referenced,
+                        f(key),
+                        "no side authenticates with psk (auth:)",
+                    );
                 }
             }
         }
@@ -1329,29 +1333,29 @@ impl Ctx {
         let psk = if !uses_psk {
             None
         } else {
-        match (&p.psk, &p.psk_file) {
-            (Some(_), Some(pf)) => {
-                self.err(
-                    pf.referenced,
-                    f("psk_file"),
-                    "give psk or psk_file, not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.err(ploc, f("psk"), "required: psk or psk_file");
-                None
-            }
-            (Some(k), None) => {
-                if k.value.is_empty() {
-                    self.err(k.referenced, f("psk"), "must not be empty");
+            match (&p.psk, &p.psk_file) {
+                (Some(_), Some(pf)) => {
+                    self.err(
+                        pf.referenced,
+                        f("psk_file"),
+                        "give psk or psk_file, not both",
+                    );
                     None
-                } else {
-                    Some(Secret::new(k.value.clone().into_bytes()))
                 }
+                (None, None) => {
+                    self.err(ploc, f("psk"), "required: psk or psk_file");
+                    None
+                }
+                (Some(k), None) => {
+                    if k.value.is_empty() {
+                        self.err(k.referenced, f("psk"), "must not be empty");
+                        None
+                    } else {
+                        Some(Secret::new(k.value.clone().into_bytes()))
+                    }
+                }
+                (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
             }
-            (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
-        }
         };
         let psk = psk.and_then(|k| {
             let (at, key) = match (&p.psk, &p.psk_file) {
@@ -1365,7 +1369,10 @@ impl Ctx {
         let local_cert = match local_pubkey {
             Some(true) => self.local_cert(&p, ploc, &f),
             _ => {
-                for (s, key) in [(&p.certificate, "certificate"), (&p.private_key, "private_key")] {
+                for (s, key) in [
+                    (&p.certificate, "certificate"),
+                    (&p.private_key, "private_key"),
+                ] {
                     if let Some(s) = s {
                         self.err(s.referenced, f(key), "only with auth: { local: pubkey }");
                     }
@@ -1375,7 +1382,11 @@ impl Ctx {
         };
         let trustpoint = match (remote_pubkey, &p.trustpoint) {
             (Some(true), None) => {
-                self.err(ploc, f("trustpoint"), "required with auth: { remote: pubkey }");
+                self.err(
+                    ploc,
+                    f("trustpoint"),
+                    "required with auth: { remote: pubkey }",
+                );
                 None
             }
             (Some(true), Some(t)) => match trustpoints.get(t.value.trim()) {
@@ -1390,7 +1401,11 @@ impl Ctx {
                 }
             },
             (_, Some(t)) => {
-                self.err(t.referenced, f("trustpoint"), "only with auth: { remote: pubkey }");
+                self.err(
+                    t.referenced,
+                    f("trustpoint"),
+                    "only with auth: { remote: pubkey }",
+                );
                 None
             }
             (_, None) => None,
@@ -1612,10 +1627,18 @@ impl Ctx {
     ) -> Option<(PathBuf, Arc<LocalCert>)> {
         let (Some(c), Some(k)) = (&p.certificate, &p.private_key) else {
             if p.certificate.is_none() {
-                self.err(ploc, f("certificate"), "required with auth: { local: pubkey }");
+                self.err(
+                    ploc,
+                    f("certificate"),
+                    "required with auth: { local: pubkey }",
+                );
             }
             if p.private_key.is_none() {
-                self.err(ploc, f("private_key"), "required with auth: { local: pubkey }");
+                self.err(
+                    ploc,
+                    f("private_key"),
+                    "required with auth: { local: pubkey }",
+                );
             }
             return None;
         };

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
+use super::auth::AuthStats;
 use super::codec::{
     ExchangeType, Flags, Header, Identity, Message, NotifyPayload, NotifyType, Payload,
     PayloadList, TrafficSelector,
 };
 use super::crypto::cipher::{Encr, Integ};
 use super::crypto::{CryptoError, DhGroup, DhPrivateKey, RngSource};
-use super::auth::AuthStats;
 use super::half_open::{CookieJar, DosConfig, DosStats, HalfOpen};
 use super::nat::UdpEncap;
 use super::policy::{Mode, PeerPolicy};

@@ -28,11 +28,11 @@ pub mod proposal;
 pub mod refusal;
 pub mod sa;
 
+pub use auth::{AuthRefusal, AuthStats, LocalAuth, RemoteAuth};
 pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
     Transmit,
 };
-pub use auth::{AuthRefusal, AuthStats, LocalAuth, RemoteAuth};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
 pub use policy::{ChildPolicy, Mode, NatPolicy, PeerPolicy, RemoteMatch, Retransmit};

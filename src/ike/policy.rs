@@ -4,10 +4,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use super::auth::{LocalAuth, RemoteAuth};
 use super::codec::{Identity, TrafficSelector};
 use super::proposal::{DhGroup, Proposal};
+use ipnet::IpNet;
 
 /// Which remote addresses a peer entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -261,8 +261,10 @@ impl TrustPoint {
         let leaf_cert = CertificateDer::from(*leaf_der);
         let ee = EndEntityCert::try_from(&leaf_cert)
             .map_err(|e| AuthRefusal::BadCertificate(format!("{e:?}")))?;
-        let intermediates: Vec<CertificateDer<'_>> =
-            certs[1..].iter().map(|c| CertificateDer::from(*c)).collect();
+        let intermediates: Vec<CertificateDer<'_>> = certs[1..]
+            .iter()
+            .map(|c| CertificateDer::from(*c))
+            .collect();
         let refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = webpki::RevocationOptionsBuilder::new(&refs).ok().map(|b| {
             b.with_depth(webpki::RevocationCheckDepth::Chain)
@@ -309,17 +311,12 @@ impl TrustPoint {
                 webpki::Error::RequiredEkuNotFound
                 | webpki::Error::RequiredEkuNotFoundContext(_) => AuthRefusal::KeyUsage {
                     subject,
-                    why: "its extended key usage names neither IKE nor TLS server/client"
-                        .into(),
+                    why: "its extended key usage names neither IKE nor TLS server/client".into(),
                 },
-                webpki::Error::InvalidSignatureForPublicKey
-                => {
-                    AuthRefusal::InvalidPath {
-                        subject,
-                        why: "a certificate's signature does not verify with its issuer's key"
-                            .into(),
-                    }
-                }
+                webpki::Error::InvalidSignatureForPublicKey => AuthRefusal::InvalidPath {
+                    subject,
+                    why: "a certificate's signature does not verify with its issuer's key".into(),
+                },
                 other => AuthRefusal::InvalidPath {
                     subject,
                     why: format!("{other:?}"),
@@ -344,9 +341,9 @@ impl TrustPoint {
             Identity::Fqdn(name) => sans
                 .iter()
                 .any(|g| matches!(g, GeneralName::DNSName(d) if d.eq_ignore_ascii_case(name))),
-            Identity::UserFqdn(mail) => sans.iter().any(
-                |g| matches!(g, GeneralName::RFC822Name(m) if m.eq_ignore_ascii_case(mail)),
-            ),
+            Identity::UserFqdn(mail) => sans
+                .iter()
+                .any(|g| matches!(g, GeneralName::RFC822Name(m) if m.eq_ignore_ascii_case(mail))),
             Identity::Ipv4(a) => sans
                 .iter()
                 .any(|g| matches!(g, GeneralName::IPAddress(b) if *b == a.octets())),
@@ -379,7 +376,10 @@ fn san_text(sans: &[GeneralName<'_>]) -> String {
             GeneralName::DNSName(d) => format!("DNS:{}", peer_text(d)),
             GeneralName::RFC822Name(m) => format!("email:{}", peer_text(m)),
             GeneralName::IPAddress(b) => match b.len() {
-                4 => format!("IP:{}", std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap())),
+                4 => format!(
+                    "IP:{}",
+                    std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap())
+                ),
                 16 => format!(
                     "IP:{}",
                     std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).unwrap())
@@ -434,7 +434,11 @@ mod tests {
             data: c.subject().as_raw().to_vec(),
         };
         check(&tp, &der, dn).unwrap();
-        assert_eq!(tp.certreq_data().len(), 20, "one SHA-1 per CA (RFC 7296 3.7)");
+        assert_eq!(
+            tp.certreq_data().len(),
+            20,
+            "one SHA-1 per CA (RFC 7296 3.7)"
+        );
     }
 
     use std::net::IpAddr;
@@ -454,7 +458,10 @@ mod tests {
         );
         let e = check(&tp, &old, fqdn("moon.example")).unwrap_err();
         assert_eq!(e.kind(), "expired");
-        assert!(e.to_string().contains("expired on Jan  1 00:00:00 2026"), "{e}");
+        assert!(
+            e.to_string().contains("expired on Jan  1 00:00:00 2026"),
+            "{e}"
+        );
         // Not yet valid.
         let (young, _) = leaf(
             &lab,
@@ -488,7 +495,9 @@ mod tests {
              (alternative names: DNS:moon.example)"
         );
         assert_eq!(
-            check(&tp, &good, Identity::KeyId(vec![1])).unwrap_err().kind(),
+            check(&tp, &good, Identity::KeyId(vec![1]))
+                .unwrap_err()
+                .kind(),
             "identity_mismatch"
         );
         assert_eq!(
@@ -543,7 +552,9 @@ mod tests {
         );
         // Garbage and nothing.
         assert_eq!(
-            check(&tp, &[0x30, 0x03, 1, 2, 3], fqdn("x")).unwrap_err().kind(),
+            check(&tp, &[0x30, 0x03, 1, 2, 3], fqdn("x"))
+                .unwrap_err()
+                .kind(),
             "bad_certificate"
         );
         assert_eq!(
@@ -557,7 +568,8 @@ mod tests {
         let root = ca("Root CA");
         // An intermediate CA signed by the root.
         let mut p = rcgen::CertificateParams::default();
-        p.distinguished_name.push(rcgen::DnType::CommonName, "Sub CA");
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Sub CA");
         p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         p.not_before = rcgen::date_time_ymd(2025, 1, 1);
@@ -570,7 +582,10 @@ mod tests {
         let (der, _) = leaf(&sub, &Leaf::default());
         let tp = trust(&root, &[]);
         let id = fqdn("moon.example");
-        assert_eq!(tp.verify(&[&der], &id, NOW).unwrap_err().kind(), "unknown_ca");
+        assert_eq!(
+            tp.verify(&[&der], &id, NOW).unwrap_err().kind(),
+            "unknown_ca"
+        );
         tp.verify(&[&der, sub.cert.der()], &id, NOW).unwrap();
     }
 
@@ -579,10 +594,20 @@ mod tests {
         let lab = ca("Lab CA");
         let (der, key) = leaf(&lab, &Leaf::default());
         let (_, other_key) = leaf(&lab, &Leaf::default());
-        LocalCert::new(vec![der.clone()], SigningKey::from_pem(key.as_bytes()).unwrap()).unwrap();
-        let e = LocalCert::new(vec![der], SigningKey::from_pem(other_key.as_bytes()).unwrap())
-            .unwrap_err();
+        LocalCert::new(
+            vec![der.clone()],
+            SigningKey::from_pem(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let e = LocalCert::new(
+            vec![der],
+            SigningKey::from_pem(other_key.as_bytes()).unwrap(),
+        )
+        .unwrap_err();
         assert!(e.contains("does not belong"), "{e}");
-        assert!(SigningKey::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(SigningKey::from_pem(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
     }
 }

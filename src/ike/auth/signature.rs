@@ -153,8 +153,13 @@ impl Scheme {
             [0x30, 0x0b, 0x06, 0x09, oid @ .., last]
                 if oid == OID_RSA_PKCS1 && (0x0b..=0x0d).contains(last) =>
             {
-                Some([Scheme::RsaPkcs1Sha256, Scheme::RsaPkcs1Sha384, Scheme::RsaPkcs1Sha512]
-                    [(*last - 0x0b) as usize])
+                Some(
+                    [
+                        Scheme::RsaPkcs1Sha256,
+                        Scheme::RsaPkcs1Sha384,
+                        Scheme::RsaPkcs1Sha512,
+                    ][(*last - 0x0b) as usize],
+                )
             }
             _ => None,
         }
@@ -209,8 +214,7 @@ pub enum VerifyError {
 /// Checks a signature AUTH payload over `octets` with the peer's public key. `peer_hashes`
 /// are the hashes we announced (method 14's hash must be one of them, RFC 7427 4).
 pub fn verify(key: &PublicKey, auth: &AuthPayload, octets: &[u8]) -> Result<(), VerifyError> {
-    let (alg, signature): (&dyn sig::VerificationAlgorithm, &[u8]) = match (auth.method, key.kind)
-    {
+    let (alg, signature): (&dyn sig::VerificationAlgorithm, &[u8]) = match (auth.method, key.kind) {
         // RFC 7296 3.8: RSASSA-PKCS1-v1_5; in practice with SHA-1 (strongSwan, Windows).
         (AuthMethod::RSA_DIGITAL_SIGNATURE, KeyKind::Rsa) => (
             &sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
@@ -459,9 +463,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Scheme::from_algorithm_identifier(&unhex(
-                "30 0b 06 09 2a 86 48 86 f7 0d 01 01 0c"
-            )),
+            Scheme::from_algorithm_identifier(&unhex("30 0b 06 09 2a 86 48 86 f7 0d 01 01 0c")),
             Some(Scheme::RsaPkcs1Sha384),
             "sha384WithRSAEncryption without its NULL"
         );
@@ -489,13 +491,23 @@ mod tests {
     fn ecdsa_signs_method_9_10_and_14_and_verifies() {
         let octets = b"signed octets of IKE_AUTH";
         for (alg, method) in [
-            (&rcgen::PKCS_ECDSA_P256_SHA256, AuthMethod::ECDSA_SHA256_P256),
-            (&rcgen::PKCS_ECDSA_P384_SHA384, AuthMethod::ECDSA_SHA384_P384),
+            (
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                AuthMethod::ECDSA_SHA256_P256,
+            ),
+            (
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+                AuthMethod::ECDSA_SHA384_P384,
+            ),
         ] {
             let (key, public) = ecdsa_key(alg);
             let legacy = key.sign(SigHashes::default(), octets).unwrap();
             assert_eq!(legacy.method, method);
-            let n = if method == AuthMethod::ECDSA_SHA256_P256 { 64 } else { 96 };
+            let n = if method == AuthMethod::ECDSA_SHA256_P256 {
+                64
+            } else {
+                96
+            };
             assert_eq!(legacy.data.len(), n, "RFC 4754: r||s");
             verify(&public, &legacy, octets).unwrap();
             let modern = key
@@ -547,11 +559,12 @@ mod tests {
             key.sign(SigHashes::default(), octets).is_err(),
             "no method 1 (SHA-1) signing"
         );
-        let a = key
-            .sign(SigHashes::from_notify(&[0, 2]), octets)
-            .unwrap();
+        let a = key.sign(SigHashes::from_notify(&[0, 2]), octets).unwrap();
         assert_eq!(a.method, AuthMethod::DIGITAL_SIGNATURE);
-        assert_eq!(&a.data[1..16], &Scheme::RsaPkcs1Sha256.algorithm_identifier()[..]);
+        assert_eq!(
+            &a.data[1..16],
+            &Scheme::RsaPkcs1Sha256.algorithm_identifier()[..]
+        );
         verify(&public, &a, octets).unwrap();
         // An RSA-PSS signature made by aws-lc-rs directly, framed as RFC 7427 A.4.1.
         let SigningKey::Rsa(k) = &key else { panic!() };

@@ -2,17 +2,17 @@
 //! create the first
 //! child SA, with traffic selector narrowing on the responder (2.9).
 
-use crate::ike::codec::{
-    AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
-    PayloadList, TsPayload,
-};
-use crate::ike::codec::{SaPayload, TrafficSelector};
 use crate::ike::auth::certs::ENCODING_X509_SIGNATURE;
 use crate::ike::auth::{
     identity_text, psk_auth, signature, signed_octets, verify_psk_auth, AuthRefusal, LocalAuth,
     MethodName, RemoteAuth,
 };
 use crate::ike::codec::CertPayload;
+use crate::ike::codec::{
+    AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
+    PayloadList, TsPayload,
+};
+use crate::ike::codec::{SaPayload, TrafficSelector};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use crate::ike::auth::certs::ENCODING_X509_SIGNATURE;
 use crate::ike::auth::{signature, RemoteAuth, SigHashes};
 use crate::ike::codec::{
-    CertPayload, ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
-    Payload, PayloadList, ProtocolId, SaPayload,
+    CertPayload, ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload,
+    NotifyType, Payload, PayloadList, ProtocolId, SaPayload,
 };
 use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
