@@ -1720,3 +1720,151 @@ fn psk_of(p: &PeerConfig) -> &[u8] {
         LocalAuthConfig::Certificate { .. } => panic!("no psk"),
     }
 }
+
+/// `auth: pubkey` both ways: certificate, key and trustpoint files (made by rcgen), read
+/// relative to the configuration; each mistake reported at its line.
+#[test]
+fn certificates_and_trustpoints() {
+    use crate::ike::auth::testca::{ca, leaf, Leaf};
+    let dir = temp_dir("certs");
+    let lab = ca("Lab CA");
+    let (der, key) = leaf(&lab, &Leaf::default());
+    let (_, other_key) = leaf(&lab, &Leaf::default());
+    let cert_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64(&der)
+    );
+    write_mode(&dir.join("gw.pem"), cert_pem.as_bytes(), 0o644);
+    write_mode(&dir.join("gw.key"), key.as_bytes(), 0o600);
+    write_mode(&dir.join("other.key"), other_key.as_bytes(), 0o600);
+    write_mode(&dir.join("open.key"), key.as_bytes(), 0o644);
+    write_mode(&dir.join("ca.pem"), lab.cert.pem().as_bytes(), 0o644);
+    let cfg = dir.join("vpnd.yaml");
+    let text = |key: &str, tp: &str| {
+        format!(
+            "local:\n  addresses: [192.0.2.1]\n\
+             trustpoints:\n  - name: lab\n    cas: [ca.pem]\n\
+             peers:\n  - name: site-b\n    address: 192.0.2.2\n\
+             \x20   auth: {{ local: pubkey, remote: pubkey }}\n\
+             \x20   certificate: gw.pem\n    private_key: {key}\n    trustpoint: {tp}\n\
+             \x20   children:\n      - name: net\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n"
+        )
+    };
+    let c = Config::from_str(&text("gw.key", "lab"), &cfg).unwrap();
+    let p = &c.peers[0];
+    assert!(matches!(&p.auth.local, LocalAuthConfig::Certificate { .. }));
+    assert!(matches!(&p.auth.remote, RemoteAuthConfig::Certificate(t) if t.name == "lab"));
+    assert_eq!(p.remote_id, None, "any identity the certificate names");
+    assert!(
+        matches!(&p.local_id, Identity::Other { kind, .. } if *kind == crate::ike::codec::IdType::DER_ASN1_DN),
+        "our identity defaults to the certificate's subject"
+    );
+    let policy = p.engine_policy();
+    assert!(policy.local_auth.is_certificate() && policy.remote_auth.is_certificate());
+
+    let errs = |t: &str| match Config::from_str(t, &cfg) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.problems().to_vec(),
+    };
+    let ps = errs(&text("other.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "does not belong");
+    let ps = errs(&text("open.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "chmod o-rw");
+    let ps = errs(&text("missing.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "cannot read");
+    let ps = errs(&text("gw.key", "nope"));
+    at(&ps, 12, 17, "peers[0].trustpoint", "no trustpoint named");
+    let ps = errs(&text("gw.key", "lab").replace("remote: pubkey", "remote: cert"));
+    at(&ps, 9, 36, "peers[0].auth.remote", "psk or pubkey");
+    assert_eq!(ps.len(), 1, "one mistake, one problem: {ps:?}");
+    // A PSK given where no side uses one.
+    let ps = errs(&text("gw.key", "lab").replace(
+        "    trustpoint: lab\n",
+        "    trustpoint: lab\n    psk: secret-0123\n",
+    ));
+    at(
+        &ps,
+        13,
+        10,
+        "peers[0].psk",
+        "no side authenticates with psk",
+    );
+    // Certificate one way, PSK the other: the PSK is required.
+    let mixed = text("gw.key", "lab").replace("remote: pubkey", "remote: psk");
+    let ps = errs(&mixed);
+    at(
+        &ps,
+        12,
+        17,
+        "peers[0].trustpoint",
+        "only with auth: { remote: pubkey }",
+    );
+    let ps = errs(&mixed.replace("    trustpoint: lab\n", ""));
+    at(&ps, 7, 5, "peers[0].psk", "required: psk or psk_file");
+    // An expired certificate of ours loads, with a warning at its line.
+    let (old, old_key) = leaf(
+        &lab,
+        &Leaf {
+            from: (2020, 1, 1),
+            to: (2021, 1, 1),
+            ..Default::default()
+        },
+    );
+    write_mode(
+        &dir.join("gw.pem"),
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            b64(&old)
+        )
+        .as_bytes(),
+        0o644,
+    );
+    write_mode(&dir.join("gw.key"), old_key.as_bytes(), 0o600);
+    let c = Config::from_str(&text("gw.key", "lab"), &cfg).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.line == 10
+            && w.field == "peers[0].certificate"
+            && w.message.contains("not valid now")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+/// As `has`, for a file of another name.
+#[track_caller]
+fn at(ps: &[Problem], line: u64, column: u64, field: &str, msg: &str) {
+    assert!(
+        ps.iter().any(|p| p.line == line
+            && p.column == column
+            && p.field == field
+            && p.message.contains(msg)),
+        "no problem {line}:{column} {field}: ..{msg}.. in:\n{}",
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Base64 for PEM bodies in tests.
+fn b64(b: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s.as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

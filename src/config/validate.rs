@@ -1381,6 +1381,8 @@ impl Ctx {
             }
         };
         let trustpoint = match (remote_pubkey, &p.trustpoint) {
+            // A bad auth.remote is reported already.
+            (None, _) => None,
             (Some(true), None) => {
                 self.err(
                     ploc,
