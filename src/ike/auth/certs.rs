@@ -173,7 +173,7 @@ impl webpki::ExtendedKeyUsageValidator for IkeEku {
         for id in iter {
             empty = false;
             let oid = id?.to_decoded_oid();
-            if IKE_EKUS.iter().any(|e| *e == oid.as_slice()) {
+            if IKE_EKUS.contains(&oid.as_slice()) {
                 return Ok(());
             }
         }
