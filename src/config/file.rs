@@ -162,6 +162,8 @@ pub(super) struct IkeFile {
     pub retransmit: Option<S<RetransmitFile>>,
     pub encap: Option<S<bool>>,
     pub nat_keepalive: Option<Str>,
+    /// Opt into SHA-1 and MODP 1024 in the proposals (Windows' built-in client).
+    pub allow_legacy: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

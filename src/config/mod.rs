@@ -738,6 +738,9 @@ pub struct IkeConfig {
     pub encap: bool,
     /// NAT keepalive interval while a NAT is in front of us [20s]; `None` (0): off.
     pub nat_keepalive: Option<Duration>,
+    /// Proposals (IKE, and the peer's children's ESP) may name SHA-1 and MODP 1024, which
+    /// Windows' built-in client proposes by default [false].
+    pub allow_legacy: bool,
 }
 
 /// Retransmission schedule: `timeout * base^n` for try n, `tries` retransmissions.

@@ -491,7 +491,7 @@ fn proposals_must_parse() {
         8,
         19,
         "peers[0].ike.proposals[0]",
-        "unknown algorithm 'sha1'",
+        "sha1 and prfsha1 and modp1024 is legacy",
     );
     has(
         &ps,
@@ -1867,4 +1867,56 @@ fn b64(b: &[u8]) -> String {
         .map(|l| std::str::from_utf8(l).unwrap())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Windows' legacy proposal (issue 12 item 7): refused unless the peer opts in, for IKE and
+/// for its children's ESP; `ike_defaults.allow_legacy` is inherited; never in the defaults.
+#[test]
+fn legacy_proposals_only_when_allowed() {
+    let legacy_ike = "    psk: secret-0123\n    ike:\n      proposals: [aes256-sha1-modp1024]\n";
+    let ps = problems(&BASE.replace("    psk: secret-0123\n", legacy_ike));
+    has(
+        &ps,
+        8,
+        19,
+        "peers[0].ike.proposals[0]",
+        "NegotiateDH2048_AES256",
+    );
+    let allowed = "    psk: secret-0123\n    ike:\n      allow_legacy: true\n      proposals: [aes256-sha1-modp1024]\n";
+    let text = BASE.replace("    psk: secret-0123\n", allowed).replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        esp: [aes256-sha1]\n",
+    );
+    let c = load(&text).unwrap();
+    let p = &c.peers[0];
+    assert!(p.ike.allow_legacy);
+    assert_eq!(
+        p.ike.proposals[0].to_string(),
+        "aes256-sha1-prfsha1-modp1024"
+    );
+    assert_eq!(p.children[0].esp[0].to_string(), "aes256-sha1");
+    // ESP of a peer that did not opt in.
+    let ps = problems(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        esp: [aes256-sha1]\n",
+    ));
+    has(&ps, 11, 15, "peers[0].children[0].esp[0]", "sha1 is legacy");
+    // Inherited from ike_defaults.
+    let text = format!(
+        "ike_defaults:\n  allow_legacy: true\n{}",
+        BASE.replace("    psk: secret-0123\n", legacy_ike)
+    );
+    assert!(load(&text).unwrap().peers[0].ike.allow_legacy);
+    // The defaults name none of it.
+    let c = load(BASE).unwrap();
+    assert!(!c.peers[0].ike.allow_legacy);
+    assert!(c.peers[0]
+        .ike
+        .proposals
+        .iter()
+        .all(|p| p.legacy().is_empty()));
+    assert!(c.peers[0].children[0]
+        .esp
+        .iter()
+        .all(|p| p.legacy().is_empty()));
 }

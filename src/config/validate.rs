@@ -165,6 +165,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         },
         encap: false,
         nat_keepalive: Some(Duration::from_secs(20)),
+        allow_legacy: false,
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
@@ -1089,6 +1090,7 @@ impl Ctx {
         field: &str,
         kind: ProposalKind,
         default: &[Proposal],
+        allow_legacy: bool,
     ) -> Vec<Proposal> {
         let Some(list) = list else {
             return default.to_vec();
@@ -1100,6 +1102,17 @@ impl Ctx {
         let mut out = Vec::new();
         for (i, p) in list.value.iter().enumerate() {
             match Proposal::parse(p.value.trim(), kind) {
+                Ok(v) if !allow_legacy && !v.legacy().is_empty() => self.err(
+                    p.referenced,
+                    format!("{field}[{i}]"),
+                    format!(
+                        "{} is legacy (what Windows' built-in client proposes by default): set \
+                         ike.allow_legacy: true for this peer, or better have Windows propose \
+                         DH group 14 and AES-256 (registry value NegotiateDH2048_AES256 = 1 or \
+                         2, see vpnd.yaml(5))",
+                        v.legacy().join(" and ")
+                    ),
+                ),
                 Ok(v) => out.push(v),
                 Err(e) => self.err(p.referenced, format!("{field}[{i}]"), e.to_string()),
             }
@@ -1122,11 +1135,16 @@ impl Ctx {
             return fallback.clone();
         };
         let f = &f.value;
+        let allow_legacy = f
+            .allow_legacy
+            .as_ref()
+            .map_or(fallback.allow_legacy, |b| b.value);
         let proposals = self.proposals(
             f.proposals.as_ref(),
             &format!("{field}.proposals"),
             ProposalKind::Ike,
             &fallback.proposals,
+            allow_legacy,
         );
         let lifetime = self.lifetime(
             f.lifetime.as_ref(),
@@ -1184,6 +1202,7 @@ impl Ctx {
             retransmit,
             encap,
             nat_keepalive,
+            allow_legacy,
         }
     }
 
@@ -1522,6 +1541,7 @@ impl Ctx {
                         remote,
                         local,
                         &mut cnames,
+                        ike.allow_legacy,
                     ) {
                         children.push(child);
                     }
@@ -2084,6 +2104,7 @@ impl Ctx {
         remote: Option<PeerAddress>,
         local: &LocalConfig,
         names: &mut HashMap<String, u64>,
+        allow_legacy: bool,
     ) -> Option<ChildConfig> {
         let cloc = ch.referenced;
         let c = &ch.value;
@@ -2240,7 +2261,13 @@ impl Ctx {
             .iter()
             .map(|p| Proposal::parse(p, ProposalKind::Esp).expect("built-in proposal"))
             .collect();
-        let esp = self.proposals(c.esp.as_ref(), &f("esp"), ProposalKind::Esp, &default_esp);
+        let esp = self.proposals(
+            c.esp.as_ref(),
+            &f("esp"),
+            ProposalKind::Esp,
+            &default_esp,
+            allow_legacy,
+        );
         let pfs = c
             .pfs
             .as_ref()

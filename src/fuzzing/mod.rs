@@ -347,6 +347,7 @@ fn seal_raw(f: &SkFixture, prefix: &[u8], plain: &[u8], iv: &[u8]) -> Vec<u8> {
             body.extend_from_slice(&buf);
             let integ = f.integ.expect("CBC has an integrity transform");
             let alg = match integ {
+                Integ::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                 Integ::HmacSha256_128 => hmac::HMAC_SHA256,
                 Integ::HmacSha384_192 => hmac::HMAC_SHA384,
                 Integ::HmacSha512_256 => hmac::HMAC_SHA512,

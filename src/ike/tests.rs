@@ -2420,3 +2420,37 @@ mod certificates {
         assert_eq!(refused(&p.b_out)[0], AuthRefusal::NoTimeOfDay);
     }
 }
+
+/// Windows' default proposal, configured on both ends (issue 12 item 7): MODP 1024 with
+/// SHA-1 for IKE, AES-CBC with HMAC-SHA1-96 for ESP; up, and rekeyed (IKE and child) after.
+#[test]
+fn legacy_windows_proposal_when_configured() {
+    let legacy = ["aes256-sha1-modp1024"];
+    let (pa, pb) = site_policies(&legacy, &legacy, &["aes256-sha1"]);
+    let lifetime = pa.ike_lifetime;
+    let mut p = Pair::new(pa, pb);
+    up(&mut p);
+    assert_eq!(Pair::ups(&p.a_out) + Pair::ups(&p.b_out), 2);
+    let installs = Pair::installs(&p.b_out);
+    assert_eq!(installs.len(), 1);
+    assert_eq!(
+        installs[0].integ,
+        Some(crate::ike::crypto::Integ::HmacSha1_96)
+    );
+    assert_eq!(
+        installs[0].inbound_integ_key.len(),
+        20,
+        "HMAC-SHA1-96 keys are 20 bytes (RFC 2404)"
+    );
+    let end = p.now + lifetime + lifetime / 2;
+    while p.now < end && p.step_time() {}
+    assert!(p
+        .a_out
+        .iter()
+        .any(|o| matches!(o, Output::IkeRekeyed { .. })));
+    assert_eq!(child_ids(&p.a).len(), 1);
+    // A peer that did not configure it refuses it: nothing legacy is offered by default.
+    let mut p = site_pair(&legacy, &GCM, &["aes256gcm16"]);
+    up(&mut p);
+    assert_eq!(Pair::ups(&p.a_out) + Pair::ups(&p.b_out), 0);
+}
