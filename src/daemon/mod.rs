@@ -40,19 +40,9 @@ use crate::session::table::{ChildInfo as SessionChild, PeerInfo, SessionTable, T
 
 /// An identity as operators write it (Phase1_id, RADIUS User-Name and isakmp-phase1-id),
 /// escaped once here for every output path ([`crate::escape`]): the peer chose it.
+/// A subject DN (a certificate holder's default identity) reads as "O=..., CN=...".
 fn identity_text(id: &crate::ike::codec::Identity) -> String {
-    use crate::escape::{peer_bytes, peer_text};
-    use crate::ike::codec::Identity::*;
-    match id {
-        Ipv4(a) => a.to_string(),
-        Ipv6(a) => a.to_string(),
-        Fqdn(s) | UserFqdn(s) => peer_text(s),
-        KeyId(k) => format!(
-            "keyid:{}",
-            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
-        Other { kind, data } => format!("{kind:?}:{}", peer_bytes(data)),
-    }
+    crate::ike::auth::identity_text(id)
 }
 
 /// One IKE datagram in `debug crypto isakmp` words: exchange, request or response, message

@@ -433,7 +433,20 @@ mod tests {
             kind: IdType::DER_ASN1_DN,
             data: c.subject().as_raw().to_vec(),
         };
+        assert_eq!(super::super::identity_text(&dn), "O=vpnd lab, CN=moon");
         check(&tp, &der, dn).unwrap();
+        // A hostile CN reaches the log escaped.
+        let (evil, _) = leaf(
+            &lab,
+            &Leaf {
+                cn: "moon\x1b[2J",
+                ..Default::default()
+            },
+        );
+        let e = check(&tp, &evil, fqdn("sun.example"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CN=moon\\x1b[2J") && !e.contains('\x1b'), "{e}");
         assert_eq!(
             tp.certreq_data().len(),
             20,
