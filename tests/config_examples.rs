@@ -89,7 +89,9 @@ fn site_to_site() {
         p.remote_id,
         Some(Identity::Ipv4("192.0.2.2".parse().unwrap()))
     );
-    assert!(!p.psk.expose().is_empty());
+    assert!(
+        matches!(&p.auth.local, vpnd::config::LocalAuthConfig::Psk(k) if !k.expose().is_empty())
+    );
     assert_eq!(p.accounting, None);
     // ike_defaults built in.
     assert_eq!(p.ike.proposals.len(), 2);
@@ -129,7 +131,9 @@ fn check_ios_common(c: &Config) {
     assert_eq!(c.peers.len(), 1);
     let p = &c.peers[0];
     assert_eq!(p.remote, PeerAddress::Single(ip("172.31.100.2")));
-    assert_eq!(p.psk.expose(), b"cisco-example-key-0123");
+    assert!(
+        matches!(&p.auth.remote, vpnd::config::RemoteAuthConfig::Psk(k) if k.expose() == b"cisco-example-key-0123")
+    );
     assert_eq!(p.accounting.as_deref(), Some("ipsecaaa"));
     assert_eq!(
         p.ike.proposals,

@@ -73,6 +73,88 @@ fn fuzz_sk_payload() {
     );
 }
 
+/// Seeds made here (rcgen is a dev-dependency): a CA and leaves naming each identity kind,
+/// with and without an intermediate, framed as `vpnd::fuzzing::peer_certificate` reads them.
+fn certificate_seeds() -> Vec<Vec<u8>> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    let ca = p.clone().self_signed(&ca_key).unwrap();
+    let sub_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let sub = p.signed_by(&sub_key, &ca, &ca_key).unwrap();
+    let frame = |certs: &[&[u8]], auth: &[u8]| {
+        let mut v = (ca.der().len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(ca.der());
+        v.push(certs.len() as u8);
+        for c in certs {
+            v.extend_from_slice(&(c.len() as u16).to_be_bytes());
+            v.extend_from_slice(c);
+        }
+        v.extend_from_slice(auth);
+        v
+    };
+    let mut seeds = Vec::new();
+    for alg in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_RSA_SHA256] {
+        let key = KeyPair::generate_for(alg).unwrap();
+        let mut l = CertificateParams::new(vec!["moon.example".to_string()]).unwrap();
+        l.subject_alt_names
+            .push(SanType::Rfc822Name("moon@example.org".try_into().unwrap()));
+        l.subject_alt_names
+            .push(SanType::IpAddress("192.0.2.7".parse().unwrap()));
+        l.not_before = rcgen::date_time_ymd(2026, 1, 1);
+        l.not_after = rcgen::date_time_ymd(2027, 1, 1);
+        let direct = l.clone().signed_by(&key, &ca, &ca_key).unwrap();
+        let via = l.signed_by(&key, &sub, &sub_key).unwrap();
+        // AUTH bodies: method 14 with an ECDSA AlgorithmIdentifier, and method 9.
+        let m14 = [
+            &[14u8, 0, 0, 0, 12][..],
+            &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+            &[0x30, 0x06, 0x02, 0x01, 1, 0x02, 0x01, 1],
+        ]
+        .concat();
+        let m9 = [&[9u8, 0, 0, 0][..], &[1u8; 64]].concat();
+        // The seeds go deep: they verify (the mutations start from a valid path).
+        let tp = vpnd::ike::auth::TrustPoint::new("seed", &[ca.der().to_vec()], &[]).unwrap();
+        let id = vpnd::ike::codec::Identity::Fqdn("moon.example".into());
+        tp.verify(&[direct.der()], &id, 1_780_272_000).unwrap();
+        tp.verify(&[via.der(), sub.der()], &id, 1_780_272_000)
+            .unwrap();
+        seeds.push(frame(&[direct.der()], &m14));
+        seeds.push(frame(&[via.der(), sub.der()], &m9));
+    }
+    seeds
+}
+
+#[test]
+fn fuzz_peer_certificate() {
+    let dict: Vec<&[u8]> = vec![
+        &[0x06, 0x03, 0x55, 0x1d, 0x11], // subjectAltName
+        &[0x06, 0x03, 0x55, 0x1d, 0x0f], // keyUsage
+        &[0x06, 0x03, 0x55, 0x1d, 0x25], // extKeyUsage
+        &[0x06, 0x03, 0x55, 0x1d, 0x13], // basicConstraints
+        &[0x17, 0x0d],                   // UTCTime
+        &[0x30, 0x82],
+    ];
+    let report = run_bounded(
+        Bounded {
+            target: "peer_certificate",
+            seeds: certificate_seeds(),
+            dict: &dict,
+            iterations: 20_000,
+            max_len: 8192,
+            max_input_time: Duration::from_secs(10),
+            fixup: &none,
+        },
+        &fuzzing::peer_certificate,
+    );
+    eprintln!("{report}");
+}
+
 #[test]
 fn fuzz_fragments() {
     run("fragments", 100_000, 4096, &none, &fuzzing::fragments);

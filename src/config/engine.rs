@@ -2,7 +2,10 @@
 
 use zeroize::Zeroizing;
 
-use super::{Mode as ConfigMode, PeerAddress, PeerConfig, TsSpec};
+use super::{
+    LocalAuthConfig, Mode as ConfigMode, PeerAddress, PeerConfig, RemoteAuthConfig, TsSpec,
+};
+use crate::ike::auth::{LocalAuth, RemoteAuth};
 use crate::ike::codec::TrafficSelector;
 use crate::ike::{ChildPolicy, Mode, PeerPolicy, RemoteMatch, Retransmit};
 
@@ -44,8 +47,15 @@ impl PeerConfig {
             local_id: p.local_id.clone(),
             remote_id: p.remote_id.clone(),
             remote_access: p.remote_access.clone(),
-            remote_auth: p.remote_auth,
-            psk: Zeroizing::new(p.psk.expose().to_vec()),
+            local_auth: match &p.auth.local {
+                LocalAuthConfig::Psk(k) => LocalAuth::Psk(Zeroizing::new(k.expose().to_vec())),
+                LocalAuthConfig::Certificate { cert, .. } => LocalAuth::Certificate(cert.clone()),
+            },
+            remote_auth: match &p.auth.remote {
+                RemoteAuthConfig::Psk(k) => RemoteAuth::Psk(Zeroizing::new(k.expose().to_vec())),
+                RemoteAuthConfig::Certificate(tp) => RemoteAuth::Certificate(tp.clone()),
+                RemoteAuthConfig::Eap(id) => RemoteAuth::Eap(*id),
+            },
             ike_proposals: p.ike.proposals.clone(),
             ike_lifetime: p.ike.lifetime,
             dpd: p.ike.dpd,

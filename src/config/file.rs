@@ -31,6 +31,8 @@ pub(super) struct FileConfig {
     pub dos: Option<S<DosFile>>,
     /// Inside VRFs of route-based peers: name → routing table.
     pub vrfs: Option<S<BTreeMap<String, S<u32>>>>,
+    /// CAs and CRLs that peers' certificates are checked against (IOS trustpoints).
+    pub trustpoints: Vec<S<TrustPointFile>>,
     pub peers: Vec<S<PeerFile>>,
     /// Address pools (IOS `ip local pool NAME FIRST LAST`): name → range.
     pub pools: Option<S<BTreeMap<String, S<PoolFile>>>>,
@@ -41,6 +43,25 @@ pub(super) struct FileConfig {
 pub(super) struct PoolFile {
     pub begin: Option<Str>,
     pub end: Option<Str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct TrustPointFile {
+    pub name: Option<Str>,
+    pub cas: Option<S<Vec<Str>>>,
+    pub crls: Option<S<Vec<Str>>>,
+}
+
+/// `auth: { local: psk|pubkey, remote: psk|pubkey|eap-radius }` (strongSwan's words), with
+/// EAP's RADIUS group and where the EAP identity comes from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AuthFile {
+    pub local: Option<Str>,
+    pub remote: Option<Str>,
+    pub radius_group: Option<Str>,
+    pub eap_identity: Option<S<EapIdentityFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +176,8 @@ pub(super) struct IkeFile {
     pub nat_keepalive: Option<Str>,
     pub fragmentation: Option<S<bool>>,
     pub fragment_size: Option<S<u32>>,
+    /// Opt into SHA-1 and MODP 1024 in the proposals (Windows' built-in client).
+    pub allow_legacy: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +200,9 @@ pub(super) struct PeerFile {
     pub psk: Option<Str>,
     pub psk_file: Option<Str>,
     pub auth: Option<S<AuthFile>>,
+    pub certificate: Option<Str>,
+    pub private_key: Option<Str>,
+    pub trustpoint: Option<Str>,
     pub start: Option<S<StartAction>>,
     pub unprotected: Option<S<Unprotected>>,
     pub reverse_route: Option<S<ReverseRouteFile>>,
@@ -192,27 +218,11 @@ pub(super) struct PeerFile {
     pub children: Option<S<Vec<S<ChildFile>>>>,
 }
 
-/// `auth:` how the peer authenticates to us.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct AuthFile {
-    pub remote: Option<S<RemoteAuthFile>>,
-    pub radius_group: Option<Str>,
-    pub eap_identity: Option<S<EapIdentityFile>>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum EapIdentityFile {
     IkeId,
     Request,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum RemoteAuthFile {
-    Psk,
-    EapRadius,
 }
 
 /// `reverse_route: true`, or a mapping with its options (which turns it on).

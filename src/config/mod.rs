@@ -48,6 +48,7 @@ use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -637,11 +638,8 @@ pub struct PeerConfig {
     pub local_id: Identity,
     /// The identity the peer must present; `None`: any [the peer's address].
     pub remote_id: Option<Identity>,
-    /// The pre-shared key.
-    pub psk: Secret,
-    /// How the peer authenticates to us [psk]: its own PSK AUTH, or EAP relayed to RADIUS
-    /// (our side still signs with the PSK).
-    pub remote_auth: crate::ike::RemoteAuth,
+    /// How each side authenticates (`auth:`; PSK on both sides by default).
+    pub auth: PeerAuth,
     /// With EAP: the RADIUS server group its Access-Requests go to (IOS `client
     /// authentication list`, a group of `aaa group server radius`) [radius].
     pub auth_group: Option<String>,
@@ -670,6 +668,66 @@ pub struct PeerConfig {
     /// A remote-access profile's identity pattern, pool and DNS servers (`remote_id` with a
     /// `*`, `pool`, `dns`).
     pub remote_access: crate::ike::RemoteAccess,
+}
+
+/// How we authenticate to a peer and how it must authenticate to us.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerAuth {
+    pub local: LocalAuthConfig,
+    pub remote: RemoteAuthConfig,
+}
+
+/// `auth.local`: the pre-shared key, or our certificate and private key.
+#[derive(Debug, Clone)]
+pub enum LocalAuthConfig {
+    Psk(Secret),
+    /// `pubkey`: `certificate` (PEM, the leaf first, then intermediates to send) and
+    /// `private_key` (PEM: PKCS#8, SEC1 or PKCS#1), checked to belong together.
+    Certificate {
+        certificate: PathBuf,
+        cert: Arc<crate::ike::auth::LocalCert>,
+    },
+}
+
+/// `auth.remote`: the pre-shared key, a certificate checked against a trust point, or EAP
+/// relayed to RADIUS (`eap-radius`, with where the EAP identity comes from).
+#[derive(Debug, Clone)]
+pub enum RemoteAuthConfig {
+    Psk(Secret),
+    Certificate(Arc<crate::ike::auth::TrustPoint>),
+    Eap(crate::ike::EapIdentity),
+}
+
+impl PartialEq for LocalAuthConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LocalAuthConfig::Psk(a), LocalAuthConfig::Psk(b)) => a == b,
+            (
+                LocalAuthConfig::Certificate {
+                    certificate: a,
+                    cert: x,
+                },
+                LocalAuthConfig::Certificate {
+                    certificate: b,
+                    cert: y,
+                },
+            ) => a == b && x.chain == y.chain && x.key.public_bits() == y.key.public_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for RemoteAuthConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RemoteAuthConfig::Psk(a), RemoteAuthConfig::Psk(b)) => a == b,
+            (RemoteAuthConfig::Certificate(a), RemoteAuthConfig::Certificate(b)) => {
+                a.name == b.name && a.certreq_data() == b.certreq_data()
+            }
+            (RemoteAuthConfig::Eap(a), RemoteAuthConfig::Eap(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// Routes vpnd installs for a peer's flows (IOS `reverse-route [remote-peer]`).
@@ -712,6 +770,9 @@ pub struct IkeConfig {
     pub fragmentation: bool,
     /// The largest IP datagram an IKE message makes before it is fragmented [1280].
     pub fragment_size: u16,
+    /// Proposals (IKE, and the peer's children's ESP) may name SHA-1 and MODP 1024, which
+    /// Windows' built-in client proposes by default [false].
+    pub allow_legacy: bool,
 }
 
 /// Retransmission schedule: `timeout * base^n` for try n, `tries` retransmissions.

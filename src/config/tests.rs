@@ -158,7 +158,7 @@ fn base_is_valid_and_defaults_apply() {
         p.remote_id,
         Some(Identity::Ipv4(Ipv4Addr::new(192, 0, 2, 2)))
     );
-    assert_eq!(p.psk.expose(), b"secret-0123");
+    assert!(matches!(&p.auth.local, LocalAuthConfig::Psk(k) if k.expose() == b"secret-0123"));
     assert_eq!(p.ike.proposals.len(), 2);
     assert_eq!(p.ike.proposals[0].groups, vec![DhGroup::Curve25519]);
     assert_eq!(p.ike.lifetime, Duration::from_secs(86400));
@@ -491,7 +491,7 @@ fn proposals_must_parse() {
         8,
         19,
         "peers[0].ike.proposals[0]",
-        "unknown algorithm 'sha1'",
+        "sha1 and prfsha1 and modp1024 is legacy",
     );
     has(
         &ps,
@@ -539,11 +539,13 @@ fn psk_file_is_read_relative_to_the_config() {
     let cfg_path = dir.join("vpnd.yaml");
     let text = BASE.replace("    psk: secret-0123\n", "    psk_file: b.psk\n");
     let c = Config::from_str(&text, &cfg_path).unwrap();
-    assert_eq!(c.peers[0].psk.expose(), b"from-file");
+    assert!(
+        matches!(&c.peers[0].auth.remote, RemoteAuthConfig::Psk(k) if k.expose() == b"from-file")
+    );
     // Written to disk, through load().
     std::fs::write(&cfg_path, &text).unwrap();
     assert_eq!(
-        Config::load(&cfg_path).unwrap().peers[0].psk.expose(),
+        psk_of(&Config::load(&cfg_path).unwrap().peers[0]),
         b"from-file"
     );
 
@@ -1106,10 +1108,7 @@ fn a_key_file_must_be_a_private_regular_file_of_bounded_size() {
     assert!(refused("long").message.contains("longer than 4096 bytes"));
     write_mode(&dir.join("max"), &[b'k'; 4096], 0o600);
     assert_eq!(
-        Config::from_str(&with_file("max"), &cfg).unwrap().peers[0]
-            .psk
-            .expose()
-            .len(),
+        psk_of(&Config::from_str(&with_file("max"), &cfg).unwrap().peers[0]).len(),
         4096
     );
     assert!(refused(&dir.display().to_string())
@@ -1118,7 +1117,7 @@ fn a_key_file_must_be_a_private_regular_file_of_bounded_size() {
     // Group-readable: loads, with a warning at the key.
     write_mode(&dir.join("group"), key, 0o640);
     let c = Config::from_str(&with_file("group"), &cfg).unwrap();
-    assert_eq!(c.peers[0].psk.expose(), &key[..key.len() - 1]);
+    assert_eq!(psk_of(&c.peers[0]), &key[..key.len() - 1]);
     let w = c
         .warnings
         .iter()
@@ -1907,19 +1906,19 @@ fn eap_radius_auth_needs_a_group_with_servers_and_a_responder() {
     );
     let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        c.peers[0].remote_auth,
-        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
+        c.peers[0].auth.remote,
+        RemoteAuthConfig::Eap(crate::ike::EapIdentity::IkeId)
     );
     assert_eq!(c.peers[0].auth_group.as_deref(), Some("radius"));
     assert_eq!(c.radius.servers[0].auth_port, 1812);
-    assert_eq!(
+    assert!(matches!(
         c.peers[0].engine_policy().remote_auth,
         crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::IkeId)
-    );
+    ));
     let c = load(&ok.replace("eap-radius }", "eap-radius, eap_identity: request }")).unwrap();
     assert_eq!(
-        c.peers[0].remote_auth,
-        crate::ike::RemoteAuth::Eap(crate::ike::EapIdentity::Request)
+        c.peers[0].auth.remote,
+        RemoteAuthConfig::Eap(crate::ike::EapIdentity::Request)
     );
     // No such group; no servers at all.
     let ps = problems(&ok.replace(
@@ -1957,6 +1956,219 @@ fn eap_radius_auth_needs_a_group_with_servers_and_a_responder() {
     assert!(load(&ok.replace("eap-radius", "eap-tls")).is_err());
     // Without auth: PSK, as before.
     let c = load(BASE).unwrap();
-    assert_eq!(c.peers[0].remote_auth, crate::ike::RemoteAuth::Psk);
+    assert!(matches!(c.peers[0].auth.remote, RemoteAuthConfig::Psk(_)));
     assert_eq!(c.peers[0].auth_group, None);
+}
+
+fn psk_of(p: &PeerConfig) -> &[u8] {
+    match &p.auth.local {
+        LocalAuthConfig::Psk(k) => k.expose(),
+        LocalAuthConfig::Certificate { .. } => panic!("no psk"),
+    }
+}
+
+/// `auth: pubkey` both ways: certificate, key and trustpoint files (made by rcgen), read
+/// relative to the configuration; each mistake reported at its line.
+#[test]
+fn certificates_and_trustpoints() {
+    use crate::ike::auth::testca::{ca, leaf, Leaf};
+    let dir = temp_dir("certs");
+    let lab = ca("Lab CA");
+    let (der, key) = leaf(&lab, &Leaf::default());
+    let (_, other_key) = leaf(&lab, &Leaf::default());
+    let cert_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64(&der)
+    );
+    write_mode(&dir.join("gw.pem"), cert_pem.as_bytes(), 0o644);
+    write_mode(&dir.join("gw.key"), key.as_bytes(), 0o600);
+    write_mode(&dir.join("other.key"), other_key.as_bytes(), 0o600);
+    write_mode(&dir.join("open.key"), key.as_bytes(), 0o644);
+    write_mode(&dir.join("ca.pem"), lab.cert.pem().as_bytes(), 0o644);
+    let cfg = dir.join("vpnd.yaml");
+    let text = |key: &str, tp: &str| {
+        format!(
+            "local:\n  addresses: [192.0.2.1]\n\
+             trustpoints:\n  - name: lab\n    cas: [ca.pem]\n\
+             peers:\n  - name: site-b\n    address: 192.0.2.2\n\
+             \x20   auth: {{ local: pubkey, remote: pubkey }}\n\
+             \x20   certificate: gw.pem\n    private_key: {key}\n    trustpoint: {tp}\n\
+             \x20   children:\n      - name: net\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n"
+        )
+    };
+    let c = Config::from_str(&text("gw.key", "lab"), &cfg).unwrap();
+    let p = &c.peers[0];
+    assert!(matches!(&p.auth.local, LocalAuthConfig::Certificate { .. }));
+    assert!(matches!(&p.auth.remote, RemoteAuthConfig::Certificate(t) if t.name == "lab"));
+    assert_eq!(p.remote_id, None, "any identity the certificate names");
+    assert!(
+        matches!(&p.local_id, Identity::Other { kind, .. } if *kind == crate::ike::codec::IdType::DER_ASN1_DN),
+        "our identity defaults to the certificate's subject"
+    );
+    let policy = p.engine_policy();
+    assert!(policy.local_auth.is_certificate() && policy.remote_auth.is_certificate());
+
+    let errs = |t: &str| match Config::from_str(t, &cfg) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.problems().to_vec(),
+    };
+    let ps = errs(&text("other.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "does not belong");
+    let ps = errs(&text("open.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "chmod o-rw");
+    let ps = errs(&text("missing.key", "lab"));
+    at(&ps, 11, 18, "peers[0].private_key", "cannot read");
+    let ps = errs(&text("gw.key", "nope"));
+    at(&ps, 12, 17, "peers[0].trustpoint", "no trustpoint named");
+    let ps = errs(&text("gw.key", "lab").replace("remote: pubkey", "remote: cert"));
+    at(
+        &ps,
+        9,
+        36,
+        "peers[0].auth.remote",
+        "psk, pubkey or eap-radius",
+    );
+    assert_eq!(ps.len(), 1, "one mistake, one problem: {ps:?}");
+    // A PSK given where no side uses one.
+    let ps = errs(&text("gw.key", "lab").replace(
+        "    trustpoint: lab\n",
+        "    trustpoint: lab\n    psk: secret-0123\n",
+    ));
+    at(
+        &ps,
+        13,
+        10,
+        "peers[0].psk",
+        "no side authenticates with psk",
+    );
+    // Certificate one way, PSK the other: the PSK is required.
+    let mixed = text("gw.key", "lab").replace("remote: pubkey", "remote: psk");
+    let ps = errs(&mixed);
+    at(
+        &ps,
+        12,
+        17,
+        "peers[0].trustpoint",
+        "only with auth: { remote: pubkey }",
+    );
+    let ps = errs(&mixed.replace("    trustpoint: lab\n", ""));
+    at(&ps, 7, 5, "peers[0].psk", "required: psk or psk_file");
+    // An expired certificate of ours loads, with a warning at its line.
+    let (old, old_key) = leaf(
+        &lab,
+        &Leaf {
+            from: (2020, 1, 1),
+            to: (2021, 1, 1),
+            ..Default::default()
+        },
+    );
+    write_mode(
+        &dir.join("gw.pem"),
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            b64(&old)
+        )
+        .as_bytes(),
+        0o644,
+    );
+    write_mode(&dir.join("gw.key"), old_key.as_bytes(), 0o600);
+    let c = Config::from_str(&text("gw.key", "lab"), &cfg).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.line == 10
+            && w.field == "peers[0].certificate"
+            && w.message.contains("not valid now")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+/// As `has`, for a file of another name.
+#[track_caller]
+fn at(ps: &[Problem], line: u64, column: u64, field: &str, msg: &str) {
+    assert!(
+        ps.iter().any(|p| p.line == line
+            && p.column == column
+            && p.field == field
+            && p.message.contains(msg)),
+        "no problem {line}:{column} {field}: ..{msg}.. in:\n{}",
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Base64 for PEM bodies in tests.
+fn b64(b: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s.as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Windows' legacy proposal (issue 12 item 7): refused unless the peer opts in, for IKE and
+/// for its children's ESP; `ike_defaults.allow_legacy` is inherited; never in the defaults.
+#[test]
+fn legacy_proposals_only_when_allowed() {
+    let legacy_ike = "    psk: secret-0123\n    ike:\n      proposals: [aes256-sha1-modp1024]\n";
+    let ps = problems(&BASE.replace("    psk: secret-0123\n", legacy_ike));
+    has(
+        &ps,
+        8,
+        19,
+        "peers[0].ike.proposals[0]",
+        "NegotiateDH2048_AES256",
+    );
+    let allowed = "    psk: secret-0123\n    ike:\n      allow_legacy: true\n      proposals: [aes256-sha1-modp1024]\n";
+    let text = BASE.replace("    psk: secret-0123\n", allowed).replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        esp: [aes256-sha1]\n",
+    );
+    let c = load(&text).unwrap();
+    let p = &c.peers[0];
+    assert!(p.ike.allow_legacy);
+    assert_eq!(
+        p.ike.proposals[0].to_string(),
+        "aes256-sha1-prfsha1-modp1024"
+    );
+    assert_eq!(p.children[0].esp[0].to_string(), "aes256-sha1");
+    // ESP of a peer that did not opt in.
+    let ps = problems(&BASE.replace(
+        "[10.2.0.0/16]\n",
+        "[10.2.0.0/16]\n        esp: [aes256-sha1]\n",
+    ));
+    has(&ps, 11, 15, "peers[0].children[0].esp[0]", "sha1 is legacy");
+    // Inherited from ike_defaults.
+    let text = format!(
+        "ike_defaults:\n  allow_legacy: true\n{}",
+        BASE.replace("    psk: secret-0123\n", legacy_ike)
+    );
+    assert!(load(&text).unwrap().peers[0].ike.allow_legacy);
+    // The defaults name none of it.
+    let c = load(BASE).unwrap();
+    assert!(!c.peers[0].ike.allow_legacy);
+    assert!(c.peers[0]
+        .ike
+        .proposals
+        .iter()
+        .all(|p| p.legacy().is_empty()));
+    assert!(c.peers[0].children[0]
+        .esp
+        .iter()
+        .all(|p| p.legacy().is_empty()));
 }

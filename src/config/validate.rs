@@ -11,6 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_saphyr::Location;
 
+use crate::ike::auth::{LocalCert, TrustPoint};
 use crate::ike::codec::Identity;
 use crate::ike::proposal::{Proposal, ProposalKind};
 use crate::ike::DosConfig;
@@ -62,6 +63,9 @@ pub const MIN_PSK: usize = 8;
 /// Pre-shared keys shorter than this get a warning: 20 random printable characters carry
 /// about 128 bits; a memorable phrase that short carries far less.
 pub const GOOD_PSK: usize = 20;
+/// Certificate, key and CRL files are read up to this size (a CRL of a big CA is large).
+const MAX_PEM_FILE: usize = 4 << 20;
+
 /// A `psk_file` holds one key: at most this many bytes are read.
 pub const MAX_PSK_FILE: usize = 4096;
 /// `control.max_clients` when not set.
@@ -171,11 +175,13 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
         nat_keepalive: Some(Duration::from_secs(20)),
         fragmentation: true,
         fragment_size: crate::ike::fragment::DEFAULT_FRAGMENT_SIZE,
+        allow_legacy: false,
     };
     let ike_defaults = cx.ike(raw.ike_defaults.as_ref(), "ike_defaults", &builtin);
     let vrfs = cx.vrfs(raw.vrfs.as_ref());
     let dos = cx.dos(raw.dos.map(|s| s.value).unwrap_or_default());
     let pools = cx.pools(raw.pools.as_ref());
+    let trustpoints = cx.trustpoints(raw.trustpoints);
     let mut peers = Vec::new();
     let mut names: HashMap<String, u64> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
@@ -186,6 +192,7 @@ pub(super) fn validate(raw: file::FileConfig, path: &Path) -> Result<Config, Con
             &accounting,
             &radius,
             &ike_defaults,
+            &trustpoints,
             &mut names,
         ) {
             peers.push(peer);
@@ -1096,6 +1103,7 @@ impl Ctx {
         field: &str,
         kind: ProposalKind,
         default: &[Proposal],
+        allow_legacy: bool,
     ) -> Vec<Proposal> {
         let Some(list) = list else {
             return default.to_vec();
@@ -1107,6 +1115,17 @@ impl Ctx {
         let mut out = Vec::new();
         for (i, p) in list.value.iter().enumerate() {
             match Proposal::parse(p.value.trim(), kind) {
+                Ok(v) if !allow_legacy && !v.legacy().is_empty() => self.err(
+                    p.referenced,
+                    format!("{field}[{i}]"),
+                    format!(
+                        "{} is legacy (what Windows' built-in client proposes by default): set \
+                         ike.allow_legacy: true for this peer, or better have Windows propose \
+                         DH group 14 and AES-256 (registry value NegotiateDH2048_AES256 = 1 or \
+                         2, see vpnd.yaml(5))",
+                        v.legacy().join(" and ")
+                    ),
+                ),
                 Ok(v) => out.push(v),
                 Err(e) => self.err(p.referenced, format!("{field}[{i}]"), e.to_string()),
             }
@@ -1129,11 +1148,16 @@ impl Ctx {
             return fallback.clone();
         };
         let f = &f.value;
+        let allow_legacy = f
+            .allow_legacy
+            .as_ref()
+            .map_or(fallback.allow_legacy, |b| b.value);
         let proposals = self.proposals(
             f.proposals.as_ref(),
             &format!("{field}.proposals"),
             ProposalKind::Ike,
             &fallback.proposals,
+            allow_legacy,
         );
         let lifetime = self.lifetime(
             f.lifetime.as_ref(),
@@ -1209,6 +1233,7 @@ impl Ctx {
             nat_keepalive,
             fragmentation,
             fragment_size,
+            allow_legacy,
         }
     }
 
@@ -1222,6 +1247,7 @@ impl Ctx {
         accounting: &AccountingConfig,
         radius: &RadiusConfig,
         ike_defaults: &IkeConfig,
+        trustpoints: &HashMap<String, Arc<TrustPoint>>,
         names: &mut HashMap<String, u64>,
     ) -> Option<PeerConfig> {
         let field = format!("peers[{i}]");
@@ -1324,6 +1350,152 @@ impl Ctx {
             .find(|a| peer_family.map_or(true, |v4| a.is_ipv4() == v4))
             .or(local.addresses.first())
             .copied();
+        // How each side authenticates (RFC 7296 2.15): psk or pubkey (strongSwan's words);
+        // the peer may also use EAP through RADIUS (2.16).
+        let method = |cx: &mut Self, s: Option<&Str>, key: &str| -> Option<Method> {
+            match s.map(|s| (s, s.value.trim())) {
+                None | Some((_, "psk")) => Some(Method::Psk),
+                Some((_, "pubkey")) => Some(Method::Pubkey),
+                Some((_, "eap-radius")) if key == "remote" => Some(Method::Eap),
+                Some((s, other)) => {
+                    let allowed = if key == "remote" {
+                        "psk, pubkey or eap-radius"
+                    } else {
+                        "psk or pubkey"
+                    };
+                    cx.err(
+                        s.referenced,
+                        f(&format!("auth.{key}")),
+                        format!("{other:?}: {allowed}"),
+                    );
+                    None
+                }
+            }
+        };
+        let a = p.auth.as_ref().map(|a| &a.value);
+        let local_method = method(self, a.and_then(|a| a.local.as_ref()), "local");
+        let remote_method = method(self, a.and_then(|a| a.remote.as_ref()), "remote");
+        let local_pubkey = local_method.map(|m| m == Method::Pubkey);
+        let remote_pubkey = remote_method.map(|m| m == Method::Pubkey);
+        let uses_psk = local_method == Some(Method::Psk) || remote_method == Some(Method::Psk);
+        if !uses_psk {
+            for (s, key) in [(&p.psk, "psk"), (&p.psk_file, "psk_file")] {
+                if let Some(s) = s {
+                    self.err(
+                        s.referenced,
+                        f(key),
+                        "no side authenticates with psk (auth:)",
+                    );
+                }
+            }
+        }
+        // The pre-shared key, when a side uses it.
+        let psk = if !uses_psk {
+            None
+        } else {
+            match (&p.psk, &p.psk_file) {
+                (Some(_), Some(pf)) => {
+                    self.err(
+                        pf.referenced,
+                        f("psk_file"),
+                        "give psk or psk_file, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.err(ploc, f("psk"), "required: psk or psk_file");
+                    None
+                }
+                (Some(k), None) => {
+                    if k.value.is_empty() {
+                        self.err(k.referenced, f("psk"), "must not be empty");
+                        None
+                    } else {
+                        Some(Secret::new(k.value.clone().into_bytes()))
+                    }
+                }
+                (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
+            }
+        };
+        let psk = psk.and_then(|k| {
+            let (at, key) = match (&p.psk, &p.psk_file) {
+                (Some(s), _) => (s.referenced, "psk"),
+                (None, Some(s)) => (s.referenced, "psk_file"),
+                (None, None) => (ploc, "psk"),
+            };
+            self.psk_strength(k, at, &f(key))
+        });
+
+        let local_cert = match local_pubkey {
+            Some(true) => self.local_cert(&p, ploc, &f),
+            _ => {
+                for (s, key) in [
+                    (&p.certificate, "certificate"),
+                    (&p.private_key, "private_key"),
+                ] {
+                    if let Some(s) = s {
+                        self.err(s.referenced, f(key), "only with auth: { local: pubkey }");
+                    }
+                }
+                None
+            }
+        };
+        let trustpoint = match (remote_pubkey, &p.trustpoint) {
+            // A bad auth.remote is reported already.
+            (None, _) => None,
+            (Some(true), None) => {
+                self.err(
+                    ploc,
+                    f("trustpoint"),
+                    "required with auth: { remote: pubkey }",
+                );
+                None
+            }
+            (Some(true), Some(t)) => match trustpoints.get(t.value.trim()) {
+                Some(tp) => Some(tp.clone()),
+                None => {
+                    self.err(
+                        t.referenced,
+                        f("trustpoint"),
+                        format!("no trustpoint named {:?} in trustpoints", t.value),
+                    );
+                    None
+                }
+            },
+            (_, Some(t)) => {
+                self.err(
+                    t.referenced,
+                    f("trustpoint"),
+                    "only with auth: { remote: pubkey }",
+                );
+                None
+            }
+            (_, None) => None,
+        };
+        let (eap_identity, auth_group) = self.peer_auth(
+            p.auth.as_ref(),
+            &f("auth"),
+            radius,
+            start_of(&p),
+            remote_method == Some(Method::Eap),
+        );
+
+        let auth = (|| {
+            let local = match local_pubkey? {
+                true => {
+                    let (certificate, cert) = local_cert.clone()?;
+                    LocalAuthConfig::Certificate { certificate, cert }
+                }
+                false => LocalAuthConfig::Psk(psk.clone()?),
+            };
+            let remote = match remote_method? {
+                Method::Pubkey => RemoteAuthConfig::Certificate(trustpoint?),
+                Method::Psk => RemoteAuthConfig::Psk(psk.clone()?),
+                Method::Eap => RemoteAuthConfig::Eap(eap_identity?),
+            };
+            Some(PeerAuth { local, remote })
+        })();
+
         let local_id = match &p.local_id {
             Some(s) => match self.parse(s, f("local_id"), parse::identity) {
                 Some(IdSpec::Id(id)) => Some(id),
@@ -1333,6 +1505,8 @@ impl Ctx {
                 }
                 None => None,
             },
+            // With a certificate, its subject DN (as strongSwan does).
+            None if local_cert.is_some() => local_cert.as_ref().map(|(_, c)| c.subject_identity()),
             None => match local_addr {
                 Some(a) => Some(id_of(a)),
                 None => {
@@ -1370,6 +1544,8 @@ impl Ctx {
                 _ => None,
             },
             None if id_pattern.is_some() => None,
+            // A certificate names its holder: any identity it names is taken.
+            None if remote_pubkey == Some(true) => None,
             None => match remote {
                 Some(PeerAddress::Single(a)) => Some(id_of(a)),
                 _ => None,
@@ -1404,42 +1580,6 @@ impl Ctx {
                 }
             }
         }
-
-        // The pre-shared key.
-        let psk = match (&p.psk, &p.psk_file) {
-            (Some(_), Some(pf)) => {
-                self.err(
-                    pf.referenced,
-                    f("psk_file"),
-                    "give psk or psk_file, not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.err(ploc, f("psk"), "required: psk or psk_file");
-                None
-            }
-            (Some(k), None) => {
-                if k.value.is_empty() {
-                    self.err(k.referenced, f("psk"), "must not be empty");
-                    None
-                } else {
-                    Some(Secret::new(k.value.clone().into_bytes()))
-                }
-            }
-            (None, Some(pf)) => self.psk_file(pf, &f("psk_file")),
-        };
-        let psk = psk.and_then(|k| {
-            let (at, key) = match (&p.psk, &p.psk_file) {
-                (Some(s), _) => (s.referenced, "psk"),
-                (None, Some(s)) => (s.referenced, "psk_file"),
-                (None, None) => (ploc, "psk"),
-            };
-            self.psk_strength(k, at, &f(key))
-        });
-
-        let (remote_auth, auth_group) =
-            self.peer_auth(p.auth.as_ref(), &f("auth"), radius, start_of(&p));
 
         let fvrf = self.label(p.fvrf.as_ref(), &f("fvrf"), 32);
         let ivrf = self.label(p.ivrf.as_ref(), &f("ivrf"), 32);
@@ -1520,6 +1660,7 @@ impl Ctx {
                         remote,
                         local,
                         &mut cnames,
+                        ike.allow_legacy,
                     ) {
                         children.push(child);
                     }
@@ -1534,8 +1675,7 @@ impl Ctx {
             description,
             local_id: local_id?,
             remote_id,
-            psk: psk?,
-            remote_auth,
+            auth: auth?,
             auth_group,
             start,
             unprotected,
@@ -1648,80 +1788,268 @@ impl Ctx {
         out
     }
 
-    /// `auth:` of a peer: EAP needs a RADIUS group with servers, and a peer that only
-    /// responds (EAP is the client's method, RFC 7296 2.16: the initiator uses it).
+    /// `auth:` of a peer, EAP's part: it needs a RADIUS group with servers, and a peer that
+    /// only responds (EAP is the client's method, RFC 7296 2.16: the initiator uses it).
+    /// `eap`: `remote: eap-radius`. The EAP identity's source and the group, with EAP.
     fn peer_auth(
         &mut self,
         a: Option<&S<file::AuthFile>>,
         field: &str,
         radius: &RadiusConfig,
         start: Option<(StartAction, Location)>,
-    ) -> (crate::ike::RemoteAuth, Option<String>) {
-        use crate::ike::RemoteAuth;
+        eap: bool,
+    ) -> (Option<crate::ike::EapIdentity>, Option<String>) {
         let Some(a) = a else {
-            return (RemoteAuth::Psk, None);
+            return (None, None);
         };
-        let remote = a.value.remote.as_ref().map(|r| r.value);
-        match remote {
-            None | Some(file::RemoteAuthFile::Psk) => {
-                if let Some(g) = &a.value.radius_group {
-                    self.err(
-                        g.referenced,
-                        format!("{field}.radius_group"),
-                        "only with remote: eap-radius",
-                    );
-                }
-                if let Some(e) = &a.value.eap_identity {
-                    self.err(
-                        e.referenced,
-                        format!("{field}.eap_identity"),
-                        "only with remote: eap-radius",
-                    );
-                }
-                (RemoteAuth::Psk, None)
+        if !eap {
+            if let Some(g) = &a.value.radius_group {
+                self.err(
+                    g.referenced,
+                    format!("{field}.radius_group"),
+                    "only with remote: eap-radius",
+                );
             }
-            Some(file::RemoteAuthFile::EapRadius) => {
-                let at = a
-                    .value
-                    .remote
-                    .as_ref()
-                    .map_or(a.referenced, |r| r.referenced);
-                if let Some((s, sloc)) = start {
-                    if s != StartAction::Respond {
-                        self.err(
-                            sloc,
-                            field.replace(".auth", ".start"),
-                            "a peer authenticated with EAP only responds (the client initiates)",
-                        );
-                    }
+            if let Some(e) = &a.value.eap_identity {
+                self.err(
+                    e.referenced,
+                    format!("{field}.eap_identity"),
+                    "only with remote: eap-radius",
+                );
+            }
+            return (None, None);
+        }
+        let at = a
+            .value
+            .remote
+            .as_ref()
+            .map_or(a.referenced, |r| r.referenced);
+        if let Some((s, sloc)) = start {
+            if s != StartAction::Respond {
+                self.err(
+                    sloc,
+                    field.replace(".auth", ".start"),
+                    "a peer authenticated with EAP only responds (the client initiates)",
+                );
+            }
+        }
+        let (name, gloc) = match &a.value.radius_group {
+            Some(g) => (g.value.trim().to_string(), g.referenced),
+            None => ("radius".to_string(), at),
+        };
+        match radius.group_servers(&name) {
+            Some(servers) if !servers.is_empty() => {}
+            _ => {
+                let known: Vec<&str> = radius.groups.keys().map(String::as_str).collect();
+                self.err(
+                    gloc,
+                    format!("{field}.radius_group"),
+                    format!(
+                        "no RADIUS server group '{name}' with servers in radius.groups (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+        let identity = match a.value.eap_identity.as_ref().map(|e| e.value) {
+            None | Some(file::EapIdentityFile::IkeId) => crate::ike::EapIdentity::IkeId,
+            Some(file::EapIdentityFile::Request) => crate::ike::EapIdentity::Request,
+        };
+        (Some(identity), Some(name))
+    }
+
+    /// `trustpoints`: each a name, CA files and CRL files (PEM; a CRL may be DER).
+    fn trustpoints(
+        &mut self,
+        raw: Vec<S<file::TrustPointFile>>,
+    ) -> HashMap<String, Arc<TrustPoint>> {
+        let mut out = HashMap::new();
+        for (i, t) in raw.into_iter().enumerate() {
+            let field = format!("trustpoints[{i}]");
+            let (tloc, t) = (t.referenced, t.value);
+            let f = |k: &str| format!("{field}.{k}");
+            let name = match &t.name {
+                None => {
+                    self.err(tloc, f("name"), "required");
+                    None
                 }
-                let (name, gloc) = match &a.value.radius_group {
-                    Some(g) => (g.value.trim().to_string(), g.referenced),
-                    None => ("radius".to_string(), at),
-                };
-                match radius.group_servers(&name) {
-                    Some(servers) if !servers.is_empty() => {}
-                    _ => {
-                        let known: Vec<&str> = radius.groups.keys().map(String::as_str).collect();
-                        self.err(
-                            gloc,
-                            format!("{field}.radius_group"),
-                            format!(
-                                "no RADIUS server group '{name}' with servers in radius.groups (defined: {})",
-                                if known.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    known.join(", ")
+                Some(n) => self.name(n, &f("name")),
+            };
+            let mut cas = Vec::new();
+            match &t.cas {
+                None => self.err(tloc, f("cas"), "required: the CA certificate files"),
+                Some(list) if list.value.is_empty() => {
+                    self.err(list.referenced, f("cas"), "must not be empty")
+                }
+                Some(list) => {
+                    for (j, c) in list.value.iter().enumerate() {
+                        let field = f(&format!("cas[{j}]"));
+                        if let Some(bytes) = self.pem_file(c, &field, false) {
+                            match crate::ike::auth::certs::pem_certificates(&bytes) {
+                                Ok(v) => {
+                                    for der in &v {
+                                        self.cert_dates(c.referenced, &field, der);
+                                    }
+                                    cas.extend(v)
                                 }
-                            ),
-                        );
+                                Err(e) => self.err(c.referenced, field, e),
+                            }
+                        }
                     }
                 }
-                let identity = match a.value.eap_identity.as_ref().map(|e| e.value) {
-                    None | Some(file::EapIdentityFile::IkeId) => crate::ike::EapIdentity::IkeId,
-                    Some(file::EapIdentityFile::Request) => crate::ike::EapIdentity::Request,
-                };
-                (RemoteAuth::Eap(identity), Some(name))
+            }
+            let mut crls = Vec::new();
+            for (j, c) in t.crls.iter().flat_map(|l| l.value.iter()).enumerate() {
+                let field = f(&format!("crls[{j}]"));
+                if let Some(bytes) = self.pem_file(c, &field, false) {
+                    match crate::ike::auth::certs::pem_crls(&bytes) {
+                        Ok(v) => crls.extend(v),
+                        Err(e) => self.err(c.referenced, field, e),
+                    }
+                }
+            }
+            let Some(name) = name else { continue };
+            if cas.is_empty() {
+                continue;
+            }
+            if out.contains_key(&name) {
+                self.err(tloc, f("name"), format!("trustpoint {name:?} given twice"));
+                continue;
+            }
+            match TrustPoint::new(&name, &cas, &crls) {
+                Ok(tp) => {
+                    out.insert(name, Arc::new(tp));
+                }
+                Err(e) => self.err(tloc, field.clone(), e),
+            }
+        }
+        out
+    }
+
+    /// A peer's `certificate` and `private_key`: read, parsed, and checked to belong
+    /// together; an expired (or not yet valid) certificate is a warning, not an error, so
+    /// a renewal can be staged.
+    fn local_cert(
+        &mut self,
+        p: &file::PeerFile,
+        ploc: Location,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<(PathBuf, Arc<LocalCert>)> {
+        let (Some(c), Some(k)) = (&p.certificate, &p.private_key) else {
+            if p.certificate.is_none() {
+                self.err(
+                    ploc,
+                    f("certificate"),
+                    "required with auth: { local: pubkey }",
+                );
+            }
+            if p.private_key.is_none() {
+                self.err(
+                    ploc,
+                    f("private_key"),
+                    "required with auth: { local: pubkey }",
+                );
+            }
+            return None;
+        };
+        let chain = self.pem_file(c, &f("certificate"), false).and_then(|b| {
+            crate::ike::auth::certs::pem_certificates(&b)
+                .map_err(|e| self.err(c.referenced, f("certificate"), e))
+                .ok()
+        });
+        let key = self.pem_file(k, &f("private_key"), true).and_then(|b| {
+            crate::ike::auth::SigningKey::from_pem(&b)
+                .map_err(|e| self.err(k.referenced, f("private_key"), e))
+                .ok()
+        });
+        let (chain, key) = (chain?, key?);
+        self.cert_dates(c.referenced, &f("certificate"), &chain[0]);
+        match LocalCert::new(chain, key) {
+            Ok(cert) => Some((self.path_of(c), Arc::new(cert))),
+            Err(e) => {
+                self.err(k.referenced, f("private_key"), e);
+                None
+            }
+        }
+    }
+
+    /// Warns about a certificate outside its validity now (the daemon's clock).
+    fn cert_dates(&mut self, at: Location, field: &str, der: &[u8]) {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let Ok((_, c)) = X509Certificate::from_der(der) else {
+            return;
+        };
+        let v = c.validity();
+        if !v.is_valid() {
+            self.warn(
+                at,
+                field,
+                format!(
+                    "certificate of {} is not valid now (valid from {} to {})",
+                    c.subject(),
+                    v.not_before,
+                    v.not_after
+                ),
+            );
+        }
+    }
+
+    fn path_of(&self, s: &Str) -> PathBuf {
+        let raw = PathBuf::from(s.value.trim());
+        if raw.is_absolute() {
+            raw
+        } else {
+            self.dir.join(raw)
+        }
+    }
+
+    /// Reads a certificate, key or CRL file (relative to the configuration's directory):
+    /// non-blocking, a regular file of at most [`MAX_PEM_FILE`] bytes; a `secret` one (a
+    /// private key) must not be readable or writable by other users.
+    fn pem_file(&mut self, s: &Str, field: &str, secret: bool) -> Option<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let path = self.path_of(s);
+        let read = || -> Result<Vec<u8>, String> {
+            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
+                .map_err(cannot)?;
+            let meta = file.metadata().map_err(cannot)?;
+            if !meta.is_file() {
+                return Err(format!("{} is not a regular file", path.display()));
+            }
+            let mode = meta.mode() & 0o7777;
+            if secret && mode & 0o006 != 0 {
+                return Err(format!(
+                    "{} is open to every user (mode {mode:04o}): chmod o-rw it",
+                    path.display()
+                ));
+            }
+            let mut bytes = Vec::new();
+            (&mut file)
+                .take(MAX_PEM_FILE as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() > MAX_PEM_FILE {
+                return Err(format!(
+                    "{} is longer than {MAX_PEM_FILE} bytes",
+                    path.display()
+                ));
+            }
+            Ok(bytes)
+        };
+        match read() {
+            Ok(b) => Some(b),
+            Err(m) => {
+                self.err(s.referenced, field, m);
+                None
             }
         }
     }
@@ -2068,6 +2396,7 @@ impl Ctx {
         remote: Option<PeerAddress>,
         local: &LocalConfig,
         names: &mut HashMap<String, u64>,
+        allow_legacy: bool,
     ) -> Option<ChildConfig> {
         let cloc = ch.referenced;
         let c = &ch.value;
@@ -2224,7 +2553,13 @@ impl Ctx {
             .iter()
             .map(|p| Proposal::parse(p, ProposalKind::Esp).expect("built-in proposal"))
             .collect();
-        let esp = self.proposals(c.esp.as_ref(), &f("esp"), ProposalKind::Esp, &default_esp);
+        let esp = self.proposals(
+            c.esp.as_ref(),
+            &f("esp"),
+            ProposalKind::Esp,
+            &default_esp,
+            allow_legacy,
+        );
         let pfs = c
             .pfs
             .as_ref()
@@ -2376,4 +2711,12 @@ fn host_ts(a: IpAddr) -> TsSpec {
         proto: 0,
         ports: (0, 65535),
     }
+}
+
+/// A side's authentication method in `auth:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Psk,
+    Pubkey,
+    Eap,
 }

@@ -38,5 +38,6 @@ pub fn ike_stats(e: &crate::ike::Endpoint) -> proto::IkeStatsView {
         half_open_limit: dos.half_open_limit,
         half_open_timeout: dos.half_open_timeout.as_secs(),
         fragments: e.frag_stats(),
+        auth: e.auth_stats().clone(),
     }
 }

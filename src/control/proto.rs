@@ -156,6 +156,10 @@ pub struct IkeStatsView {
     /// IKE fragmentation (RFC 7383): fragments sent, received, reassembled and dropped.
     #[serde(default)]
     pub fragments: crate::ike::FragStats,
+    /// Peer authentications in IKE_AUTH: succeeded, and refused by reason
+    /// (`expired`, `unknown_ca`, `identity_mismatch`, `psk_mismatch`, ...).
+    #[serde(default)]
+    pub auth: crate::ike::AuthStats,
 }
 
 /// One located problem of a configuration file (`file:line:column: field: message`).

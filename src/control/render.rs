@@ -388,6 +388,22 @@ pub fn isakmp_stats(s: &super::proto::IkeStatsView) -> String {
         "Fragments dropped: duplicate: {:<6} invalid: {:<6} bad ICV: {:<6} over bounds: {:<6} timed out: {:<6} restarted: {}",
         f.dropped_duplicate, f.dropped_invalid, f.dropped_icv, f.dropped_limit, f.timed_out, f.restarted
     );
+    let refused: u64 = s.auth.refused.values().sum();
+    let _ = write!(
+        out,
+        "Peer authentications: succeeded: {:<10} refused: {}",
+        s.auth.succeeded, refused
+    );
+    let reasons: Vec<String> = s
+        .auth
+        .refused
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !reasons.is_empty() {
+        let _ = write!(out, " ({})", reasons.join(", "));
+    }
+    out.push('\n');
     out
 }
 
@@ -999,6 +1015,10 @@ IKE SAs: 3, IPsec SAs: 6
                 dropped_invalid: 4,
                 ..Default::default()
             },
+            auth: crate::ike::AuthStats {
+                succeeded: 3,
+                refused: [("expired".to_string(), 1), ("unknown_ca".to_string(), 2)].into(),
+            },
         };
         let text = isakmp_stats(&v);
         assert!(
@@ -1022,6 +1042,10 @@ IKE SAs: 3, IPsec SAs: 6
         assert!(text.contains("cookie challenges sent: 19990"), "{text}");
         assert!(text.contains("accepted: 1          rejected: 2"), "{text}");
         assert!(text.contains("no such peer: 4"), "{text}");
+        assert!(
+            text.contains("succeeded: 3          refused: 3 (expired 1, unknown_ca 2)"),
+            "{text}"
+        );
         // The JSON carries the counters flat beside the bounds, and reads back.
         let j = serde_json::to_value(&v).unwrap();
         assert_eq!(j["cookies_sent"], 19_990);

@@ -82,10 +82,13 @@ fn kernel_algorithms(
         },
         (Encr::AesCbc { .. }, i) => Algorithms::AesCbc {
             key: Key::new(encr_key.to_vec()),
+            // Every integrity transform by name: a new one must not fall through to another.
+            // (CBC without one never gets here: proposals refuse it.)
             integ: match i {
+                Some(Integ::HmacSha1_96) => XInteg::HmacSha1_96,
                 Some(Integ::HmacSha384_192) => XInteg::HmacSha384_192,
                 Some(Integ::HmacSha512_256) => XInteg::HmacSha512_256,
-                _ => XInteg::HmacSha256_128,
+                Some(Integ::HmacSha256_128) | None => XInteg::HmacSha256_128,
             },
             integ_key: Key::new(integ_key.to_vec()),
         },

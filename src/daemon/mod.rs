@@ -43,19 +43,9 @@ use crate::session::table::{ChildInfo as SessionChild, PeerInfo, SessionTable, T
 
 /// An identity as operators write it (Phase1_id, RADIUS User-Name and isakmp-phase1-id),
 /// escaped once here for every output path ([`crate::escape`]): the peer chose it.
+/// A subject DN (a certificate holder's default identity) reads as "O=..., CN=...".
 fn identity_text(id: &crate::ike::codec::Identity) -> String {
-    use crate::escape::{peer_bytes, peer_text};
-    use crate::ike::codec::Identity::*;
-    match id {
-        Ipv4(a) => a.to_string(),
-        Ipv6(a) => a.to_string(),
-        Fqdn(s) | UserFqdn(s) => peer_text(s),
-        KeyId(k) => format!(
-            "keyid:{}",
-            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
-        Other { kind, data } => format!("{kind:?}:{}", peer_bytes(data)),
-    }
+    crate::ike::auth::identity_text(id)
 }
 
 /// One IKE datagram in `debug crypto isakmp` words: exchange, request or response, message
@@ -1080,6 +1070,7 @@ pub async fn run(
         .map(|p| peers::peer_policy(p, config.local.nat_t_port))
         .collect();
     let mut endpoint = Endpoint::new(peers, Box::new(SystemRng::new()));
+    endpoint.set_time_of_day(Instant::now(), std::time::SystemTime::now());
     endpoint.set_dos(config.dos);
     endpoint.set_pools(config.pools.clone());
     let mut d = Daemon {
@@ -1229,7 +1220,10 @@ pub async fn run(
         tokio::select! {
             Some(dg) = rx.recv() => {
                 debug!(target: logging::ISAKMP, "ISAKMP: received {} from {}", describe(&dg.data), dg.remote);
-                d.endpoint.handle_datagram(Instant::now(), dg.local, dg.remote, &dg.data)
+                let now = Instant::now();
+                // Certificates are checked at the time of day (the engine reads no clock).
+                d.endpoint.set_time_of_day(now, std::time::SystemTime::now());
+                d.endpoint.handle_datagram(now, dg.local, dg.remote, &dg.data)
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 d.endpoint.handle_timeout(Instant::now());

@@ -99,10 +99,10 @@ fn policy(
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
-        remote_auth: Default::default(),
         local_id: Identity::Fqdn(local_id.into()),
         remote_id: remote_id.map(|s| Identity::Fqdn(s.into())),
-        psk: Zeroizing::new(b"fuzz-pre-shared-key".to_vec()),
+        local_auth: crate::ike::LocalAuth::Psk(Zeroizing::new(b"fuzz-pre-shared-key".to_vec())),
+        remote_auth: crate::ike::RemoteAuth::Psk(Zeroizing::new(b"fuzz-pre-shared-key".to_vec())),
         ike_proposals: ike
             .iter()
             .map(|p| Proposal::parse(p, ProposalKind::Ike).expect("valid proposal"))

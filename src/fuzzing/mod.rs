@@ -28,6 +28,60 @@ use crate::ike::crypto::CryptoError;
 use crate::ike::negotiate;
 use crate::ike::proposal::{Proposal, ProposalKind};
 
+/// A peer's certificates and AUTH against a trust point, all from the input:
+/// `[ca_len: u16][CA DER][n: u8] n × ([len: u16][cert DER])` then the AUTH payload body
+/// (method, 3 reserved, data). Hostile DER must never panic webpki, x509-parser or our
+/// identity and signature code; a certificate that verifies must give a public key that
+/// the AUTH check accepts or refuses cleanly.
+pub fn peer_certificate(data: &[u8]) {
+    use crate::ike::auth::{signature, TrustPoint};
+    use crate::ike::codec::{AuthPayload, Codec, Identity};
+    fn take<'a>(d: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let (l, rest) = d.split_first_chunk::<2>()?;
+        let l = u16::from_be_bytes(*l) as usize;
+        if rest.len() < l {
+            return None;
+        }
+        let (x, rest) = rest.split_at(l);
+        *d = rest;
+        Some(x)
+    }
+    let mut d = data;
+    let Some(ca) = take(&mut d) else { return };
+    let Some((&n, rest)) = d.split_first() else {
+        return;
+    };
+    d = rest;
+    let mut certs = Vec::new();
+    for _ in 0..n.min(4) {
+        match take(&mut d) {
+            Some(c) => certs.push(c),
+            None => return,
+        }
+    }
+    let Ok(tp) = TrustPoint::new("fuzz", &[ca.to_vec()], &[]) else {
+        return;
+    };
+    assert_eq!(tp.certreq_data().len(), 20);
+    // 2026-06-01, and the identities a certificate may name.
+    for id in [
+        Identity::Fqdn("moon.example".into()),
+        Identity::UserFqdn("moon@example.org".into()),
+        Identity::Ipv4("192.0.2.7".parse().unwrap()),
+    ] {
+        match tp.verify(&certs, &id, 1_780_272_000) {
+            Ok(peer) => {
+                if let Ok(auth) = AuthPayload::read_bytes(d) {
+                    let _ = signature::verify(&peer.public, &auth, b"signed octets");
+                }
+            }
+            Err(e) => {
+                let _ = (e.kind(), e.to_string());
+            }
+        }
+    }
+}
+
 /// The IKE message decoder: `Header::peek`, `Message::decode`, the critical-payload check
 /// and every payload parser; and the same bytes as a payload chain whose first type is the
 /// first byte (what a decrypted SK payload holds). Whatever decodes must re-encode to bytes
@@ -354,6 +408,7 @@ fn seal_raw(f: &SkFixture, prefix: &[u8], plain: &[u8], iv: &[u8]) -> Vec<u8> {
             body.extend_from_slice(&buf);
             let integ = f.integ.expect("CBC has an integrity transform");
             let alg = match integ {
+                Integ::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                 Integ::HmacSha256_128 => hmac::HMAC_SHA256,
                 Integ::HmacSha384_192 => hmac::HMAC_SHA384,
                 Integ::HmacSha512_256 => hmac::HMAC_SHA512,

@@ -10,10 +10,11 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
+use super::auth::AuthStats;
 use super::codec::{
     ExchangeType, Flags, Header, Identity, Message, NotifyPayload, NotifyType, Payload,
     PayloadList, TrafficSelector,
@@ -222,6 +223,10 @@ const RANDOM_TRIES: usize = 8;
 /// allocation.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
+    /// The time of day at `now` in seconds since 1970, if the daemon told it
+    /// ([`Endpoint::set_time_of_day`]): what certificates are checked against.
+    pub unix_time: Option<u64>,
+    pub auth_stats: &'a mut AuthStats,
     /// How long a responder's SA waits for IKE_AUTH (`DosConfig::half_open_timeout`).
     pub half_open_timeout: Duration,
     rng: &'a mut dyn RngSource,
@@ -562,6 +567,10 @@ pub struct Endpoint {
     frag_stats: FragStats,
     /// The one owner of address leases: an IKE SA's lease goes when the SA is forgotten.
     pools: Pools,
+    /// The time of day at an instant, from the daemon ([`Endpoint::set_time_of_day`]):
+    /// certificate validity is a wall-clock matter the engine cannot read itself.
+    time_of_day: Option<(Instant, SystemTime)>,
+    auth_stats: AuthStats,
 }
 
 impl Endpoint {
@@ -587,6 +596,8 @@ impl Endpoint {
             identities: IdentityIndex::default(),
             frag_stats: FragStats::default(),
             pools: Pools::default(),
+            time_of_day: None,
+            auth_stats: AuthStats::default(),
         }
     }
 
@@ -682,6 +693,20 @@ impl Endpoint {
         changes
     }
 
+    /// Tells the engine the time of day `wall` at the instant `now`: certificates are
+    /// checked at `wall + (then - now)` for a later input's `then`. The daemon calls it
+    /// before each input, so a stepped clock (NTP) takes effect at once; tests set it once
+    /// and let the virtual clock run. Until it is set, certificate authentication refuses
+    /// (fail closed: no check without a date).
+    pub fn set_time_of_day(&mut self, now: Instant, wall: SystemTime) {
+        self.time_of_day = Some((now, wall));
+    }
+
+    /// Peer authentications that succeeded and those refused, by reason.
+    pub fn auth_stats(&self) -> &AuthStats {
+        &self.auth_stats
+    }
+
     /// Sets the responder's DoS bounds (strongSwan's defaults until then). Applies to
     /// IKE_SA_INITs from now on; SAs already half-open keep their timeout.
     pub fn set_dos(&mut self, dos: DosConfig) {
@@ -740,8 +765,17 @@ impl Endpoint {
     }
 
     fn ctx(&mut self, now: Instant, current: Option<IkeSaId>) -> Ctx<'_> {
+        let unix_time = self.time_of_day.and_then(|(at, wall)| {
+            let t = match now.checked_duration_since(at) {
+                Some(d) => wall.checked_add(d)?,
+                None => wall.checked_sub(at.duration_since(now))?,
+            };
+            t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+        });
         Ctx {
             now,
+            unix_time,
+            auth_stats: &mut self.auth_stats,
             half_open_timeout: self.dos.half_open_timeout,
             rng: &mut *self.rng,
             fatal: &mut self.fatal,

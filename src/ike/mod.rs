@@ -4,6 +4,8 @@
 //! - `codec/`: every payload parsed with bounds checks and encoded back.
 //! - `crypto/`: PRFs, key derivation, DH groups and the SK payload ciphers (aws-lc-rs inside).
 //! - `proposal.rs` / `policy.rs`: what the operator configured, in the engine's terms.
+//! - `auth/`: PSK and signature AUTH (RFC 7296 2.15, RFC 7427), certificates and trust
+//!   points.
 //! - `refusal.rs`: what we refuse (typed, mapped to the Notify answered) and why an IKE SA
 //!   never came up.
 //! - `negotiate.rs`: proposal choice (RFC 7296 2.7) and traffic selector narrowing (2.9).
@@ -15,6 +17,7 @@
 //! - `exchange/`: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, one file each, each
 //!   with its initiator task (the state its response needs) and its responder side.
 
+pub mod auth;
 pub mod codec;
 pub mod crypto;
 pub mod endpoint;
@@ -29,6 +32,7 @@ pub mod proposal;
 pub mod refusal;
 pub mod sa;
 
+pub use auth::{AuthRefusal, AuthStats, LocalAuth, RemoteAuth};
 pub use endpoint::{
     ChildId, ChildInstall, ChildMoved, ChildRemove, CommandError, Endpoint, Fatal, IkeSaId, Output,
     PeerChanges, Transmit,
@@ -38,8 +42,8 @@ pub use fragment::{FragPolicy, FragStats};
 pub use half_open::{DosConfig, DosStats};
 pub use nat::{NatState, UdpEncap};
 pub use policy::{
-    ChildPolicy, EapIdentity, IdPattern, Mode, NatPolicy, PeerPolicy, RemoteAccess, RemoteAuth,
-    RemoteMatch, Retransmit,
+    ChildPolicy, EapIdentity, IdPattern, Mode, NatPolicy, PeerPolicy, RemoteAccess, RemoteMatch,
+    Retransmit,
 };
 pub use pool::{AddressPool, AddressRequest, LeaseError, PoolStats, Pools};
 pub use refusal::{Failure, Refusal};

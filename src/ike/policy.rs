@@ -4,11 +4,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
-use zeroize::Zeroizing;
-
+use super::auth::{LocalAuth, RemoteAuth};
 use super::codec::{Identity, TrafficSelector};
 use super::proposal::{DhGroup, Proposal};
+use ipnet::IpNet;
 
 /// Which remote addresses a peer entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,9 +88,12 @@ pub struct PeerPolicy {
     pub remote: RemoteMatch,
     pub remote_port: u16,
     pub local_id: Identity,
-    /// None: accept any identity the peer proves with the PSK.
+    /// None: accept any identity the peer proves (with the PSK, or that its certificate
+    /// names).
     pub remote_id: Option<Identity>,
-    pub psk: Zeroizing<Vec<u8>>,
+    /// How we prove `local_id`, and how the peer must prove its identity (RFC 7296 2.15).
+    pub local_auth: LocalAuth,
+    pub remote_auth: RemoteAuth,
     pub ike_proposals: Vec<Proposal>,
     pub ike_lifetime: Duration,
     pub dpd: Option<Duration>,
@@ -106,8 +108,6 @@ pub struct PeerPolicy {
     pub frag: super::fragment::FragPolicy,
     /// A responder's template for remote-access clients (IOS `crypto isakmp profile`).
     pub remote_access: RemoteAccess,
-    /// How the peer (as initiator) proves who it is.
-    pub remote_auth: RemoteAuth,
 }
 
 /// What a remote-access profile adds to a peer: which identities it is for, and what its
@@ -179,16 +179,6 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
     p[pi..].iter().all(|c| *c == b'*')
 }
 
-/// How a peer authenticates to us.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RemoteAuth {
-    /// Its AUTH with the PSK (RFC 7296 2.15).
-    #[default]
-    Psk,
-    /// EAP relayed to RADIUS (2.16); we answer with our PSK AUTH first. Responder only.
-    Eap(EapIdentity),
-}
-
 /// Where the EAP identity (RADIUS User-Name) comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EapIdentity {
@@ -240,6 +230,11 @@ impl PeerPolicy {
             None => Some(0),
         }
     }
+
+    /// Whether either side signs: then IKE_SA_INIT announces our hashes (RFC 7427 4).
+    pub fn uses_signatures(&self) -> bool {
+        self.local_auth.is_certificate() || self.remote_auth.is_certificate()
+    }
 }
 
 impl std::fmt::Debug for PeerPolicy {
@@ -269,8 +264,12 @@ impl PeerPolicy {
         check("port", self.remote_port != new.remote_port);
         check("local_id", self.local_id != new.local_id);
         check("remote_id", self.remote_id != new.remote_id);
-        // Not constant-time: both are our own configuration, not a peer's guess.
-        check("psk", *self.psk != *new.psk);
+        if let Some(f) = self.local_auth.changed(&new.local_auth) {
+            check(f, true);
+        }
+        if let Some(f) = self.remote_auth.changed(&new.remote_auth) {
+            check(f, true);
+        }
         check("ike.proposals", self.ike_proposals != new.ike_proposals);
         check("ike.encap", self.nat.encap != new.nat.encap);
         check("nat_t_port", self.nat.local_port != new.nat.local_port);

@@ -64,6 +64,11 @@ impl Proposal {
                 "aes256" => p.encr.push(Encr::AesCbc { key_bits: 256 }),
                 "aes128gcm16" | "aes128gcm" => p.encr.push(Encr::AesGcm16 { key_bits: 128 }),
                 "aes256gcm16" | "aes256gcm" => p.encr.push(Encr::AesGcm16 { key_bits: 256 }),
+                // Legacy (Windows' defaults): parsed, but the configuration refuses them
+                // unless the peer's `ike.allow_legacy` is set (`Proposal::legacy`).
+                "sha1" => p.integ.push(Integ::HmacSha1_96),
+                "prfsha1" => p.prf.push(Prf::HmacSha1),
+                "modp1024" => p.groups.push(DhGroup::Modp1024),
                 "sha256" | "sha2_256" => p.integ.push(Integ::HmacSha256_128),
                 "sha384" | "sha2_384" => p.integ.push(Integ::HmacSha384_192),
                 "sha512" | "sha2_512" => p.integ.push(Integ::HmacSha512_256),
@@ -102,6 +107,7 @@ impl Proposal {
                         .integ
                         .iter()
                         .map(|i| match i {
+                            Integ::HmacSha1_96 => Prf::HmacSha1,
                             Integ::HmacSha256_128 => Prf::HmacSha256,
                             Integ::HmacSha384_192 => Prf::HmacSha384,
                             Integ::HmacSha512_256 => Prf::HmacSha512,
@@ -125,6 +131,24 @@ impl Proposal {
     }
 }
 
+impl Proposal {
+    /// The legacy algorithms it names (SHA-1, MODP 1024: what Windows' built-in client
+    /// proposes by default), which a peer must opt into.
+    pub fn legacy(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.integ.contains(&Integ::HmacSha1_96) {
+            v.push("sha1");
+        }
+        if self.prf.contains(&Prf::HmacSha1) {
+            v.push("prfsha1");
+        }
+        if self.groups.contains(&DhGroup::Modp1024) {
+            v.push("modp1024");
+        }
+        v
+    }
+}
+
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
@@ -137,6 +161,7 @@ impl fmt::Display for Proposal {
         for i in &self.integ {
             parts.push(
                 match i {
+                    Integ::HmacSha1_96 => "sha1",
                     Integ::HmacSha256_128 => "sha256",
                     Integ::HmacSha384_192 => "sha384",
                     Integ::HmacSha512_256 => "sha512",
@@ -147,6 +172,7 @@ impl fmt::Display for Proposal {
         for p in &self.prf {
             parts.push(
                 match p {
+                    Prf::HmacSha1 => "prfsha1",
                     Prf::HmacSha256 => "prfsha256",
                     Prf::HmacSha384 => "prfsha384",
                     Prf::HmacSha512 => "prfsha512",
@@ -157,6 +183,7 @@ impl fmt::Display for Proposal {
         for g in &self.groups {
             parts.push(
                 match g {
+                    DhGroup::Modp1024 => "modp1024",
                     DhGroup::Modp2048 => "modp2048",
                     DhGroup::Modp3072 => "modp3072",
                     DhGroup::Ecp256 => "ecp256",
@@ -228,6 +255,16 @@ mod tests {
             AeadWithInteg("aes256gcm16-sha256-x25519".into())
         );
         assert_eq!(ike("3des-sha1-modp1024"), Unknown("3des".into()));
+        // Windows' default: parsed, and marked legacy (the configuration gates it).
+        let w = Proposal::parse("aes256-sha1-modp1024", ProposalKind::Ike).unwrap();
+        assert_eq!(w.prf, vec![Prf::HmacSha1], "implied by sha1");
+        assert_eq!(w.legacy(), vec!["sha1", "prfsha1", "modp1024"]);
+        assert!(
+            Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike)
+                .unwrap()
+                .legacy()
+                .is_empty()
+        );
         assert_eq!(
             ike("aes128-sha256-modp2048-esn"),
             EsnInIke("aes128-sha256-modp2048-esn".into())

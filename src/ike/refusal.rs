@@ -21,7 +21,7 @@ pub enum Refusal {
     TsUnacceptable(String),
     /// The peer's identity or AUTH payload does not verify (2.15).
     #[error("authentication failed: {0}")]
-    AuthFailed(String),
+    AuthFailed(super::auth::AuthRefusal),
     /// The KE payload is for another group than the chosen one: the peer retries with
     /// this one (1.2, 1.3).
     #[error("KE payload of another group; {wanted:?} wanted")]

@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::auth::SigHashes;
 use super::codec::{encode_chain, PayloadType, HEADER_LEN};
 use super::codec::{ExchangeType, Flags, Header, Identity, Message, Payload, TrafficSelector};
 use super::crypto::cipher::{OpenError, SkCipher};
@@ -303,6 +304,8 @@ pub struct IkeSa {
     /// Framed-IP-Address / Framed-Pool): set before the configuration payload is answered;
     /// None: the profile's pool.
     pub(crate) address_request: Option<crate::ike::pool::AddressRequest>,
+    /// The hashes the peer announced for signature AUTH (RFC 7427 4), from IKE_SA_INIT.
+    pub(crate) peer_hashes: SigHashes,
 }
 
 impl IkeSa {
@@ -351,6 +354,7 @@ impl IkeSa {
             frag: Fragments::default(),
             virtual_ip: None,
             address_request: None,
+            peer_hashes: SigHashes::default(),
         }
     }
 

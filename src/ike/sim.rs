@@ -188,7 +188,8 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         remote_port: 500,
         local_id: Identity::Fqdn(format!("{}.example", ["a", "b"][side])),
         remote_id: None,
-        psk: Zeroizing::new(b"simulated".to_vec()),
+        local_auth: crate::ike::LocalAuth::Psk(Zeroizing::new(b"simulated".to_vec())),
+        remote_auth: crate::ike::RemoteAuth::Psk(Zeroizing::new(b"simulated".to_vec())),
         ike_proposals: vec![
             Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike).unwrap(),
         ],
@@ -200,7 +201,6 @@ fn policy(cfg: &Config, side: usize) -> PeerPolicy {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
-        remote_auth: Default::default(),
     }
 }
 

@@ -4,13 +4,14 @@
 //! with A's keys. B plays the gateway, its RADIUS answers given by hand.
 
 use super::*;
+use crate::ike::auth::RemoteAuth;
+use crate::ike::auth::{psk_auth, verify_psk_auth};
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, Flags, Header, IdPayload, Message, NotifyType, Payload,
     PayloadList,
 };
-use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::exchange::eap::EAP_STEP_TIMEOUT;
-use crate::ike::policy::{EapIdentity, RemoteAuth};
+use crate::ike::policy::EapIdentity;
 use crate::ike::{AuthenticatedUser, EapAnswer, EapRelay};
 
 const MSK: [u8; 64] = [0x5a; 64];

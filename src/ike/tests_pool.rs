@@ -48,10 +48,10 @@ fn policy(name: &str, remote: RemoteMatch, local_id: Identity, psk: &str) -> Pee
         nat: Default::default(),
         remote_access: Default::default(),
         frag: Default::default(),
-        remote_auth: Default::default(),
         local_id,
         remote_id: None,
-        psk: Zeroizing::new(psk.as_bytes().to_vec()),
+        local_auth: crate::ike::LocalAuth::Psk(Zeroizing::new(psk.as_bytes().to_vec())),
+        remote_auth: crate::ike::RemoteAuth::Psk(Zeroizing::new(psk.as_bytes().to_vec())),
         ike_proposals: vec![
             Proposal::parse("aes256gcm16-prfsha256-x25519", ProposalKind::Ike).unwrap(),
         ],

@@ -254,6 +254,8 @@ impl fmt::Debug for Key {
 /// Integrity algorithms for CBC SAs, truncated as RFC 4868 specifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Integ {
+    /// HMAC-SHA1-96 (RFC 2404), 20-byte key: legacy, for Windows' default proposal only.
+    HmacSha1_96,
     /// HMAC-SHA2-256-128 (RFC 4868), 32-byte key.
     HmacSha256_128,
     /// HMAC-SHA2-384-192, 48-byte key.
@@ -265,6 +267,7 @@ pub enum Integ {
 impl Integ {
     pub fn kernel_name(self) -> &'static str {
         match self {
+            Integ::HmacSha1_96 => "hmac(sha1)",
             Integ::HmacSha256_128 => "hmac(sha256)",
             Integ::HmacSha384_192 => "hmac(sha384)",
             Integ::HmacSha512_256 => "hmac(sha512)",
@@ -272,6 +275,7 @@ impl Integ {
     }
     pub fn key_len(self) -> usize {
         match self {
+            Integ::HmacSha1_96 => 20,
             Integ::HmacSha256_128 => 32,
             Integ::HmacSha384_192 => 48,
             Integ::HmacSha512_256 => 64,
@@ -279,6 +283,7 @@ impl Integ {
     }
     pub fn trunc_bits(self) -> u32 {
         match self {
+            Integ::HmacSha1_96 => 96,
             Integ::HmacSha256_128 => 128,
             Integ::HmacSha384_192 => 192,
             Integ::HmacSha512_256 => 256,
@@ -347,6 +352,7 @@ impl Algorithms {
             Algorithms::AesGcm16 { key } => format!("aes{}gcm16", (key.len() - 4) * 8),
             Algorithms::AesCbc { key, integ, .. } => {
                 let i = match integ {
+                    Integ::HmacSha1_96 => "sha1",
                     Integ::HmacSha256_128 => "sha256",
                     Integ::HmacSha384_192 => "sha384",
                     Integ::HmacSha512_256 => "sha512",

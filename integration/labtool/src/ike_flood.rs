@@ -41,7 +41,8 @@ fn template(a: &FloodArgs) -> Result<Vec<u8>> {
         remote_port: 500,
         local_id: Identity::Fqdn("flood.lab.example".into()),
         remote_id: None,
-        psk: Zeroizing::new(b"unused-by-a-flood".to_vec()),
+        local_auth: vpnd::ike::LocalAuth::Psk(Zeroizing::new(b"unused-by-a-flood".to_vec())),
+        remote_auth: vpnd::ike::RemoteAuth::Psk(Zeroizing::new(b"unused-by-a-flood".to_vec())),
         ike_proposals: vec![Proposal::parse(&a.ike, ProposalKind::Ike).map_err(anyhow::Error::msg)?],
         ike_lifetime: Duration::from_secs(3600),
         dpd: None,
@@ -51,7 +52,6 @@ fn template(a: &FloodArgs) -> Result<Vec<u8>> {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
-        remote_auth: Default::default(),
     };
     let mut e = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     e.initiate(Instant::now(), "flood", SocketAddr::new(a.locals[0], 500))

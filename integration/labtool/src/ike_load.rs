@@ -45,7 +45,8 @@ pub async fn run(a: LoadArgs) -> Result<()> {
         remote_port: 500,
         local_id: Identity::Fqdn(a.local_id.clone()),
         remote_id: Some(Identity::Fqdn(a.remote_id.clone())),
-        psk: Zeroizing::new(a.psk.as_bytes().to_vec()),
+        local_auth: vpnd::ike::LocalAuth::Psk(Zeroizing::new(a.psk.as_bytes().to_vec())),
+        remote_auth: vpnd::ike::RemoteAuth::Psk(Zeroizing::new(a.psk.as_bytes().to_vec())),
         ike_proposals: vec![Proposal::parse(&a.ike, ProposalKind::Ike).map_err(anyhow::Error::msg)?],
         ike_lifetime: Duration::from_secs(86400),
         dpd: None,
@@ -71,7 +72,6 @@ pub async fn run(a: LoadArgs) -> Result<()> {
         nat: Default::default(),
         frag: Default::default(),
         remote_access: Default::default(),
-        remote_auth: Default::default(),
     };
     let mut endpoint = Endpoint::new(vec![policy], Box::new(SystemRng::new()));
     let (tx, mut rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(4096);

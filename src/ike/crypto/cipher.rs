@@ -68,6 +68,8 @@ impl Encr {
 /// The SK payload integrity transform (RFC 4868), used with AES-CBC only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Integ {
+    /// HMAC-SHA1-96 (RFC 2404): legacy (Windows' built-in client), only when configured.
+    HmacSha1_96,
     HmacSha256_128,
     HmacSha384_192,
     HmacSha512_256,
@@ -76,6 +78,7 @@ pub enum Integ {
 impl Integ {
     pub fn from_id(id: IntegId) -> Option<Self> {
         match id {
+            IntegId::AUTH_HMAC_SHA1_96 => Some(Integ::HmacSha1_96),
             IntegId::AUTH_HMAC_SHA2_256_128 => Some(Integ::HmacSha256_128),
             IntegId::AUTH_HMAC_SHA2_384_192 => Some(Integ::HmacSha384_192),
             IntegId::AUTH_HMAC_SHA2_512_256 => Some(Integ::HmacSha512_256),
@@ -85,6 +88,7 @@ impl Integ {
 
     pub fn id(self) -> IntegId {
         match self {
+            Integ::HmacSha1_96 => IntegId::AUTH_HMAC_SHA1_96,
             Integ::HmacSha256_128 => IntegId::AUTH_HMAC_SHA2_256_128,
             Integ::HmacSha384_192 => IntegId::AUTH_HMAC_SHA2_384_192,
             Integ::HmacSha512_256 => IntegId::AUTH_HMAC_SHA2_512_256,
@@ -94,19 +98,25 @@ impl Integ {
     /// Key length (SK_a*, ESP integrity key): the hash output size (RFC 4868 2.1.1).
     pub fn key_len(self) -> usize {
         match self {
+            Integ::HmacSha1_96 => 20,
             Integ::HmacSha256_128 => 32,
             Integ::HmacSha384_192 => 48,
             Integ::HmacSha512_256 => 64,
         }
     }
 
-    /// Truncated ICV length (RFC 4868 2.3): half the hash output.
+    /// Truncated ICV length (RFC 4868 2.3): half the hash output; 96 bits for SHA-1
+    /// (RFC 2404 2).
     pub fn icv_len(self) -> usize {
-        self.key_len() / 2
+        match self {
+            Integ::HmacSha1_96 => 12,
+            _ => self.key_len() / 2,
+        }
     }
 
     fn alg(self) -> hmac::Algorithm {
         match self {
+            Integ::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
             Integ::HmacSha256_128 => hmac::HMAC_SHA256,
             Integ::HmacSha384_192 => hmac::HMAC_SHA384,
             Integ::HmacSha512_256 => hmac::HMAC_SHA512,
@@ -534,6 +544,7 @@ mod tests {
             let e = Encr::AesGcm16 { key_bits: bits };
             v.push(SkCipher::new(e, None, &vec![3; e.key_len()], &[]).unwrap());
             for i in [
+                Integ::HmacSha1_96,
                 Integ::HmacSha256_128,
                 Integ::HmacSha384_192,
                 Integ::HmacSha512_256,

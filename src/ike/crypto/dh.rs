@@ -21,6 +21,9 @@ use crate::ike::codec::DhGroupId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DhGroup {
+    /// MODP 1024 (RFC 2409 6.2, group 2): legacy (Windows' built-in client), only when
+    /// configured.
+    Modp1024,
     Modp2048,
     Modp3072,
     Ecp256,
@@ -65,6 +68,7 @@ impl std::fmt::Debug for DhPrivateKey {
 impl DhGroup {
     pub fn from_id(id: DhGroupId) -> Option<Self> {
         match id {
+            DhGroupId::MODP_1024 => Some(DhGroup::Modp1024),
             DhGroupId::MODP_2048 => Some(DhGroup::Modp2048),
             DhGroupId::MODP_3072 => Some(DhGroup::Modp3072),
             DhGroupId::ECP_256 => Some(DhGroup::Ecp256),
@@ -76,6 +80,7 @@ impl DhGroup {
 
     pub fn id(self) -> DhGroupId {
         match self {
+            DhGroup::Modp1024 => DhGroupId::MODP_1024,
             DhGroup::Modp2048 => DhGroupId::MODP_2048,
             DhGroup::Modp3072 => DhGroupId::MODP_3072,
             DhGroup::Ecp256 => DhGroupId::ECP_256,
@@ -87,6 +92,7 @@ impl DhGroup {
     /// Length of the KE data for this group; a KE payload of any other length is invalid.
     pub fn public_len(self) -> usize {
         match self {
+            DhGroup::Modp1024 => 128,
             DhGroup::Modp2048 => 256,
             DhGroup::Modp3072 => 384,
             DhGroup::Ecp256 => 64,
@@ -100,6 +106,8 @@ impl DhGroup {
     /// use 256 and 384 bits (like strongSwan's short exponents), which keeps the exchange fast.
     pub fn private_len(self) -> usize {
         match self {
+            // 160 bits, as strongSwan's short exponent for group 2.
+            DhGroup::Modp1024 => 20,
             DhGroup::Modp2048 => 32,
             DhGroup::Modp3072 => 48,
             DhGroup::Ecp256 => 32,
@@ -113,7 +121,7 @@ impl DhGroup {
             DhGroup::Ecp256 => Some(&agreement::ECDH_P256),
             DhGroup::Ecp384 => Some(&agreement::ECDH_P384),
             DhGroup::Curve25519 => Some(&agreement::X25519),
-            DhGroup::Modp2048 | DhGroup::Modp3072 => None,
+            DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp3072 => None,
         }
     }
 
@@ -260,10 +268,30 @@ mod modp {
         }
     }
 
+    /// The 1024-bit MODP prime, 2^1024 - 2^960 - 1 + 2^64 * { [2^894 pi] + 129093 }
+    /// (RFC 2409 6.2); a test recomputes it from pi.
+    pub(super) fn modp1024_prime() -> Vec<u8> {
+        const HEX: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD1\
+            29024E088A67CC74020BBEA63B139B22514A08798E3404DD\
+            EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245\
+            E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+            EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381\
+            FFFFFFFFFFFFFFFF";
+        let h: Vec<u8> = HEX.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+        h.chunks(2)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+            .collect()
+    }
+
     fn prime(group: DhGroup) -> Result<Bn, CryptoError> {
         // SAFETY: with a null argument these allocate and return a new BIGNUM (or null).
         Bn::new(unsafe {
             match group {
+                // AWS-LC has no RFC 2409 primes: group 2's from its hex (RFC 2409 6.2).
+                DhGroup::Modp1024 => {
+                    let p = modp1024_prime();
+                    sys::BN_bin2bn(p.as_ptr(), p.len(), ptr::null_mut())
+                }
                 DhGroup::Modp2048 => sys::BN_get_rfc3526_prime_2048(ptr::null_mut()),
                 DhGroup::Modp3072 => sys::BN_get_rfc3526_prime_3072(ptr::null_mut()),
                 _ => ptr::null_mut(),
@@ -480,10 +508,97 @@ mod tests {
         assert!(k.agree(&one).is_err());
     }
 
+    /// RFC 2409 6.2's prime, recomputed: 2^1024 - 2^960 - 1 + 2^64 * ([2^894 pi] + 129093),
+    /// pi from Machin's formula in integers.
+    #[test]
+    fn modp1024_prime_is_rfc_2409s() {
+        fn mul_small(a: &mut Vec<u32>, m: u32, add: u32) {
+            let mut carry = add as u64;
+            for d in a.iter_mut() {
+                let v = *d as u64 * m as u64 + carry;
+                *d = v as u32;
+                carry = v >> 32;
+            }
+            if carry > 0 {
+                a.push(carry as u32);
+            }
+        }
+        // Big numbers as little-endian u32 limbs; enough for 2^960 + 2^894 pi.
+        fn div_small(a: &[u32], d: u32) -> Vec<u32> {
+            let mut out = vec![0u32; a.len()];
+            let mut rem = 0u64;
+            for i in (0..a.len()).rev() {
+                let v = (rem << 32) | a[i] as u64;
+                out[i] = (v / d as u64) as u32;
+                rem = v % d as u64;
+            }
+            out
+        }
+        fn add(a: &mut [u32], b: &[u32], sub: bool) {
+            let mut carry = 0i64;
+            for (i, d) in a.iter_mut().enumerate() {
+                let x = *b.get(i).unwrap_or(&0) as i64;
+                let v = *d as i64 + carry + if sub { -x } else { x };
+                *d = v.rem_euclid(1 << 32) as u32;
+                carry = v.div_euclid(1 << 32);
+            }
+        }
+        fn is_zero(a: &[u32]) -> bool {
+            a.iter().all(|&x| x == 0)
+        }
+        // arctan(1/x) * 2^(894+64), by its series.
+        let prec_limbs = (894 + 64 + 32) / 32 + 2;
+        let arctan = |x: u32| {
+            let mut one = vec![0u32; prec_limbs];
+            one[(894 + 64) / 32] = 1 << ((894 + 64) % 32);
+            let mut term = div_small(&one, x);
+            let mut sum = term.clone();
+            let mut n = 1u32;
+            let mut neg = true;
+            while !is_zero(&term) {
+                term = div_small(&term, x * x);
+                n += 2;
+                add(&mut sum, &div_small(&term, n), neg);
+                neg = !neg;
+            }
+            sum
+        };
+        // pi = 16 arctan(1/5) - 4 arctan(1/239)
+        let mut pi = arctan(5);
+        mul_small(&mut pi, 16, 0);
+        let mut b = arctan(239);
+        mul_small(&mut b, 4, 0);
+        pi.resize(pi.len().max(b.len()), 0);
+        add(&mut pi, &b, true);
+        // Drop the 64 guard bits: floor(2^894 pi).
+        let mut f = vec![0u32; pi.len()];
+        f[..pi.len() - 2].copy_from_slice(&pi[2..]);
+        // 2^64 * (f + 129093): shift by two limbs.
+        mul_small(&mut f, 1, 129093);
+        let mut p = vec![0u32; 33];
+        for (i, &l) in f.iter().enumerate() {
+            if i + 2 < p.len() {
+                p[i + 2] = l;
+            }
+        }
+        // + 2^1024 - 2^960 - 1
+        let mut top = vec![0u32; 33];
+        top[32] = 1;
+        let mut mid = vec![0u32; 33];
+        mid[30] = 1;
+        let one = [1u32];
+        add(&mut p, &top, false);
+        add(&mut p, &mid, true);
+        add(&mut p, &one, true);
+        assert_eq!(p[32], 0, "p < 2^1024");
+        let be: Vec<u8> = p[..32].iter().rev().flat_map(|l| l.to_be_bytes()).collect();
+        assert_eq!(be, modp::modp1024_prime());
+    }
+
     #[test]
     fn modp_agreement_and_validation() {
         let mut rng = TestRng(42);
-        for g in [DhGroup::Modp2048, DhGroup::Modp3072] {
+        for g in [DhGroup::Modp1024, DhGroup::Modp2048, DhGroup::Modp3072] {
             let (a, pa) = g.generate(&mut rng).unwrap();
             let (b, pb) = g.generate(&mut rng).unwrap();
             assert_eq!(pa.len(), g.public_len());

@@ -1,16 +1,14 @@
 //! IKEv2 cryptography on aws-lc-rs: PRFs and key derivation (RFC 7296 2.13-2.18), DH groups,
-//! SK payload protection (RFC 7296 3.14, RFC 5282) and PSK authentication (RFC 7296 2.15).
+//! and SK payload protection (RFC 7296 3.14, RFC 5282). Authentication is `ike::auth`.
 //!
 //! Sans-IO like the rest of `ike`: randomness comes in through [`RngSource`], so tests and the
 //! engine's simulations can be deterministic.
 
-pub mod auth;
 pub mod cipher;
 pub mod dh;
 pub mod keys;
 pub mod prf;
 
-pub use auth::{psk_auth, verify_psk_auth};
 pub use cipher::{Encr, Integ, OpenError, SealError, SkCipher};
 pub use dh::{DhGroup, DhPrivateKey, SharedSecret};
 pub use keys::{ChildKeys, IkeKeys, IkeSuite};

@@ -1,5 +1,6 @@
-//! The negotiated PRF and prf+ (RFC 7296 2.13). Only HMAC-SHA2 PRFs (RFC 4868): their preferred
-//! key length equals their output length and any key length is accepted.
+//! The negotiated PRF and prf+ (RFC 7296 2.13). HMAC-SHA2 PRFs (RFC 4868), and HMAC-SHA1
+//! (RFC 2104) for Windows' legacy proposal only (opt-in: `ike.allow_legacy`): for all of them
+//! the preferred key length equals the output length and any key length is accepted.
 
 use aws_lc_rs::hmac;
 use zeroize::Zeroizing;
@@ -9,6 +10,8 @@ use crate::ike::codec::PrfId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prf {
+    /// Legacy (Windows' built-in client), only when configured.
+    HmacSha1,
     HmacSha256,
     HmacSha384,
     HmacSha512,
@@ -17,6 +20,7 @@ pub enum Prf {
 impl Prf {
     pub fn from_id(id: PrfId) -> Option<Self> {
         match id {
+            PrfId::PRF_HMAC_SHA1 => Some(Prf::HmacSha1),
             PrfId::PRF_HMAC_SHA2_256 => Some(Prf::HmacSha256),
             PrfId::PRF_HMAC_SHA2_384 => Some(Prf::HmacSha384),
             PrfId::PRF_HMAC_SHA2_512 => Some(Prf::HmacSha512),
@@ -26,6 +30,7 @@ impl Prf {
 
     pub fn id(self) -> PrfId {
         match self {
+            Prf::HmacSha1 => PrfId::PRF_HMAC_SHA1,
             Prf::HmacSha256 => PrfId::PRF_HMAC_SHA2_256,
             Prf::HmacSha384 => PrfId::PRF_HMAC_SHA2_384,
             Prf::HmacSha512 => PrfId::PRF_HMAC_SHA2_512,
@@ -34,6 +39,7 @@ impl Prf {
 
     pub(crate) fn hmac_alg(self) -> hmac::Algorithm {
         match self {
+            Prf::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
             Prf::HmacSha256 => hmac::HMAC_SHA256,
             Prf::HmacSha384 => hmac::HMAC_SHA384,
             Prf::HmacSha512 => hmac::HMAC_SHA512,
@@ -43,6 +49,7 @@ impl Prf {
     /// Output size in bytes.
     pub fn output_len(self) -> usize {
         match self {
+            Prf::HmacSha1 => 20,
             Prf::HmacSha256 => 32,
             Prf::HmacSha384 => 48,
             Prf::HmacSha512 => 64,
@@ -104,7 +111,7 @@ mod tests {
     use super::super::test_util::hex;
     use super::*;
 
-    // RFC 4231 test cases 1 and 2.
+    // RFC 4231 test cases 1 and 2 (and RFC 2202's, same inputs, for HMAC-SHA1).
     #[test]
     fn rfc4231_vectors() {
         let key1 = [0x0b; 20];
@@ -112,6 +119,11 @@ mod tests {
         let key2 = b"Jefe";
         let data2 = b"what do ya want for nothing?";
         let cases = [
+            (
+                Prf::HmacSha1,
+                "b617318655057264e28bc0b6fb378c8ef146be00",
+                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+            ),
             (
                 Prf::HmacSha256,
                 "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
@@ -144,7 +156,12 @@ mod tests {
 
     #[test]
     fn prf_plus_matches_hand_expansion() {
-        for prf in [Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512] {
+        for prf in [
+            Prf::HmacSha1,
+            Prf::HmacSha256,
+            Prf::HmacSha384,
+            Prf::HmacSha512,
+        ] {
             let k = b"prf+ key";
             let s = b"seed bytes";
             let h = prf.output_len();

@@ -49,9 +49,9 @@ impl IkeSa {
                 self.peer = p;
                 Ok(())
             }
-            None => Err(Refusal::AuthFailed(format!(
-                "no peer or profile takes identity {id:?} from {from}"
-            ))),
+            None => Err(Refusal::AuthFailed(
+                format!("no peer or profile takes identity {id:?} from {from}").into(),
+            )),
         }
     }
 

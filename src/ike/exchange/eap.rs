@@ -32,11 +32,11 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::ike::auth::{psk_auth, verify_psk_auth};
 use crate::ike::codec::Identity;
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, Payload, PayloadList,
 };
-use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::policy::EapIdentity;
 use crate::ike::refusal::Refusal;
@@ -205,10 +205,8 @@ impl IkeSa {
     /// Whether this IKE_AUTH request belongs to EAP: the peer is configured for it, or a
     /// conversation is under way.
     pub(crate) fn eap_applies(&self) -> bool {
-        matches!(
-            self.peer.remote_auth,
-            crate::ike::policy::RemoteAuth::Eap(_)
-        ) || matches!(self.state, State::InitAnswered { eap: Some(_), .. })
+        matches!(self.peer.remote_auth, crate::ike::auth::RemoteAuth::Eap(_))
+            || matches!(self.state, State::InitAnswered { eap: Some(_), .. })
     }
 
     /// Refuses the client: AUTHENTICATION_FAILED (with an EAP-Failure when the conversation
@@ -278,10 +276,13 @@ impl IkeSa {
                         ctx,
                         message_id,
                         None,
-                        Refusal::AuthFailed(format!(
+                        Refusal::AuthFailed(
+                            format!(
                             "EAP: expected a response with identifier {}, got code {code} id {id}",
                             task.eap_id
-                        )),
+                        )
+                            .into(),
+                        ),
                     );
                 }
                 let first = task.identity.is_none();
@@ -358,13 +359,19 @@ impl IkeSa {
                 );
             }
         }
-        let Some((idr, auth)) = self.own_auth() else {
-            return;
+        // Our IDr, [CERT,] AUTH: we prove ourselves first (2.16), with the PSK or our
+        // certificate.
+        let (idr, certs, auth) = match self.own_auth() {
+            Ok(x) => x,
+            Err(why) => return refuse(self, ctx, &why),
         };
+        let mut ours = vec![Payload::IdR(idr)];
+        ours.extend(certs);
+        ours.push(Payload::Auth(auth));
         inner.retain(|p| !matches!(p, Payload::IdI(_) | Payload::IdR(_) | Payload::Eap(_)));
         let mode = match self.peer.remote_auth {
-            crate::ike::policy::RemoteAuth::Eap(m) => m,
-            crate::ike::policy::RemoteAuth::Psk => EapIdentity::Request,
+            crate::ike::auth::RemoteAuth::Eap(m) => m,
+            _ => EapIdentity::Request,
         };
         let eap_id = 1;
         let mut task = Box::new(EapResponder {
@@ -377,11 +384,8 @@ impl IkeSa {
         match mode {
             EapIdentity::Request => {
                 let request = vec![EAP_REQUEST, eap_id, 0, 5, EAP_IDENTITY];
-                let reply = [
-                    Payload::IdR(idr),
-                    Payload::Auth(auth),
-                    Payload::Eap(request),
-                ];
+                let mut reply = ours;
+                reply.push(Payload::Eap(request));
                 self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &reply);
             }
             EapIdentity::IkeId => {
@@ -406,7 +410,7 @@ impl IkeSa {
                 task.identity = Some(name);
                 task.step = Step::Server {
                     message_id,
-                    first: vec![Payload::IdR(idr), Payload::Auth(auth)],
+                    first: ours,
                 };
             }
         }
@@ -463,7 +467,7 @@ impl IkeSa {
                     ctx,
                     message_id,
                     Some(eap),
-                    Refusal::AuthFailed(format!("EAP user '{who}': {why}")),
+                    Refusal::AuthFailed(format!("EAP user '{who}': {why}").into()),
                 );
             }
         }
@@ -496,7 +500,7 @@ impl IkeSa {
                 ctx,
                 message_id,
                 None,
-                Refusal::AuthFailed(format!("EAP user '{who}': no AUTH after EAP-Success")),
+                Refusal::AuthFailed(format!("EAP user '{who}': no AUTH after EAP-Success").into()),
             );
         };
         let prf = k.algs.prf;
@@ -525,9 +529,9 @@ impl IkeSa {
                 ctx,
                 message_id,
                 None,
-                Refusal::AuthFailed(format!(
-                    "EAP user '{who}': AUTH does not verify with the MSK"
-                )),
+                Refusal::AuthFailed(
+                    format!("EAP user '{who}': AUTH does not verify with the MSK").into(),
+                ),
             );
         }
         let idr = IdPayload::new(self.peer.local_id.clone());

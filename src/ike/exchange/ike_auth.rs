@@ -1,14 +1,20 @@
-//! IKE_AUTH (RFC 7296 1.2): prove identities with the PSK (2.15) and create the first
+//! IKE_AUTH (RFC 7296 1.2): prove identities (2.15, by PSK or certificate: `ike::auth`) and
+//! create the first
 //! child SA, with traffic selector narrowing on the responder (2.9).
 
 use std::net::IpAddr;
 
+use crate::ike::auth::certs::ENCODING_X509_SIGNATURE;
+use crate::ike::auth::{
+    identity_text, psk_auth, signature, signed_octets, verify_psk_auth, AuthRefusal, LocalAuth,
+    MethodName, RemoteAuth,
+};
+use crate::ike::codec::CertPayload;
 use crate::ike::codec::{
     AuthMethod, AuthPayload, Codec, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
     PayloadList, TsPayload,
 };
 use crate::ike::codec::{SaPayload, TrafficSelector};
-use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::endpoint::{Ctx, Output};
 use crate::ike::negotiate::esp_sa_payload;
 use crate::ike::policy::Mode;
@@ -47,84 +53,171 @@ fn notify(kind: NotifyType) -> Payload {
 }
 
 impl IkeSa {
-    /// Our ID payload and PSK AUTH (RFC 7296 2.15): we sign our own IKE_SA_INIT message, the
-    /// peer's nonce and our ID with our SK_p — the mirror of [`IkeSa::verify_peer`].
-    pub(super) fn own_auth(&self) -> Option<(IdPayload, AuthPayload)> {
-        let k = self.keys.as_ref()?;
+    /// Our ID payload, CERT payloads and AUTH (RFC 7296 2.15): we sign (or MAC, with the
+    /// PSK) our own IKE_SA_INIT message, the peer's nonce and our ID under our SK_p — the
+    /// mirror of [`IkeSa::verify_peer`]. Our whole chain goes every time, asked for or not
+    /// (iOS and macOS send no CERTREQ).
+    pub(super) fn own_auth(&self) -> Result<(IdPayload, Vec<Payload>, AuthPayload), String> {
+        let k = self.keys.as_ref().ok_or("IKE SA has no keys")?;
         let (algs, keys) = (k.algs, &k.keys);
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_request, &self.nr, &keys.sk_pi),
             Role::Responder => (&self.init_response, &self.ni, &keys.sk_pr),
         };
         let id = IdPayload::new(self.peer.local_id.clone());
-        let data = psk_auth(
-            algs.prf,
-            &self.peer.psk,
-            signed,
-            nonce,
-            sk_p,
-            &id.get_encoding(),
-        )
-        .to_vec();
-        Some((
-            id,
-            AuthPayload {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data,
-            },
-        ))
+        let id_body = id.get_encoding();
+        match &self.peer.local_auth {
+            LocalAuth::Psk(psk) => {
+                let data = psk_auth(algs.prf, psk, signed, nonce, sk_p, &id_body).to_vec();
+                let auth = AuthPayload {
+                    method: AuthMethod::SHARED_KEY_MIC,
+                    data,
+                };
+                Ok((id, Vec::new(), auth))
+            }
+            LocalAuth::Certificate(cert) => {
+                let octets = signed_octets(algs.prf, signed, nonce, sk_p, &id_body);
+                let auth = cert.key.sign(self.peer_hashes, &octets)?;
+                let certs = cert
+                    .chain
+                    .iter()
+                    .map(|c| {
+                        Payload::Cert(CertPayload {
+                            encoding: ENCODING_X509_SIGNATURE,
+                            data: c.clone(),
+                        })
+                    })
+                    .collect();
+                Ok((id, certs, auth))
+            }
+        }
     }
 
-    /// Checks the peer's identity against the configuration and its PSK AUTH (RFC 7296
-    /// 2.15): the peer signed its own IKE_SA_INIT message, our nonce and its ID with its
-    /// SK_p (the initiator's SK_pi, the responder's SK_pr).
-    fn verify_peer(&self, id: &IdPayload, auth: &AuthPayload) -> Result<(), Refusal> {
+    /// Checks the peer's identity and AUTH, and counts the outcome.
+    fn authenticate_peer(
+        &self,
+        ctx: &mut Ctx<'_>,
+        id: &IdPayload,
+        auth: &AuthPayload,
+        inner: &[Payload],
+    ) -> Result<(), Refusal> {
+        match self.verify_peer(ctx.unix_time, id, auth, inner) {
+            Ok(()) => {
+                ctx.auth_stats.succeeded += 1;
+                Ok(())
+            }
+            Err(r) => {
+                ctx.auth_stats.count(&r);
+                Err(Refusal::AuthFailed(r))
+            }
+        }
+    }
+
+    /// Checks the peer's identity against the configuration and its AUTH (RFC 7296 2.15):
+    /// the peer signed (or MACed) its own IKE_SA_INIT message, our nonce and its ID with its
+    /// SK_p (the initiator's SK_pi, the responder's SK_pr). With certificates, the first
+    /// CERT payload is the peer's (3.6), checked against the trust point at `unix_time`.
+    fn verify_peer(
+        &self,
+        unix_time: Option<u64>,
+        id: &IdPayload,
+        auth: &AuthPayload,
+        inner: &[Payload],
+    ) -> Result<(), AuthRefusal> {
         let Some(k) = self.keys.as_ref() else {
-            return Err(Refusal::AuthFailed("IKE SA has no keys".into()));
+            return Err("IKE SA has no keys".into());
         };
         let (algs, keys) = (k.algs, &k.keys);
-        if self
-            .peer
-            .remote_id
-            .as_ref()
-            .is_some_and(|want| *want != id.identity)
-        {
-            return Err(Refusal::AuthFailed(format!(
-                "peer identity {:?} is not the configured {:?}",
-                id.identity, self.peer.remote_id
-            )));
+        if let Some(want) = self.peer.remote_id.as_ref() {
+            if *want != id.identity {
+                return Err(AuthRefusal::WrongIdentity {
+                    got: identity_text(&id.identity),
+                    want: identity_text(want),
+                });
+            }
         }
         let (signed, nonce, sk_p) = match self.role {
             Role::Initiator => (&self.init_response, &self.ni, &keys.sk_pr),
             Role::Responder => (&self.init_request, &self.nr, &keys.sk_pi),
         };
-        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
-            && verify_psk_auth(
-                algs.prf,
-                &self.peer.psk,
-                signed,
-                nonce,
-                sk_p,
-                &id.get_encoding(),
-                &auth.data,
-            )
-            .is_ok();
-        if ok {
-            Ok(())
-        } else {
-            Err(Refusal::AuthFailed(format!(
-                "AUTH from {:?} does not verify with the PSK (wrong PSK?)",
-                id.identity
-            )))
+        let id_body = id.get_encoding();
+        match &self.peer.remote_auth {
+            RemoteAuth::Psk(psk) => {
+                if auth.method != AuthMethod::SHARED_KEY_MIC {
+                    return Err(AuthRefusal::WrongMethod {
+                        id: identity_text(&id.identity),
+                        got: MethodName(auth.method).to_string(),
+                        want: "PSK",
+                    });
+                }
+                verify_psk_auth(algs.prf, psk, signed, nonce, sk_p, &id_body, &auth.data).map_err(
+                    |_| AuthRefusal::PskMismatch {
+                        id: identity_text(&id.identity),
+                    },
+                )
+            }
+            RemoteAuth::Certificate(tp) => {
+                if auth.method == AuthMethod::SHARED_KEY_MIC {
+                    return Err(AuthRefusal::WrongMethod {
+                        id: identity_text(&id.identity),
+                        got: MethodName(auth.method).to_string(),
+                        want: "a certificate",
+                    });
+                }
+                let certs: Vec<&[u8]> = inner
+                    .iter()
+                    .filter_map(|p| match p {
+                        Payload::Cert(c) if c.encoding == ENCODING_X509_SIGNATURE => {
+                            Some(c.data.as_slice())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    return Err(AuthRefusal::NoCertificate {
+                        id: identity_text(&id.identity),
+                    });
+                }
+                let unix = unix_time.ok_or(AuthRefusal::NoTimeOfDay)?;
+                let peer = tp.verify(&certs, &id.identity, unix)?;
+                let octets = signed_octets(algs.prf, signed, nonce, sk_p, &id_body);
+                signature::verify(&peer.public, auth, &octets).map_err(|e| match e {
+                    signature::VerifyError::Bad => AuthRefusal::BadSignature {
+                        subject: peer.subject.clone(),
+                        method: MethodName(auth.method).to_string(),
+                    },
+                    signature::VerifyError::Unsupported(why) => {
+                        AuthRefusal::UnsupportedSignature(why)
+                    }
+                })
+            }
+            // EAP is the initiator's method (2.16): a responder never proves itself with it.
+            RemoteAuth::Eap(_) => Err(AuthRefusal::WrongMethod {
+                id: identity_text(&id.identity),
+                got: MethodName(auth.method).to_string(),
+                want: "EAP (only from an initiator)",
+            }),
         }
     }
 
     /// Initiator: IDi, AUTH and the first child's SA and TS, under SK.
     pub(crate) fn start_ike_auth(&mut self, ctx: &mut Ctx<'_>) {
-        let Some((idi, auth)) = self.own_auth() else {
-            return;
+        let (idi, certs, auth) = match self.own_auth() {
+            Ok(x) => x,
+            Err(why) => {
+                self.die(ctx, DownReason::NegotiationFailed(Failure::Local(why)));
+                return;
+            }
         };
+        // 1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, SA, TSi, TSr.
         let mut inner = vec![Payload::IdI(idi)];
+        inner.extend(certs);
+        if let RemoteAuth::Certificate(tp) = &self.peer.remote_auth {
+            inner.push(Payload::CertReq(CertPayload {
+                encoding: ENCODING_X509_SIGNATURE,
+                data: tp.certreq_data().to_vec(),
+            }));
+        }
         // Only when no other IKE SA with the peer is up (3.16): the peer deletes every other
         // one it has with us on seeing it.
         if self.peer.initial_contact && !ctx.identities.any(&self.peer.name) {
@@ -203,7 +296,7 @@ impl IkeSa {
             );
             return;
         };
-        if let Err(r) = self.verify_peer(idr, auth) {
+        if let Err(r) = self.authenticate_peer(ctx, idr, auth, &inner) {
             self.die(ctx, DownReason::NegotiationFailed(r.into()));
             return;
         }
@@ -318,15 +411,23 @@ impl IkeSa {
             );
             return;
         };
-        // The AUTH, with the key of the peer entry chosen above.
-        if let Err(r) = self.verify_peer(idi, auth) {
+        if let Err(r) = self.authenticate_peer(ctx, idi, auth, &inner) {
             refuse(self, ctx, r);
             return;
         }
-        let Some((idr, my_auth)) = self.own_auth() else {
-            return;
+        let (idr, certs, my_auth) = match self.own_auth() {
+            Ok(x) => x,
+            Err(why) => {
+                let n = notify(NotifyType::AUTHENTICATION_FAILED);
+                self.respond_encrypted(ctx, ExchangeType::IKE_AUTH, message_id, &[n]);
+                self.die(ctx, DownReason::NegotiationFailed(Failure::Local(why)));
+                return;
+            }
         };
-        let reply = vec![Payload::IdR(idr), Payload::Auth(my_auth)];
+        // 1.2: IDr, [CERT,] AUTH, then (establish_responder) CP, SA, TSi, TSr.
+        let mut reply = vec![Payload::IdR(idr)];
+        reply.extend(certs);
+        reply.push(Payload::Auth(my_auth));
         let identity = idi.identity.clone();
         self.establish_responder(ctx, message_id, identity, &inner, reply, None);
     }

@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 
+use crate::ike::auth::certs::ENCODING_X509_SIGNATURE;
+use crate::ike::auth::{signature, RemoteAuth, SigHashes};
 use crate::ike::codec::{
-    ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
-    Payload, PayloadList, ProtocolId, SaPayload,
+    CertPayload, ExchangeType, Flags, Header, KePayload, Message, NoncePayload, NotifyPayload,
+    NotifyType, Payload, PayloadList, ProtocolId, SaPayload,
 };
 use crate::ike::crypto::{DhGroup, DhPrivateKey, IkeKeys, IkeSuite};
 use crate::ike::endpoint::Ctx;
@@ -58,6 +60,13 @@ fn answer_notify(
     if let Ok(bytes) = msg.encode() {
         ctx.transmit(local, remote, bytes);
     }
+}
+
+/// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4), none if it sent none.
+fn peer_hashes(p: &[Payload]) -> SigHashes {
+    p.find_notify(NotifyType::SIGNATURE_HASH_ALGORITHMS)
+        .map(|n| SigHashes::from_notify(&n.data))
+        .unwrap_or_default()
 }
 
 impl IkeSa {
@@ -115,6 +124,12 @@ impl IkeSa {
             data: ke,
         }));
         payloads.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        if self.peer.uses_signatures() {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                signature::hashes_notify_data(),
+            )));
+        }
         // 2.23: always offered; the response's tell whether to float.
         let fake = self.peer.nat.encap;
         payloads.extend(nat::notifies(self.spi_i, 0, self.local, self.remote, fake));
@@ -243,6 +258,20 @@ impl IkeSa {
                 Payload::Nonce(NoncePayload { data: nr.clone() }),
             ],
         };
+        if let RemoteAuth::Certificate(tp) = &self.peer.remote_auth {
+            // 3.7: which CAs we trust, so the peer picks a certificate they issued.
+            reply.payloads.push(Payload::CertReq(CertPayload {
+                encoding: ENCODING_X509_SIGNATURE,
+                data: tp.certreq_data().to_vec(),
+            }));
+        }
+        if self.peer.uses_signatures() {
+            reply.payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                signature::hashes_notify_data(),
+            )));
+        }
+        self.peer_hashes = peer_hashes(p);
         if let Some(n) = detected {
             // Only to a peer that does NAT-T itself (it sent NAT-D).
             self.nat = n;
@@ -363,6 +392,7 @@ impl IkeSa {
             }
         };
         self.spi_r = header.spi_r;
+        self.peer_hashes = peer_hashes(p);
         self.ni = pending.ni;
         self.nr = nonce.data.clone();
         if !self.set_keys(ctx, algs, shared.as_bytes()) {

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{ct_eq, CryptoError, Prf};
+use crate::ike::crypto::{ct_eq, CryptoError, Prf};
 
 /// RFC 7296 2.15: the pad that turns a PSK into the AUTH key.
 const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
