@@ -88,6 +88,8 @@ scenario_run() {
     ip -n gw1 route show proto bird >"$LAB_LOGDIR/gw1-bird-routes.txt"
     start_capture gw1 t0 esp
     ping_ok host1 203.0.113.10 5
+    # tcpdump reads the capture ring a little behind the wire.
+    sleep 1
     local pcap
     pcap=$(stop_capture gw1 t0)
     assert_ge 10 "$(pcap_count "$pcap" esp)" "the pings (and BGP) as ESP on the uplink in the VRF"
