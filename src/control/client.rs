@@ -73,7 +73,7 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         debug: Option<String>,
         text: Option<String>,
         accounting: Option<Box<crate::accounting::AccountingView>>,
-        ike_stats: Option<super::proto::IkeStatsView>,
+        ike_stats: Option<Box<super::proto::IkeStatsView>>,
         pools: Option<Vec<crate::ike::PoolStats>>,
         reload: Option<Box<super::proto::ReloadView>>,
     }

@@ -250,7 +250,7 @@ pub enum Body {
         accounting: Box<crate::accounting::AccountingView>,
     },
     IkeStats {
-        ike_stats: IkeStatsView,
+        ike_stats: Box<IkeStatsView>,
     },
     Pools {
         pools: Vec<crate::ike::PoolStats>,

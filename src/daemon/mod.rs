@@ -686,7 +686,7 @@ impl Daemon {
                 peers: self.peer_views.clone(),
             }),
             Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
-                ike_stats: crate::control::ike_stats(&self.endpoint),
+                ike_stats: Box::new(crate::control::ike_stats(&self.endpoint)),
             }),
             Command::ShowPools {} => Response::ok(Body::Pools {
                 pools: self.endpoint.pool_stats(),
