@@ -233,17 +233,7 @@ impl Accounting {
         };
         let mut groups = HashMap::new();
         for name in used {
-            let servers = config
-                .radius
-                .group_servers(name)
-                .with_context(|| format!("no RADIUS group {name}"))?
-                .into_iter()
-                .map(|s| ServerSpec {
-                    name: s.name.clone(),
-                    addr: std::net::SocketAddr::new(s.address, s.acct_port),
-                    secret: s.key.expose().to_vec(),
-                })
-                .collect();
+            let servers = server_specs(config, name, |s| s.acct_port)?;
             let g = Group::new(servers, client.clone())
                 .with_context(|| format!("RADIUS group {name}"))?;
             groups.insert(name.clone(), g);
@@ -1098,6 +1088,26 @@ impl Task {
             refuses_when_full: self.refuse.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The transport's view of RADIUS group `name`: its servers in order, on the port `port`
+/// picks (accounting's or authentication's), for the shared client (`vpnd_radius::Group`).
+pub(crate) fn server_specs(
+    config: &Config,
+    name: &str,
+    port: impl Fn(&crate::config::RadiusServer) -> u16,
+) -> Result<Vec<ServerSpec>> {
+    Ok(config
+        .radius
+        .group_servers(name)
+        .with_context(|| format!("no RADIUS group {name}"))?
+        .into_iter()
+        .map(|s| ServerSpec {
+            name: s.name.clone(),
+            addr: std::net::SocketAddr::new(s.address, port(s)),
+            secret: s.key.expose().to_vec(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

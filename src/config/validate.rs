@@ -2011,42 +2011,8 @@ impl Ctx {
     /// non-blocking, a regular file of at most [`MAX_PEM_FILE`] bytes; a `secret` one (a
     /// private key) must not be readable or writable by other users.
     fn pem_file(&mut self, s: &Str, field: &str, secret: bool) -> Option<Vec<u8>> {
-        use std::io::Read;
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-        let path = self.path_of(s);
-        let read = || -> Result<Vec<u8>, String> {
-            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(&path)
-                .map_err(cannot)?;
-            let meta = file.metadata().map_err(cannot)?;
-            if !meta.is_file() {
-                return Err(format!("{} is not a regular file", path.display()));
-            }
-            let mode = meta.mode() & 0o7777;
-            if secret && mode & 0o006 != 0 {
-                return Err(format!(
-                    "{} is open to every user (mode {mode:04o}): chmod o-rw it",
-                    path.display()
-                ));
-            }
-            let mut bytes = Vec::new();
-            (&mut file)
-                .take(MAX_PEM_FILE as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(cannot)?;
-            if bytes.len() > MAX_PEM_FILE {
-                return Err(format!(
-                    "{} is longer than {MAX_PEM_FILE} bytes",
-                    path.display()
-                ));
-            }
-            Ok(bytes)
-        };
-        match read() {
-            Ok(b) => Some(b),
+        match read_guarded(&self.path_of(s), MAX_PEM_FILE, secret) {
+            Ok((b, ..)) => Some(b.to_vec()),
             Err(m) => {
                 self.err(s.referenced, field, m);
                 None
@@ -2281,54 +2247,22 @@ impl Ctx {
     /// hangs the check), it must be a regular file that other users can neither read nor
     /// write, of at most [`MAX_PSK_FILE`] bytes; a warning when its group can read it.
     fn psk_file(&mut self, pf: &Str, field: &str) -> Option<Secret> {
-        use std::io::Read;
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let raw = PathBuf::from(pf.value.trim());
         let path = if raw.is_absolute() {
             raw
         } else {
             self.dir.join(raw)
         };
-        // The key, and the file's mode, uid and gid.
-        type KeyFile = (zeroize::Zeroizing<Vec<u8>>, u32, u32, u32);
-        let read = || -> Result<KeyFile, String> {
-            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(&path)
-                .map_err(cannot)?;
-            let meta = file.metadata().map_err(cannot)?;
-            if !meta.is_file() {
-                return Err(format!(
-                    "{} is not a regular file (a key file holds the key and nothing else)",
-                    path.display()
-                ));
-            }
-            let mode = meta.mode() & 0o7777;
-            if mode & 0o006 != 0 {
-                return Err(format!(
-                    "{} is {} by every user (mode {mode:04o}): chmod o-rw it",
-                    path.display(),
-                    if mode & 0o004 != 0 {
-                        "readable"
-                    } else {
-                        "writable"
-                    }
-                ));
-            }
-            let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_PSK_FILE + 1));
-            (&mut file)
-                .take(MAX_PSK_FILE as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(cannot)?;
-            if bytes.len() > MAX_PSK_FILE {
-                return Err(format!(
-                    "{} is longer than {MAX_PSK_FILE} bytes: not a key file",
-                    path.display()
-                ));
-            }
-            Ok((bytes, mode, meta.uid(), meta.gid()))
+        let read = || {
+            read_guarded(&path, MAX_PSK_FILE, true).map_err(|m| {
+                if m.ends_with("is not a regular file") {
+                    format!("{m} (a key file holds the key and nothing else)")
+                } else if m.contains("is longer than") {
+                    format!("{m}: not a key file")
+                } else {
+                    m
+                }
+            })
         };
         match read() {
             Err(m) => {
@@ -2719,4 +2653,46 @@ enum Method {
     Psk,
     Pubkey,
     Eap,
+}
+
+/// A file's bytes with its mode, uid and gid, read without blocking on a FIFO or taking a
+/// terminal (O_NONBLOCK, O_NOCTTY): a regular file of at most `max` bytes; a `secret` one
+/// (a key) must be neither readable nor writable by other users. Errors are whole messages.
+/// A file's bytes, mode, uid and gid.
+type GuardedFile = (zeroize::Zeroizing<Vec<u8>>, u32, u32, u32);
+
+fn read_guarded(path: &Path, max: usize, secret: bool) -> Result<GuardedFile, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if secret && mode & 0o006 != 0 {
+        return Err(format!(
+            "{} is {} by every user (mode {mode:04o}): chmod o-rw it",
+            path.display(),
+            if mode & 0o004 != 0 {
+                "readable"
+            } else {
+                "writable"
+            }
+        ));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(max.min(64 * 1024) + 1));
+    (&mut file)
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > max {
+        return Err(format!("{} is longer than {max} bytes", path.display()));
+    }
+    Ok((bytes, mode, meta.uid(), meta.gid()))
 }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use vpnd_radius::{AccessAnswer, AccessRequest, ClientConfig, Group, ServerSpec};
+use vpnd_radius::{AccessAnswer, AccessRequest, ClientConfig, Group};
 
 use crate::config::Config;
 use crate::escape::peer_text;
@@ -57,17 +57,7 @@ impl Relay {
             let g = match by_group.get(name) {
                 Some(g) => g.clone(),
                 None => {
-                    let servers = config
-                        .radius
-                        .group_servers(name)
-                        .with_context(|| format!("no RADIUS group {name}"))?
-                        .into_iter()
-                        .map(|s| ServerSpec {
-                            name: s.name.clone(),
-                            addr: std::net::SocketAddr::new(s.address, s.auth_port),
-                            secret: s.key.expose().to_vec(),
-                        })
-                        .collect();
+                    let servers = crate::accounting::server_specs(config, name, |s| s.auth_port)?;
                     let g = Group::new(servers, client.clone())
                         .with_context(|| format!("RADIUS authentication group {name}"))?;
                     by_group.insert(name.clone(), g.clone());
