@@ -1964,6 +1964,62 @@ fn without_a_nat_nothing_floats_and_nothing_is_encapsulated() {
     assert_eq!(keepalives(&p.a_out) + keepalives(&p.b_out), 0);
 }
 
+/// strongSwan floats IKE to 4500 at IKE_AUTH even without a NAT (RFC 7296 2.23 lets an
+/// initiator): the responder answers where each request came from (2.11) and keeps talking
+/// there; with no NAT nothing is encapsulated.
+#[test]
+fn a_responder_follows_an_initiators_float_without_a_nat() {
+    let mut p = site_pair(&GCM, &GCM, &["aes256gcm16"]);
+    p.a.initiate(p.now, "b", addr(A)).unwrap();
+    let (a4500, b4500) = (addr("192.0.2.1:4500"), addr("192.0.2.2:4500"));
+    // IKE_SA_INIT is exchange type 34, the 19th octet of the header (RFC 7296 3.1).
+    let init = |d: &[u8]| d.get(18) == Some(&34);
+    let mut from_b = Vec::new();
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(o) = p.a.poll_output() {
+            moved = true;
+            match o {
+                Output::Transmit(t) if init(&t.data) => {
+                    p.b.handle_datagram(p.now, t.remote, t.local, &t.data)
+                }
+                Output::Transmit(t) => p.b.handle_datagram(p.now, b4500, a4500, &t.data),
+                other => p.a_out.push(other),
+            }
+        }
+        while let Some(o) = p.b.poll_output() {
+            moved = true;
+            match o {
+                Output::Transmit(t) => {
+                    from_b.push((init(&t.data), t.local, t.remote));
+                    p.a.handle_datagram(p.now, t.remote, t.local, &t.data);
+                }
+                other => p.b_out.push(other),
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(Pair::ups(&p.a_out) + Pair::ups(&p.b_out), 2, "both up");
+    let after_init: Vec<_> = from_b.iter().filter(|(i, ..)| !i).collect();
+    assert!(!after_init.is_empty());
+    for (_, local, remote) in after_init {
+        assert_eq!(
+            (*local, *remote),
+            (b4500, a4500),
+            "B answered where A asked from"
+        );
+    }
+    let sa = p.b.sas().next().unwrap();
+    assert_eq!((sa.local, sa.remote), (b4500, a4500));
+    assert!(!sa.nat.in_use());
+    assert!(
+        Pair::installs(&p.b_out)[0].encap.is_none(),
+        "no NAT: plain ESP"
+    );
+}
+
 #[test]
 fn only_the_side_behind_the_nat_sends_keepalives_when_quiet() {
     let mut p = nat_pair();

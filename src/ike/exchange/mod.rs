@@ -56,7 +56,8 @@ impl IkeSa {
     /// Children follow: the kernel's outbound SA takes the new port, or (the peer's address
     /// changed, which the kernel cannot update in place) the child is rekeyed.
     pub(crate) fn follow(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
-        if !self.nat.in_use() || (local == self.local && remote == self.remote) {
+        let moved = local != self.local || remote != self.remote;
+        if !moved || !(self.nat.in_use() || self.floated_without_nat(local, remote)) {
             return;
         }
         let from = self.remote;
@@ -93,6 +94,17 @@ impl IkeSa {
         for id in rekey {
             self.queue_task(ctx, Task::RekeyChild(id));
         }
+    }
+
+    /// The initiator moved to our NAT-T port with no NAT between us: same addresses, new
+    /// ports. RFC 7296 2.23 lets an initiator use 4500 regardless of NAT (strongSwan does),
+    /// and 2.11 wants each response sent where its request came from.
+    fn floated_without_nat(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.role == super::sa::Role::Responder
+            && local.ip() == self.local.ip()
+            && remote.ip() == self.remote.ip()
+            && local.port() == self.peer.nat.local_port
+            && local.port() != self.local.port()
     }
 
     /// Opens a protected message: an SK payload at once, an SKF payload (RFC 7383 2.6) into
@@ -262,8 +274,10 @@ impl IkeSa {
         }
         self.last_heard = ctx.now;
         // The responder follows the initiator's float to the NAT-T port (it may itself be
-        // the NATed one, so any NAT-T use counts), and either end follows a NATed peer.
-        if self.nat.remote || (self.nat.in_use() && self.established.is_none()) {
+        // the NATed one, so any NAT-T use counts; or there is no NAT at all and the
+        // initiator floated anyway), and either end follows a NATed peer.
+        let floated = self.nat.in_use() || self.floated_without_nat(local, remote);
+        if self.nat.remote || (floated && self.established.is_none()) {
             self.follow(ctx, local, remote);
         }
         // A request other than its Delete on a standby successor: the peer uses it, so it
