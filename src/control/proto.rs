@@ -59,10 +59,9 @@ impl Filter {
                 .ivrf
                 .as_ref()
                 .map_or(true, |v| Some(v) == s.key.ivrf.as_ref())
-            && self
-                .username
-                .as_ref()
-                .map_or(true, |u| Some(u.as_str()) == s.phase1_id.as_deref())
+            && self.username.as_ref().map_or(true, |u| {
+                Some(u.as_str()) == s.username() || Some(u.as_str()) == s.phase1_id.as_deref()
+            })
     }
 }
 

@@ -73,12 +73,10 @@ fn session(out: &mut String, s: &SessionView, detail: bool) {
             s.phase1_id.as_deref().unwrap_or(NONE)
         );
         // A remote-access client: its user and the address it was given (IOS Easy VPN).
+        if let Some(u) = s.username() {
+            let _ = writeln!(out, "  Username: {u}");
+        }
         if let Some(a) = s.assigned_ip {
-            let _ = writeln!(
-                out,
-                "  Username: {}",
-                s.phase1_id.as_deref().unwrap_or(NONE)
-            );
             let _ = writeln!(out, "  Assigned address: {a}");
         }
     } else {
@@ -167,8 +165,8 @@ pub fn status_letters(s: Status) -> &'static str {
 }
 
 /// `show crypto session brief`: one line per session, grouped by ivrf, as IOS lays it out.
-/// `Username` is a remote-access client's identity (a session with an assigned address),
-/// empty for site-to-site peers; `Uptime` counts from the session's first IPsec
+/// `Username` is a remote-access client's user (its EAP identity, else the identity of a
+/// client given an address), empty for site-to-site peers; `Uptime` counts from the session's first IPsec
 /// SA pair (`hh:mm:ss`, or `NdHHh` past a day, as IOS abbreviates), `-` while it has none.
 pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
     let mut out = String::from(
@@ -195,7 +193,7 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
                 "{:<15} {:<12} {:<15} {:<24} {:<8} {}",
                 s.key.peer.ip(),
                 s.interface.as_deref().unwrap_or("-"),
-                s.assigned_ip.and(s.phase1_id.as_deref()).unwrap_or(""),
+                s.username().unwrap_or(""),
                 s.phase1_id.as_deref().unwrap_or("-"),
                 uptime,
                 status_letters(s.status)
@@ -939,6 +937,32 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
         );
         let detail = crypto_session(&[s], true);
         assert!(detail.contains("  Phase1_id: joe@cclient\n  Username: joe@cclient\n  Assigned address: 203.0.113.200\n"), "{detail}");
+    }
+
+    /// An EAP client's user is its EAP identity, not its IKE identity (Windows sends its
+    /// address as IDi); a client and its user found by `username` either way.
+    #[test]
+    fn an_eap_client_shows_its_eap_user() {
+        let mut s = session("192.0.2.30:4500");
+        s.phase1_id = Some("192.0.2.30".into());
+        s.user = Some(crate::session::model::SessionUser {
+            username: "joe@cclient".into(),
+            class: vec![],
+            radius_server: "r1".into(),
+        });
+        let brief = crypto_session_brief(std::slice::from_ref(&s), 1010);
+        assert!(
+            brief.contains("192.0.2.30      -            joe@cclient     192.0.2.30 "),
+            "{brief}"
+        );
+        let detail = crypto_session(std::slice::from_ref(&s), true);
+        assert!(detail.contains("  Username: joe@cclient\n"), "{detail}");
+        assert!(!detail.contains("Assigned address"), "{detail}");
+        let f = |u: &str| crate::control::proto::Filter {
+            username: Some(u.into()),
+            ..Default::default()
+        };
+        assert!(f("joe@cclient").matches(&s) && !f("ann@cclient").matches(&s));
     }
 
     #[test]

@@ -236,6 +236,17 @@ pub struct SessionView {
     pub assigned_ip: Option<IpAddr>,
 }
 
+impl SessionView {
+    /// The user of a remote-access session (IOS `Username`): the EAP user, else the IKE
+    /// identity of a client that was given an address; None for a site-to-site peer.
+    pub fn username(&self) -> Option<&str> {
+        match &self.user {
+            Some(u) => Some(&u.username),
+            None => self.assigned_ip.and(self.phase1_id.as_deref()),
+        }
+    }
+}
+
 /// One configured peer as `show crypto isakmp peer` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerView {
