@@ -418,8 +418,7 @@ fn the_profile_is_chosen_by_identity_and_a_stranger_is_refused() {
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
-        reasons[0].contains("no peer or profile takes identity")
-            && reasons[0].contains("mallory@elsewhere"),
+        reasons[0].contains("is not the configured") && reasons[0].contains("mallory@elsewhere"),
         "{reasons:?}"
     );
     assert!(

@@ -49,8 +49,17 @@ impl IkeSa {
                 self.peer = p;
                 Ok(())
             }
+            // As a wrong identity for one peer (typed, counted): what the entry chosen by
+            // address wants, escaped.
             None => Err(Refusal::AuthFailed(
-                format!("no peer or profile takes identity {id:?} from {from}").into(),
+                crate::ike::auth::AuthRefusal::WrongIdentity {
+                    got: crate::ike::auth::identity_text(id),
+                    want: match (&self.peer.remote_id, &self.peer.remote_access.identity) {
+                        (Some(w), _) => crate::ike::auth::identity_text(w),
+                        (None, Some(p)) => crate::escape::peer_text(p.as_str()),
+                        (None, None) => "any".into(),
+                    },
+                },
             )),
         }
     }
