@@ -425,6 +425,9 @@ fn the_profile_is_chosen_by_identity_and_a_stranger_is_refused() {
         reasons[1].contains("does not verify with the PSK"),
         "{reasons:?}"
     );
+    // Both counted as authentication refusals of their kind (`show crypto isakmp stats`).
+    let refused = &lan.gw.auth_stats().refused;
+    assert_eq!(refused.get("wrong_identity"), Some(&1), "{refused:?}");
     assert_eq!(lan.pool("staffpool").in_use, 1);
     lan.check();
 }

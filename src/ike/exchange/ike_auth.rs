@@ -391,6 +391,10 @@ impl IkeSa {
             {
                 let id = idi.identity.clone();
                 if let Err(r) = self.select_peer(ctx, &id) {
+                    // Counted with the other authentication refusals.
+                    if let Refusal::AuthFailed(a) = &r {
+                        ctx.auth_stats.count(a);
+                    }
                     refuse(self, ctx, r);
                     return;
                 }
