@@ -98,8 +98,6 @@ struct Daemon {
     front_vrfs: HashMap<String, String>,
     /// The configured VRF that holds each local IKE address, or none (the main table).
     local_vrfs: HashMap<IpAddr, Option<String>>,
-    /// The configured VRF names.
-    vrf_names: Vec<String>,
     /// Peers with an accounting method list.
     accounted: HashSet<String>,
     /// Static peers (`initiate`, `on-demand`), listed DOWN by `show crypto session` while
@@ -204,14 +202,7 @@ impl Daemon {
                 let PeerAddress::Single(remote) = p.remote else {
                     return None;
                 };
-                let info = PeerInfo {
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    fvrf: p.fvrf.clone(),
-                    ivrf: p.ivrf.clone(),
-                    dynamic: false,
-                    interface: p.interface.as_ref().map(|i| i.name.clone()),
-                };
+                let info = peer_info_of(p);
                 let flows = peers::peer_policy(p, config.local.nat_t_port)
                     .children
                     .iter()
@@ -242,17 +233,7 @@ impl Daemon {
         self.peer_info = config
             .peers
             .iter()
-            .map(|p| {
-                let info = PeerInfo {
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    fvrf: p.fvrf.clone(),
-                    ivrf: p.ivrf.clone(),
-                    dynamic: p.start == StartAction::Respond,
-                    interface: p.interface.as_ref().map(|i| i.name.clone()),
-                };
-                (p.name.clone(), info)
-            })
+            .map(|p| (p.name.clone(), peer_info_of(p)))
             .collect();
         self.peer_views = config
             .peers
@@ -295,13 +276,14 @@ impl Daemon {
 
     /// The configured VRF that holds local address `ip` (looked up once per address).
     fn vrf_of_local(&mut self, ip: IpAddr) -> Option<String> {
-        if self.vrf_names.is_empty() {
+        // `vrfs` needs a restart to change: the running ones are the start's.
+        let vrfs = &self.config.vrfs;
+        if vrfs.is_empty() {
             return None;
         }
-        let names = &self.vrf_names;
         self.local_vrfs
             .entry(ip)
-            .or_insert_with(|| vrf::of_address(ip, names.iter().map(String::as_str)))
+            .or_insert_with(|| vrf::of_address(ip, vrfs.keys().map(String::as_str)))
             .clone()
     }
 
@@ -853,6 +835,19 @@ impl Daemon {
     }
 }
 
+/// What sessions and `show` say of a configured peer (a respond-only one is IOS's dynamic
+/// crypto map).
+fn peer_info_of(p: &crate::config::PeerConfig) -> PeerInfo {
+    PeerInfo {
+        name: p.name.clone(),
+        description: p.description.clone(),
+        fvrf: p.fvrf.clone(),
+        ivrf: p.ivrf.clone(),
+        dynamic: p.start == StartAction::Respond,
+        interface: p.interface.as_ref().map(|i| i.name.clone()),
+    }
+}
+
 /// The local address a standing policy's template names towards `remote`: the configured
 /// address of its family (in the peer's front-door VRF when it has one), else the route's
 /// source (in that VRF), else none (the kernel then takes the route's source itself when
@@ -1083,7 +1078,6 @@ pub async fn run(
         interfaces: HashMap::new(),
         front_vrfs: HashMap::new(),
         local_vrfs: HashMap::new(),
-        vrf_names: config.vrfs.keys().cloned().collect(),
         static_peers: Vec::new(),
         accounted: HashSet::new(),
         retries: HashMap::new(),

@@ -388,16 +388,14 @@ impl IkeSa {
             crate::ike::sa::State::InitAnswered { eap: Some(_), .. }
         );
         if let (Some(idi), false) = (inner.id_i(), conversing) {
-            {
-                let id = idi.identity.clone();
-                if let Err(r) = self.select_peer(ctx, &id) {
-                    // Counted with the other authentication refusals.
-                    if let Refusal::AuthFailed(a) = &r {
-                        ctx.auth_stats.count(a);
-                    }
-                    refuse(self, ctx, r);
-                    return;
+            let id = idi.identity.clone();
+            if let Err(r) = self.select_peer(ctx, &id) {
+                // Counted with the other authentication refusals.
+                if let Refusal::AuthFailed(a) = &r {
+                    ctx.auth_stats.count(a);
                 }
+                refuse(self, ctx, r);
+                return;
             }
         }
         // EAP (2.16): its own task, eap.rs.
