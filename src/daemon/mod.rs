@@ -283,7 +283,9 @@ impl Daemon {
         }
         self.local_vrfs
             .entry(ip)
-            .or_insert_with(|| vrf::of_address(ip, vrfs.keys().map(String::as_str)))
+            .or_insert_with(|| {
+                vrf::of_address(ip, vrfs.keys().map(String::as_str)).map(str::to_string)
+            })
             .clone()
     }
 
@@ -860,7 +862,7 @@ fn standing_local(config: &Config, p: &crate::config::PeerConfig, remote: IpAddr
         .iter()
         .copied()
         .filter(|a| a.is_ipv4() == remote.is_ipv4())
-        .find(|a| fvrf.is_none() || vrf::of_address(*a, fvrf.into_iter()).as_deref() == fvrf)
+        .find(|a| fvrf.is_none() || vrf::of_address(*a, fvrf.into_iter()) == fvrf)
         .or_else(|| vrf::source_towards(remote, fvrf))
         .unwrap_or(if remote.is_ipv4() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -993,10 +995,7 @@ pub async fn run(
             })
             .collect()
     } else {
-        let held = |a: IpAddr| {
-            let v = vrf::of_address(a, fronts.iter().copied());
-            fronts.iter().copied().find(|f| Some(*f) == v.as_deref())
-        };
+        let held = |a: IpAddr| vrf::of_address(a, fronts.iter().copied());
         config
             .local
             .addresses

@@ -20,9 +20,9 @@ pub fn master_of(ifname: &str) -> Option<String> {
 }
 
 /// The VRF among `vrfs` that holds local address `ip`, if any.
-pub fn of_address<'a>(ip: IpAddr, mut vrfs: impl Iterator<Item = &'a str>) -> Option<String> {
+pub fn of_address<'a>(ip: IpAddr, mut vrfs: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let master = master_of(&super::iface::interface_of(ip)?)?;
-    vrfs.find(|v| *v == master).map(str::to_string)
+    vrfs.find(|v| *v == master)
 }
 
 /// Binds `s` to device `dev` (SO_BINDTODEVICE).
