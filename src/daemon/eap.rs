@@ -321,4 +321,57 @@ mod tests {
             Some(EapAnswer::Failure { .. })
         ));
     }
+
+    fn config(auth: std::net::SocketAddr) -> Config {
+        let yaml = format!(
+            "local:\n  addresses: [192.0.2.1]\n\
+             radius:\n  servers:\n    - {{ name: r1, address: {}, auth_port: {}, key: testing123 }}\n  timeout: 5s\n\
+             peers:\n  - name: rw\n    address: 192.0.2.2\n    psk: secret-0123\n    auth: {{ remote: eap-radius }}\n\
+             \x20   children:\n      - name: net\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
+            auth.ip(),
+            auth.port()
+        );
+        Config::from_str(&yaml, "/etc/vpnd/vpnd.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An Access-Request's User-Name (attribute 1).
+    async fn user_name(sock: &tokio::net::UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        let (n, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv_from(&mut buf))
+                .await
+                .expect("an Access-Request in time")
+                .unwrap();
+        assert_eq!(buf[0], 1, "Access-Request");
+        let mut i = 20;
+        while i + 2 <= n {
+            let (t, l) = (buf[i], buf[i + 1] as usize);
+            if t == 1 {
+                return buf[i + 2..i + l].to_vec();
+            }
+            i += l;
+        }
+        panic!("no User-Name");
+    }
+
+    #[tokio::test]
+    async fn a_reload_moves_an_access_request_under_way_to_the_new_server() {
+        let s1 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s2 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (mut r, _rx) = Relay::start(&config(s1.local_addr().unwrap())).unwrap();
+        assert!(r.relay(message(true)).is_none(), "sent, answered later");
+        assert_eq!(user_name(&s1).await, b"joe@cclient");
+        // r1 moved (5 s timeout: without the switch nothing reaches s2 in 2 s).
+        r.reconfigure(Plan::of(&config(s2.local_addr().unwrap())).unwrap())
+            .unwrap();
+        assert_eq!(user_name(&s2).await, b"joe@cclient");
+        // A reload without EAP peers: the peer has no group, refused at once.
+        let mut none = config(s2.local_addr().unwrap());
+        none.peers[0].auth_group = None;
+        r.reconfigure(Plan::of(&none).unwrap()).unwrap();
+        assert!(matches!(
+            r.relay(message(true)),
+            Some(EapAnswer::Failure { .. })
+        ));
+    }
 }
