@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::access::{self, AccessAnswer, AccessRequest, AnswerError, RequestError};
@@ -21,7 +21,7 @@ use crate::record::AccountingRecord;
 use crate::server::{self, Command, Request, ServerHandle};
 
 /// One accounting server.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerSpec {
     /// The name shown in statistics and errors.
     pub name: String,
@@ -41,7 +41,7 @@ impl fmt::Debug for ServerSpec {
 }
 
 /// Timers of the transport, the same for every server of a group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
     /// Wait for an answer to the first transmission (IOS `radius-server timeout`, 5 s).
     pub timeout: Duration,
@@ -157,82 +157,183 @@ pub struct ServerStats {
 
 /// An ordered list of accounting servers (IOS `aaa group server radius`). Cheap to clone;
 /// the server tasks stop when the last clone is dropped and their requests are done.
+///
+/// The list can be replaced while requests are under way ([`Group::reconfigure`], for a
+/// configuration reload): every clone sees the new list; a server kept as it was keeps its
+/// task (identifiers, requests in flight, counters); a request waiting on a server that
+/// left the list is sent again to the new list, where the new server's task gives it a new
+/// Identifier and Request Authenticator (as any retransmission does: its Acct-Delay-Time
+/// changed, RFC 2866 5.2); the other attributes, Acct-Session-Id and Class among them, stay.
 #[derive(Clone)]
 pub struct Group {
-    servers: Arc<[ServerHandle]>,
+    servers: Arc<watch::Sender<Servers>>,
 }
+
+type Servers = Arc<[Arc<ServerHandle>]>;
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.servers.iter().map(|s| (&s.name, s.addr)))
+            .entries(self.list().iter().map(|s| (s.name.clone(), s.addr)))
             .finish()
     }
+}
+
+/// How one server's part of a request ended.
+enum Tried {
+    Done(Result<server::Outcome, Failure>),
+    /// The server left the list while the request waited on it.
+    Removed,
+}
+
+fn check(servers: &[ServerSpec]) -> Result<(), Error> {
+    if servers.is_empty() {
+        return Err(Error::NoServers);
+    }
+    for (i, s) in servers.iter().enumerate() {
+        if s.secret.is_empty() {
+            return Err(Error::EmptySecret(s.name.clone()));
+        }
+        if servers[..i].iter().any(|o| o.name == s.name) {
+            return Err(Error::DuplicateName(s.name.clone()));
+        }
+    }
+    Ok(())
 }
 
 impl Group {
     /// Starts one task per server; call it inside a tokio runtime.
     pub fn new(servers: Vec<ServerSpec>, config: ClientConfig) -> Result<Group, Error> {
-        if servers.is_empty() {
-            return Err(Error::NoServers);
-        }
-        for (i, s) in servers.iter().enumerate() {
-            if s.secret.is_empty() {
-                return Err(Error::EmptySecret(s.name.clone()));
-            }
-            if servers[..i].iter().any(|o| o.name == s.name) {
-                return Err(Error::DuplicateName(s.name.clone()));
-            }
-        }
-        let handles: Vec<ServerHandle> = servers
+        check(&servers)?;
+        let handles: Vec<Arc<ServerHandle>> = servers
             .into_iter()
-            .map(|s| server::spawn(s, config.clone()))
+            .map(|s| Arc::new(server::spawn(s, config.clone())))
             .collect();
+        let (tx, _) = watch::channel(handles.into());
         Ok(Group {
-            servers: handles.into(),
+            servers: Arc::new(tx),
         })
     }
 
+    /// Replaces the servers (for every clone of this group). A server whose name, address,
+    /// secret and timers are unchanged keeps its task; the others get a new one, and the
+    /// old ones stop once no request uses them. Requests waiting on a server that is gone
+    /// move to the new list. A list that does not validate changes nothing.
+    pub fn reconfigure(&self, servers: Vec<ServerSpec>, config: ClientConfig) -> Result<(), Error> {
+        check(&servers)?;
+        let old = self.list();
+        let handles: Vec<Arc<ServerHandle>> = servers
+            .into_iter()
+            .map(
+                |s| match old.iter().find(|h| h.spec == s && h.config == config) {
+                    Some(h) => h.clone(),
+                    None => Arc::new(server::spawn(s, config.clone())),
+                },
+            )
+            .collect();
+        self.servers.send_replace(handles.into());
+        Ok(())
+    }
+
+    fn list(&self) -> Servers {
+        self.servers.borrow().clone()
+    }
+
     /// The servers to try, in order: those not marked dead; when all are dead, all.
-    fn order(&self) -> Vec<&ServerHandle> {
+    fn order(&self) -> Vec<Arc<ServerHandle>> {
         let now = Instant::now();
-        let alive: Vec<&ServerHandle> = self
-            .servers
+        let all = self.list();
+        let alive: Vec<Arc<ServerHandle>> = all
             .iter()
             .filter(|s| !s.state.borrow().is_dead(now))
+            .cloned()
             .collect();
         if alive.is_empty() {
-            self.servers.iter().collect()
+            all.to_vec()
         } else {
             alive
+        }
+    }
+
+    fn listed(&self, server: &Arc<ServerHandle>) -> bool {
+        self.servers.borrow().iter().any(|s| Arc::ptr_eq(s, server))
+    }
+
+    /// One server's part of a request; given up (the server task sees its caller gone and
+    /// frees the identifier) when the server leaves the list.
+    async fn try_server(
+        &self,
+        server: &Arc<ServerHandle>,
+        request: Request,
+        changes: &mut watch::Receiver<Servers>,
+    ) -> Tried {
+        let sent = send_to(server, request);
+        tokio::pin!(sent);
+        loop {
+            tokio::select! {
+                r = &mut sent => return Tried::Done(r),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Tried::Done(sent.await);
+                    }
+                    if !self.listed(server) {
+                        return Tried::Removed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries the servers in order with `request` until one answers; the list is taken
+    /// again from its start when the server being waited on leaves it.
+    async fn first_answer(
+        &self,
+        request: Request,
+        what: &str,
+    ) -> Result<(Arc<ServerHandle>, server::Outcome), Vec<Attempt>> {
+        let mut changes = self.servers.subscribe();
+        'list: loop {
+            let mut attempts = Vec::new();
+            for server in self.order() {
+                if !self.listed(&server) {
+                    continue;
+                }
+                match self
+                    .try_server(&server, request.clone(), &mut changes)
+                    .await
+                {
+                    Tried::Done(Ok(outcome)) => return Ok((server, outcome)),
+                    Tried::Done(Err(failure)) => {
+                        tracing::info!(server = %server.name, %failure, what, "RADIUS request failed over");
+                        attempts.push(Attempt {
+                            server: server.name.clone(),
+                            failure,
+                        });
+                    }
+                    Tried::Removed => {
+                        tracing::info!(server = %server.name, what,
+                            "RADIUS server removed by a reload: request sent to the new servers");
+                        continue 'list;
+                    }
+                }
+            }
+            return Err(attempts);
         }
     }
 
     /// Sends `record` to the first server that answers, in configured order, skipping the
     /// servers marked dead; when all are dead, all are tried in order all the same.
     pub async fn send(&self, record: &AccountingRecord) -> Result<Delivered, Error> {
+        let what = format!("accounting {}", record.acct_session_id.escape_debug());
         let record = Arc::new(record.clone());
-        let mut attempts = Vec::new();
-        for server in self.order() {
-            match send_to(server, Request::Accounting(record.clone())).await {
-                Ok(outcome) => {
-                    return Ok(Delivered {
-                        server: server.name.clone(),
-                        tries: outcome.tries,
-                        rtt: outcome.rtt,
-                    })
-                }
-                Err(failure) => {
-                    tracing::info!(server = %server.name, %failure,
-                        session = %record.acct_session_id, "accounting request failed over");
-                    attempts.push(Attempt {
-                        server: server.name.clone(),
-                        failure,
-                    });
-                }
-            }
+        match self.first_answer(Request::Accounting(record), &what).await {
+            Ok((server, outcome)) => Ok(Delivered {
+                server: server.name.clone(),
+                tries: outcome.tries,
+                rtt: outcome.rtt,
+            }),
+            Err(attempts) => Err(Error::Undelivered { attempts }),
         }
-        Err(Error::Undelivered { attempts })
     }
 
     /// Sends an Access-Request (these servers being on their authentication port) to the
@@ -245,40 +346,27 @@ impl Group {
     ) -> Result<(String, AccessAnswer), Error> {
         // Checked once here, so the server task only encodes what fits.
         request.encode(0, &[0; 16], b"x")?;
+        let what = format!("access {}", request.user_name.escape_debug());
         let request = Arc::new(request.clone());
-        let mut attempts = Vec::new();
-        for server in self.order() {
-            match send_to(server, Request::Access(request.clone())).await {
-                Ok(outcome) => {
-                    let secret = &server.secret;
-                    return access::read_answer(
-                        &outcome.answer,
-                        &outcome.request_authenticator,
-                        secret,
-                    )
-                    .map(|a| (server.name.clone(), a))
-                    .map_err(|error| Error::Answer {
-                        server: server.name.clone(),
-                        error,
-                    });
-                }
-                Err(failure) => {
-                    tracing::info!(server = %server.name, %failure,
-                        user = %request.user_name.escape_debug(), "RADIUS Access-Request failed over");
-                    attempts.push(Attempt {
-                        server: server.name.clone(),
-                        failure,
-                    });
-                }
-            }
+        match self.first_answer(Request::Access(request), &what).await {
+            Ok((server, outcome)) => access::read_answer(
+                &outcome.answer,
+                &outcome.request_authenticator,
+                &server.spec.secret,
+            )
+            .map(|a| (server.name.clone(), a))
+            .map_err(|error| Error::Answer {
+                server: server.name.clone(),
+                error,
+            }),
+            Err(attempts) => Err(Error::Unanswered { attempts }),
         }
-        Err(Error::Unanswered { attempts })
     }
 
     /// The servers' counters, in configured order.
     pub fn stats(&self) -> Vec<ServerStats> {
         let now = Instant::now();
-        self.servers
+        self.list()
             .iter()
             .map(|s| {
                 let st = s.state.borrow();
@@ -313,7 +401,7 @@ impl Group {
 
     /// The servers' names, in configured order.
     pub fn server_names(&self) -> Vec<String> {
-        self.servers.iter().map(|s| s.name.clone()).collect()
+        self.list().iter().map(|s| s.name.clone()).collect()
     }
 }
 

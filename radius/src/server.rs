@@ -31,8 +31,10 @@ const IDS_KEPT_PER_REQUEST: usize = 4;
 pub(crate) struct ServerHandle {
     pub name: String,
     pub addr: SocketAddr,
-    /// For reading what an answer carries encrypted (MS-MPPE keys).
-    pub secret: Vec<u8>,
+    /// What the task was started with (its secret also reads what an answer carries
+    /// encrypted, MS-MPPE keys); a reload keeps the task only if both are unchanged.
+    pub spec: ServerSpec,
+    pub config: ClientConfig,
     pub tx: mpsc::Sender<Command>,
     pub state: watch::Receiver<ServerState>,
 }
@@ -102,7 +104,8 @@ pub(crate) fn spawn(spec: ServerSpec, config: ClientConfig) -> ServerHandle {
     let handle = ServerHandle {
         name: spec.name.clone(),
         addr: spec.addr,
-        secret: spec.secret.clone(),
+        spec: spec.clone(),
+        config: config.clone(),
         tx,
         state: state_rx,
     };

@@ -420,3 +420,101 @@ async fn group_configuration_errors() {
     let rec = record("x");
     is_send(&group.send(&rec));
 }
+
+/// Class (25) as sent.
+fn class(packet: &[u8]) -> Vec<Vec<u8>> {
+    common::attributes(packet)
+        .into_iter()
+        .filter(|(t, _)| *t == 25)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_removed_server_goes_to_the_new_list() {
+    let a = Fake::bind(SECRET).await; // never answers
+    let b = Fake::bind(b"another-secret").await;
+    // A long timeout: without the switch the request would wait on a for seconds.
+    let group = Group::new(vec![spec("a", a.addr())], fast(1000, 3, Duration::ZERO)).unwrap();
+    let rec = AccountingRecord {
+        class: vec![b"bill-me".to_vec()],
+        ..record("s-switch")
+    };
+    let send = tokio::spawn({
+        let (group, rec) = (group.clone(), rec.clone());
+        async move { group.send(&rec).await }
+    });
+    let (at_a, _) = a.recv().await;
+    let started = Instant::now();
+    let b_spec = ServerSpec {
+        secret: b"another-secret".to_vec(),
+        ..spec("b", b.addr())
+    };
+    group
+        .reconfigure(vec![b_spec], fast(1000, 3, Duration::ZERO))
+        .unwrap();
+    // Checked by b under its own secret: encoded anew for b, same session and Class.
+    let (at_b, from) = b.recv().await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "waited on a"
+    );
+    assert_eq!(common::session_id(&at_b), "s-switch");
+    assert_eq!(class(&at_b), class(&at_a));
+    assert_eq!(class(&at_b), vec![b"bill-me".to_vec()]);
+    assert_ne!(at_a[4..20], at_b[4..20], "a new Request Authenticator");
+    b.answer(&at_b, from).await;
+    let delivered = send.await.unwrap().unwrap();
+    assert_eq!((delivered.server.as_str(), delivered.tries), ("b", 1));
+    assert_eq!(group.server_names(), ["b"]);
+    // a's task gave the request up: no retransmission reaches it.
+    assert!(
+        a.quiet(Duration::from_millis(1500)).await,
+        "a got a retransmission"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_server_keeps_its_task_and_a_bad_list_changes_nothing() {
+    let a = Fake::bind(SECRET).await;
+    let b = Fake::bind(SECRET).await;
+    let cfg = fast(2000, 1, Duration::ZERO);
+    let group = Group::new(vec![spec("a", a.addr())], cfg.clone()).unwrap();
+    let send = tokio::spawn({
+        let (group, rec) = (group.clone(), record("s-keep"));
+        async move { group.send(&rec).await }
+    });
+    let (req, from) = a.recv().await;
+    // a stays as it was, b is added after it: the request in flight is not sent again.
+    group
+        .reconfigure(vec![spec("a", a.addr()), spec("b", b.addr())], cfg.clone())
+        .unwrap();
+    a.answer(&req, from).await;
+    let delivered = send.await.unwrap().unwrap();
+    assert_eq!((delivered.server.as_str(), delivered.tries), ("a", 1));
+    let stats = group.stats();
+    assert_eq!(
+        (
+            stats[0].name.as_str(),
+            stats[0].requests,
+            stats[0].responses
+        ),
+        ("a", 1, 1),
+        "a's counters survive"
+    );
+    assert_eq!((stats[1].name.as_str(), stats[1].requests), ("b", 0));
+    assert!(b.quiet(Duration::from_millis(100)).await);
+    // Refused: the running list stays.
+    assert_eq!(
+        group.reconfigure(vec![], cfg.clone()).unwrap_err(),
+        Error::NoServers
+    );
+    assert_eq!(group.server_names(), ["a", "b"]);
+    // A new secret is a new server task (its counters start again).
+    let changed = ServerSpec {
+        secret: b"new-secret".to_vec(),
+        ..spec("a", a.addr())
+    };
+    group.reconfigure(vec![changed], cfg).unwrap();
+    assert_eq!(group.stats()[0].requests, 0);
+}

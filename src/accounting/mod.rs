@@ -41,13 +41,14 @@
 //! Only after a crash: a record answered by the server but whose ack was not journalled yet
 //! is sent again (at-least-once, RFC 2866 gives a server no way to tell), and a session whose
 //! real Stop was delivered while its crash Stop's removal kept failing (disk full) may get
-//! both.
+//! both. And at a reload that removes a server whose answer is on its way: the record,
+//! moved to the new servers, reaches both.
 
 pub mod outbox;
 pub mod records;
 
 use crate::unix_now;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +116,7 @@ enum Event {
     Down(Box<SessionView>, Cause),
     Totals(Vec<(SessionKey, Counted)>),
     Show(oneshot::Sender<AccountingView>),
+    Reconfigure(Box<Plan>),
     Shutdown(Duration),
 }
 
@@ -140,6 +142,117 @@ struct Profile {
     copies: Vec<Vec<String>>,
     group_id: Option<String>,
     ivrf: Option<String>,
+}
+
+/// What a configuration asks of the accounting task, checked before anything changes (a
+/// reload is refused whole on an error): the peers' method lists and the server groups.
+pub struct Plan {
+    profiles: HashMap<String, Profile>,
+    /// The groups the method lists use, with their servers (Accounting-On/Off go to these).
+    used: BTreeMap<String, Vec<ServerSpec>>,
+    /// Every group of `radius.groups` with its servers: a session keeps the groups it
+    /// started with while they exist, even when no list names them any more.
+    all: BTreeMap<String, Vec<ServerSpec>>,
+    client: ClientConfig,
+    interim: Option<Duration>,
+    limit: usize,
+    send_vsas: bool,
+}
+
+/// Where a record goes whose groups are all gone from the configuration: IOS's default
+/// group `radius` (every server, unless the file defines a group by that name).
+const DEFAULT_GROUP: &str = "radius";
+
+impl Plan {
+    pub fn of(config: &Config) -> Result<Plan> {
+        let mut profiles = HashMap::new();
+        for p in &config.peers {
+            let Some(list_name) = &p.accounting else {
+                continue;
+            };
+            let list = config
+                .accounting
+                .lists
+                .get(list_name)
+                .with_context(|| format!("peer {}: no accounting list {list_name}", p.name))?;
+            let copies = if list.broadcast {
+                list.groups.iter().map(|g| vec![g.clone()]).collect()
+            } else {
+                vec![list.groups.clone()]
+            };
+            profiles.insert(
+                p.name.clone(),
+                Profile {
+                    mode: list.mode,
+                    copies,
+                    group_id: p.group.clone(),
+                    ivrf: p.ivrf.clone(),
+                },
+            );
+        }
+        let mut all = BTreeMap::new();
+        for name in config.radius.groups.keys() {
+            let servers = server_specs(config, name, |s| s.acct_port)?;
+            if servers.is_empty() {
+                continue;
+            }
+            all.insert(name.clone(), servers);
+        }
+        let mut used = BTreeMap::new();
+        for name in profiles.values().flat_map(|p| p.copies.iter().flatten()) {
+            let servers = all.get(name).with_context(|| {
+                format!("RADIUS group {name}: not configured, or without a server")
+            })?;
+            // The transport's own checks (non-empty secrets, unique names), now.
+            check_servers(name, servers)?;
+            used.insert(name.clone(), servers.clone());
+        }
+        Ok(Plan {
+            profiles,
+            used,
+            all,
+            client: ClientConfig {
+                timeout: config.radius.timeout,
+                retransmit: config.radius.retransmit,
+                dead_time: config.radius.dead_time,
+                ..ClientConfig::default()
+            },
+            interim: config.accounting.update_periodic,
+            limit: usize::try_from(config.accounting.outbox_limit).unwrap_or(usize::MAX),
+            send_vsas: config.radius.vsa_send_accounting,
+        })
+    }
+
+    /// Whether any peer has an accounting list (else the task need not run).
+    pub fn accounts(&self) -> bool {
+        !self.profiles.is_empty()
+    }
+
+    fn default_specs(&self) -> Option<&Vec<ServerSpec>> {
+        self.all.get(DEFAULT_GROUP)
+    }
+
+    fn default_group(&self) -> Result<Option<Group>> {
+        self.default_specs()
+            .map(|s| Group::new(s.clone(), self.client.clone()))
+            .transpose()
+            .context("RADIUS group radius")
+    }
+}
+
+pub(crate) fn check_servers(group: &str, servers: &[ServerSpec]) -> Result<()> {
+    for (i, s) in servers.iter().enumerate() {
+        if s.secret.is_empty() {
+            anyhow::bail!(
+                "RADIUS group {group}: server {} has an empty secret",
+                s.name
+            );
+        }
+        if servers[..i].iter().any(|o| o.name == s.name) {
+            anyhow::bail!("RADIUS group {group}: server {} is listed twice", s.name);
+        }
+    }
+    Ok(())
 }
 
 struct Active {
@@ -193,51 +306,19 @@ impl Accounting {
     /// `left_behind`: the counters of the SAs a previous run left in the kernel, read before
     /// anything removed them: the crash Stops of their sessions carry them.
     pub fn start(config: &Config, left_behind: &[SaCounters]) -> Result<Option<Accounting>> {
-        let mut profiles = HashMap::new();
-        for p in &config.peers {
-            let Some(list_name) = &p.accounting else {
-                continue;
-            };
-            let list = config
-                .accounting
-                .lists
-                .get(list_name)
-                .with_context(|| format!("peer {}: no accounting list {list_name}", p.name))?;
-            let copies = if list.broadcast {
-                list.groups.iter().map(|g| vec![g.clone()]).collect()
-            } else {
-                vec![list.groups.clone()]
-            };
-            profiles.insert(
-                p.name.clone(),
-                Profile {
-                    mode: list.mode,
-                    copies,
-                    group_id: p.group.clone(),
-                    ivrf: p.ivrf.clone(),
-                },
-            );
-        }
-        if profiles.is_empty() {
+        let plan = Plan::of(config)?;
+        if plan.profiles.is_empty() {
             return Ok(None);
         }
-        let used: BTreeSet<&String> = profiles
-            .values()
-            .flat_map(|p| p.copies.iter().flatten())
-            .collect();
-        let client = ClientConfig {
-            timeout: config.radius.timeout,
-            retransmit: config.radius.retransmit,
-            dead_time: config.radius.dead_time,
-            ..ClientConfig::default()
-        };
+        let client = plan.client.clone();
         let mut groups = HashMap::new();
-        for name in used {
-            let servers = server_specs(config, name, |s| s.acct_port)?;
-            let g = Group::new(servers, client.clone())
+        for (name, servers) in &plan.used {
+            let g = Group::new(servers.clone(), client.clone())
                 .with_context(|| format!("RADIUS group {name}"))?;
             groups.insert(name.clone(), g);
         }
+        let default = plan.default_group()?;
+        let Plan { profiles, .. } = plan;
         let journal = config.accounting.journal.clone();
         if let Some(dir) = journal.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -248,6 +329,7 @@ impl Accounting {
             &journal,
             limit,
             groups.clone(),
+            default,
             config.radius.timeout,
             results_tx,
         )
@@ -327,6 +409,14 @@ impl Accounting {
     /// be journalled (the outbox is full, or its journal cannot be written).
     pub fn admits_new_sessions(&self) -> bool {
         !self.refuse.load(Ordering::Relaxed) || self.can_account.load(Ordering::Relaxed)
+    }
+
+    /// A configuration reload: new sessions use the new method lists; running ones keep
+    /// the groups their Start went to (a Start on one server and the Stop on another
+    /// breaks billing) while those groups exist; the servers, secrets, ports and timers
+    /// of every group change at once, requests in flight included ([`Group::reconfigure`]).
+    pub fn reconfigure(&self, plan: Plan) {
+        self.send(Event::Reconfigure(Box::new(plan)));
     }
 
     /// The policy for new sessions while the outbox is full (`accounting.when_full` at
@@ -647,12 +737,95 @@ impl Task {
             Event::Show(reply) => {
                 let _ = reply.send(self.view());
             }
+            Event::Reconfigure(plan) => self.reconfigure(*plan),
             Event::Shutdown(grace) => {
                 self.nas_records(AcctStatus::AccountingOff);
                 return Some(grace);
             }
         }
         None
+    }
+
+    /// A reload's [`Plan`]. Groups are kept for the lists that use them and for the
+    /// records and running sessions that name them; a group gone from `radius.groups`
+    /// sends what it was sending, and its sessions' later records, to the default group
+    /// `radius` (the Stop is the bill: sent to the servers that remain rather than kept
+    /// forever or dropped), with a warning.
+    fn reconfigure(&mut self, plan: Plan) {
+        let mut named: BTreeSet<String> = self
+            .active
+            .values()
+            .flat_map(|a| a.identities.iter().flat_map(|i| i.groups.iter().cloned()))
+            .collect();
+        named.extend(self.outbox.records().flat_map(|r| r.groups.iter().cloned()));
+        named.extend(
+            self.waiting
+                .iter()
+                .flat_map(|w| w.records.iter().flat_map(|r| r.groups.iter().cloned())),
+        );
+        let mut groups = HashMap::new();
+        for (name, servers) in &plan.all {
+            if !plan.used.contains_key(name) && !named.contains(name) {
+                continue;
+            }
+            let g = match self.outbox.group(name) {
+                Some(g) => match g.reconfigure(servers.clone(), plan.client.clone()) {
+                    Ok(()) => g.clone(),
+                    Err(e) => {
+                        error!(group = %name, "accounting: RADIUS group not changed: {e}");
+                        g.clone()
+                    }
+                },
+                None => match Group::new(servers.clone(), plan.client.clone()) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        error!(group = %name, "accounting: RADIUS group not started: {e}");
+                        continue;
+                    }
+                },
+            };
+            groups.insert(name.clone(), g);
+        }
+        let default = match (self.outbox.default_group(), plan.default_specs()) {
+            (Some(g), Some(servers)) => {
+                if let Err(e) = g.reconfigure(servers.clone(), plan.client.clone()) {
+                    error!("accounting: RADIUS default group not changed: {e}");
+                }
+                Some(g.clone())
+            }
+            (None, Some(servers)) => Group::new(servers.clone(), plan.client.clone()).ok(),
+            (_, None) => None,
+        };
+        for (name, g) in self.outbox.groups() {
+            if groups.contains_key(name) {
+                continue;
+            }
+            let sessions = self
+                .active
+                .values()
+                .filter(|a| a.identities.iter().any(|i| i.groups.contains(name)))
+                .count();
+            if !named.contains(name) {
+                continue;
+            }
+            // Requests waiting on it move to the default's servers now.
+            match plan.default_specs() {
+                Some(servers) => {
+                    let _ = g.reconfigure(servers.clone(), plan.client.clone());
+                    warn!(group = %name, sessions, "accounting: RADIUS group removed by the reload: its queued records and its running sessions' later records go to the default group radius");
+                }
+                None => {
+                    error!(group = %name, sessions, "accounting: RADIUS group removed by the reload and no default group radius: its records stay in the journal until a server is configured");
+                }
+            }
+        }
+        self.outbox
+            .set_transport(groups, default, plan.client.timeout, plan.limit);
+        self.group_names = plan.used.keys().cloned().collect();
+        self.profiles = plan.profiles;
+        self.interim = plan.interim;
+        self.send_vsas = plan.send_vsas;
+        debug!(target: AAA, groups = ?self.group_names, "AAA: accounting reconfigured");
     }
 
     fn up(&mut self, v: &SessionView) {
@@ -1124,3 +1297,5 @@ mod schedule_tests {
 }
 #[cfg(test)]
 mod tests_loss;
+#[cfg(test)]
+mod tests_reload;

@@ -88,6 +88,8 @@ pub struct Outbox {
     /// Undelivered Interims per Acct-Session-Id.
     interims: HashMap<String, u32>,
     groups: HashMap<String, Group>,
+    /// For records none of whose groups is configured (`radius`, if there is one).
+    default: Option<Group>,
     results: mpsc::UnboundedSender<Outcome>,
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -109,6 +111,7 @@ impl Outbox {
         path: &Path,
         limit: usize,
         groups: HashMap<String, Group>,
+        default: Option<Group>,
         timeout: Duration,
         results: mpsc::UnboundedSender<Outcome>,
     ) -> Result<Outbox, JournalError> {
@@ -143,6 +146,7 @@ impl Outbox {
             held: HashSet::new(),
             interims,
             groups,
+            default,
             results,
             retry_at: None,
             backoff: BACKOFF_FIRST,
@@ -273,8 +277,40 @@ impl Outbox {
         }
     }
 
+    /// A reload's transport: the groups by name, the default, the first timeout and the
+    /// admission limit. Deliveries under way keep their group handles, which see the new
+    /// servers at once ([`Group::reconfigure`]).
+    pub fn set_transport(
+        &mut self,
+        groups: HashMap<String, Group>,
+        default: Option<Group>,
+        timeout: Duration,
+        limit: usize,
+    ) {
+        self.groups = groups;
+        self.default = default;
+        self.timeout = timeout;
+        self.limit = limit;
+        // Delivery starts again now, on the new servers.
+        self.retry_at = None;
+        self.backoff = BACKOFF_FIRST;
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (&String, &Group)> {
+        self.groups.iter()
+    }
+
+    pub fn default_group(&self) -> Option<&Group> {
+        self.default.as_ref()
+    }
+
     /// The groups a record goes to, in order; a record journalled for a group that is no
-    /// longer configured goes to every configured group instead (it must not stay stuck).
+    /// longer configured goes to the default group `radius`, or without one to every
+    /// configured group (it must not stay stuck).
     fn groups_for(&self, r: &AccountingRecord) -> Vec<(String, Group)> {
         let named: Vec<(String, Group)> = r
             .groups
@@ -283,6 +319,9 @@ impl Outbox {
             .collect();
         if !named.is_empty() {
             return named;
+        }
+        if let Some(d) = &self.default {
+            return vec![(super::DEFAULT_GROUP.to_string(), d.clone())];
         }
         let mut all: Vec<(String, Group)> = self
             .groups
@@ -513,6 +552,7 @@ mod tests {
             &dir.join("j"),
             100,
             HashMap::new(),
+            None,
             Duration::from_secs(2),
             tx,
         )
@@ -559,7 +599,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         std::mem::forget(rx); // the deliveries' outcomes are given by hand
         let path = dir.join("j");
-        let o = Outbox::open(&path, 100, HashMap::new(), Duration::from_secs(2), tx).unwrap();
+        let o = Outbox::open(&path, 100, HashMap::new(), None, Duration::from_secs(2), tx).unwrap();
         (o, path)
     }
 
@@ -648,7 +688,7 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let (tx, _rx) = mpsc::unbounded_channel();
         let timeout = Duration::from_secs(2);
-        let mut o = Outbox::open(&dir.join("j"), 10, HashMap::new(), timeout, tx).unwrap();
+        let mut o = Outbox::open(&dir.join("j"), 10, HashMap::new(), None, timeout, tx).unwrap();
         let t0 = Instant::now();
         assert_eq!(o.window(), WINDOW_FIRST);
         for _ in 0..WINDOW_FIRST - 1 {

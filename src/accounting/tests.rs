@@ -26,7 +26,7 @@ fn config(dir: &std::path::Path, server: SocketAddr, periodic: &str) -> Config {
     Config::from_str(&yaml, dir.join("t.yaml")).unwrap()
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(super) fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "vpnd-acct-{name}-{}-{}",
         std::process::id(),
@@ -38,9 +38,14 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn view(totals: Totals) -> SessionView {
+    view_of("192.0.2.2:500", totals)
+}
+
+/// Peer p1's session from `peer` (address:port).
+pub(super) fn view_of(peer: &str, totals: Totals) -> SessionView {
     SessionView {
         key: SessionKey {
-            peer: "192.0.2.2:500".parse().unwrap(),
+            peer: peer.parse().unwrap(),
             fvrf: None,
             ivrf: None,
         },
@@ -60,28 +65,28 @@ fn view(totals: Totals) -> SessionView {
 }
 
 /// One received Accounting-Request, its attributes by type (the last one of each type).
-struct Req {
+pub(super) struct Req {
     attrs: HashMap<u8, Vec<u8>>,
     /// Every Vendor-Specific attribute's value, in order.
     vsas: Vec<Vec<u8>>,
 }
 
 impl Req {
-    fn u32(&self, t: u8) -> Option<u32> {
+    pub(super) fn u32(&self, t: u8) -> Option<u32> {
         self.attrs
             .get(&t)
             .map(|v| u32::from_be_bytes(v[..4].try_into().unwrap()))
     }
-    fn status(&self) -> u32 {
+    pub(super) fn status(&self) -> u32 {
         self.u32(40).unwrap()
     }
-    fn session(&self) -> String {
+    pub(super) fn session(&self) -> String {
         String::from_utf8(self.attrs[&44].clone()).unwrap()
     }
 }
 
 /// Receives one request; answers it when `answer`.
-async fn recv(sock: &UdpSocket, answer: bool) -> Req {
+pub(super) async fn recv(sock: &UdpSocket, answer: bool) -> Req {
     let mut buf = [0u8; 4096];
     let (n, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
         .await

@@ -134,9 +134,6 @@ impl Config {
                         ));
                     }
                 }
-                if p.accounting.is_some() {
-                    d.restart.push(format!("peers[{}].accounting", p.name));
-                }
                 continue;
             };
             if old == p {
@@ -153,9 +150,6 @@ impl Config {
                     "peers[{}].{f}: changing it needs a restart",
                     p.name
                 ));
-            }
-            if updates.iter().any(|f| matches!(*f, "accounting" | "group")) {
-                d.restart.push(format!("peers[{}].accounting", p.name));
             }
             let mut why = why;
             if updates.contains(&"fvrf") {
@@ -186,8 +180,26 @@ impl Config {
         if self.dos != new.dos {
             d.live.push("dos");
         }
+        // Bound anew before the old endpoint stops; a bind failure keeps the old one.
+        if self.metrics != new.metrics {
+            d.live.push("metrics");
+        }
+        // The servers, secrets, ports and timers: the accounting and EAP clients switch
+        // with their requests in flight (`vpnd_radius::Group::reconfigure`).
+        if self.radius != new.radius {
+            d.live.push("radius");
+        }
         if self.accounting.when_full != new.accounting.when_full {
             d.live.push("accounting.when_full");
+        }
+        // Method lists, the Interim period and the outbox limit; the journal is the open
+        // file and stays (`restart_only`).
+        let (a, b) = (&self.accounting, &new.accounting);
+        if a.lists != b.lists
+            || a.update_periodic != b.update_periodic
+            || a.outbox_limit != b.outbox_limit
+        {
+            d.live.push("accounting");
         }
         d
     }
@@ -208,13 +220,9 @@ impl Config {
     pub fn effective(&self, mut new: Config) -> Config {
         new.local = self.local.clone();
         new.control = self.control.clone();
-        new.metrics = self.metrics.clone();
-        new.radius = self.radius.clone();
         new.vrfs = self.vrfs.clone();
         new.pools = self.pools.clone();
-        let when_full = new.accounting.when_full;
-        new.accounting = self.accounting.clone();
-        new.accounting.when_full = when_full;
+        new.accounting.journal = self.accounting.journal.clone();
         new
     }
 
@@ -228,14 +236,14 @@ impl Config {
         };
         check("local", self.local != new.local);
         check("control", self.control != new.control);
-        check("metrics", self.metrics != new.metrics);
-        check("radius", self.radius != new.radius);
         check("vrfs", self.vrfs != new.vrfs);
         // The engine's leases are counted against the pools it was given at start.
         check("pools", self.pools != new.pools);
-        let mut acct = new.accounting.clone();
-        acct.when_full = self.accounting.when_full;
-        check("accounting", self.accounting != acct);
+        // The outbox's open file, with what it still holds.
+        check(
+            "accounting.journal",
+            self.accounting.journal != new.accounting.journal,
+        );
         v
     }
 }
@@ -390,6 +398,9 @@ peers:
             "syslog:\n  servers: [{address: 192.0.2.20, port: 5514}]\nlocal:\n",
         );
         assert_eq!(d.live, vec!["syslog"]);
+        let d = diff("local:\n", "metrics:\n  listen: 127.0.0.1:9469\nlocal:\n");
+        assert_eq!(d.live, vec!["metrics"]);
+        assert!(d.restart.is_empty(), "{d:?}");
         // A new port or socket path: the running ones stay, the rest of the file applies.
         let old = load(BASE);
         let file = load(
@@ -425,5 +436,108 @@ peers:
             d.refused.iter().any(|r| r.contains("peers[new].interface")),
             "{d:?}"
         );
+    }
+
+    const AAA: &str = "
+local:
+  addresses: [192.0.2.1]
+radius:
+  servers:
+    - {name: r1, address: 192.0.2.10, key: radius-secret-1}
+    - {name: r2, address: 192.0.2.11, key: radius-secret-2}
+  groups:
+    g1: [r1]
+    g2: [r2]
+accounting:
+  journal: /tmp/vpnd-diff-test/acct.journal
+  lists:
+    l1: {mode: start-stop, groups: [g1]}
+    l2: {mode: start-stop, groups: [g2]}
+peers:
+  - name: keep
+    address: 192.0.2.2
+    psk: secret-0123-keep
+    accounting: l1
+    children:
+      - name: net
+        local_ts: [198.51.100.0/25]
+        remote_ts: [203.0.113.0/26]
+";
+
+    /// The reload of AAA with `from` replaced by `to` (once): the file applied, the diff.
+    fn aaa(from: &str, to: &str) -> (Config, ConfigDiff) {
+        assert!(AAA.contains(from), "{from}");
+        load(AAA).reload(load(&AAA.replacen(from, to, 1)))
+    }
+
+    #[test]
+    fn radius_and_accounting_apply_live_but_the_journal_waits() {
+        for (from, to) in [
+            ("key: radius-secret-1", "key: radius-secret-9"),
+            ("address: 192.0.2.10,", "address: 192.0.2.12,"),
+            ("address: 192.0.2.10,", "address: 192.0.2.10, acct_port: 1646,"),
+            ("    g2: [r2]\n", "    g2: [r2, r1]\n"),
+            ("    g2: [r2]\n", "    g2: [r2]\n  timeout: 2s\n"),
+            (
+                "    - {name: r2, address: 192.0.2.11, key: radius-secret-2}\n",
+                "    - {name: r2, address: 192.0.2.11, key: radius-secret-2}\n    - {name: r3, address: 192.0.2.13, key: radius-secret-3}\n",
+            ),
+        ] {
+            let (eff, d) = aaa(from, to);
+            assert_eq!(d.live, vec!["radius"], "{from:?} -> {to:?}: {d:?}");
+            assert!(d.restart.is_empty() && d.refused.is_empty() && d.peers.is_empty(), "{d:?}");
+            assert_eq!(eff.radius, load(&AAA.replacen(from, to, 1)).radius, "applied");
+        }
+        let (eff, d) = aaa(
+            "l2: {mode: start-stop, groups: [g2]}",
+            "l2: {mode: stop-only, groups: [g2]}",
+        );
+        assert_eq!(d.live, vec!["accounting"], "{d:?}");
+        assert!(d.restart.is_empty(), "{d:?}");
+        assert_eq!(
+            eff.accounting.lists["l2"].mode,
+            crate::config::AccountingMode::StopOnly
+        );
+        let (_, d) = aaa("  lists:\n", "  update_periodic: 10m\n  lists:\n");
+        assert_eq!(d.live, vec!["accounting"], "{d:?}");
+        // Removing a list no peer uses.
+        let (eff, d) = aaa("    l2: {mode: start-stop, groups: [g2]}\n", "");
+        assert_eq!(d.live, vec!["accounting"], "{d:?}");
+        assert!(!eff.accounting.lists.contains_key("l2"));
+        // The journal is the outbox's open file: kept until a restart, the rest applies.
+        let (eff, d) = aaa(
+            "journal: /tmp/vpnd-diff-test/acct.journal\n  lists:\n",
+            "journal: /tmp/vpnd-diff-test/other.journal\n  outbox_limit: 10\n  lists:\n",
+        );
+        assert_eq!(d.restart, vec!["accounting.journal"], "{d:?}");
+        assert_eq!(d.live, vec!["accounting"], "{d:?}");
+        assert_eq!(eff.accounting.journal, load(AAA).accounting.journal);
+        assert_eq!(eff.accounting.outbox_limit, 10);
+    }
+
+    #[test]
+    fn a_peers_accounting_list_or_group_is_updated_in_place() {
+        use PeerChange::*;
+        let (_, d) = aaa("    accounting: l1\n", "    accounting: l2\n");
+        assert_eq!(peer(&d, "keep"), Some(Update(vec!["accounting"])), "{d:?}");
+        assert!(
+            d.restart.is_empty() && d.refused.is_empty() && d.live.is_empty(),
+            "{d:?}"
+        );
+        let (_, d) = aaa("    accounting: l1\n", "");
+        assert_eq!(peer(&d, "keep"), Some(Update(vec!["accounting"])), "{d:?}");
+        let (_, d) = aaa(
+            "    accounting: l1\n",
+            "    accounting: l1\n    group: gold\n",
+        );
+        assert_eq!(peer(&d, "keep"), Some(Update(vec!["group"])), "{d:?}");
+        assert!(d.restart.is_empty(), "{d:?}");
+        // A new peer with a list starts accounted, no restart.
+        let (_, d) = aaa(
+            "  - name: keep\n",
+            "  - name: new\n    address: 192.0.2.5\n    psk: secret-0123-newp\n    accounting: l2\n    children:\n      - name: net\n        local_ts: [198.51.100.128/25]\n        remote_ts: [203.0.113.128/26]\n  - name: keep\n",
+        );
+        assert_eq!(peer(&d, "new"), Some(Added), "{d:?}");
+        assert!(d.restart.is_empty() && d.refused.is_empty(), "{d:?}");
     }
 }

@@ -214,6 +214,10 @@ pub struct ReloadView {
     pub live: Vec<String>,
     /// Sections that changed but keep their running values until vpnd restarts.
     pub restart_needed: Vec<String>,
+    /// Live parts that failed as they were applied (the metrics endpoint could not bind
+    /// its new address): their running values stay; the rest of the reload applied.
+    #[serde(default)]
+    pub not_applied: Vec<String>,
     /// The new file's warnings.
     pub warnings: Vec<ProblemView>,
 }

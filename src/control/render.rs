@@ -313,6 +313,7 @@ pub fn reload(r: &super::proto::ReloadView) -> String {
             "needs a restart (running values kept)",
             list(&r.restart_needed),
         ),
+        ("NOT applied (running values kept)", list(&r.not_applied)),
     ] {
         if !text.is_empty() {
             let _ = writeln!(out, "  {what}: {text}");

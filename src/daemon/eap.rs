@@ -8,13 +8,13 @@
 //! retransmits and failover, the engine refuses that client with AUTHENTICATION_FAILED,
 //! and nothing else is touched (other IKE SAs never wait on RADIUS).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use vpnd_radius::{AccessAnswer, AccessRequest, ClientConfig, Group};
+use vpnd_radius::{AccessAnswer, AccessRequest, ClientConfig, Group, ServerSpec};
 
 use crate::config::Config;
 use crate::escape::peer_text;
@@ -36,53 +36,94 @@ struct Conversation {
 pub(super) struct Relay {
     /// Per peer name, its group's client (shared by the peers of one group).
     groups: HashMap<String, Group>,
+    /// Per group name, its client.
+    by_group: HashMap<String, Group>,
     nas_ip: Option<IpAddr>,
     conversations: HashMap<IkeSaId, Conversation>,
     tx: mpsc::UnboundedSender<Answered>,
 }
 
-impl Relay {
-    /// The relay for every peer with `auth: {remote: eap-radius}`; None if there is none.
-    pub fn start(config: &Config) -> Result<Option<(Relay, mpsc::UnboundedReceiver<Answered>)>> {
-        let client = ClientConfig {
-            timeout: config.radius.timeout,
-            retransmit: config.radius.retransmit,
-            dead_time: config.radius.dead_time,
-            ..ClientConfig::default()
-        };
-        let mut by_group: HashMap<String, Group> = HashMap::new();
-        let mut groups = HashMap::new();
+/// The authentication groups a configuration asks for, checked before a reload changes
+/// anything: each group's servers (on their authentication port) and each EAP peer's group.
+pub(super) struct Plan {
+    groups: BTreeMap<String, Vec<ServerSpec>>,
+    peers: HashMap<String, String>,
+    client: ClientConfig,
+}
+
+impl Plan {
+    pub fn of(config: &Config) -> Result<Plan> {
+        let mut groups = BTreeMap::new();
+        let mut peers = HashMap::new();
         for p in &config.peers {
             let Some(name) = &p.auth_group else { continue };
-            let g = match by_group.get(name) {
-                Some(g) => g.clone(),
-                None => {
-                    let servers = crate::accounting::server_specs(config, name, |s| s.auth_port)?;
-                    let g = Group::new(servers, client.clone())
-                        .with_context(|| format!("RADIUS authentication group {name}"))?;
-                    by_group.insert(name.clone(), g.clone());
-                    g
+            if !groups.contains_key(name) {
+                let servers = crate::accounting::server_specs(config, name, |s| s.auth_port)?;
+                if servers.is_empty() {
+                    anyhow::bail!("RADIUS authentication group {name} has no server");
                 }
-            };
-            groups.insert(p.name.clone(), g);
+                crate::accounting::check_servers(name, &servers)?;
+                groups.insert(name.clone(), servers);
+            }
+            peers.insert(p.name.clone(), name.clone());
         }
-        if groups.is_empty() {
-            return Ok(None);
-        }
+        Ok(Plan {
+            groups,
+            peers,
+            client: ClientConfig {
+                timeout: config.radius.timeout,
+                retransmit: config.radius.retransmit,
+                dead_time: config.radius.dead_time,
+                ..ClientConfig::default()
+            },
+        })
+    }
+}
+
+impl Relay {
+    /// The relay for the peers with `auth: {remote: eap-radius}` (none yet is fine: a
+    /// reload may add some).
+    pub fn start(config: &Config) -> Result<(Relay, mpsc::UnboundedReceiver<Answered>)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let nas_ip = config
             .local
             .nas_ip
             .or_else(|| config.local.addresses.first().copied());
-        Ok(Some((
-            Relay {
-                groups,
-                nas_ip,
-                conversations: HashMap::new(),
-                tx,
-            },
-            rx,
-        )))
+        let mut relay = Relay {
+            groups: HashMap::new(),
+            by_group: HashMap::new(),
+            nas_ip,
+            conversations: HashMap::new(),
+            tx,
+        };
+        relay.reconfigure(Plan::of(config)?)?;
+        Ok((relay, rx))
+    }
+
+    /// A reload's groups: a group kept by name changes its servers in place (requests
+    /// under way included, see `vpnd_radius::Group::reconfigure`); a conversation whose
+    /// server left goes on with the next one, which rejects what it has no State for.
+    pub fn reconfigure(&mut self, plan: Plan) -> Result<()> {
+        let mut by_group = HashMap::new();
+        for (name, servers) in plan.groups {
+            let g = match self.by_group.get(&name) {
+                Some(g) => {
+                    g.reconfigure(servers, plan.client.clone())
+                        .with_context(|| format!("RADIUS authentication group {name}"))?;
+                    g.clone()
+                }
+                None => Group::new(servers, plan.client.clone())
+                    .with_context(|| format!("RADIUS authentication group {name}"))?,
+            };
+            by_group.insert(name, g);
+        }
+        self.groups = plan
+            .peers
+            .into_iter()
+            .filter_map(|(peer, g)| Some((peer, by_group.get(&g)?.clone())))
+            .collect();
+        self.by_group = by_group;
+        Ok(())
     }
 
     /// Sends the client's EAP message to RADIUS; the answer arrives on the channel. A peer
@@ -191,6 +232,7 @@ mod tests {
         let (tx, _rx) = mpsc::unbounded_channel();
         Relay {
             groups: HashMap::new(),
+            by_group: HashMap::new(),
             nas_ip: None,
             conversations: HashMap::new(),
             tx,
@@ -274,6 +316,59 @@ mod tests {
             matches!(a, EapAnswer::Failure { why, .. } if why.contains("no RADIUS authentication server answered"))
         );
         // A peer without a group (cannot be configured) fails at once.
+        assert!(matches!(
+            r.relay(message(true)),
+            Some(EapAnswer::Failure { .. })
+        ));
+    }
+
+    fn config(auth: std::net::SocketAddr) -> Config {
+        let yaml = format!(
+            "local:\n  addresses: [192.0.2.1]\n\
+             radius:\n  servers:\n    - {{ name: r1, address: {}, auth_port: {}, key: testing123 }}\n  timeout: 5s\n\
+             peers:\n  - name: rw\n    address: 192.0.2.2\n    psk: secret-0123\n    auth: {{ remote: eap-radius }}\n\
+             \x20   children:\n      - name: net\n        local_ts: [10.1.0.0/16]\n        remote_ts: [10.2.0.0/16]\n",
+            auth.ip(),
+            auth.port()
+        );
+        Config::from_str(&yaml, "/etc/vpnd/vpnd.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An Access-Request's User-Name (attribute 1).
+    async fn user_name(sock: &tokio::net::UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        let (n, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv_from(&mut buf))
+                .await
+                .expect("an Access-Request in time")
+                .unwrap();
+        assert_eq!(buf[0], 1, "Access-Request");
+        let mut i = 20;
+        while i + 2 <= n {
+            let (t, l) = (buf[i], buf[i + 1] as usize);
+            if t == 1 {
+                return buf[i + 2..i + l].to_vec();
+            }
+            i += l;
+        }
+        panic!("no User-Name");
+    }
+
+    #[tokio::test]
+    async fn a_reload_moves_an_access_request_under_way_to_the_new_server() {
+        let s1 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s2 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (mut r, _rx) = Relay::start(&config(s1.local_addr().unwrap())).unwrap();
+        assert!(r.relay(message(true)).is_none(), "sent, answered later");
+        assert_eq!(user_name(&s1).await, b"joe@cclient");
+        // r1 moved (5 s timeout: without the switch nothing reaches s2 in 2 s).
+        r.reconfigure(Plan::of(&config(s2.local_addr().unwrap())).unwrap())
+            .unwrap();
+        assert_eq!(user_name(&s2).await, b"joe@cclient");
+        // A reload without EAP peers: the peer has no group, refused at once.
+        let mut none = config(s2.local_addr().unwrap());
+        none.peers[0].auth_group = None;
+        r.reconfigure(Plan::of(&none).unwrap()).unwrap();
         assert!(matches!(
             r.relay(message(true)),
             Some(EapAnswer::Failure { .. })

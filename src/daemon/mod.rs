@@ -1100,12 +1100,10 @@ pub async fn run(
         config: config.clone(),
     };
     d.configure_peers(&config);
-    let mut eap_rx = match eap::Relay::start(&config).context("starting the EAP relay")? {
-        Some((relay, rx)) => {
-            d.eap = Some(relay);
-            Some(rx)
-        }
-        None => None,
+    let mut eap_rx = {
+        let (relay, rx) = eap::Relay::start(&config).context("starting the EAP relay")?;
+        d.eap = Some(relay);
+        Some(rx)
     };
     let (control_tx, mut control_rx) = mpsc::channel::<crate::control::server::Request>(64);
     crate::control::server::start(&config.control, control_tx)

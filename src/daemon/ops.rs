@@ -56,6 +56,28 @@ impl Ops {
         Ok(())
     }
 
+    /// A reload's `metrics:`: the new endpoint is bound first; if that fails the old one
+    /// keeps serving (the error says why), else the old one stops.
+    pub fn reload_metrics(
+        &mut self,
+        config: &Option<crate::config::MetricsConfig>,
+        accounting: Option<&Accounting>,
+    ) -> Result<()> {
+        let new = match config {
+            Some(m) => Some(Metrics::start(m, accounting.map(Accounting::metrics))?),
+            None => None,
+        };
+        let started = new.is_some();
+        if let Some(old) = std::mem::replace(&mut self.metrics, new) {
+            old.stop();
+        }
+        if started {
+            // The new endpoint's first snapshot now, not at the next tick.
+            self.pending = true;
+        }
+        Ok(())
+    }
+
     /// Counts what an engine output says happened (before the daemon applies it).
     pub fn output(&mut self, o: &Output) {
         let c = &mut self.counters;
@@ -245,3 +267,48 @@ pub(super) async fn stall_requested(s: &mut Option<tokio::signal::unix::Signal>)
 
 /// How long the stall hook holds the loop.
 pub(super) const STALL: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MetricsConfig, MetricsListen};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    fn free() -> SocketAddr {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    fn tcp(a: SocketAddr) -> Option<MetricsConfig> {
+        Some(MetricsConfig {
+            listen: MetricsListen::Tcp(a),
+        })
+    }
+
+    async fn serves(a: SocketAddr) -> bool {
+        // The aborted accept loop drops its listener at its next poll.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        TcpStream::connect(a).is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_metrics_endpoint_moves_and_a_failed_bind_keeps_the_old_one() {
+        let mut ops = Ops::new();
+        let (a, b) = (free(), free());
+        ops.reload_metrics(&tcp(a), None).unwrap();
+        assert!(serves(a).await);
+        // b is taken: refused, a keeps serving.
+        let taken = TcpListener::bind(b).unwrap();
+        let e = ops.reload_metrics(&tcp(b), None).unwrap_err();
+        assert!(format!("{e:#}").contains(&b.to_string()), "{e:#}");
+        assert!(serves(a).await, "the old endpoint stays");
+        drop(taken);
+        ops.reload_metrics(&tcp(b), None).unwrap();
+        assert!(serves(b).await);
+        assert!(!serves(a).await, "the old endpoint stopped");
+        ops.reload_metrics(&None, None).unwrap();
+        assert!(!serves(b).await, "removed");
+    }
+}

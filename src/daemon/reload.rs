@@ -8,7 +8,9 @@
 //!    the IKE SAs of removed and renegotiated peers with the peer, and the others' SAs
 //!    carry on under the new policy objects;
 //! 3. what the daemon derives from the peers (start actions, descriptions, `show`),
-//!    the log level, syslog destinations, DoS bounds and `accounting.when_full`;
+//!    the log level, syslog destinations, DoS bounds, the RADIUS servers of accounting and
+//!    EAP (requests in flight to a removed server go to the new ones) and the accounting
+//!    method lists (new sessions take the new list, running ones keep their Start's);
 //! 4. new initiators start, renegotiated ones start again once their old IKE SA is gone.
 //!
 //! systemd hears RELOADING=1 (with MONOTONIC_USEC, as `Type=notify-reload` wants) before
@@ -53,7 +55,7 @@ impl Daemon {
         for w in &file.warnings {
             warn!("configuration: {w}");
         }
-        let (new, diff) = self.config.reload(file);
+        let (mut new, diff) = self.config.reload(file);
         if !diff.refused.is_empty() {
             let text = diff.refused.join("\n");
             error!(file = %path.display(), "reload refused, the running configuration stays:\n{text}");
@@ -68,6 +70,44 @@ impl Daemon {
                 section = s,
                 "reload: changed, but only a restart applies it; the running values stay"
             );
+        }
+        // The RADIUS clients' plans, checked before anything changes; accounting started
+        // now if it was not running (no peer had a list) and a peer has one.
+        let aaa = diff
+            .live
+            .iter()
+            .any(|s| matches!(*s, "radius" | "accounting"))
+            || !diff.peers.is_empty();
+        let plans = if aaa {
+            match (
+                crate::accounting::Plan::of(&new),
+                super::eap::Plan::of(&new),
+            ) {
+                (Ok(a), Ok(e)) => Some((a, e)),
+                (Err(e), _) | (_, Err(e)) => {
+                    error!("reload refused: RADIUS: {e:#}");
+                    view.refused = vec![format!("{e:#}")];
+                    return refused(view, format!("reload refused: RADIUS: {e:#}"));
+                }
+            }
+        } else {
+            None
+        };
+        let mut started = None;
+        if let Some((a, _)) = &plans {
+            if self.accounting.is_none() && a.accounts() {
+                match crate::accounting::Accounting::start(&new, &[]) {
+                    Ok(acct) => started = acct,
+                    Err(e) => {
+                        error!("reload refused: starting RADIUS accounting: {e:#}");
+                        view.refused = vec![format!("{e:#}")];
+                        return refused(
+                            view,
+                            format!("reload refused: starting RADIUS accounting: {e:#}"),
+                        );
+                    }
+                }
+            }
         }
         // 1. The kernel's standing policies, new before old.
         match self.kernel.set_standing(&standing_flows(&new)).await {
@@ -118,8 +158,32 @@ impl Daemon {
                 std::mem::replace(&mut self.syslog, crate::syslog::Syslog::start(&new.syslog));
             tokio::spawn(old.shutdown(SHUTDOWN_GRACE));
         }
+        if let Some((acct, eap)) = plans {
+            if let Some(a) = started {
+                warn!("reload: RADIUS accounting started (the metrics endpoint shows it after a restart)");
+                self.accounting = Some(a);
+            } else if let Some(a) = &self.accounting {
+                // Running sessions keep the groups their Start went to.
+                a.reconfigure(acct);
+            }
+            if let Some(relay) = self.eap.as_mut() {
+                if let Err(e) = relay.reconfigure(eap) {
+                    error!("reload: EAP's RADIUS groups: {e:#}");
+                }
+            }
+        }
         if let Some(a) = &self.accounting {
             a.set_when_full(new.accounting.when_full);
+        }
+        if diff.live.contains(&"metrics") {
+            if let Err(e) = self
+                .ops
+                .reload_metrics(&new.metrics, self.accounting.as_ref())
+            {
+                error!("reload: the metrics endpoint NOT moved, the old one keeps serving: {e:#}");
+                view.not_applied.push(format!("metrics: {e:#}"));
+                new.metrics = self.config.metrics.clone();
+            }
         }
         // 4. Initiators.
         let initiator = |name: &str| {
@@ -160,7 +224,17 @@ impl Daemon {
                 }),
             }
         }
-        view.live = diff.live.iter().map(|s| s.to_string()).collect();
+        view.live = diff
+            .live
+            .iter()
+            .filter(|s| {
+                !view
+                    .not_applied
+                    .iter()
+                    .any(|n| n.starts_with(&format!("{s}:")))
+            })
+            .map(|s| s.to_string())
+            .collect();
         view.restart_needed = diff.restart;
         view.applied = true;
         info!(

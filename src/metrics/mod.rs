@@ -25,6 +25,15 @@ pub use snapshot::{AccountingSnapshot, EngineSnapshot, SessionSample};
 /// The daemon loop's side: where it publishes its snapshot.
 pub struct Metrics {
     engine: watch::Sender<Arc<EngineSnapshot>>,
+    /// The accept loop: stopped when this endpoint is dropped (a reload moved it).
+    accept: tokio::task::JoinHandle<()>,
+    listen: MetricsListen,
+}
+
+impl Drop for Metrics {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }
 
 impl Metrics {
@@ -36,7 +45,7 @@ impl Metrics {
     ) -> Result<Metrics> {
         let (engine, rx) = watch::channel(Arc::new(EngineSnapshot::default()));
         let src = server::Sources::new(rx, accounting);
-        match &config.listen {
+        let accept = match &config.listen {
             MetricsListen::Tcp(addr) => {
                 let l = std::net::TcpListener::bind(addr)
                     .with_context(|| format!("metrics: binding TCP {addr}"))?;
@@ -51,7 +60,7 @@ impl Metrics {
                             Err(e) => accept_failed(e).await,
                         }
                     }
-                });
+                })
             }
             MetricsListen::Unix(path) => {
                 // A socket left by an earlier run is replaced; anything else is not ours.
@@ -83,11 +92,23 @@ impl Metrics {
                             Err(e) => accept_failed(e).await,
                         }
                     }
-                });
+                })
             }
-        }
+        };
         info!(listen = %config.listen, "metrics endpoint serving");
-        Ok(Metrics { engine })
+        Ok(Metrics {
+            engine,
+            accept,
+            listen: config.listen.clone(),
+        })
+    }
+
+    /// Stops serving (a reload moved or removed the endpoint): the accept loop ends, a
+    /// Unix socket file is removed; scrapes under way finish.
+    pub fn stop(self) {
+        if let MetricsListen::Unix(path) = &self.listen {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// The daemon loop's latest state, for the next scrapes.
