@@ -104,14 +104,14 @@ fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
     v
 }
 
-/// Peer fields only a restart applies (the XFRM interface, its VRF and the route
-/// bookkeeping are set up at start): changing them refuses the reload.
-const PEER_RESTART_ONLY: [&str; 4] = [
-    "interface",
-    "ivrf",
-    "reverse_route",
-    "fvrf of a route-based peer",
-];
+/// Peer fields only a restart applies (the route bookkeeping, and a route-based peer's
+/// front-door VRF, whose IKE sockets are bound at start): changing them refuses the reload.
+const PEER_RESTART_ONLY: [&str; 2] = ["reverse_route", "fvrf of a route-based peer"];
+
+/// Peer fields that move the peer's SAs: a new XFRM interface (or its VRF) is made before the
+/// peer is renegotiated onto it; the old interface stays (fail closed: what is routed into
+/// it is dropped, not sent in clear; `vpnd --flush` removes those vpnd made).
+const PEER_MOVES: [&str; 2] = ["interface", "ivrf"];
 
 impl Config {
     /// What loading `new` over this running configuration does. `new` should be
@@ -122,14 +122,17 @@ impl Config {
         for p in &new.peers {
             let Some(old) = self.peer(&p.name) else {
                 d.peers.push((p.name.clone(), PeerChange::Added));
-                for (f, set) in [
-                    ("interface", p.interface.is_some()),
-                    ("ivrf", p.ivrf.is_some()),
-                    ("reverse_route", p.reverse_route.is_some()),
-                ] {
-                    if set {
+                if p.reverse_route.is_some() {
+                    d.refused.push(format!(
+                        "peers[{}].reverse_route: a new peer with reverse_route needs a restart",
+                        p.name
+                    ));
+                }
+                if let Some(v) = new.front_vrf(p) {
+                    if !self.front_vrfs().contains(v) {
                         d.refused.push(format!(
-                            "peers[{}].{f}: a new peer with {f} needs a restart",
+                            "peers[{}].fvrf: the IKE sockets of VRF {v} are bound at start: a \
+                             new front-door VRF needs a restart",
                             p.name
                         ));
                     }
@@ -152,6 +155,14 @@ impl Config {
                 ));
             }
             let mut why = why;
+            why.extend(PEER_MOVES.iter().filter(|f| updates.contains(f)));
+            if self.front_vrf(old) != new.front_vrf(p) && p.interface.is_some() {
+                d.refused.push(format!(
+                    "peers[{}].fvrf: a route-based peer's front-door VRF (its IKE sockets) \
+                     changes only at a restart",
+                    p.name
+                ));
+            }
             if updates.contains(&"fvrf") {
                 // Part of the session's key (IOS shows sessions per fvrf).
                 why.push("fvrf");
@@ -220,10 +231,21 @@ impl Config {
     pub fn effective(&self, mut new: Config) -> Config {
         new.local = self.local.clone();
         new.control = self.control.clone();
-        new.vrfs = self.vrfs.clone();
+        if !self.vrfs_live(&new) {
+            new.vrfs = self.vrfs.clone();
+        }
         new.pools = self.pools.clone();
         new.accounting.journal = self.accounting.journal.clone();
         new
+    }
+
+    /// Whether `new`'s VRFs can replace the running ones: VRFs added (made when a peer first
+    /// uses one) or no longer named, but none with another table (the running devices and
+    /// their routes are in the old one).
+    fn vrfs_live(&self, new: &Config) -> bool {
+        self.vrfs
+            .iter()
+            .all(|(name, table)| new.vrfs.get(name).is_none_or(|t| t == table))
     }
 
     /// The sections of `new` that differ from the running ones and need a restart.
@@ -236,7 +258,7 @@ impl Config {
         };
         check("local", self.local != new.local);
         check("control", self.control != new.control);
-        check("vrfs", self.vrfs != new.vrfs);
+        check("vrfs", !self.vrfs_live(new));
         // The engine's leases are counted against the pools it was given at start.
         check("pools", self.pools != new.pools);
         // The outbox's open file, with what it still holds.
@@ -428,14 +450,66 @@ peers:
         );
         assert_eq!(d.refused.len(), 1, "{d:?}");
         assert!(d.refused[0].contains("peers[keep].reverse_route"), "{d:?}");
-        let d = diff(
-            "  - name: gone\n",
-            "  - name: new\n    interface: ipsec9\n    if_id: 9\n",
-        );
+        // A front-door VRF's IKE sockets are bound at start.
+        let fvrf = "vrfs:\n  outside: 1100\n";
+        let d = load(BASE).reload(load(&format!(
+            "{fvrf}{}",
+            BASE.replacen(
+                "  - name: gone\n",
+                "  - name: new\n    interface: ipsec9\n    if_id: 9\n    fvrf: outside\n",
+                1
+            )
+        )));
         assert!(
-            d.refused.iter().any(|r| r.contains("peers[new].interface")),
-            "{d:?}"
+            d.1.refused.iter().any(|r| r.contains("peers[new].fvrf")),
+            "{:?}",
+            d.1
         );
+    }
+
+    #[test]
+    fn route_based_peers_come_and_move_by_reload() {
+        use PeerChange::*;
+        let vrfs = "vrfs:\n  cust-a: 1001\n";
+        let routed = |name: &str, ivrf: &str| {
+            format!("  - name: {name}\n    interface: ipsec9\n    if_id: 9\n    ivrf: {ivrf}\n")
+        };
+        let running = load(&format!("{vrfs}{BASE}"));
+        // A new route-based peer in a new VRF: its interface and VRF are made at the reload.
+        let (cfg, d) = running.reload(load(&format!(
+            "vrfs:\n  cust-a: 1001\n  cust-b: 1002\n{}",
+            BASE.replacen("  - name: gone\n", &routed("new", "cust-b"), 1)
+        )));
+        assert_eq!(peer(&d, "new"), Some(Added), "{d:?}");
+        assert!(d.refused.is_empty() && d.restart.is_empty(), "{d:?}");
+        assert_eq!(cfg.vrfs.get("cust-b"), Some(&1002), "new VRFs are live");
+        // Moved into another VRF: renegotiated onto it.
+        let a = load(&format!(
+            "vrfs:\n  cust-a: 1001\n  cust-b: 1002\n{}",
+            BASE.replacen("  - name: gone\n", &routed("gone", "cust-a"), 1)
+        ));
+        let d = a.reload(load(&format!(
+            "vrfs:\n  cust-a: 1001\n  cust-b: 1002\n{}",
+            BASE.replacen("  - name: gone\n", &routed("gone", "cust-b"), 1)
+        )));
+        match peer(&d.1, "gone") {
+            Some(Renegotiate(why)) => assert!(why.contains(&"ivrf"), "{why:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(d.1.refused.is_empty(), "{:?}", d.1);
+        // A policy-based peer made route-based: renegotiated onto its interface.
+        let d = running.reload(load(&format!(
+            "{vrfs}{}",
+            BASE.replacen("  - name: gone\n", &routed("gone", "cust-a"), 1)
+        )));
+        match peer(&d.1, "gone") {
+            Some(Renegotiate(why)) => assert!(why.contains(&"interface"), "{why:?}"),
+            other => panic!("{other:?}"),
+        }
+        // Another table for a running VRF: its devices and routes are in the old one.
+        let (cfg, d) = running.reload(load(&format!("vrfs:\n  cust-a: 1005\n{BASE}")));
+        assert_eq!(d.restart, vec!["vrfs".to_string()], "{d:?}");
+        assert_eq!(cfg.vrfs.get("cust-a"), Some(&1001), "the running table stays");
     }
 
     const AAA: &str = "

@@ -901,6 +901,48 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
 /// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
 /// policies included: protected flows go back to the routing table, in clear. For taking
 /// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
+/// A route-based peer's XFRM interface, up, and in its ivrf (both created when missing):
+/// at start, and at a reload that adds the peer or moves it (before its SAs are made).
+async fn ensure_peer_links(
+    l: &mut links::Links,
+    config: &Config,
+    p: &crate::config::PeerConfig,
+) -> Result<()> {
+    let Some(x) = &p.interface else {
+        return Ok(());
+    };
+    // The link decides the table the ESP packets are routed in: the front-door VRF
+    // itself (any peer address), else the interface towards a single peer.
+    let underlying = match (config.front_vrf(p), p.remote) {
+        (Some(v), _) => nix::net::if_::if_nametoindex(v)
+            .with_context(|| format!("peer {}: the front-door VRF {v} does not exist", p.name))?,
+        (None, PeerAddress::Single(a)) => iface::index_towards(a).unwrap_or(0),
+        _ => 0,
+    };
+    let xfrm = l
+        .ensure_xfrm(&x.name, x.if_id, underlying)
+        .await
+        .with_context(|| format!("peer {}: interface {}", p.name, x.name))?;
+    if let links::Ensured::Existing(_) = xfrm {
+        info!(
+            interface = x.name,
+            if_id = x.if_id,
+            "using the existing XFRM interface"
+        );
+    }
+    if let Some(v) = &p.ivrf {
+        let table = config.vrfs.get(v).copied().context("ivrf not in vrfs")?;
+        let vrf = l
+            .ensure_vrf(v, table)
+            .await
+            .with_context(|| format!("peer {}: ivrf {v}", p.name))?;
+        l.enslave(&x.name, xfrm.index(), vrf.index())
+            .await
+            .with_context(|| format!("peer {}: putting {} into VRF {v}", p.name, x.name))?;
+    }
+    Ok(())
+}
+
 pub async fn flush(config: &Config) -> Result<Flushed> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
@@ -1111,44 +1153,14 @@ pub async fn run(
     // Route-based peers' XFRM interfaces (the first change to the kernel: a start that
     // fails after it leaves only an idle interface, which `--flush` removes).
     let mut links = None;
-    for p in &config.peers {
-        let Some(x) = &p.interface else { continue };
+    for p in config.peers.iter().filter(|p| p.interface.is_some()) {
         let l = match &mut links {
             Some(l) => l,
             None => {
                 links.insert(links::Links::connect().context("opening the route netlink socket")?)
             }
         };
-        // The link decides the table the ESP packets are routed in: the front-door VRF
-        // itself (any peer address), else the interface towards a single peer.
-        let underlying = match (config.front_vrf(p), p.remote) {
-            (Some(v), _) => nix::net::if_::if_nametoindex(v).with_context(|| {
-                format!("peer {}: the front-door VRF {v} does not exist", p.name)
-            })?,
-            (None, PeerAddress::Single(a)) => iface::index_towards(a).unwrap_or(0),
-            _ => 0,
-        };
-        let xfrm = l
-            .ensure_xfrm(&x.name, x.if_id, underlying)
-            .await
-            .with_context(|| format!("peer {}: interface {}", p.name, x.name))?;
-        if let links::Ensured::Existing(_) = xfrm {
-            info!(
-                interface = x.name,
-                if_id = x.if_id,
-                "using the existing XFRM interface"
-            );
-        }
-        if let Some(v) = &p.ivrf {
-            let table = config.vrfs.get(v).copied().context("ivrf not in vrfs")?;
-            let vrf = l
-                .ensure_vrf(v, table)
-                .await
-                .with_context(|| format!("peer {}: ivrf {v}", p.name))?;
-            l.enslave(&x.name, xfrm.index(), vrf.index())
-                .await
-                .with_context(|| format!("peer {}: putting {} into VRF {v}", p.name, x.name))?;
-        }
+        ensure_peer_links(l, &config, p).await?;
     }
     d.ops.start_metrics(&config, d.accounting.as_ref())?;
     // Everything that could fail has been done: now the kernel. Standing policies replace

@@ -2,6 +2,7 @@
 //! applied ([`Config::reload`] says what differs). A file that does not validate, or that
 //! asks for what only a restart can do, is refused whole: nothing changes. Otherwise, in
 //! this order (fail closed: a flow is never without a policy):
+//! 0. the XFRM interfaces and VRFs of route-based peers added or moved are made;
 //! 1. the standing policies of the new flows go in, those no flow stands for leave
 //!    ([`super::kernel::Kernel::set_standing`]);
 //! 2. the engine gets the new peer set ([`crate::ike::Endpoint::set_peers`]): it deletes
@@ -109,6 +110,36 @@ impl Daemon {
                 }
             }
         }
+        // 0. The XFRM interfaces (and VRFs) of route-based peers added or moved, before
+        // anything else changes: a failure refuses the reload with only an idle interface
+        // made, and the peer's SAs are made after its interface exists.
+        let moved = |c: &PeerChange| match c {
+            PeerChange::Added => true,
+            PeerChange::Renegotiate(why) => why.iter().any(|f| matches!(*f, "interface" | "ivrf")),
+            _ => false,
+        };
+        let linked: Vec<&crate::config::PeerConfig> = diff
+            .peers
+            .iter()
+            .filter(|(_, c)| moved(c))
+            .filter_map(|(name, _)| new.peer(name))
+            .filter(|p| p.interface.is_some())
+            .collect();
+        if !linked.is_empty() {
+            let made = async {
+                let mut l = super::links::Links::connect()
+                    .map_err(|e| anyhow::anyhow!("opening the route netlink socket: {e}"))?;
+                for p in &linked {
+                    super::ensure_peer_links(&mut l, &new, p).await?;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = made.await {
+                error!("reload refused: {e:#}");
+                view.refused = vec![format!("{e:#}")];
+                return refused(view, format!("reload refused: {e:#}"));
+            }
+        }
         // 1. The kernel's standing policies, new before old.
         match self.kernel.set_standing(&standing_flows(&new)).await {
             Ok(c) => info!(
@@ -128,7 +159,25 @@ impl Daemon {
             .iter()
             .map(|p| super::peers::peer_policy(p, new.local.nat_t_port))
             .collect();
-        let changes = self.endpoint.set_peers(Instant::now(), policies);
+        let mut changes = self.endpoint.set_peers(Instant::now(), policies);
+        // A peer moved to another interface or VRF with the same negotiated policy (if_id
+        // included) is one the engine would keep: its SAs go too, to come up on the new one.
+        for (name, _) in diff.peers.iter().filter(|(_, c)| moved(c)) {
+            if !changes.kept.contains(name) {
+                continue;
+            }
+            let ids: Vec<_> = self
+                .endpoint
+                .sas()
+                .filter(|s| &s.peer.name == name && !s.is_dead())
+                .map(|s| s.id)
+                .collect();
+            for id in ids {
+                if self.endpoint.delete(Instant::now(), id).is_ok() {
+                    changes.deleted.push(id);
+                }
+            }
+        }
         if diff.live.contains(&"dos") {
             self.endpoint.set_dos(new.dos);
         }
