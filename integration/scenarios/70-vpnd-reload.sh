@@ -5,10 +5,12 @@
 # strongSwan side too (swanctl --list-sas), peer2 keeps its SAs and shows the new
 # description. A second reload changes peer4's IKE proposals: peer4 alone is Deleted and
 # comes up again with new SPIs. Then a broken file is refused (vpnctl --json and SIGHUP)
-# with its line and column, and everything keeps running.
+# with its line and column, and everything keeps running. Last, a reload makes peer4
+# route-based (an XFRM interface in a VRF, both made by the reload): peer4 alone is
+# renegotiated onto it.
 source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
-SCENARIO_TIMEOUT=180
+SCENARIO_TIMEOUT=240
 
 VPNCTL=${VPNCTL:-$LAB_TARGET/vpnctl}
 
@@ -190,5 +192,34 @@ scenario_run() {
     _vpnctl --json show crypto isakmp peer >"$LAB_LOGDIR/peers.json" || lab_fail "show crypto isakmp peer failed"
     assert_eq "peer1 peer2 peer4" "$(_json '" ".join(p["name"] for p in r["peers"])' <"$LAB_LOGDIR/peers.json")" \
         "the running configuration stayed"
+
+    # Route-based by a reload: peer4 moves onto an XFRM interface in a VRF, both made by the
+    # reload (neither exists before); peer4 alone is renegotiated and its new SAs carry the
+    # interface's if_id; peer1 keeps its SAs.
+    ! ip -n gw1 link show ipsec4 >/dev/null 2>&1 || lab_fail "ipsec4 exists before the reload"
+    conf2=$(_peer peer4 192.0.2.5 "route-based now" "${ts[peer4]}")
+    conf2+=$'\n    interface: ipsec4\n    if_id: 4\n    ivrf: blue'
+    _conf "$conf" "$(_peer peer1 192.0.2.2 "steady" "${ts[peer1]}")" \
+        "$(_peer peer2 192.0.2.3 "after the reload" "${ts[peer2]}")" "$conf2"
+    printf 'vrfs:\n  blue: 1004\n' >>"$conf"
+    local before
+    before=$(grep -cE "CHILD_SA site\{[0-9]+\} established" "$LAB_LOGDIR/charon-peer4.log")
+    _vpnctl --json reload >"$out" || lab_fail "vpnctl reload (route-based peer4) failed: $(cat "$out")"
+    cat "$out" >&2
+    assert_eq '[true, [], [], ["peer4"]]' \
+        "$(_json '[r["reload"]["applied"], r["reload"]["added"], r["reload"]["removed"], [p["name"] for p in r["reload"]["renegotiated"]]]' <"$out")" \
+        "the reload moves peer4 onto its interface (renegotiated)"
+    assert_eq "blue 4" "$(ip -n gw1 -j -d link show ipsec4 | python3 -c '
+import json, sys
+l = json.load(sys.stdin)[0]
+print(l.get("master", "-"), int(str(l["linkinfo"]["info_data"]["if_id"]), 0))')" \
+        "ipsec4 made by the reload: XFRM if_id 4, in VRF blue"
+    lab_wait 30 "peer4 up again on ipsec4 (another CHILD_SA in charon's log)" \
+        bash -c '[[ $(grep -cE "CHILD_SA site\{[0-9]+\} established" "$0") -gt $1 ]]' \
+        "$LAB_LOGDIR/charon-peer4.log" "$before"
+    lab_wait 10 "peer4's SA pair in gw1 carries if_id 4" \
+        bash -c '[[ $(ip -n gw1 xfrm state | grep -A8 "192.0.2.5" | grep -c "if_id 0x4") -ge 2 ]]'
+    assert_eq "$spis1" "$(_spis 192.0.2.2)" "peer1's SAs after peer4's move"
+    assert_eq 0 "$(grep -c 'received DELETE' "$LAB_LOGDIR/charon-peer1.log" || true)" "peer1's charon got no Delete at the move"
     stop_vpnd gw1
 }
