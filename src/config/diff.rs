@@ -104,14 +104,10 @@ fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
     v
 }
 
-/// Peer fields only a restart applies (the XFRM interface, its VRF and the route
-/// bookkeeping are set up at start): changing them refuses the reload.
-const PEER_RESTART_ONLY: [&str; 4] = [
-    "interface",
-    "ivrf",
-    "reverse_route",
-    "fvrf of a route-based peer",
-];
+/// Peer fields only a restart applies (the XFRM interface and its VRF are set up at
+/// start): changing them refuses the reload. `reverse_route` is not one: the running
+/// children's routes follow it.
+const PEER_RESTART_ONLY: [&str; 3] = ["interface", "ivrf", "fvrf of a route-based peer"];
 
 impl Config {
     /// What loading `new` over this running configuration does. `new` should be
@@ -125,7 +121,6 @@ impl Config {
                 for (f, set) in [
                     ("interface", p.interface.is_some()),
                     ("ivrf", p.ivrf.is_some()),
-                    ("reverse_route", p.reverse_route.is_some()),
                 ] {
                     if set {
                         d.refused.push(format!(
@@ -410,13 +405,46 @@ peers:
     }
 
     #[test]
-    fn what_a_running_daemon_cannot_do_refuses_the_reload() {
+    fn reverse_routes_change_in_place() {
+        use PeerChange::*;
+        let with = |rr: &str| format!("    description: first\n    reverse_route: {rr}\n");
+        let on = with("true");
+        let base = BASE.replacen("    description: first\n", &on, 1);
+        // Each change of reverse_route: the peer's SAs carry on, its routes follow.
+        for (from, to) in [
+            ("    description: first\n".to_string(), on.clone()),
+            (on.clone(), "    description: first\n".to_string()),
+            (on.clone(), with("{ metric: 50 }")),
+            (on.clone(), with("{ table: 220 }")),
+            (on.clone(), with("{ remote_peer: true }")),
+        ] {
+            let text = if from == on {
+                base.clone()
+            } else {
+                BASE.to_string()
+            };
+            let d = load(&text).reload(load(&text.replacen(&from, &to, 1))).1;
+            assert_eq!(
+                peer(&d, "keep"),
+                Some(Update(vec!["reverse_route"])),
+                "{from:?} -> {to:?}: {d:?}"
+            );
+            assert!(d.refused.is_empty() && d.restart.is_empty(), "{d:?}");
+        }
+        // The same settings written another way: nothing changes.
+        let d = load(&base).reload(load(&base.replacen(&on, &with("{ table: 254 }"), 1)));
+        assert!(d.1.is_empty(), "{:?}", d.1);
+        // A new peer with reverse routes comes in like any other.
         let d = diff(
-            "    description: first\n",
-            "    description: first\n    reverse_route: true\n",
+            "  - name: gone\n",
+            "  - name: new\n    reverse_route: { metric: 5, remote_peer: true }\n",
         );
-        assert_eq!(d.refused.len(), 1, "{d:?}");
-        assert!(d.refused[0].contains("peers[keep].reverse_route"), "{d:?}");
+        assert_eq!(peer(&d, "new"), Some(Added));
+        assert!(d.refused.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn what_a_running_daemon_cannot_do_refuses_the_reload() {
         let d = diff(
             "  - name: gone\n",
             "  - name: new\n    interface: ipsec9\n    if_id: 9\n",
