@@ -7,7 +7,9 @@ VPND=${VPND:-$LAB_TARGET/vpnd}
 # write_vpnd_conf FILE KEY=VALUE... : a site-to-site vpnd.yaml for gw1 <-> peer1.
 #   ike=PROPOSALS esp=PROPOSALS start=initiate|respond psk=... peer_addr=192.0.2.2
 #   local_ts=198.51.100.0/25 remote_ts=203.0.113.0/26 dpd=30s lifetime=SECONDS (child)
-#   ike_lifetime=24h mode=tunnel|transport local_addrs=192.0.2.1[,...] reverse_route=true|{...}
+#   ike_lifetime=24h mode=tunnel|transport local_addrs=192.0.2.1[,...]
+#   reverse_route=true|{...}|"" (vpnd's routes to the remote subnet: the gateway has no
+#   route of its own to it; "" leaves them off) [true]
 #   encap=true (the peer's ike.encap: ESP-in-UDP without a NAT)
 #   accounting=LIST (the peer's accounting method list; sections for it go
 #   in EXTRA_YAML) extra=EXTRA_YAML (top-level sections appended)
@@ -20,7 +22,7 @@ write_vpnd_conf() {
         [local_ts]=198.51.100.0/25 [remote_ts]=203.0.113.0/26 [dpd]=30s
         [local_id]=gw1.lab.example [remote_id]=peer1.lab.example [lifetime]=3600 [ike_lifetime]=24h
         [description]="lab peer1 strongSwan" [accounting]= [extra]= [mode]=tunnel
-        [local_addrs]=192.0.2.1 [reverse_route]= [encap]=
+        [local_addrs]=192.0.2.1 [reverse_route]=true [encap]=
     )
     local kv
     for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
@@ -82,6 +84,7 @@ peers:
     remote_id: "@peer1.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]
@@ -95,6 +98,7 @@ peers:
     remote_id: "@peer2.lab.example"
     psk: "lab-secret-peer2"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]
@@ -117,13 +121,12 @@ start_two_charon_peers() {
     start_charon peer2 "$d2"
 }
 
-# start_vpnd NS CONF : run vpnd in NS; waits until its log says it is running.
+# start_vpnd NS CONF : run vpnd in NS; waits until its log says it is running. The gateway
+# gets no route by hand: the kernel needs one before it consults the IPsec policy, and
+# vpnd's reverse routes (reverse_route in CONF) are it.
 start_vpnd() {
     local ns=$1 conf=$2 log=$LAB_LOGDIR/vpnd-$1.log
     "$VPND" --check -c "$conf" >&2 || lab_fail "vpnd --check refused $conf"
-    # A gateway's uplink: the kernel needs a route before it consults the IPsec policy;
-    # scenarios of vpnd's reverse routes set LAB_NO_DEFAULT_ROUTE=1 and have none.
-    [[ ${LAB_NO_DEFAULT_ROUTE:-0} == 1 ]] || ip -n "$ns" route replace default dev t0
     ip netns exec "$ns" "$VPND" -c "$conf" >>"$log" 2>&1 &
     echo $! >"$LAB_WORKDIR/vpnd-$ns.pid"
     lab_wait 20 "vpnd running in $ns" grep -q 'vpnd running' "$log"

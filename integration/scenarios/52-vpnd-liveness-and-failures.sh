@@ -33,6 +33,7 @@ peers:
     remote_id: "@peer1.lab.example"
     psk: "lab-secret-0123456789"
     start: respond
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]
@@ -44,6 +45,7 @@ peers:
     remote_id: "@peer2.lab.example"
     psk: "lab-secret-peer2"
     start: initiate
+    reverse_route: true
     ike:
       dpd: 5s
     children:
@@ -60,7 +62,6 @@ scenario_run() {
         local_ts=203.0.113.64/26 remote_ts=198.51.100.0/25 start_action=none
     start_charon peer2 "$d2"
     _write_conf "$conf"
-    ip -n gw1 route replace default dev t0
     start_vpnd gw1 "$conf"
     wait_ike_established peer2 site 40
     ping_ok host1 203.0.113.70 3

@@ -38,10 +38,11 @@ scenario_run() {
     # finds the one the blocked pings leave, whatever the VM's speed.
     ip netns exec gw1 sysctl -qw net.core.xfrm_acq_expires=60
     write_vpnd_conf "$conf" accounting=lab extra="$(vpnd_accounting_yaml "$journal")"
+    # Behind vpnd's reverse route (metric 0), a real gateway's route to the far subnet
+    # (through the peer): whenever vpnd's is gone (killed, stopped, restarting), a cleartext
+    # packet would reach the wire, not wait for an ARP answer that never comes.
+    ip -n gw1 route replace 203.0.113.0/26 via 192.0.2.2 dev t0 metric 100
     start_vpnd gw1 "$conf"
-    # A real gateway's route to the far subnet (through the peer): a cleartext packet would
-    # reach the wire, not wait for an ARP answer that never comes.
-    ip -n gw1 route replace 203.0.113.0/26 via 192.0.2.2 dev t0
     wait_ike_established peer1 site 40
     ping_ok host1 203.0.113.10 3
 

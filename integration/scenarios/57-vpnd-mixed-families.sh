@@ -59,7 +59,6 @@ scenario_run() {
     start_charon peer1 "$d1"
     write_vpnd_conf "$conf" local_ts=2001:db8:1::/64 remote_ts=2001:db8:2::/64 start=respond
     start_vpnd gw1 "$conf"
-    ip -n gw1 -6 route replace 2001:db8:2::/64 dev t0
     swanctl_in peer1 --initiate --child site --timeout 30 >"$LAB_LOGDIR/initiate.log" 2>&1 ||
         lab_fail "charon could not initiate to vpnd (see initiate.log)"
     wait_ike_established peer1 site 30

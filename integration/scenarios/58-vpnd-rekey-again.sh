@@ -64,6 +64,7 @@ peers:
     remote_id: "@peer1.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     ike: { lifetime: 60s }
     children:
       - name: lan
@@ -75,6 +76,7 @@ peers:
     remote_id: "@peer2.lab.example"
     psk: "lab-secret-peer2"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]

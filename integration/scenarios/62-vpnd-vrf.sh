@@ -3,9 +3,12 @@
 # A) and peer2 (site B) both protect 203.0.113.0/26, both talk to 198.51.100.0/25 behind
 # gw1: host1 for A and host2 for B, with the same address. vpnd makes each peer route-based
 # (ipsec1, ipsec2) and puts each XFRM interface in its ivrf (cust-a table 1001, cust-b table
-# 1002), which it creates. Each inside host reaches only its own site: the peers' SA
-# counters move only for their own customer's pings. `clear crypto session ivrf cust-a`
-# clears site A only (issue 13.5): a new IKE SA with peer1, peer2's untouched.
+# 1002), which it creates; vpnd's reverse routes put each site's subnet into its interface
+# in its VRF's table (`ip route show proto 118 table N dev ipsecN`). Each inside host reaches
+# only its own site: the peers' SA counters move only for their own customer's pings.
+# `clear crypto session ivrf cust-a` clears site A only (issue 13.5): a new IKE SA with
+# peer1, peer2's untouched; site A's route leaves with its child and comes back, site B's
+# stays; the operator's route in table 1001 is never touched.
 source "$LAB_ROOT/lib-vpnd.sh"
 # shellcheck disable=SC2034 # read by guest.sh
 SCENARIO_TIMEOUT=180
@@ -19,6 +22,14 @@ _in_packets() { xfrm_counter "$1" 192.0.2.1 "$2" packets; }
 _ike_spi() { swanctl_in "$1" --list-sas --ike site | sed -n 's/^site: #[0-9]*, ESTABLISHED, IKEv2, \([0-9a-f]*\)_i.*/\1/p' | head -1; }
 _ike_spi_changed() { local s; s=$(_ike_spi "$1"); [[ -n $s && $s != "$2" ]]; }
 _cleared() { _vpnctl --json clear crypto session "$@" | python3 -c 'import json, sys; print(json.load(sys.stdin)["cleared"])'; }
+
+# _routes TABLE DEV : vpnd's routes in TABLE into DEV, "dst metric" per line.
+_routes() {
+    ip -n gw1 -j route show table "$1" proto 118 dev "$2" |
+        python3 -c 'import json, sys
+for r in json.load(sys.stdin): print(r["dst"], r.get("metric", 0))'
+}
+_both_routes() { [[ $(_routes 1001 ipsec1) == "203.0.113.0/26 0" && $(_routes 1002 ipsec2) == "203.0.113.0/26 0" ]]; }
 
 _master() { ip -n gw1 -j link show "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0].get("master", "-"))'; }
 
@@ -65,6 +76,7 @@ peers:
     interface: ipsec1
     if_id: 1
     ivrf: cust-a
+    reverse_route: true
     children:
       - { name: lan, local_ts: [198.51.100.0/25], remote_ts: [203.0.113.0/26] }
   - name: site-b
@@ -76,6 +88,7 @@ peers:
     interface: ipsec2
     if_id: 2
     ivrf: cust-b
+    reverse_route: true
     children:
       - { name: lan, local_ts: [198.51.100.0/25], remote_ts: [203.0.113.0/26] }
 YAML
@@ -85,15 +98,16 @@ YAML
     assert_contains "$LAB_LOGDIR/vrfs.txt" 'vrf table 1002' "VRF cust-b with table 1002"
     assert_eq cust-a "$(_master ipsec1)" "ipsec1 in cust-a"
     assert_eq cust-b "$(_master ipsec2)" "ipsec2 in cust-b"
-    # The customers' inside links and their routes into the tunnels, in their VRFs.
+    # The customers' inside links in their VRFs; an operator's route in cust-a's table.
     ip -n gw1 link set i0 master cust-a
     ip -n gw1 link set i1 master cust-b && ip -n gw1 link set i1 up
     ip -n gw1 addr add 198.51.100.1/25 dev i1
-    ip -n gw1 route add 203.0.113.0/26 dev ipsec1 table 1001
-    ip -n gw1 route add 203.0.113.0/26 dev ipsec2 table 1002
+    ip -n gw1 route add 192.0.2.128/25 dev ipsec1 table 1001 metric 7
     wait_ike_established peer1 site 40
     wait_ike_established peer2 site 40
     lab_wait 10 "an SA pair with each site" bash -c "[[ \$(ip -n gw1 xfrm state | grep -c 'if_id 0x1') == 2 && \$(ip -n gw1 xfrm state | grep -c 'if_id 0x2') == 2 ]]"
+    lab_wait 10 "vpnd's route into each site's interface, in its VRF's table" _both_routes
+    assert_eq "" "$(ip -n gw1 route show table main proto 118)" "no vpnd route in the main table"
 
     local a0 b0 a1 b1
     a0=$(_in_packets peer1 192.0.2.2) b0=$(_in_packets peer2 192.0.2.3)
@@ -112,10 +126,22 @@ YAML
     local a_spi b_spi
     a_spi=$(_ike_spi peer1) b_spi=$(_ike_spi peer2)
     [[ -n $a_spi && -n $b_spi ]] || lab_fail "no IKE SPIs from swanctl"
+    local mon=$LAB_LOGDIR/route-monitor.txt monitor
+    ip -n gw1 monitor route >"$mon" 2>&1 &
+    monitor=$!
+    sleep 0.5
     assert_eq 1 "$(_cleared ivrf cust-a)" "clear crypto session ivrf cust-a: one session"
     lab_wait 60 "site A back with a new IKE SA" _ike_spi_changed peer1 "$a_spi"
     assert_eq "$b_spi" "$(_ike_spi peer2)" "site B's IKE SA untouched by the clear of cust-a"
     lab_wait 10 "site A's SA pair again" bash -c "[[ \$(ip -n gw1 xfrm state | grep -c 'if_id 0x1') == 2 ]]"
+    lab_wait 10 "both routes again" _both_routes
+    kill "$monitor" 2>/dev/null || true
+    wait "$monitor" 2>/dev/null || true
+    assert_contains "$mon" '^Deleted 203\.0\.113\.0/26 dev ipsec1 table 1001 proto 118' "the clear removed site A's route"
+    assert_not_contains "$mon" 'ipsec2' "site B's route untouched by the clear of cust-a"
     ping_ok host1 203.0.113.10 3
+    ping_ok host2 203.0.113.10 2
     stop_vpnd gw1
+    assert_eq "" "$(ip -n gw1 route show table all proto 118)" "no vpnd route after stop"
+    assert_eq 1 "$(ip -n gw1 route show table 1001 192.0.2.128/25 | grep -c 'dev ipsec1 .*metric 7')" "the operator's route in table 1001 untouched"
 }

@@ -76,6 +76,7 @@ peers:
     remote_id: "@peer4.lab.example"
     psk: "lab-secret-0123456789"
     start: $2
+    reverse_route: true
     ike:
       proposals: [aes256gcm16-prfsha256-x25519]
       $3

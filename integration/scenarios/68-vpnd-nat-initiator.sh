@@ -102,6 +102,7 @@ peers:
     remote_id: "@peer1.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.64/26]
@@ -113,6 +114,7 @@ peers:
     remote_id: "@peer3.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.64/26]
@@ -140,7 +142,7 @@ scenario_run() {
 
     _vpnd_n_conf "$conf_n"
     # gwn's default route goes to nat2 (lab_inner_link); it has no t0.
-    LAB_NO_DEFAULT_ROUTE=1 start_vpnd gwn "$conf_n"
+    start_vpnd gwn "$conf_n"
     write_vpnd_conf "$conf_1" peer_name=peer2 peer_addr=192.0.2.3 remote_id=peer2.lab.example \
         remote_ts=203.0.113.64/26 description="peer2, encap forced" encap=true
     start_vpnd gw1 "$conf_1"

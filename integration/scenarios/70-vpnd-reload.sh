@@ -26,6 +26,7 @@ _peer() {
     remote_id: "@$1.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]

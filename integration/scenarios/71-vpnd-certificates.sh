@@ -95,6 +95,7 @@ peers:
     private_key: $PKI/gw1.key
     trustpoint: lab-ca
     start: respond
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]
@@ -107,6 +108,7 @@ peers:
     private_key: $PKI/gw1.key
     trustpoint: lab-ca
     start: initiate
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]

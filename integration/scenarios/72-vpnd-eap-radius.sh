@@ -92,6 +92,7 @@ peers:
     local_id: "@gw1.lab.example"
     remote_id: "%any"
     psk: "lab-secret-0123456789"
+    reverse_route: true
     auth: { remote: eap-radius, radius_group: radius }
     accounting: lab
     children:
@@ -103,6 +104,7 @@ peers:
     local_id: "@gw1.lab.example"
     remote_id: "@peer2.lab.example"
     psk: "lab-secret-peer2"
+    reverse_route: true
     children:
       - name: lan
         local_ts: [198.51.100.0/25]

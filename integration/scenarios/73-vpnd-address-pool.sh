@@ -23,6 +23,12 @@ CLIENTS=(peer1 peer2 peer3)
 declare -A USER=([peer1]=joe@cclient [peer2]=ann@cclient [peer3]=bob@cclient)
 declare -A ADDR=([peer1]=192.0.2.2 [peer2]=192.0.2.3 [peer3]=192.0.2.4)
 
+# _leased_routes : the destinations of vpnd's routes in gw1's main table, sorted, one line.
+_leased_routes() {
+    ip -n gw1 -j route show table main proto 118 |
+        python3 -c 'import json, sys; print(" ".join(sorted(r["dst"] for r in json.load(sys.stdin))), end=" ")'
+}
+
 # _pool FIELD : one figure of pool addressA from `show ip local pool --json`.
 _pool() {
     _vpnctl --json show ip local pool | python3 -c '
@@ -61,6 +67,7 @@ peers:
     remote_id: "*@cclient"
     psk: "lab-secret-0123456789"
     start: respond
+    reverse_route: true
     group: cclient
     accounting: lab
     pool: addressA
@@ -125,6 +132,8 @@ scenario_run() {
     for ns in "${CLIENTS[@]}"; do
         assert_contains "$LAB_LOGDIR/gw1-policies.txt" "src 198\\.51\\.100\\.0/25 dst ${vip[$ns]//./\\.}/32" "gw1's policy to ${vip[$ns]}"
     done
+    # vpnd's reverse routes: a host route to each leased address (gw1 has no other).
+    assert_eq "$(printf '%s\n' "${vip[@]}" | sort | tr '\n' ' ')" "$(_leased_routes)" "a reverse route to each client's address"
 
     _vpnctl show crypto session brief >"$LAB_LOGDIR/show-brief.txt"
     _vpnctl show crypto session detail >"$LAB_LOGDIR/show-detail.txt"
@@ -152,6 +161,7 @@ scenario_run() {
     assert_eq 2 "$(_pool free)" "two free addresses"
     assert_eq "sessions:0" "$(_session_of joe@cclient assigned_ip)" "joe's session gone"
     assert_eq "${vip[peer3]}" "$(_session_of bob@cclient assigned_ip)" "bob untouched"
+    lab_wait 10 "only bob's route left" output_is "${vip[peer3]} " _leased_routes
     lab_wait 20 "two Stops" output_is 2 radius_detail_records "$RADIUS_DETAIL_FILE" --where Acct-Status-Type=Stop --count
     # Joe comes back: his old address again (it is free).
     _connect peer1 a2 || lab_fail "joe could not reconnect"

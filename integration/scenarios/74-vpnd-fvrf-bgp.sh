@@ -52,7 +52,6 @@ scenario_run() {
     ip -n gw1 link add outside type vrf table 100
     ip -n gw1 link set outside up
     ip -n gw1 link set t0 master outside
-    ip -n gw1 route del default 2>/dev/null || true
     if ip -n gw1 route get 192.0.2.2 >/dev/null 2>&1; then lab_fail "the main table still reaches the peer"; fi
     ip -n gw1 route get 192.0.2.2 vrf outside >/dev/null || lab_fail "VRF outside does not reach the peer"
 
@@ -68,11 +67,11 @@ scenario_run() {
     sed -i 's/^charon {$/charon {\n    install_routes = no/' "$d/strongswan.conf"
     start_charon peer1 "$d"
 
-    write_vpnd_conf "$conf" local_ts=0.0.0.0/0 remote_ts=0.0.0.0/0
+    write_vpnd_conf "$conf" local_ts=0.0.0.0/0 remote_ts=0.0.0.0/0 reverse_route=
     sed -i 's/^    start: initiate$/    start: initiate\n    interface: ipsec1\n    if_id: 7\n    fvrf: outside/' "$conf"
     printf 'vrfs:\n  outside: 100\n' >>"$conf"
     grep -q 'fvrf: outside' "$conf" || lab_fail "config edit"
-    LAB_NO_DEFAULT_ROUTE=1 start_vpnd gw1 "$conf"
+    start_vpnd gw1 "$conf"
     ip -n gw1 -d link show ipsec1 >"$LAB_LOGDIR/ipsec1.txt" || lab_fail "vpnd did not create ipsec1"
     assert_contains "$LAB_LOGDIR/ipsec1.txt" '@outside:' "ipsec1's link is the VRF outside"
     ip -n gw1 addr add 198.51.100.249/30 dev ipsec1
@@ -110,7 +109,7 @@ scenario_run() {
     # The wildcard: a socket set in the main table and one bound to the VRF.
     mv "$LAB_LOGDIR/vpnd-gw1.log" "$LAB_LOGDIR/vpnd-gw1-run1.log"
     sed -i '/^  addresses: /d; /^local:$/d' "$conf"
-    LAB_NO_DEFAULT_ROUTE=1 start_vpnd gw1 "$conf"
+    start_vpnd gw1 "$conf"
     ip netns exec gw1 ss -Hunl >"$LAB_LOGDIR/gw1-sockets.txt"
     assert_contains "$LAB_LOGDIR/gw1-sockets.txt" '0.0.0.0%outside:500' "a wildcard IKE socket in VRF outside"
     wait_ike_established peer1 site 40

@@ -125,6 +125,7 @@ peers:
     certificate: $PKI/gw1.pem
     private_key: $PKI/gw1.key
     start: respond
+    reverse_route: true
     group: cclient
     accounting: lab
     pool: addressA

@@ -39,12 +39,11 @@ _load() { # NAME PID : run the generator against gw1 (the responder PID), keep i
 scenario_run() {
     LABTOOL=${LABTOOL:-$LAB_TARGET/labtool}
     local conf=$LAB_WORKDIR/vpnd.yaml d=$LAB_WORKDIR/charon-gw1 ours theirs
-    ip -n gw1 route replace default dev t0
     ip -n peer2 route replace default dev t0
     _warm_kernel
 
     write_vpnd_conf "$conf" start=respond peer_name=load peer_addr=192.0.2.3 \
-        remote_id=load.lab.example psk=lab-load-secret remote_ts=203.0.113.64/26 dpd=0
+        remote_id=load.lab.example psk=lab-load-secret remote_ts=203.0.113.64/26 dpd=0 reverse_route=
     sed -i 's/level: debug/level: info/' "$conf"
     # vpnd's DoS bounds raised as charon's "tuned" ones below: with the defaults
     # (block_threshold 5, cookie_threshold 10) a one-address generator would measure them.

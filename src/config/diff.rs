@@ -104,9 +104,10 @@ fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
     v
 }
 
-/// Peer fields only a restart applies (the route bookkeeping, and a route-based peer's
-/// front-door VRF, whose IKE sockets are bound at start): changing them refuses the reload.
-const PEER_RESTART_ONLY: [&str; 2] = ["reverse_route", "fvrf of a route-based peer"];
+/// Peer fields only a restart applies (a route-based peer's front-door VRF, whose IKE
+/// sockets are bound at start): changing them refuses the reload. `reverse_route` is not
+/// one: the running children's routes follow it.
+const PEER_RESTART_ONLY: [&str; 1] = ["fvrf of a route-based peer"];
 
 /// Peer fields that move the peer's SAs: a new XFRM interface (or its VRF) is made before the
 /// peer is renegotiated onto it; the old interface stays (fail closed: what is routed into
@@ -122,12 +123,6 @@ impl Config {
         for p in &new.peers {
             let Some(old) = self.peer(&p.name) else {
                 d.peers.push((p.name.clone(), PeerChange::Added));
-                if p.reverse_route.is_some() {
-                    d.refused.push(format!(
-                        "peers[{}].reverse_route: a new peer with reverse_route needs a restart",
-                        p.name
-                    ));
-                }
                 if let Some(v) = new.front_vrf(p) {
                     if !self.front_vrfs().contains(v) {
                         d.refused.push(format!(
@@ -443,13 +438,46 @@ peers:
     }
 
     #[test]
-    fn what_a_running_daemon_cannot_do_refuses_the_reload() {
+    fn reverse_routes_change_in_place() {
+        use PeerChange::*;
+        let with = |rr: &str| format!("    description: first\n    reverse_route: {rr}\n");
+        let on = with("true");
+        let base = BASE.replacen("    description: first\n", &on, 1);
+        // Each change of reverse_route: the peer's SAs carry on, its routes follow.
+        for (from, to) in [
+            ("    description: first\n".to_string(), on.clone()),
+            (on.clone(), "    description: first\n".to_string()),
+            (on.clone(), with("{ metric: 50 }")),
+            (on.clone(), with("{ table: 220 }")),
+            (on.clone(), with("{ remote_peer: true }")),
+        ] {
+            let text = if from == on {
+                base.clone()
+            } else {
+                BASE.to_string()
+            };
+            let d = load(&text).reload(load(&text.replacen(&from, &to, 1))).1;
+            assert_eq!(
+                peer(&d, "keep"),
+                Some(Update(vec!["reverse_route"])),
+                "{from:?} -> {to:?}: {d:?}"
+            );
+            assert!(d.refused.is_empty() && d.restart.is_empty(), "{d:?}");
+        }
+        // The same settings written another way: nothing changes.
+        let d = load(&base).reload(load(&base.replacen(&on, &with("{ table: 254 }"), 1)));
+        assert!(d.1.is_empty(), "{:?}", d.1);
+        // A new peer with reverse routes comes in like any other.
         let d = diff(
-            "    description: first\n",
-            "    description: first\n    reverse_route: true\n",
+            "  - name: gone\n",
+            "  - name: new\n    reverse_route: { metric: 5, remote_peer: true }\n",
         );
-        assert_eq!(d.refused.len(), 1, "{d:?}");
-        assert!(d.refused[0].contains("peers[keep].reverse_route"), "{d:?}");
+        assert_eq!(peer(&d, "new"), Some(Added));
+        assert!(d.refused.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn what_a_running_daemon_cannot_do_refuses_the_reload() {
         // A front-door VRF's IKE sockets are bound at start.
         let fvrf = "vrfs:\n  outside: 1100\n";
         let d = load(BASE).reload(load(&format!(

@@ -1514,6 +1514,31 @@ fn a_route_based_peers_ivrf_is_a_vrf_with_a_table() {
 }
 
 #[test]
+fn a_route_based_peer_may_have_reverse_routes() {
+    let doc = |rr: &str| {
+        format!("vrfs:\n  cust-a: 1001\npeers:\n  - name: a\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n    interface: ipsec1\n    if_id: 1\n    ivrf: cust-a\n    reverse_route: {rr}\n    children:\n      - {{ name: lan, local_ts: [0.0.0.0/0], remote_ts: [0.0.0.0/0] }}\n")
+    };
+    let c = Config::from_str(&doc("{ metric: 5, remote_peer: true }"), "t.yaml").unwrap();
+    assert_eq!(
+        c.peers[0].reverse_route,
+        Some(ReverseRoute {
+            table: MAIN_TABLE,
+            metric: 5,
+            remote_peer: true
+        })
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // With an ivrf the routes go in its table: a table of reverse_route's own is said unused.
+    let c = Config::from_str(&doc("{ table: 220 }"), "t.yaml").unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = c.warnings[0].to_string();
+    assert!(
+        w.contains("t.yaml:11:") && w.contains("reverse_route.table") && w.contains("ivrf"),
+        "{w}"
+    );
+}
+
+#[test]
 fn a_front_door_vrf_in_vrfs_needs_a_route_based_peer() {
     let doc = |route_based: &str| {
         format!("vrfs:\n  outside: 100\npeers:\n  - name: a\n    address: 192.0.2.2\n    psk: lab-secret-0123456789\n    local_id: \"@gw\"\n{route_based}    fvrf: outside\n    children:\n      - {{ name: lan, local_ts: [0.0.0.0/0], remote_ts: [0.0.0.0/0] }}\n")

@@ -1326,17 +1326,6 @@ impl Ctx {
             .as_ref()
             .and_then(|r| self.reverse_route(r, &f("reverse_route")));
         let interface = self.xfrm_interface(p.interface.as_ref(), p.if_id.as_ref(), &f);
-        if let (Some(_), Some(r)) = (&interface, &p.reverse_route) {
-            if reverse_route.is_some() {
-                self.err(
-                    r.referenced,
-                    f("reverse_route"),
-                    "not for a route-based peer (interface): route its remote subnets into \
-                     the interface (ip route add ... dev NAME); such routes survive vpnd's \
-                     restarts, as the interface does",
-                );
-            }
-        }
 
         // Identities.
         let peer_family = match remote {
@@ -1592,6 +1581,18 @@ impl Ctx {
                         "route-based peers' inside VRF must be in vrfs (vrfs: {{ {v}: TABLE }}): \
                          vpnd puts the XFRM interface in it"
                     ),
+                );
+            }
+        }
+        // A route-based peer's reverse routes go in its inside VRF's table.
+        if let (Some(_), Some(_), Some(r)) = (&interface, &ivrf, &p.reverse_route) {
+            if let ReverseRouteFile::With(file::ReverseRouteOptions { table: Some(t), .. }) =
+                &r.value
+            {
+                self.warn(
+                    t.referenced,
+                    format!("{}.table", f("reverse_route")),
+                    "not used: a route-based peer's reverse routes go in its ivrf's table",
                 );
             }
         }

@@ -23,8 +23,7 @@ use vpnd_xfrm::{
     PolicySpec, SaCounters, SaId, SaSpec, Selector, Template, UdpEncap, Xfrm,
 };
 
-use super::routes::Routes;
-use crate::config::ReverseRoute;
+use super::routes::{ChildRoutes, Plan, Routes};
 use crate::ike::codec::TrafficSelector;
 use crate::ike::crypto::cipher::{Encr, Integ};
 use crate::ike::{ChildId, ChildInstall, ChildRemove, Mode};
@@ -253,7 +252,6 @@ pub struct Kernel {
     next_reqid: u32,
     /// Reverse routes, for the peers that ask for them (`reverse_route`).
     routes: Option<Routes>,
-    reverse: HashMap<String, ReverseRoute>,
     /// Route-based peers: their XFRM interface's if_id.
     if_ids: HashMap<String, u32>,
 }
@@ -270,7 +268,6 @@ impl Kernel {
             encapsulated: HashMap::new(),
             next_reqid: 1,
             routes: None,
-            reverse: HashMap::new(),
             if_ids: HashMap::new(),
         };
         for f in standing {
@@ -291,10 +288,23 @@ impl Kernel {
         self.if_ids = peers;
     }
 
-    /// Reverse routes for these peers' tunnel-mode flows while a child is up.
-    pub fn set_reverse_routes(&mut self, routes: Routes, peers: HashMap<String, ReverseRoute>) {
+    /// The route netlink socket of reverse routes, with the peers' plans (at start; nothing
+    /// is up yet, so nothing reaches the kernel).
+    pub async fn set_reverse_routes(&mut self, mut routes: Routes, plans: HashMap<String, Plan>) {
+        let _ = routes.set_plans(plans).await;
         self.routes = Some(routes);
-        self.reverse = peers;
+    }
+
+    /// A reload's reverse routes: the running children's follow the new plans (added,
+    /// replaced, removed), their SAs untouched.
+    pub async fn replan_routes(
+        &mut self,
+        plans: HashMap<String, Plan>,
+    ) -> (super::routes::Changed, Vec<super::routes::RouteError>) {
+        match &mut self.routes {
+            Some(r) => r.set_plans(plans).await,
+            None => Default::default(),
+        }
     }
 
     fn alloc_reqid(&mut self) -> u32 {
@@ -557,21 +567,21 @@ impl Kernel {
                 return Err(kerr(e));
             }
         }
-        let slot = self.slots.entry(key.clone()).or_default();
-        let first = slot.children.is_empty();
+        let slot = self.slots.entry(key).or_default();
         slot.reqid = reqid;
         slot.policies = policies;
         slot.children.insert(c.child);
-        if first && c.mode == Mode::Tunnel {
-            self.routes_up(key, c).await;
+        if c.mode == Mode::Tunnel {
+            self.routes_up(c).await;
         }
         Ok(())
     }
 
-    /// The flow's reverse routes, if its peer wants them. A failure is logged: the tunnel
-    /// works, the host may route to it otherwise.
-    async fn routes_up(&mut self, key: SlotKey, c: &ChildInstall) {
-        let (Some(routes), Some(rr)) = (&mut self.routes, self.reverse.get(&c.peer)) else {
+    /// The child's reverse routes, if its peer wants them (a rekeyed child's successor
+    /// shares its predecessor's). A failure is logged: the tunnel works, the host may
+    /// route to it otherwise.
+    async fn routes_up(&mut self, c: &ChildInstall) {
+        let Some(routes) = &mut self.routes else {
             return;
         };
         let nets = |ts: &[TrafficSelector]| -> Vec<IpNet> {
@@ -584,10 +594,13 @@ impl Kernel {
             v.dedup();
             v
         };
-        if let Err(e) = routes
-            .up(key, rr, c.remote, &nets(&c.local_ts), &nets(&c.remote_ts))
-            .await
-        {
+        let wanted = ChildRoutes {
+            peer: c.peer.clone(),
+            remote: c.remote,
+            local_nets: nets(&c.local_ts),
+            remote_nets: nets(&c.remote_ts),
+        };
+        if let Err(e) = routes.child_up(c.child, wanted).await {
             warn!(
                 peer = c.peer,
                 child = c.child_name,
@@ -653,16 +666,16 @@ impl Kernel {
             }
             None => false,
         };
-        if last {
-            if let Some(r) = &mut self.routes {
-                for e in r.down(&key).await {
-                    warn!(
-                        peer = c.peer,
-                        child = child_name,
-                        "removing a reverse route: {e}"
-                    );
-                }
+        if let Some(r) = &mut self.routes {
+            for e in r.child_down(c.child).await.1 {
+                warn!(
+                    peer = c.peer,
+                    child = child_name,
+                    "removing a reverse route: {e}"
+                );
             }
+        }
+        if last {
             let slot = self.slots.get_mut(&key).expect("looked up above");
             let policies = std::mem::take(&mut slot.policies);
             let standing = slot.standing.clone();

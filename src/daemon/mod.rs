@@ -1002,15 +1002,12 @@ pub async fn run(
             .filter_map(|p| p.interface.as_ref().map(|i| (p.name.clone(), i.if_id)))
             .collect(),
     );
-    let reverse: HashMap<String, crate::config::ReverseRoute> = config
-        .peers
-        .iter()
-        .filter_map(|p| p.reverse_route.map(|r| (p.name.clone(), r)))
-        .collect();
-    if !reverse.is_empty() {
-        let routes = routes::Routes::connect().context("opening the route netlink socket")?;
-        kernel.set_reverse_routes(routes, reverse);
-    }
+    // Always: a previous run's reverse routes leave at take-over, and a reload may turn
+    // them on.
+    let routes = routes::Routes::connect().context("opening the route netlink socket")?;
+    kernel
+        .set_reverse_routes(routes, routes::plans(&config))
+        .await;
     let mut events = Events::subscribe().context("subscribing to XFRM events")?;
 
     let wildcard = config.local.addresses.is_empty();

@@ -8,9 +8,10 @@
 //! 2. the engine gets the new peer set ([`crate::ike::Endpoint::set_peers`]): it deletes
 //!    the IKE SAs of removed and renegotiated peers with the peer, and the others' SAs
 //!    carry on under the new policy objects;
-//! 3. what the daemon derives from the peers (start actions, descriptions, `show`),
-//!    the log level, syslog destinations, DoS bounds, the RADIUS servers of accounting and
-//!    EAP (requests in flight to a removed server go to the new ones) and the accounting
+//! 3. what the daemon derives from the peers (start actions, descriptions, `show`), the
+//!    running children's reverse routes (added, replaced or removed in place), the log
+//!    level, syslog destinations, DoS bounds, the RADIUS servers of accounting and EAP
+//!    (requests in flight to a removed server go to the new ones) and the accounting
 //!    method lists (new sessions take the new list, running ones keep their Start's);
 //! 4. new initiators start, renegotiated ones start again once their old IKE SA is gone.
 //!
@@ -181,8 +182,21 @@ impl Daemon {
         if diff.live.contains(&"dos") {
             self.endpoint.set_dos(new.dos);
         }
-        // 3. The daemon's own view of the peers, and the live sections.
+        // 3. The daemon's own view of the peers, the running children's reverse routes
+        //    (their SAs untouched), and the live sections.
         self.configure_peers(&new);
+        let (routes, errors) = self.kernel.replan_routes(super::routes::plans(&new)).await;
+        for e in errors {
+            warn!("reload: reverse routes: {e}");
+        }
+        if routes != super::routes::Changed::default() {
+            info!(
+                added = routes.added,
+                replaced = routes.replaced,
+                removed = routes.removed,
+                "reload: reverse routes updated"
+            );
+        }
         for (name, change) in &diff.peers {
             if let PeerChange::Update(_) = change {
                 if let Some(info) = self.peer_info.get(name).cloned() {
