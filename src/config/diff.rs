@@ -537,7 +537,11 @@ peers:
         // Another table for a running VRF: its devices and routes are in the old one.
         let (cfg, d) = running.reload(load(&format!("vrfs:\n  cust-a: 1005\n{BASE}")));
         assert_eq!(d.restart, vec!["vrfs".to_string()], "{d:?}");
-        assert_eq!(cfg.vrfs.get("cust-a"), Some(&1001), "the running table stays");
+        assert_eq!(
+            cfg.vrfs.get("cust-a"),
+            Some(&1001),
+            "the running table stays"
+        );
     }
 
     const AAA: &str = "

@@ -901,6 +901,15 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
 /// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
 /// policies included: protected flows go back to the routing table, in clear. For taking
 /// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
+/// Route-based peers and their XFRM interface's if_id, which their SAs and policies carry.
+fn if_ids(config: &Config) -> HashMap<String, u32> {
+    config
+        .peers
+        .iter()
+        .filter_map(|p| p.interface.as_ref().map(|i| (p.name.clone(), i.if_id)))
+        .collect()
+}
+
 /// A route-based peer's XFRM interface, up, and in its ivrf (both created when missing):
 /// at start, and at a reload that adds the peer or moves it (before its SAs are made).
 async fn ensure_peer_links(
@@ -995,13 +1004,7 @@ pub async fn run(
     // has been done. A previous run's policies keep protecting their flows until then,
     // and if start-up fails the kernel is left exactly as it was found.
     let mut kernel = Kernel::new(xfrm, &standing_flows(&config)).context("the configured flows")?;
-    kernel.set_if_ids(
-        config
-            .peers
-            .iter()
-            .filter_map(|p| p.interface.as_ref().map(|i| (p.name.clone(), i.if_id)))
-            .collect(),
-    );
+    kernel.set_if_ids(if_ids(&config));
     // Always: a previous run's reverse routes leave at take-over, and a reload may turn
     // them on.
     let routes = routes::Routes::connect().context("opening the route netlink socket")?;

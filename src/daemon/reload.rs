@@ -154,7 +154,9 @@ impl Daemon {
                 return refused(view, format!("reload refused: {e}"));
             }
         }
-        // 2. The engine: which SAs stay is its call.
+        // 2. The engine: which SAs stay is its call. The children it makes from now on carry
+        // their peer's new if_id (a peer moved to another interface).
+        self.kernel.set_if_ids(super::if_ids(&new));
         let policies = new
             .peers
             .iter()
