@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# 78-vpnd-reload-radius: a reload's RADIUS changes against real FreeRADIUS servers, with
+# 79-vpnd-reload-radius: a reload's RADIUS changes against real FreeRADIUS servers, with
 # strongSwan peers peer1 and peer2 accounted (Start at 192.0.2.10).
 # A) A reload removes peer2: its Stop arrives with Acct-Terminate-Cause Admin-Reset and
 #    the packets and octets gw1's kernel counted on peer2's SAs just before.
