@@ -56,6 +56,8 @@ fn view(totals: Totals) -> SessionView {
         totals,
         up_since: Some(unix_now()),
         assigned_ip: None,
+        assigned_ip6: None,
+        session_timeout_s: None,
     }
 }
 

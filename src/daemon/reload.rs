@@ -88,6 +88,11 @@ impl Daemon {
             .iter()
             .map(|p| super::peers::peer_policy(p, new.local.nat_t_port))
             .collect();
+        if diff.live.contains(&"pools") {
+            // Before the peers that may name new pools; leases stay (Pools::reconfigure).
+            self.endpoint.set_pools(new.pools.clone());
+            info!("reload: address pools updated");
+        }
         let changes = self.endpoint.set_peers(Instant::now(), policies);
         if diff.live.contains(&"dos") {
             self.endpoint.set_dos(new.dos);
