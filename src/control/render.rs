@@ -980,7 +980,6 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
         assert!(detail.contains("  Phase1_id: joe@cclient\n  Username: joe@cclient\n  Assigned address: 203.0.113.200\n"), "{detail}");
         assert!(!detail.contains("Session timeout"), "{detail}");
         // Dual-stack, with a RADIUS Session-Timeout running.
-        let mut s = s;
         s.assigned_ip6 = Some("2001:db8:77::1".parse().unwrap());
         s.session_timeout_s = Some(75);
         let detail = crypto_session(&[s], true);
