@@ -57,6 +57,9 @@ _ipv6_on() {
     ip -n gw1 addr add 2001:db8:100::1/64 dev i0 nodad
     ip -n host1 addr add 2001:db8:100::10/64 dev e0 nodad
     ip -n host1 -6 route add default via 2001:db8:100::1
+    # The kernel routes before it consults the IPsec policy: the clients' IPv6 addresses
+    # need a route out of gw1 (start_vpnd adds only IPv4's default).
+    ip -n gw1 -6 route add default dev t0
 }
 
 _pki() {
@@ -250,6 +253,8 @@ scenario_run() {
     assert_contains "$LAB_LOGDIR/charon-peer1.log" "INTERNAL_IP6_DNS" "the CFG_REPLY has an IPv6 DNS server"
     ip netns exec peer1 ping -n -c 2 -W 2 -I "$v4" 198.51.100.10 >"$LAB_LOGDIR/ping-ann4.log" 2>&1 ||
         lab_fail "ann could not ping host1 from $v4 (ping-ann4.log)"
+    # Once the virtual IPv6 address is usable (charon adds it; no DAD wait on a /128 here).
+    lab_wait 10 "ann's first IPv6 ping" ip netns exec peer1 ping -6 -n -c 1 -W 1 -I "$v6" 2001:db8:100::10
     ip netns exec peer1 ping -6 -n -c 2 -W 2 -I "$v6" 2001:db8:100::10 >"$LAB_LOGDIR/ping-ann6.log" 2>&1 ||
         lab_fail "ann could not ping 2001:db8:100::10 from $v6 (ping-ann6.log)"
     assert_eq 1 "$(_pool gold in_use)" "a lease in gold"
