@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
     "${SUDO[@]}" apt-get install -y -q "${missing[@]}" </dev/null
 fi
 
-# libcharon-extra-plugins (EAP-MD5 and EAP-TLS for lab 77's strongSwan clients) is unpacked
+# libcharon-extra-plugins (EAP-MD5 and EAP-TLS for labs 77 and 78's strongSwan clients) is unpacked
 # into integration/.cache, not installed: installed, its plugins with `load = yes` (ha,
 # dhcp, farp, forecast, lookip...) would load into every scenario's charon.
 extra=$(cd "$(dirname "$0")" && pwd)/.cache/charon-extra
@@ -34,7 +34,7 @@ if ! [[ -f $extra/usr/lib/ipsec/plugins/libstrongswan-eap-md5.so ]]; then
         mkdir -p "$extra"
         dpkg-deb -x "$tmp"/libcharon-extra-plugins_*.deb "$extra"
     else
-        echo "install-deps: could not download libcharon-extra-plugins (lab 77 needs it)" >&2
+        echo "install-deps: could not download libcharon-extra-plugins (labs 77 and 78 need it)" >&2
     fi
     rm -rf "$tmp"
 fi

@@ -677,6 +677,16 @@ start_freeradius() {
         mv "$d/users.new" "$d/mods-config/files/authorize"
         sed -i -E 's/^(\s*)filter_username\s*$/\1# filter_username/' "$d/sites-enabled/default"
     fi
+    # LAB_RADIUS_TLS="CERT KEY CA": FreeRADIUS's eap tls with these files (EAP-TLS, lab 78).
+    if [[ -n ${LAB_RADIUS_TLS:-} ]]; then
+        local cert key ca
+        read -r cert key ca <<<"$LAB_RADIUS_TLS"
+        sed -i -E -e "s|^(\s*)private_key_file\s*=.*|\1private_key_file = $key|" \
+            -e "s|^(\s*)certificate_file\s*=.*|\1certificate_file = $cert|" \
+            -e "s|^(\s*)ca_file\s*=.*|\1ca_file = $ca|" \
+            -e "s|^(\s*)private_key_password\s*=.*|\1# private_key_password|" \
+            "$d/mods-available/eap"
+    fi
     cat >>"$d/clients.conf" <<EOF
 
 # added by integration/lib.sh
