@@ -23,6 +23,22 @@ if ((${#missing[@]})); then
     "${SUDO[@]}" apt-get install -y -q "${missing[@]}" </dev/null
 fi
 
+# libcharon-extra-plugins (EAP-MD5 and EAP-TLS for labs 77 and 78's strongSwan clients) is unpacked
+# into integration/.cache, not installed: installed, its plugins with `load = yes` (ha,
+# dhcp, farp, forecast, lookip...) would load into every scenario's charon.
+extra=$(cd "$(dirname "$0")" && pwd)/.cache/charon-extra
+if ! [[ -f $extra/usr/lib/ipsec/plugins/libstrongswan-eap-md5.so ]]; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download -q libcharon-extra-plugins >/dev/null 2>&1); then
+        echo "install-deps: libcharon-extra-plugins unpacked into $extra"
+        mkdir -p "$extra"
+        dpkg-deb -x "$tmp"/libcharon-extra-plugins_*.deb "$extra"
+    else
+        echo "install-deps: could not download libcharon-extra-plugins (labs 77 and 78 need it)" >&2
+    fi
+    rm -rf "$tmp"
+fi
+
 if ! command -v vng >/dev/null 2>&1 && ! [[ -x $HOME/.local/bin/vng ]]; then
     echo "install-deps: pip install virtme-ng"
     py=python3

@@ -566,14 +566,35 @@ start_charon() {
     local ns=$1 dir=$2 log=$LAB_LOGDIR/charon-$1.log pid
     [[ -d $dir/swanctl ]] || lab_fail "start_charon: $dir/swanctl missing (write_swanctl_conf first)"
     [[ -f $dir/strongswan.conf ]] || write_strongswan_conf "$dir" "$log"
+    # CHARON_EXTRA_PLUGINS="eap-md5 eap-tls": plugins of libcharon-extra-plugins (unpacked by
+    # install-deps.sh, not installed) for this charon only: Debian's plugins and those in a
+    # copy mounted over the plugin directory in its own mount namespace, their libraries
+    # (libtls) on LD_LIBRARY_PATH, each loaded by strongswan.conf.
+    local plugins="" libs=""
+    if [[ -n ${CHARON_EXTRA_PLUGINS:-} ]]; then
+        local src=$LAB_ROOT/.cache/charon-extra/usr/lib/ipsec p
+        plugins=$dir/plugins libs=$src
+        rm -rf "$plugins"
+        mkdir -p "$plugins"
+        cp /usr/lib/ipsec/plugins/*.so "$plugins/"
+        for p in $CHARON_EXTRA_PLUGINS; do
+            [[ -f $src/plugins/libstrongswan-$p.so ]] ||
+                lab_fail "start_charon: $p is not in $src (integration/install-deps.sh unpacks it)"
+            cp "$src/plugins/libstrongswan-$p.so" "$plugins/"
+            grep -q "^        $p { load = yes }" "$dir/strongswan.conf" ||
+                sed -i "0,/^    plugins {/s//    plugins {\n        $p { load = yes }/" "$dir/strongswan.conf"
+        done
+    fi
     # ip netns exec and unshare (without --fork) both exec, so $! is charon.
     # Bind mounts first: DIR may be under /run, which the tmpfs then hides.
     # shellcheck disable=SC2016
     ip netns exec "$ns" unshare -m --propagation private sh -c '
         mount --bind "$1/swanctl" /etc/swanctl &&
         mount --bind "$1/strongswan.conf" /etc/strongswan.conf &&
+        { [ -z "$2" ] || mount --bind "$2" /usr/lib/ipsec/plugins; } &&
         mount -t tmpfs tmpfs /run &&
-        exec /usr/lib/ipsec/charon' charon-lab "$dir" \
+        if [ -n "$3" ]; then export LD_LIBRARY_PATH="$3"; fi &&
+        exec /usr/lib/ipsec/charon' charon-lab "$dir" "$plugins" "$libs" \
         >"$LAB_LOGDIR/charon-$ns.stdout" 2>&1 &
     pid=$!
     echo "$pid" >"$LAB_WORKDIR/charon-$ns.pid"
@@ -655,6 +676,16 @@ start_freeradius() {
         { printf '%s\n\n' "$LAB_RADIUS_USERS"; cat "$d/mods-config/files/authorize"; } >"$d/users.new"
         mv "$d/users.new" "$d/mods-config/files/authorize"
         sed -i -E 's/^(\s*)filter_username\s*$/\1# filter_username/' "$d/sites-enabled/default"
+    fi
+    # LAB_RADIUS_TLS="CERT KEY CA": FreeRADIUS's eap tls with these files (EAP-TLS, lab 78).
+    if [[ -n ${LAB_RADIUS_TLS:-} ]]; then
+        local cert key ca
+        read -r cert key ca <<<"$LAB_RADIUS_TLS"
+        sed -i -E -e "s|^(\s*)private_key_file\s*=.*|\1private_key_file = $key|" \
+            -e "s|^(\s*)certificate_file\s*=.*|\1certificate_file = $cert|" \
+            -e "s|^(\s*)ca_file\s*=.*|\1ca_file = $ca|" \
+            -e "s|^(\s*)private_key_password\s*=.*|\1# private_key_password|" \
+            "$d/mods-available/eap"
     fi
     cat >>"$d/clients.conf" <<EOF
 

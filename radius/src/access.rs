@@ -41,6 +41,8 @@ const NAS_PORT_TYPE: u8 = 61;
 const EAP_MESSAGE: u8 = 79;
 const MESSAGE_AUTHENTICATOR: u8 = 80;
 const FRAMED_IP_ADDRESS: u8 = 8;
+const FRAMED_POOL: u8 = 88;
+const FRAMED_IPV6_POOL: u8 = 100;
 const NAS_IPV6_ADDRESS: u8 = 95;
 
 /// Service-Type Framed (RFC 2865 5.6) and NAS-Port-Type Virtual (5.41), as strongSwan's
@@ -125,6 +127,8 @@ pub struct Accepted {
     /// User-Name if the server set one (RFC 2865 5.1: to be used in accounting).
     pub user_name: Option<String>,
     pub framed_ip: Option<std::net::Ipv4Addr>,
+    /// Framed-Pool (RFC 2869 5.23) then Framed-IPv6-Pool (RFC 3162 2.4), as sent.
+    pub framed_pools: Vec<String>,
     pub session_timeout: Option<u32>,
 }
 
@@ -135,6 +139,7 @@ impl fmt::Debug for Accepted {
             .field("class", &self.class.len())
             .field("user_name", &self.user_name)
             .field("framed_ip", &self.framed_ip)
+            .field("framed_pools", &self.framed_pools)
             .field("session_timeout", &self.session_timeout)
             .finish()
     }
@@ -318,6 +323,7 @@ pub fn read_answer(
     let mut class = Vec::new();
     let mut user_name = None;
     let mut framed_ip = None;
+    let (mut framed_pool, mut framed_ipv6_pool) = (None, None);
     let mut session_timeout = None;
     let (mut send, mut recv) = (None, None);
     for &(kind, _, value) in &attrs {
@@ -330,6 +336,12 @@ pub fn read_answer(
                 framed_ip = Some(std::net::Ipv4Addr::new(
                     value[0], value[1], value[2], value[3],
                 ))
+            }
+            FRAMED_POOL if !value.is_empty() => {
+                framed_pool = Some(String::from_utf8_lossy(value).into_owned())
+            }
+            FRAMED_IPV6_POOL if !value.is_empty() => {
+                framed_ipv6_pool = Some(String::from_utf8_lossy(value).into_owned())
             }
             SESSION_TIMEOUT if value.len() == 4 => {
                 session_timeout = Some(u32::from_be_bytes([value[0], value[1], value[2], value[3]]))
@@ -377,6 +389,7 @@ pub fn read_answer(
                 class,
                 user_name,
                 framed_ip,
+                framed_pools: framed_pool.into_iter().chain(framed_ipv6_pool).collect(),
                 session_timeout,
             })))
         }
@@ -495,6 +508,9 @@ pub mod attr {
     pub const STATE: u8 = super::STATE;
     pub const CLASS: u8 = super::CLASS;
     pub const USER_NAME: u8 = super::USER_NAME;
+    pub const FRAMED_POOL: u8 = super::FRAMED_POOL;
+    pub const FRAMED_IPV6_POOL: u8 = super::FRAMED_IPV6_POOL;
+    pub const SESSION_TIMEOUT: u8 = super::SESSION_TIMEOUT;
     pub const VENDOR_SPECIFIC: u8 = super::VENDOR_SPECIFIC;
     pub const MESSAGE_AUTHENTICATOR: u8 = super::MESSAGE_AUTHENTICATOR;
     pub const ACCESS_ACCEPT: u8 = super::ACCESS_ACCEPT;

@@ -100,6 +100,9 @@ async fn challenge_then_accept_with_msk_and_class() {
         &[
             (attr::EAP_MESSAGE, vec![3, 2, 0, 4]),
             (attr::CLASS, b"gold".to_vec()),
+            (attr::FRAMED_POOL, b"gold-v4".to_vec()),
+            (attr::FRAMED_IPV6_POOL, b"gold-v6".to_vec()),
+            (attr::SESSION_TIMEOUT, 20u32.to_be_bytes().to_vec()),
             (
                 attr::VENDOR_SPECIFIC,
                 attr::mppe(
@@ -127,6 +130,11 @@ async fn challenge_then_accept_with_msk_and_class() {
     msk.extend_from_slice(&[2; 32]);
     assert_eq!(a.msk.as_deref().map(Vec::as_slice), Some(&msk[..]));
     assert_eq!(a.class, vec![b"gold".to_vec()]);
+    assert_eq!(
+        a.framed_pools,
+        vec!["gold-v4".to_string(), "gold-v6".into()]
+    );
+    assert_eq!(a.session_timeout, Some(20));
 }
 
 /// Answers that must not count: a forged Response Authenticator, a missing or wrong

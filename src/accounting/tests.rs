@@ -61,6 +61,8 @@ pub(super) fn view_of(peer: &str, totals: Totals) -> SessionView {
         totals,
         up_since: Some(unix_now()),
         assigned_ip: None,
+        assigned_ip6: None,
+        session_timeout_s: None,
     }
 }
 

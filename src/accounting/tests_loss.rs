@@ -248,6 +248,8 @@ fn view(i: usize, totals: Totals) -> SessionView {
         totals,
         up_since: Some(unix_now()),
         assigned_ip: None,
+        assigned_ip6: None,
+        session_timeout_s: None,
     }
 }
 

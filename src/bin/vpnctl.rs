@@ -67,9 +67,17 @@ fn main() -> ExitCode {
         (Command::ShowCryptoIsakmpStats, Some(Body::IkeStats { ike_stats })) => {
             print!("{}", render::isakmp_stats(&ike_stats))
         }
-        (Command::ShowIpLocalPool, Some(Body::Pools { pools })) => {
-            print!("{}", render::local_pools(&pools))
-        }
+        (
+            Command::ShowIpLocalPool,
+            Some(Body::Pools {
+                pools,
+                unknown_pool_refused,
+                leases_outside_pools,
+            }),
+        ) => print!(
+            "{}",
+            render::local_pools(&pools, unknown_pool_refused, leases_outside_pools)
+        ),
         (Command::Reload, Some(Body::Reload { reload })) => print!("{}", render::reload(&reload)),
         (Command::ClearCryptoSession { .. }, Some(Body::Cleared { cleared })) => {
             eprintln!("vpnctl: cleared {cleared} IKE SA(s) and their IPsec SAs");

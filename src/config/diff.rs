@@ -94,6 +94,8 @@ fn peer_updates(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
     );
     // Handed out when a client connects: the connected ones keep what they were given.
     check("dns", a.remote_access.dns != b.remote_access.dns);
+    check("pool", a.remote_access.pool != b.remote_access.pool);
+    check("ipv6_pool", a.remote_access.pool6 != b.remote_access.pool6);
     let lifetimes = |p: &PeerConfig| -> Vec<(u64, Option<u64>, u32)> {
         p.children
             .iter()
@@ -186,6 +188,10 @@ impl Config {
         if self.dos != new.dos {
             d.live.push("dos");
         }
+        // Live (issue 14): leases stay with their sessions, new clients get the new pools.
+        if self.pools != new.pools {
+            d.live.push("pools");
+        }
         // Bound anew before the old endpoint stops; a bind failure keeps the old one.
         if self.metrics != new.metrics {
             d.live.push("metrics");
@@ -229,7 +235,6 @@ impl Config {
         if !self.vrfs_live(&new) {
             new.vrfs = self.vrfs.clone();
         }
-        new.pools = self.pools.clone();
         new.accounting.journal = self.accounting.journal.clone();
         new
     }
@@ -254,8 +259,6 @@ impl Config {
         check("local", self.local != new.local);
         check("control", self.control != new.control);
         check("vrfs", !self.vrfs_live(new));
-        // The engine's leases are counted against the pools it was given at start.
-        check("pools", self.pools != new.pools);
         // The outbox's open file, with what it still holds.
         check(
             "accounting.journal",
@@ -475,6 +478,49 @@ peers:
         assert_eq!(peer(&d, "new"), Some(Added));
         assert!(d.refused.is_empty(), "{d:?}");
     }
+
+    #[test]
+    fn pools_are_live_and_a_profile_changing_its_pool_is_updated_in_place() {
+        let pools =
+            "local:\n  addresses: [192.0.2.1]\npools:\n  a: { begin: 10.1.0.1, end: 10.1.0.9 }\n";
+        let with = |more: &str| {
+            BASE.replacen(
+                "local:\n  addresses: [192.0.2.1]\n",
+                &format!("{pools}{more}"),
+                1,
+            )
+            .replacen(
+                "    description: first\n",
+                "    description: first\n    pool: a\n",
+                1,
+            )
+        };
+        let old = load(&with(""));
+        // Resized, a new IPv6 pool added, the profile now names both.
+        let new_text = with("  b: { prefix: '2001:db8:9::/120' }\n")
+            .replace("end: 10.1.0.9", "end: 10.1.0.3")
+            .replacen("    pool: a\n", "    pool: a\n    ipv6_pool: b\n", 1);
+        let (eff, d) = old.reload(load(&new_text));
+        assert_eq!(d.live, vec!["pools"], "{d:?}");
+        assert!(d.restart.is_empty() && d.refused.is_empty(), "{d:?}");
+        assert_eq!(eff.pools.len(), 2, "the reload's pools apply");
+        assert_eq!(
+            peer(&d, "keep"),
+            Some(PeerChange::Update(vec!["ipv6_pool"])),
+            "connected clients keep their leases: no renegotiation"
+        );
+        // A pool removed: the profile that named it must name another (refused at load).
+        assert!(Config::from_str(
+            &new_text.replace("  a: { begin: 10.1.0.1, end: 10.1.0.3 }\n", ""),
+            "/x"
+        )
+        .is_err());
+        let (_, d) = old.reload(load(&with("").replace("    pool: a\n", "")));
+        assert_eq!(peer(&d, "keep"), Some(PeerChange::Update(vec!["pool"])));
+        assert!(d.live.is_empty(), "{d:?}");
+    }
+
+    #[test]
 
     #[test]
     fn what_a_running_daemon_cannot_do_refuses_the_reload() {

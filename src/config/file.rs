@@ -43,6 +43,8 @@ pub(super) struct FileConfig {
 pub(super) struct PoolFile {
     pub begin: Option<Str>,
     pub end: Option<Str>,
+    /// Instead of begin/end: every address of the prefix but its first.
+    pub prefix: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +215,7 @@ pub(super) struct PeerFile {
     pub group: Option<Str>,
     pub accounting: Option<Str>,
     pub pool: Option<Str>,
+    pub ipv6_pool: Option<Str>,
     pub dns: Option<S<Vec<Str>>>,
     pub ike: Option<S<IkeFile>>,
     pub children: Option<S<Vec<S<ChildFile>>>>,

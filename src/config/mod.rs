@@ -84,7 +84,8 @@ pub struct Config {
     pub vrfs: BTreeMap<String, u32>,
     /// The IKE peers, in file order.
     pub peers: Vec<PeerConfig>,
-    /// `pools:` (IOS `ip local pool`): named IPv4 ranges client addresses come from.
+    /// `pools:` (IOS `ip local pool`, `ipv6 local pool`): named IPv4 or IPv6 ranges client
+    /// addresses come from.
     pub pools: Vec<crate::ike::AddressPool>,
     /// `dos:`: the responder's bounds on half-open IKE SAs (RFC 7296 2.6), the engine's
     /// own type.

@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::parse::{self, IdSpec};
@@ -1841,8 +1841,8 @@ fn pools_and_remote_access_profiles_load() {
     let c = load(REMOTE_ACCESS).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.pools.len(), 2);
     assert_eq!(c.pools[0].name, "addressA");
-    assert_eq!(c.pools[0].first, Ipv4Addr::new(10, 13, 13, 1));
-    assert_eq!(c.pools[0].last, Ipv4Addr::new(10, 13, 13, 253));
+    assert_eq!(c.pools[0].first, IpAddr::V4(Ipv4Addr::new(10, 13, 13, 1)));
+    assert_eq!(c.pools[0].last, IpAddr::V4(Ipv4Addr::new(10, 13, 13, 253)));
     let p = &c.peers[0];
     assert_eq!(p.remote_id, None, "a pattern is no single identity");
     let ra = &p.remote_access;
@@ -1858,6 +1858,64 @@ fn pools_and_remote_access_profiles_load() {
     assert!(e
         .identity_fit(&crate::ike::codec::Identity::UserFqdn("joe@guest".into()))
         .is_none());
+}
+
+#[test]
+fn ipv6_pools_by_range_or_prefix_and_a_dual_stack_profile() {
+    let text = REMOTE_ACCESS
+        .replace(
+            "  guests:\n",
+            "  v6:\n    prefix: '2001:db8:77::/64'\n  v6r:\n    begin: '2001:db8:78::10'\n    end: '2001:db8:78::1f'\n  v4p:\n    prefix: 10.20.0.0/24\n  guests:\n",
+        )
+        .replace("pool: addressA\n", "pool: addressA\n    ipv6_pool: v6\n");
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let by = |n: &str| c.pools.iter().find(|p| p.name == n).unwrap().clone();
+    assert_eq!(
+        (by("v6").first, by("v6").last),
+        (
+            "2001:db8:77::1".parse().unwrap(),
+            "2001:db8:77::ffff:ffff:ffff:ffff".parse().unwrap()
+        )
+    );
+    assert_eq!(by("v6r").last, "2001:db8:78::1f".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        (by("v4p").first, by("v4p").last),
+        ("10.20.0.1".parse().unwrap(), "10.20.0.254".parse().unwrap())
+    );
+    let ra = &c.peers[0].remote_access;
+    assert_eq!(
+        (ra.pool.as_deref(), ra.pool6.as_deref()),
+        (Some("addressA"), Some("v6"))
+    );
+    // The wrong family, a prefix too large, both forms at once, overlapping IPv6 pools.
+    let ps = problems(&text.replace("ipv6_pool: v6", "ipv6_pool: addressA"));
+    assert!(
+        ps.iter().any(|p| p.field == "peers[0].ipv6_pool"
+            && p.message.contains("'addressA' is not an IPv6 pool")),
+        "{ps:?}"
+    );
+    let ps = problems(&text.replace("pool: addressA\n", "pool: v6\n"));
+    assert!(ps.iter().any(|p| p.field == "peers[0].pool"), "{ps:?}");
+    let ps = problems(&text.replace("2001:db8:77::/64", "2001:db8:77::/48"));
+    assert!(
+        ps.iter()
+            .any(|p| p.field == "pools.v6.prefix" && p.message.contains("/64 to /126")),
+        "{ps:?}"
+    );
+    let ps = problems(&text.replace(
+        "    prefix: 10.20.0.0/24\n",
+        "    prefix: 10.20.0.0/24\n    begin: 10.20.0.1\n",
+    ));
+    assert!(ps.iter().any(|p| p.message.contains("not both")), "{ps:?}");
+    let ps = problems(
+        &text
+            .replace("2001:db8:78::10", "2001:db8:77::10")
+            .replace("2001:db8:78::1f", "2001:db8:77::1f"),
+    );
+    assert!(
+        ps.iter().any(|p| p.message.contains("overlaps pool 'v6'")),
+        "{ps:?}"
+    );
 }
 
 #[test]
@@ -1878,7 +1936,10 @@ fn bad_pools_are_refused_with_their_location() {
         "{ps:?}"
     );
     let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: '2001:db8::9'"));
-    assert!(ps.iter().any(|p| p.message.contains("IPv4")), "{ps:?}");
+    assert!(
+        ps.iter().any(|p| p.message.contains("different families")),
+        "{ps:?}"
+    );
     let ps = problems(&REMOTE_ACCESS.replace("end: 10.14.0.9", "end: 10.255.0.0"));
     assert!(
         ps.iter().any(|p| p.message.contains("at most 1048576")),
@@ -1892,7 +1953,7 @@ fn bad_pools_are_refused_with_their_location() {
     assert_eq!(p.line, 26);
     assert!(
         p.message
-            .contains("no pool 'nope' in pools (defined: addressA, guests)"),
+            .contains("no IPv4 pool 'nope' in pools (defined: addressA, guests)"),
         "{p}"
     );
     let ps = problems(&REMOTE_ACCESS.replace("dns: [198.51.100.53,", "dns: [dns.example,"));

@@ -106,8 +106,8 @@ struct Ctx {
     interfaces: HashMap<String, u32>,
     /// The names in `vrfs` (parsed before the peers).
     vrf_names: Vec<String>,
-    /// The names in `pools:`, for peers' `pool`.
-    pool_names: Vec<String>,
+    /// The names in `pools:` (and whether each is IPv6), for peers' `pool`/`ipv6_pool`.
+    pool_names: Vec<(String, bool)>,
 }
 
 /// A name the kernel takes for an interface: IFNAMSIZ is 16 with the NUL; no '/', ':' or
@@ -1540,27 +1540,8 @@ impl Ctx {
                 _ => None,
             },
         };
-        let pool = p.pool.as_ref().and_then(|s| {
-            let n = s.value.trim();
-            if self.pool_names.iter().any(|x| x == n) {
-                Some(n.to_string())
-            } else {
-                let known: Vec<&str> = self.pool_names.iter().map(String::as_str).collect();
-                self.err(
-                    s.referenced,
-                    f("pool"),
-                    format!(
-                        "no pool '{n}' in pools (defined: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-                None
-            }
-        });
+        let pool = self.pool_ref(p.pool.as_ref(), &f("pool"), false);
+        let pool6 = self.pool_ref(p.ipv6_pool.as_ref(), &f("ipv6_pool"), true);
         let mut dns = Vec::new();
         if let Some(d) = &p.dns {
             for (j, s) in d.value.iter().enumerate() {
@@ -1691,20 +1672,69 @@ impl Ctx {
             remote_access: crate::ike::RemoteAccess {
                 identity: id_pattern,
                 pool,
+                pool6,
                 dns,
                 request_address: false,
+                request_ipv6: false,
             },
         })
     }
 
-    /// `pools:` (IOS `ip local pool NAME BEGIN END`): IPv4 ranges, both ends included,
+    /// A peer's `pool` (IPv4) or `ipv6_pool`: a pool of `pools:` of that family.
+    fn pool_ref(&mut self, s: Option<&Str>, field: &str, v6: bool) -> Option<String> {
+        let s = s?;
+        let n = s.value.trim();
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        match self.pool_names.iter().find(|(x, _)| x == n) {
+            Some((_, is_v6)) if *is_v6 == v6 => Some(n.to_string()),
+            Some(_) => {
+                let other = if v6 { "pool" } else { "ipv6_pool" };
+                self.err(
+                    s.referenced,
+                    field,
+                    format!("pool '{n}' is not an {fam} pool (name it in {other})"),
+                );
+                None
+            }
+            None => {
+                let known: Vec<&str> = self
+                    .pool_names
+                    .iter()
+                    .filter(|(_, x)| *x == v6)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                self.err(
+                    s.referenced,
+                    field,
+                    format!(
+                        "no {fam} pool '{n}' in pools (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `pools:` (IOS `ip local pool NAME BEGIN END`, `ipv6 local pool`): IPv4 or IPv6
+    /// ranges, both ends included, or a prefix (all its addresses but the first, IPv6's
+    /// subnet-router anycast, RFC 4291 2.6.1; for IPv4 also not the broadcast address);
     /// none overlapping another.
     fn pools(
         &mut self,
         v: Option<&S<BTreeMap<String, S<file::PoolFile>>>>,
     ) -> Vec<crate::ike::AddressPool> {
+        use crate::ike::pool::{Family, MAX_POOL6_PREFIX, MAX_POOL_SIZE};
         let mut out: Vec<crate::ike::AddressPool> = Vec::new();
         let Some(v) = v else { return out };
+        let num = |a: IpAddr| match a {
+            IpAddr::V4(a) => u128::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a),
+        };
         for (name, p) in &v.value {
             let field = format!("pools.{name}");
             if name.is_empty()
@@ -1720,34 +1750,78 @@ impl Ctx {
                 );
                 continue;
             }
-            let end_of = |cx: &mut Ctx, s: &Option<Str>, key: &str| match s {
-                None => {
-                    cx.err(
-                        p.referenced,
-                        format!("{field}.{key}"),
-                        "required (an IPv4 address)",
-                    );
-                    None
-                }
-                Some(s) => match cx.parse(s, format!("{field}.{key}"), parse::ip)? {
-                    IpAddr::V4(a) => Some((a, s.referenced)),
-                    IpAddr::V6(_) => {
-                        cx.err(
-                            s.referenced,
-                            format!("{field}.{key}"),
-                            "pools are IPv4 ranges (IPv6 pools are not supported yet)",
+            let range = match (&p.value.prefix, &p.value.begin, &p.value.end) {
+                (Some(pre), None, None) => {
+                    let Some(net) = self.parse(pre, format!("{field}.prefix"), parse::prefix)
+                    else {
+                        continue;
+                    };
+                    let (min_len, max) = match net {
+                        IpNet::V4(_) => (12, 30),
+                        IpNet::V6(_) => (MAX_POOL6_PREFIX, 126),
+                    };
+                    if net.prefix_len() < min_len || net.prefix_len() > max {
+                        self.err(
+                            pre.referenced,
+                            format!("{field}.prefix"),
+                            format!(
+                                "a pool prefix is /{min_len} to /{max} (at most {} addresses)",
+                                if min_len == 12 { "2^20" } else { "2^64" }
+                            ),
                         );
-                        None
+                        continue;
                     }
-                },
+                    // IPv4 leaves out the network and broadcast addresses too.
+                    let (first, last) = (num(net.network()) + 1, num(net.broadcast()));
+                    let (first, last) = match net {
+                        IpNet::V4(_) => (
+                            IpAddr::V4((first as u32).into()),
+                            IpAddr::V4((last as u32 - 1).into()),
+                        ),
+                        IpNet::V6(_) => (IpAddr::V6(first.into()), IpAddr::V6(last.into())),
+                    };
+                    (first, last, pre.referenced)
+                }
+                (Some(pre), _, _) => {
+                    self.err(
+                        pre.referenced,
+                        format!("{field}.prefix"),
+                        "either prefix or begin and end, not both",
+                    );
+                    continue;
+                }
+                (None, b, e) => {
+                    let end_of = |cx: &mut Ctx, s: &Option<Str>, key: &str| match s {
+                        None => {
+                            cx.err(
+                                p.referenced,
+                                format!("{field}.{key}"),
+                                "required (an IPv4 or IPv6 address), or a prefix instead",
+                            );
+                            None
+                        }
+                        Some(s) => cx
+                            .parse(s, format!("{field}.{key}"), parse::ip)
+                            .map(|a| (a, s.referenced)),
+                    };
+                    let (Some((begin, _)), Some((end, at))) =
+                        (end_of(self, b, "begin"), end_of(self, e, "end"))
+                    else {
+                        continue;
+                    };
+                    if begin.is_ipv4() != end.is_ipv4() {
+                        self.err(
+                            at,
+                            format!("{field}.end"),
+                            format!("{end} and begin {begin} are of different families"),
+                        );
+                        continue;
+                    }
+                    (begin, end, at)
+                }
             };
-            let (Some((begin, _)), Some((end, at))) = (
-                end_of(self, &p.value.begin, "begin"),
-                end_of(self, &p.value.end, "end"),
-            ) else {
-                continue;
-            };
-            let (b, e) = (u32::from(begin), u32::from(end));
+            let (begin, end, at) = range;
+            let (b, e) = (num(begin), num(end));
             if b > e {
                 self.err(
                     at,
@@ -1756,22 +1830,28 @@ impl Ctx {
                 );
                 continue;
             }
-            if e - b >= crate::ike::pool::MAX_POOL_SIZE {
+            let too_big = match Family::of(begin) {
+                Family::Ipv4 => e - b >= u128::from(MAX_POOL_SIZE),
+                Family::Ipv6 => e - b > u128::from(u64::MAX),
+            };
+            if too_big {
                 self.err(
                     at,
                     format!("{field}.end"),
                     format!(
                         "{} addresses, at most {}",
-                        u64::from(e - b) + 1,
-                        crate::ike::pool::MAX_POOL_SIZE
+                        e - b + 1,
+                        match Family::of(begin) {
+                            Family::Ipv4 => format!("{MAX_POOL_SIZE} in an IPv4 pool"),
+                            Family::Ipv6 => "2^64 (a /64) in an IPv6 pool".into(),
+                        }
                     ),
                 );
                 continue;
             }
-            if let Some(o) = out
-                .iter()
-                .find(|o| u32::from(o.first) <= e && b <= u32::from(o.last))
-            {
+            if let Some(o) = out.iter().find(|o| {
+                o.first.is_ipv4() == begin.is_ipv4() && num(o.first) <= e && b <= num(o.last)
+            }) {
                 self.err(
                     p.referenced,
                     &field,
@@ -1785,7 +1865,10 @@ impl Ctx {
                 last: end,
             });
         }
-        self.pool_names = out.iter().map(|p| p.name.clone()).collect();
+        self.pool_names = out
+            .iter()
+            .map(|p| (p.name.clone(), p.first.is_ipv6()))
+            .collect();
         out
     }
 

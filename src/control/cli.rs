@@ -1139,6 +1139,8 @@ mod tests {
             totals: Totals::default(),
             up_since: None,
             assigned_ip: None,
+            assigned_ip6: None,
+            session_timeout_s: None,
         }
     }
 

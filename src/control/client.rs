@@ -75,6 +75,10 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
         accounting: Option<Box<crate::accounting::AccountingView>>,
         ike_stats: Option<Box<super::proto::IkeStatsView>>,
         pools: Option<Vec<crate::ike::PoolStats>>,
+        #[serde(default)]
+        unknown_pool_refused: u64,
+        #[serde(default)]
+        leases_outside_pools: u32,
         reload: Option<Box<super::proto::ReloadView>>,
     }
     let r: Raw = serde_json::from_str(line)?;
@@ -93,7 +97,11 @@ pub fn decode(line: &str) -> Result<Response, serde_json::Error> {
     } else if let Some(ike_stats) = r.ike_stats {
         Some(Body::IkeStats { ike_stats })
     } else if let Some(pools) = r.pools {
-        Some(Body::Pools { pools })
+        Some(Body::Pools {
+            pools,
+            unknown_pool_refused: r.unknown_pool_refused,
+            leases_outside_pools: r.leases_outside_pools,
+        })
     } else if let Some(reload) = r.reload {
         Some(Body::Reload { reload })
     } else {

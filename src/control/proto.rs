@@ -257,6 +257,13 @@ pub enum Body {
     },
     Pools {
         pools: Vec<crate::ike::PoolStats>,
+        /// Clients refused because RADIUS named a pool that is not configured.
+        #[serde(default)]
+        unknown_pool_refused: u64,
+        /// Leases kept with their sessions outside every pool (a reload shrank or removed
+        /// theirs), or fixed by RADIUS outside every pool.
+        #[serde(default)]
+        leases_outside_pools: u32,
     },
     /// What a reload did, or (with `ok: false`) why it was refused.
     Reload {

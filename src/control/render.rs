@@ -76,8 +76,16 @@ fn session(out: &mut String, s: &SessionView, detail: bool) {
         if let Some(u) = s.username() {
             let _ = writeln!(out, "  Username: {u}");
         }
-        if let Some(a) = s.assigned_ip {
-            let _ = writeln!(out, "  Assigned address: {a}");
+        let assigned: Vec<String> = [s.assigned_ip, s.assigned_ip6]
+            .into_iter()
+            .flatten()
+            .map(|a| a.to_string())
+            .collect();
+        if !assigned.is_empty() {
+            let _ = writeln!(out, "  Assigned address: {}", assigned.join(", "));
+        }
+        if let Some(t) = s.session_timeout_s {
+            let _ = writeln!(out, "  Session timeout: {} left (RADIUS)", hms(t));
         }
     } else {
         let _ = writeln!(out, "Peer: {}", slash(peer));
@@ -204,22 +212,53 @@ pub fn crypto_session_brief(sessions: &[SessionView], now: u64) -> String {
 }
 
 /// `show ip local pool`, IOS's layout: each pool's range, free and in-use addresses; vpnd
-/// adds the clients refused because the pool was full.
-pub fn local_pools(pools: &[crate::ike::PoolStats]) -> String {
-    let mut out = format!(
-        " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}\n",
-        "Pool", "Begin", "End", "Free", "In use", "Refused"
-    );
-    for p in pools {
+/// adds the clients refused because the pool was full. IPv6 pools follow in a table of
+/// their own with room for their addresses (IOS has `show ipv6 local pool`); then the
+/// refusals for pools RADIUS named and nobody configured, and leases a reload left outside
+/// every pool, when there are any.
+pub fn local_pools(
+    pools: &[crate::ike::PoolStats],
+    unknown_pool_refused: u64,
+    leases_outside_pools: u32,
+) -> String {
+    use crate::ike::pool::Family;
+    let mut out = String::new();
+    for (family, width) in [(Family::Ipv4, 15), (Family::Ipv6, 39)] {
+        let of: Vec<_> = pools.iter().filter(|p| p.family == family).collect();
+        if of.is_empty() && (family == Family::Ipv6 || pools.iter().any(|p| p.family != family)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
-            " {:<24} {:<15} {:<15} {:>7} {:>7} {:>8}",
-            p.name,
-            p.begin.to_string(),
-            p.end.to_string(),
-            p.free,
-            p.in_use,
-            p.refused
+            " {:<24} {:<width$} {:<width$} {:>7} {:>7} {:>8}",
+            "Pool", "Begin", "End", "Free", "In use", "Refused"
+        );
+        for p in of {
+            let _ = writeln!(
+                out,
+                " {:<24} {:<width$} {:<width$} {:>7} {:>7} {:>8}",
+                p.name,
+                p.begin.to_string(),
+                p.end.to_string(),
+                p.free,
+                p.in_use,
+                p.refused
+            );
+        }
+    }
+    if unknown_pool_refused > 0 {
+        let _ = writeln!(
+            out,
+            "\n Refused for a pool RADIUS named that is not configured: {unknown_pool_refused}"
+        );
+    }
+    if leases_outside_pools > 0 {
+        let _ = writeln!(
+            out,
+            " Leases outside every pool (kept until their sessions end): {leases_outside_pools}"
         );
     }
     out
@@ -695,6 +734,8 @@ Peer: 10.2.2.9 Port: 500
             totals: Totals::default(),
             up_since: None,
             assigned_ip: None,
+            assigned_ip6: None,
+            session_timeout_s: None,
         }
     }
 
@@ -936,8 +977,14 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
             ),
             "{brief}"
         );
-        let detail = crypto_session(&[s], true);
+        let detail = crypto_session(std::slice::from_ref(&s), true);
         assert!(detail.contains("  Phase1_id: joe@cclient\n  Username: joe@cclient\n  Assigned address: 203.0.113.200\n"), "{detail}");
+        assert!(!detail.contains("Session timeout"), "{detail}");
+        // Dual-stack, with a RADIUS Session-Timeout running.
+        s.assigned_ip6 = Some("2001:db8:77::1".parse().unwrap());
+        s.session_timeout_s = Some(75);
+        let detail = crypto_session(&[s], true);
+        assert!(detail.contains("  Assigned address: 203.0.113.200, 2001:db8:77::1\n  Session timeout: 00:01:15 left (RADIUS)\n"), "{detail}");
     }
 
     /// An EAP client's user is its EAP identity, not its IKE identity (Windows sends its
@@ -968,8 +1015,10 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
 
     #[test]
     fn show_ip_local_pool_layout() {
-        let pools = vec![crate::ike::PoolStats {
+        use crate::ike::pool::Family;
+        let mut pools = vec![crate::ike::PoolStats {
             name: "addressA".into(),
+            family: Family::Ipv4,
             begin: "192.168.1.1".parse().unwrap(),
             end: "192.168.1.253".parse().unwrap(),
             free: 251,
@@ -980,11 +1029,34 @@ Peer            I/F          Username        Group/Phase1_id          Uptime   S
             " Pool                     Begin           End                Free  In use  Refused\n",
             " addressA                 192.168.1.1     192.168.1.253       251       2        1\n",
         );
-        assert_text(&local_pools(&pools), want);
+        assert_text(&local_pools(&pools, 0, 0), want);
         let j = serde_json::to_value(&pools[0]).unwrap();
         assert_eq!(j["in_use"], 2);
         assert_eq!(j["free"], 251);
         assert_eq!(j["refused"], 1);
+        assert_eq!(j["family"], "ipv4");
+        pools.push(crate::ike::PoolStats {
+            name: "v6".into(),
+            family: Family::Ipv6,
+            begin: "2001:db8:77::1".parse().unwrap(),
+            end: "2001:db8:77::ffff:ffff:ffff:ffff".parse().unwrap(),
+            free: u64::MAX - 1,
+            in_use: 1,
+            refused: 0,
+        });
+        let got = local_pools(&pools, 2, 1);
+        assert!(got.contains(" Pool                     Begin                                   End                                        Free  In use  Refused\n v6                       2001:db8:77::1                          2001:db8:77:0:ffff:ffff:ffff:ffff       18446744073709551614       1        0\n"), "{got}");
+        assert!(got.contains("not configured: 2\n"), "{got}");
+        assert!(
+            got.contains("(kept until their sessions end): 1\n"),
+            "{got}"
+        );
+        // An answer from a vpnd before IPv6 pools: no family, IPv4.
+        let old: crate::ike::PoolStats = serde_json::from_str(
+            r#"{"name":"a","begin":"10.0.0.1","end":"10.0.0.2","free":2,"in_use":0,"refused":0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.family, Family::Ipv4);
     }
 
     #[test]

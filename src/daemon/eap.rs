@@ -193,6 +193,7 @@ impl Relay {
                         identity,
                         class: acc.class.clone(),
                         framed_ip: acc.framed_ip.map(IpAddr::V4),
+                        framed_pools: acc.framed_pools.clone(),
                         session_timeout: acc.session_timeout,
                         server,
                     },
@@ -289,6 +290,7 @@ mod tests {
             class: vec![b"gold".to_vec()],
             user_name: None,
             framed_ip: None,
+            framed_pools: vec!["gold".into()],
             session_timeout: Some(3600),
         };
         let a = r.answered(Answered {
@@ -302,6 +304,7 @@ mod tests {
         assert_eq!(msk.map(|m| m.len()), Some(64));
         assert_eq!(user.identity, "joe@cclient");
         assert_eq!(user.class, vec![b"gold".to_vec()]);
+        assert_eq!(user.framed_pools, vec!["gold".to_string()]);
         assert_eq!(
             (user.server.as_str(), user.session_timeout),
             ("r1", Some(3600))

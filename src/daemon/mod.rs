@@ -426,10 +426,12 @@ impl Daemon {
                     rekey_at,
                     nat_t,
                     virtual_ip,
+                    virtual_ip6,
+                    session_deadline,
                     user,
                 } => {
                     let username = user.as_ref().map(|u| crate::escape::peer_text(&u.identity));
-                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), user = username.as_deref().unwrap_or("-"), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), "IKE SA established");
+                    info!(peer, ike = format_args!("{ike:016x}"), %remote, remote_id = remote_id.as_ref().map_or_else(|| "-".into(), identity_text), user = username.as_deref().unwrap_or("-"), initiator, nat_t, virtual_ip = virtual_ip.map_or_else(|| "-".into(), |a| a.to_string()), virtual_ip6 = virtual_ip6.map_or_else(|| "-".into(), |a| a.to_string()), session_timeout = session_deadline.map(|t| t.saturating_duration_since(Instant::now()).as_secs()), "IKE SA established");
                     self.backoff.remove(&peer);
                     let mut info = self.peer_info.get(&peer).cloned().unwrap_or_default();
                     // Route-based: its XFRM interface (configured); else the outer one.
@@ -454,6 +456,14 @@ impl Daemon {
                     );
                     self.sessions.ike_nat_t(ike, nat_t);
                     self.sessions.ike_virtual_ip(ike, virtual_ip);
+                    self.sessions.ike_virtual_ip6(ike, virtual_ip6);
+                    // The engine's deadline (it ends the session), shown as it said.
+                    self.sessions.ike_session_end(
+                        ike,
+                        session_deadline.map(|t| {
+                            unix_now() + t.saturating_duration_since(Instant::now()).as_secs()
+                        }),
+                    );
                     if let (Some(u), Some(username)) = (user, username) {
                         self.sessions.ike_user(
                             ike,
@@ -498,7 +508,7 @@ impl Daemon {
                             LocalDelete => Some(Cause::AdminReset),
                             NegotiationFailed(_) => Some(Cause::NasError),
                             Rekeyed => None,
-                            Expired => Some(Cause::SessionTimeout),
+                            Expired | SessionTimeout => Some(Cause::SessionTimeout),
                         };
                         if let Some(c) = cause {
                             self.batch_causes.entry(remote.ip()).or_insert(c);
@@ -672,9 +682,14 @@ impl Daemon {
             Command::ShowIkeStats {} => Response::ok(Body::IkeStats {
                 ike_stats: Box::new(crate::control::ike_stats(&self.endpoint)),
             }),
-            Command::ShowPools {} => Response::ok(Body::Pools {
-                pools: self.endpoint.pool_stats(),
-            }),
+            Command::ShowPools {} => {
+                let (unknown_pool_refused, leases_outside_pools) = self.endpoint.pool_extras();
+                Response::ok(Body::Pools {
+                    pools: self.endpoint.pool_stats(),
+                    unknown_pool_refused,
+                    leases_outside_pools,
+                })
+            }
             Command::ClearSessions { filter } => {
                 let now = Instant::now();
                 let mut cleared = 0;

@@ -162,6 +162,11 @@ impl Daemon {
             .iter()
             .map(|p| super::peers::peer_policy(p, new.local.nat_t_port))
             .collect();
+        if diff.live.contains(&"pools") {
+            // Before the peers that may name new pools; leases stay (Pools::reconfigure).
+            self.endpoint.set_pools(new.pools.clone());
+            info!("reload: address pools updated");
+        }
         let mut changes = self.endpoint.set_peers(Instant::now(), policies);
         // A peer moved to another interface or VRF with the same negotiated policy (if_id
         // included) is one the engine would keep: its SAs go too, to come up on the new one.

@@ -216,18 +216,27 @@ impl Lab {
             right,
             rw,
         );
-        // The initiator asks for an address (RFC 7296 3.15.4) from a pool of three, so a
-        // few IKE SAs in a program reach the full pool too.
+        // The initiator asks for an address of each family (RFC 7296 3.15.4) from pools of
+        // three and two, so a few IKE SAs in a program reach a full pool of each too.
         let mut i_peer = i_peer;
         i_peer.remote_access.request_address = true;
+        i_peer.remote_access.request_ipv6 = true;
         let mut r_peer = r_peer;
         r_peer.remote_access.pool = Some("lab".into());
+        r_peer.remote_access.pool6 = Some("lab6".into());
         let mut r = Endpoint::new(vec![r_peer, r_rw], Box::new(FuzzRng(0x5555_6666_7777_8888)));
-        r.set_pools(vec![crate::ike::AddressPool {
-            name: "lab".into(),
-            first: "198.51.100.10".parse().unwrap(),
-            last: "198.51.100.12".parse().unwrap(),
-        }]);
+        r.set_pools(vec![
+            crate::ike::AddressPool {
+                name: "lab".into(),
+                first: "198.51.100.10".parse().unwrap(),
+                last: "198.51.100.12".parse().unwrap(),
+            },
+            crate::ike::AddressPool {
+                name: "lab6".into(),
+                first: "2001:db8:77::1".parse().unwrap(),
+                last: "2001:db8:77::2".parse().unwrap(),
+            },
+        ]);
         // Tight DoS bounds (RFC 7296 2.6), so a few IKE_SA_INITs in a program already reach
         // the cookie, per-address and global paths, and the initiator's COOKIE retry.
         r.set_dos(crate::ike::DosConfig {
@@ -783,5 +792,10 @@ mod pool_tests {
         assert!(p.refused >= 1, "{p:?}");
         let with_address = l.i.sas().filter(|s| s.virtual_ip.is_some()).count();
         assert_eq!(with_address, 3);
+        let p6 = &l.r.pool_stats()[1];
+        assert_eq!((p6.in_use, p6.free), (2, 0), "{p6:?}");
+        assert!(p6.refused >= 1, "{p6:?}");
+        let with_v6 = l.i.sas().filter(|s| s.virtual_ip6.is_some()).count();
+        assert_eq!(with_v6, 2);
     }
 }

@@ -146,6 +146,10 @@ pub enum Output {
         nat_t: bool,
         /// The address leased to the peer (configuration payload, RFC 7296 3.15.4).
         virtual_ip: Option<IpAddr>,
+        /// The IPv6 address leased to the peer (INTERNAL_IP6_ADDRESS).
+        virtual_ip6: Option<std::net::Ipv6Addr>,
+        /// When the engine ends the session (RADIUS Session-Timeout, RFC 2865 5.27).
+        session_deadline: Option<Instant>,
         /// The user EAP authenticated (RFC 7296 2.16), with what RADIUS said of them.
         user: Option<AuthenticatedUser>,
     },
@@ -601,9 +605,17 @@ impl Endpoint {
         }
     }
 
-    /// Sets the address pools (`ip local pool`), before any client connects.
+    /// Sets the address pools (`ip local pool`): at start, and live at a reload, where
+    /// every lease stays with its IKE SA, also one a shrunk or removed pool left outside,
+    /// until that SA ends ([`Pools::reconfigure`]).
     pub fn set_pools(&mut self, pools: Vec<AddressPool>) {
-        self.pools = Pools::new(pools);
+        self.pools.reconfigure(pools);
+    }
+
+    /// Clients refused because RADIUS named a pool that is not configured (Framed-Pool),
+    /// and leases of addresses outside every configured pool.
+    pub fn pool_extras(&self) -> (u64, u32) {
+        (self.pools.unknown_refused(), self.pools.outside_pools())
     }
 
     /// Each pool's begin, end, free and in-use figures (`show ip local pool`).
@@ -622,7 +634,10 @@ impl Endpoint {
         self.pools.check()?;
         for (owner, a) in self.pools.owners() {
             match self.sas.get(&owner) {
-                Some(sa) if !sa.is_dead() && sa.virtual_ip.map(IpAddr::V4) == Some(a) => {}
+                Some(sa)
+                    if !sa.is_dead()
+                        && (sa.virtual_ip.map(IpAddr::V4) == Some(a)
+                            || sa.virtual_ip6.map(IpAddr::V6) == Some(a)) => {}
                 Some(_) => return Err(format!("lease {a}: its IKE SA {owner:x} disagrees")),
                 None => return Err(format!("lease {a} of a forgotten IKE SA {owner:x}")),
             }
@@ -734,6 +749,13 @@ impl Endpoint {
     }
 
     /// How many times an IKE SA was looked at so far (handled or rescheduled).
+    /// Sets an IKE SA's Session-Timeout deadline as RADIUS would (tests of its life across
+    /// rekeys), its next deadline rescheduled.
+    #[cfg(test)]
+    pub(crate) fn set_session_deadline(&mut self, now: Instant, id: IkeSaId, at: Instant) -> bool {
+        self.with_sa(now, id, |sa, _| sa.session_deadline = Some(at))
+    }
+
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits

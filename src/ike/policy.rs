@@ -116,13 +116,17 @@ pub struct PeerPolicy {
 pub struct RemoteAccess {
     /// Identities this entry is for (`match identity`), beside or instead of `remote_id`.
     pub identity: Option<IdPattern>,
-    /// The pool client addresses come from (`ip local pool`); None: no address given.
+    /// The pool client IPv4 addresses come from (`ip local pool`); None: none given.
     pub pool: Option<String>,
+    /// The pool client IPv6 addresses come from (`ipv6 local pool`); None: none given.
+    pub pool6: Option<String>,
     /// DNS servers handed out (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS), when asked for.
     pub dns: Vec<IpAddr>,
     /// As an initiator: ask the responder for an address (strongSwan's `vips = 0.0.0.0`).
     /// The engine's tests and load generators use it; vpnd itself is no client yet.
     pub request_address: bool,
+    /// With `request_address`: an IPv6 address too (a dual-stack client).
+    pub request_ipv6: bool,
 }
 
 /// An identity pattern: `*` stands for any run of characters (`*@cclient`,
@@ -273,11 +277,11 @@ impl PeerPolicy {
         check("ike.proposals", self.ike_proposals != new.ike_proposals);
         check("ike.encap", self.nat.encap != new.nat.encap);
         check("nat_t_port", self.nat.local_port != new.nat.local_port);
-        // Which clients the profile is for and where their addresses come from.
+        // Which clients the profile is for. Where their addresses come from is not here: a
+        // connected client keeps its lease, the next one gets the new pool (issue 14).
         check(
             "remote_access",
-            (&self.remote_access.identity, &self.remote_access.pool)
-                != (&new.remote_access.identity, &new.remote_access.pool),
+            self.remote_access.identity != new.remote_access.identity,
         );
         // Children point into `children` by index: same names, same order.
         check(

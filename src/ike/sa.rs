@@ -55,6 +55,8 @@ pub enum DownReason {
     /// Reached its lifetime without a successful rekey (the link was down, or the peer kept
     /// refusing): an IKE SA does not outlive it (RFC 7296 2.8).
     Expired,
+    /// The session reached the Session-Timeout its RADIUS server gave (RFC 2865 5.27).
+    SessionTimeout,
 }
 
 impl std::fmt::Display for DownReason {
@@ -66,6 +68,7 @@ impl std::fmt::Display for DownReason {
             DownReason::NegotiationFailed(why) => write!(f, "negotiation failed: {why}"),
             DownReason::Rekeyed => f.write_str("rekeyed"),
             DownReason::Expired => f.write_str("lifetime expired"),
+            DownReason::SessionTimeout => f.write_str("session timeout (RADIUS)"),
             DownReason::PeerRestarted => f.write_str("peer restarted (INITIAL_CONTACT)"),
         }
     }
@@ -300,10 +303,15 @@ pub struct IkeSa {
     /// endpoint's `Pools`, this a copy for selectors and display. A rekey's successor
     /// takes both.
     pub virtual_ip: Option<std::net::Ipv4Addr>,
-    /// Where the peer's address comes from when the authentication step says (RADIUS
-    /// Framed-IP-Address / Framed-Pool): set before the configuration payload is answered;
-    /// None: the profile's pool.
-    pub(crate) address_request: Option<crate::ike::pool::AddressRequest>,
+    /// The IPv6 address leased to the peer (INTERNAL_IP6_ADDRESS), as `virtual_ip`.
+    pub virtual_ip6: Option<std::net::Ipv6Addr>,
+    /// Where the peer's addresses come from when the authentication step says (RADIUS
+    /// Framed-IP-Address, Framed-Pool): set before the configuration payload is answered;
+    /// a family none of them is for: the profile's pool.
+    pub(crate) address_requests: Vec<crate::ike::pool::AddressRequest>,
+    /// The end RADIUS gave the session (Session-Timeout, RFC 2865 5.27): the IKE SA is
+    /// deleted then, whatever its rekeys (a successor inherits it).
+    pub session_deadline: Option<Instant>,
     /// The hashes the peer announced for signature AUTH (RFC 7427 4), from IKE_SA_INIT.
     pub(crate) peer_hashes: SigHashes,
 }
@@ -353,7 +361,9 @@ impl IkeSa {
             first_remote: remote,
             frag: Fragments::default(),
             virtual_ip: None,
-            address_request: None,
+            virtual_ip6: None,
+            address_requests: Vec::new(),
+            session_deadline: None,
             peer_hashes: SigHashes::default(),
         }
     }
@@ -372,6 +382,14 @@ impl IkeSa {
         self.last_sent = ctx.now;
         let remote = self.remote;
         send_to(ctx, self.local, remote, datagrams);
+    }
+
+    /// When the session's Session-Timeout ends it: only while established (a replaced SA
+    /// waits for its Delete, its successor carries the deadline).
+    fn session_end_at(&self) -> Option<Instant> {
+        matches!(self.state, State::Established(_))
+            .then_some(self.session_deadline)
+            .flatten()
     }
 
     /// When a NAT keepalive is due: only with a NAT in front of us, once up (RFC 3948 2.3).
@@ -713,9 +731,19 @@ impl IkeSa {
         let delayed = self.delayed.iter().map(|d| d.0).min();
         let keepalive = self.keepalive_at();
         let reassembly = self.frag.deadline();
+        let session_end = self.session_end_at();
         [
-            retransmit, dpd, half_open, rekey, retire, expiry, standby, delayed, keepalive,
+            retransmit,
+            dpd,
+            half_open,
+            rekey,
+            retire,
+            expiry,
+            standby,
+            delayed,
+            keepalive,
             reassembly,
+            session_end,
         ]
         .into_iter()
         .flatten()
@@ -785,13 +813,19 @@ impl IkeSa {
             State::Replaced(r) => Some(r.expires_at),
             _ => None,
         };
-        if expires_at.is_some_and(|t| now >= t) {
+        let session_over = self.session_end_at().is_some_and(|t| now >= t);
+        if session_over || expires_at.is_some_and(|t| now >= t) {
             // Tell the peer if the window is free; a Delete never answered still deletes
             // (1.4.1), so there is no waiting for it.
             if self.outstanding.is_none() {
                 self.start_delete_ike(ctx);
             }
-            self.die(ctx, DownReason::Expired);
+            let reason = if session_over {
+                DownReason::SessionTimeout
+            } else {
+                DownReason::Expired
+            };
+            self.die(ctx, reason);
             return;
         }
         if self.delayed.iter().any(|d| now >= d.0) {

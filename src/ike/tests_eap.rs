@@ -32,9 +32,20 @@ impl Client {
     }
 
     fn with(mode: EapIdentity) -> Client {
-        let (pa, mut pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
+        Client::build(mode, |_, _| {}, Vec::new())
+    }
+
+    /// With the policies changed by `tweak` (A's, B's) and B's address pools.
+    fn build(
+        mode: EapIdentity,
+        tweak: impl FnOnce(&mut crate::ike::PeerPolicy, &mut crate::ike::PeerPolicy),
+        pools: Vec<crate::ike::AddressPool>,
+    ) -> Client {
+        let (mut pa, mut pb) = site_policies(&GCM, &GCM, &["aes256gcm16"]);
         pb.remote_auth = RemoteAuth::Eap(mode);
+        tweak(&mut pa, &mut pb);
         let mut p = Pair::new(pa, pb);
+        p.b.set_pools(pools);
         p.a.initiate(p.now, "b", addr(A)).unwrap();
         // IKE_SA_INIT request and response pass; A's IKE_AUTH is taken off the wire.
         let mut dropped = None;
@@ -179,6 +190,11 @@ impl Client {
 
     /// The whole conversation up to EAP-Success: Identity, one challenge round, Accept.
     fn through_success(&mut self, msk: Option<Vec<u8>>) {
+        self.through_success_as(msk, user());
+    }
+
+    /// As `through_success`, RADIUS saying `user` of the client.
+    fn through_success_as(&mut self, msk: Option<Vec<u8>>, user: AuthenticatedUser) {
         let first = self.first.clone();
         let r = self.send(&first);
         assert_eq!(r.len(), 1);
@@ -193,9 +209,25 @@ impl Client {
         let r = self.answer(EapAnswer::Success {
             eap: vec![3, 2, 0, 4],
             msk: msk.map(Zeroizing::new),
-            user: user(),
+            user,
         });
         assert_eq!(eap_of(&r[0]).unwrap(), [3, 2, 0, 4], "EAP-Success relayed");
+    }
+
+    /// B's outputs from now on (requests it sends too, opened with A's keys).
+    fn b_outputs(&mut self) -> (Vec<Output>, Vec<Vec<Payload>>) {
+        let (mut outs, mut msgs) = (Vec::new(), Vec::new());
+        while let Some(o) = self.p.b.poll_output() {
+            match o {
+                Output::Transmit(t) => {
+                    let msg = Message::decode(&t.data).unwrap();
+                    let keys = self.a_sa().keys.as_ref().unwrap();
+                    msgs.push(keys.inb.open(&t.data, &msg).unwrap());
+                }
+                other => outs.push(other),
+            }
+        }
+        (outs, msgs)
     }
 }
 
@@ -514,4 +546,160 @@ fn child_payloads_with_the_last_auth() {
     assert!(r[0].auth().is_some() && r[0].sa().is_some() && r[0].ts_r().is_some());
     assert_eq!(Pair::installs(&c.p.b_out).len(), 1);
     assert_eq!(Pair::ups(&c.p.b_out), 1);
+}
+
+/// A's policy asks for an address (strongSwan's `vips`); B's profile has a default pool
+/// and the pool `gold` for the users RADIUS puts there (Framed-Pool, RFC 2869 5.23).
+fn pooled_client() -> Client {
+    let pool = |n: &str, a: &str, b: &str| crate::ike::AddressPool {
+        name: n.into(),
+        first: a.parse().unwrap(),
+        last: b.parse().unwrap(),
+    };
+    Client::build(
+        EapIdentity::Request,
+        |pa, pb| {
+            pa.remote_access.request_address = true;
+            pb.remote_access.pool = Some("default".into());
+        },
+        vec![
+            pool("default", "198.51.100.10", "198.51.100.11"),
+            pool("gold", "198.51.100.100", "198.51.100.101"),
+        ],
+    )
+}
+
+fn replied(inner: &[Payload]) -> Option<std::net::Ipv4Addr> {
+    inner
+        .cp()
+        .and_then(crate::ike::exchange::config::replied_address)
+}
+
+#[test]
+fn framed_pool_names_the_pool_and_an_unknown_one_is_refused_clearly_and_counted() {
+    let mut c = pooled_client();
+    let mut gold = user();
+    gold.framed_pools = vec!["gold".into()];
+    c.through_success_as(Some(MSK.to_vec()), gold);
+    let auth = c.auth(&MSK);
+    let r = c.send(&[auth]);
+    let gold_ip: std::net::Ipv4Addr = "198.51.100.100".parse().unwrap();
+    assert_eq!(replied(&r[0]), Some(gold_ip), "from the pool RADIUS named");
+    let ups: Vec<_> =
+        c.p.b_out
+            .iter()
+            .filter_map(|o| match o {
+                Output::IkeUp { virtual_ip, .. } => Some(*virtual_ip),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(ups, vec![Some(std::net::IpAddr::V4(gold_ip))]);
+    let installs = Pair::installs(&c.p.b_out);
+    assert_eq!(installs.len(), 1);
+    assert_eq!(
+        installs[0].remote_ts,
+        vec![ts("198.51.100.100", "198.51.100.100")],
+        "TSi narrowed to the lease"
+    );
+    let st = c.p.b.pool_stats();
+    assert_eq!((st[0].in_use, st[1].in_use), (0, 1));
+
+    // A pool nobody configured: the child is refused (the IKE SA stays, 3.15.4), the log
+    // names the pool, and it is counted.
+    let mut c = pooled_client();
+    let mut lost = user();
+    lost.framed_pools = vec!["nope\x1b[2J".into()];
+    c.through_success_as(Some(MSK.to_vec()), lost);
+    let auth = c.auth(&MSK);
+    let r = c.send(&[auth]);
+    assert!(
+        has_notify(&r[0], NotifyType::INTERNAL_ADDRESS_FAILURE),
+        "{:?}",
+        r[0]
+    );
+    assert!(r[0].sa().is_none() && replied(&r[0]).is_none());
+    assert_eq!(Pair::ups(&c.p.b_out), 1);
+    assert!(Pair::installs(&c.p.b_out).is_empty());
+    assert_eq!(c.p.b.pool_extras(), (1, 0));
+    let notes: Vec<&String> =
+        c.p.b_out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Notice { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("Framed-Pool") && n.contains("'nope") && !n.contains('\x1b')),
+        "named, escaped: {notes:?}"
+    );
+    assert!(c.p.b.pool_stats().iter().all(|p| p.in_use == 0));
+}
+
+#[test]
+fn session_timeout_ends_the_session_in_the_engine_with_its_own_reason() {
+    let mut c = pooled_client();
+    let mut u = user();
+    u.session_timeout = Some(20);
+    c.through_success_as(Some(MSK.to_vec()), u);
+    let auth = c.auth(&MSK);
+    let up_at = c.p.now;
+    c.send(&[auth]);
+    let deadline =
+        c.p.b_out
+            .iter()
+            .find_map(|o| match o {
+                Output::IkeUp {
+                    session_deadline, ..
+                } => Some(*session_deadline),
+                _ => None,
+            })
+            .expect("up");
+    assert_eq!(deadline, Some(up_at + Duration::from_secs(20)));
+    assert!(c
+        .p
+        .b
+        .poll_timeout()
+        .is_some_and(|t| t <= up_at + Duration::from_secs(20)));
+    // A second early: nothing ends.
+    c.p.now = up_at + Duration::from_secs(19);
+    c.p.b.handle_timeout(c.p.now);
+    let (outs, _) = c.b_outputs();
+    assert!(Pair::downs(&outs).is_empty(), "{outs:?}");
+    // At the deadline: a Delete for the IKE SA to the client, the child removed, and the
+    // daemon told why (accounting's Session-Timeout).
+    c.p.now = up_at + Duration::from_secs(20);
+    c.p.b.handle_timeout(c.p.now);
+    let (outs, msgs) = c.b_outputs();
+    assert_eq!(Pair::downs(&outs), vec![DownReason::SessionTimeout]);
+    assert!(outs.iter().any(|o| matches!(o, Output::RemoveChild(_))));
+    assert!(
+        msgs.iter().any(|m| m.iter().any(
+            |p| matches!(p, Payload::Delete(d) if d.protocol == crate::ike::codec::ProtocolId::IKE)
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        c.p.b.pool_stats().iter().all(|p| p.in_use == 0),
+        "the lease is released"
+    );
+}
+
+#[test]
+fn session_timeout_zero_is_none() {
+    let mut c = Client::new();
+    let mut u = user();
+    u.session_timeout = Some(0);
+    c.through_success_as(Some(MSK.to_vec()), u);
+    let auth = c.auth(&MSK);
+    c.send(&[auth]);
+    assert!(c.p.b_out.iter().any(|o| matches!(
+        o,
+        Output::IkeUp {
+            session_deadline: None,
+            ..
+        }
+    )));
 }

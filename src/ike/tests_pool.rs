@@ -87,8 +87,10 @@ fn profile(group: &str, pool: &str, psk: &str) -> PeerPolicy {
     p.remote_access = RemoteAccess {
         identity: Some(IdPattern::new(&format!("*@{group}"))),
         pool: Some(pool.into()),
+        pool6: None,
         dns: vec!["198.51.100.53".parse().unwrap()],
         request_address: false,
+        request_ipv6: false,
     };
     p.children[0].local_ts = vec![ts("198.51.100.0", "198.51.100.127")];
     p.children[0].remote_ts = vec![ts("0.0.0.0", "255.255.255.255")];
@@ -142,11 +144,15 @@ impl Lan {
     }
 
     fn add_client(&mut self, user: &str, psk: &str) -> usize {
+        self.add_client_with(client_policy(user, psk), user)
+    }
+
+    fn add_client_with(&mut self, policy: PeerPolicy, user: &str) -> usize {
         let i = self.clients.len();
         let at: SocketAddr = format!("203.0.113.{}:500", 10 + i).parse().unwrap();
         self.seed += 1;
         self.clients.push(Client {
-            ep: Endpoint::new(vec![client_policy(user, psk)], Box::new(Rng(self.seed))),
+            ep: Endpoint::new(vec![policy], Box::new(Rng(self.seed))),
             at,
             user: user.into(),
             out: Vec::new(),
@@ -230,6 +236,15 @@ impl Lan {
             .find_map(|s| s.virtual_ip)
     }
 
+    /// The IPv6 address the client's live IKE SA was given, as the client saw it.
+    fn address6_of(&self, i: usize) -> Option<std::net::Ipv6Addr> {
+        self.clients[i]
+            .ep
+            .sas()
+            .filter(|s| s.is_established() && !s.is_dead())
+            .find_map(|s| s.virtual_ip6)
+    }
+
     fn pool(&self, name: &str) -> super::pool::PoolStats {
         self.gw
             .pool_stats()
@@ -252,7 +267,10 @@ impl Lan {
                 .sa(owner)
                 .unwrap_or_else(|| panic!("lease {a} of a forgotten SA"));
             assert!(!sa.is_dead());
-            assert_eq!(sa.virtual_ip.map(IpAddr::V4), Some(a));
+            assert!(
+                sa.virtual_ip.map(IpAddr::V4) == Some(a)
+                    || sa.virtual_ip6.map(IpAddr::V6) == Some(a)
+            );
             assert!(seen.insert(a), "{a} leased twice");
         }
         // Every live SA with an address holds its lease (a successor inherits it).
@@ -266,12 +284,19 @@ impl Lan {
             "{with_ip} SAs with an address, {leases} leases"
         );
         for sa in self.gw.sas() {
+            let mine: Vec<IpAddr> = [
+                sa.virtual_ip.map(IpAddr::V4),
+                sa.virtual_ip6.map(IpAddr::V6),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             for c in &sa.children {
-                let a = IpAddr::V4(sa.virtual_ip.expect("a child only with an address"));
+                assert!(!mine.is_empty(), "a child only with an address");
                 assert!(c
                     .remote_ts
                     .iter()
-                    .all(|t| t.start_addr() == a && t.end_addr() == a));
+                    .all(|t| t.start_addr() == t.end_addr() && mine.contains(&t.start_addr())));
             }
         }
     }
@@ -493,7 +518,10 @@ fn the_lease_follows_ike_rekeys_and_ends_with_dpd() {
         let live: Vec<_> = lan.gw.sas().filter(|s| !s.is_dead()).collect();
         assert_eq!(live.len(), 1);
         assert_ne!(live[0].id, id);
-        assert_eq!(lan.gw.pools().of(live[0].id), Some(a));
+        assert_eq!(
+            lan.gw.pools().of(live[0].id, super::pool::Family::Ipv4),
+            Some(IpAddr::V4(a))
+        );
     }
     assert_eq!(lan.pool("addressA").in_use, 1);
     // The client's cable is pulled: DPD gives up and the address goes back.
@@ -580,10 +608,284 @@ fn pool_invariants_hold_over_a_long_random_run() {
         }
         lan.check();
         let st = lan.pool("addressA");
-        assert_eq!(st.free + st.in_use, 8);
+        assert_eq!(st.free + u64::from(st.in_use), 8);
     }
     assert!(
         granted > 100,
         "the run exercised the pool: {granted} grants"
     );
+}
+
+/// A dual-stack profile: IPv4 from `addressA`, IPv6 from `v6`, DNS of both families, and
+/// selectors of both on the protected side.
+fn dual_profile() -> PeerPolicy {
+    let mut p = profile("cclient", "addressA", PSK);
+    p.remote_access.pool6 = Some("v6".into());
+    p.remote_access.dns.push("2001:db8::53".parse().unwrap());
+    p.children[0]
+        .local_ts
+        .push(ts("2001:db8:100::", "2001:db8:100::ffff"));
+    p.children[0]
+        .remote_ts
+        .push(ts("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+    p
+}
+
+/// A dual-stack road warrior (strongSwan's `vips = 0.0.0.0, ::`).
+fn dual_client(user: &str) -> PeerPolicy {
+    let mut p = client_policy(user, PSK);
+    p.remote_access.request_ipv6 = true;
+    p.children[0]
+        .local_ts
+        .push(ts("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+    p.children[0]
+        .remote_ts
+        .push(ts("2001:db8:100::", "2001:db8:100::ffff"));
+    p
+}
+
+#[test]
+fn a_dual_stack_client_gets_both_families_and_a_full_ipv6_pool_leaves_it_ipv4() {
+    let mut lan = Lan::new(
+        vec![dual_profile()],
+        vec![
+            pool("addressA", "10.13.13.1", "10.13.13.9"),
+            pool("v6", "2001:db8:77::1", "2001:db8:77::2"),
+        ],
+    );
+    for u in ["joe@cclient", "ann@cclient", "bob@cclient"] {
+        let i = lan.add_client_with(dual_client(u), u);
+        lan.connect(i);
+        lan.check();
+    }
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+    assert_eq!(lan.address_of(0), Some(Ipv4Addr::new(10, 13, 13, 1)));
+    assert_eq!(lan.address6_of(0), Some(v6("2001:db8:77::1")));
+    assert_eq!(lan.address6_of(1), Some(v6("2001:db8:77::2")));
+    // The third: its IPv4 address, no IPv6 one (the pool is full), logged and counted.
+    assert_eq!(lan.address_of(2), Some(Ipv4Addr::new(10, 13, 13, 3)));
+    assert_eq!(lan.address6_of(2), None);
+    let notes = notices(&lan.gw_out);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("address pool 'v6' is exhausted")
+                && n.contains("no IPv6 address")
+                && n.contains("bob@cclient")
+                && n.contains("other family only")),
+        "{notes:?}"
+    );
+    let st = lan.pool("v6");
+    assert_eq!(
+        (st.family, st.free, st.in_use, st.refused),
+        (super::pool::Family::Ipv6, 0, 2, 1)
+    );
+    // The gateway's daemon heard both addresses; each child's TSi is exactly the leases.
+    let ups: Vec<_> = lan
+        .gw_out
+        .iter()
+        .filter_map(|o| match o {
+            Output::IkeUp {
+                virtual_ip,
+                virtual_ip6,
+                ..
+            } => Some((*virtual_ip, *virtual_ip6)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ups[0],
+        (
+            Some("10.13.13.1".parse().unwrap()),
+            Some(v6("2001:db8:77::1"))
+        )
+    );
+    assert_eq!(ups[2].1, None);
+    let remote_ts: Vec<_> = lan
+        .gw_out
+        .iter()
+        .filter_map(|o| match o {
+            Output::InstallChild(c) => Some(c.remote_ts.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        remote_ts[0],
+        vec![
+            ts("10.13.13.1", "10.13.13.1"),
+            ts("2001:db8:77::1", "2001:db8:77::1")
+        ]
+    );
+    assert_eq!(remote_ts[2], vec![ts("10.13.13.3", "10.13.13.3")]);
+    // Joe leaves: both his leases go back, and the next dual-stack client gets his IPv6 one.
+    let joe = lan.clients[0].ep.sas().next().unwrap().id;
+    lan.clients[0].ep.delete(lan.now, joe).unwrap();
+    lan.drive();
+    lan.check();
+    assert_eq!((lan.pool("v6").in_use, lan.pool("addressA").in_use), (1, 2));
+    let i = lan.add_client_with(dual_client("eve@cclient"), "eve@cclient");
+    lan.connect(i);
+    lan.check();
+    assert_eq!(lan.address6_of(i), Some(v6("2001:db8:77::1")));
+}
+
+#[test]
+fn both_families_exhausted_refuse_the_child_and_a_family_without_a_pool_is_not_given() {
+    let mut lan = Lan::new(
+        vec![dual_profile()],
+        vec![
+            pool("addressA", "10.13.13.1", "10.13.13.1"),
+            pool("v6", "2001:db8:77::1", "2001:db8:77::1"),
+        ],
+    );
+    let joe = lan.add_client_with(dual_client("joe@cclient"), "joe@cclient");
+    lan.connect(joe);
+    let ann = lan.add_client_with(dual_client("ann@cclient"), "ann@cclient");
+    lan.connect(ann);
+    lan.check();
+    assert_eq!((lan.address_of(ann), lan.address6_of(ann)), (None, None));
+    assert!(
+        notices(&lan.clients[ann].out)
+            .iter()
+            .any(|n| n.contains("INTERNAL_ADDRESS_FAILURE")),
+        "{:?}",
+        notices(&lan.clients[ann].out)
+    );
+    assert_eq!(
+        (lan.pool("addressA").refused, lan.pool("v6").refused),
+        (1, 1)
+    );
+    // A dual-stack client of an IPv4-only profile: IPv4 only, its IPv6 request ignored.
+    let mut lan = one_gateway("10.13.13.9");
+    let i = lan.add_client_with(dual_client("joe@cclient"), "joe@cclient");
+    lan.connect(i);
+    lan.check();
+    assert_eq!(
+        (lan.address_of(i), lan.address6_of(i)),
+        (Some(Ipv4Addr::new(10, 13, 13, 1)), None)
+    );
+}
+
+#[test]
+fn a_reload_shrinks_a_pool_under_connected_clients_without_giving_their_addresses_away() {
+    let mut lan = one_gateway("10.13.13.4");
+    for u in ["joe@cclient", "ann@cclient", "bob@cclient"] {
+        let i = lan.add_client(u, PSK);
+        lan.connect(i);
+    }
+    let held: Vec<_> = (0..3).map(|i| lan.address_of(i).unwrap()).collect();
+    // Shrunk to two addresses: the third client keeps 10.13.13.3 (outside now).
+    lan.gw
+        .set_pools(vec![pool("addressA", "10.13.13.1", "10.13.13.2")]);
+    lan.check();
+    assert_eq!(lan.gw.pool_extras(), (0, 1));
+    let st = lan.pool("addressA");
+    assert_eq!((st.free, st.in_use), (0, 2));
+    let i = lan.add_client("eve@cclient", PSK);
+    lan.connect(i);
+    assert_eq!(lan.address_of(i), None, "full after the shrink");
+    // Grown again, past the kept lease: new clients get new addresses, never a held one.
+    lan.gw
+        .set_pools(vec![pool("addressA", "10.13.13.1", "10.13.13.9")]);
+    lan.check();
+    assert_eq!(lan.gw.pool_extras(), (0, 0));
+    let eve = lan.clients[i].ep.sas().next().unwrap().id;
+    lan.clients[i].ep.delete(lan.now, eve).unwrap();
+    lan.drive();
+    lan.connect(i);
+    lan.check();
+    let got = lan.address_of(i).unwrap();
+    assert!(!held.contains(&got), "{got} was held");
+    for (k, a) in held.iter().enumerate() {
+        assert_eq!(lan.address_of(k), Some(*a), "kept across both reloads");
+    }
+}
+
+#[test]
+fn a_session_timeout_outlives_ike_rekeys_and_ends_the_session_at_its_time() {
+    let mut lan = one_gateway("10.13.13.9");
+    let i = lan.add_client("joe@cclient", PSK);
+    lan.connect(i);
+    let start = lan.now;
+    let id = lan.gw.sas().find(|s| s.is_established()).unwrap().id;
+    let end = start + Duration::from_secs(100);
+    assert!(lan.gw.set_session_deadline(lan.now, id, end));
+    // Two IKE SA rekeys before the deadline, the second by the client: the successor
+    // carries it.
+    lan.now += Duration::from_secs(10);
+    lan.gw.rekey_ike(lan.now, id).unwrap();
+    lan.drive();
+    let id2 = lan
+        .gw
+        .sas()
+        .find(|s| s.is_established() && s.rekeyed_to().is_none())
+        .unwrap()
+        .id;
+    assert_ne!(id, id2);
+    lan.now += Duration::from_secs(10);
+    let cid = lan.clients[i]
+        .ep
+        .sas()
+        .find(|s| s.is_established() && s.rekeyed_to().is_none())
+        .unwrap()
+        .id;
+    lan.clients[i].ep.rekey_ike(lan.now, cid).unwrap();
+    lan.drive();
+    let live: Vec<_> = lan
+        .gw
+        .sas()
+        .filter(|s| !s.is_dead() && s.rekeyed_to().is_none())
+        .collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        live[0].session_deadline,
+        Some(end),
+        "the successor has the session's end"
+    );
+    lan.check();
+    // Time runs (DPD exchanges meanwhile); nothing ends before the deadline.
+    while lan.now < end {
+        assert!(lan.step_time());
+        let early = lan.gw_out.iter().any(|o| {
+            matches!(
+                o,
+                Output::IkeDown {
+                    reason: DownReason::SessionTimeout,
+                    ..
+                }
+            )
+        });
+        assert!(!early || lan.now >= end, "ended at {:?}", lan.now - start);
+    }
+    assert_eq!(lan.now, end, "a deadline of its own, not a later timer's");
+    let downs: Vec<_> = lan
+        .gw_out
+        .iter()
+        .filter_map(|o| match o {
+            Output::IkeDown {
+                reason,
+                was_up: true,
+                ..
+            } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        downs
+            .iter()
+            .filter(|r| **r == DownReason::SessionTimeout)
+            .count(),
+        1,
+        "{downs:?}"
+    );
+    // The client heard the Delete; the lease is free.
+    assert!(lan.clients[i].out.iter().any(|o| matches!(
+        o,
+        Output::IkeDown {
+            reason: DownReason::PeerDelete,
+            ..
+        }
+    )));
+    assert_eq!(lan.pool("addressA").in_use, 0);
+    lan.check();
 }

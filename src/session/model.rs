@@ -234,6 +234,13 @@ pub struct SessionView {
     /// The address leased to the client (configuration payload; IOS "Assigned address").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_ip: Option<IpAddr>,
+    /// The IPv6 address leased to the client (INTERNAL_IP6_ADDRESS), beside `assigned_ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_ip6: Option<IpAddr>,
+    /// Seconds until the engine ends the session at its RADIUS Session-Timeout (RFC 2865
+    /// 5.27).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout_s: Option<u64>,
 }
 
 impl SessionView {
@@ -242,7 +249,10 @@ impl SessionView {
     pub fn username(&self) -> Option<&str> {
         match &self.user {
             Some(u) => Some(&u.username),
-            None => self.assigned_ip.and(self.phase1_id.as_deref()),
+            None => self
+                .assigned_ip
+                .or(self.assigned_ip6)
+                .and(self.phase1_id.as_deref()),
         }
     }
 }

@@ -85,6 +85,10 @@ struct Session {
     up_since: Option<u64>,
     /// The address leased to the client (the engine owns the lease; this is what it said).
     assigned_ip: Option<IpAddr>,
+    assigned_ip6: Option<IpAddr>,
+    /// Unix time the engine ends the session (RADIUS Session-Timeout): the engine's
+    /// deadline as it said, for display.
+    session_end: Option<u64>,
 }
 
 /// What [`SessionTable::summaries`] gives per session.
@@ -245,6 +249,8 @@ impl Session {
             totals: self.totals(),
             up_since: self.up_since,
             assigned_ip: self.assigned_ip,
+            assigned_ip6: self.assigned_ip6,
+            session_timeout_s: self.session_end.map(|t| t.saturating_sub(now)),
         }
     }
 }
@@ -282,6 +288,8 @@ impl SessionTable {
             retired: Totals::default(),
             up_since: None,
             assigned_ip: None,
+            assigned_ip6: None,
+            session_end: None,
         });
         if phase1_id.is_some() {
             s.phase1_id = phase1_id;
@@ -306,6 +314,26 @@ impl SessionTable {
             self.by_ike.get(&ike).and_then(|k| self.sessions.get_mut(k)),
         ) {
             s.assigned_ip = Some(ip);
+        }
+    }
+
+    /// The engine leased the IPv6 address `ip` to the client of this IKE SA.
+    pub fn ike_virtual_ip6(&mut self, ike: IkeSaId, ip: Option<std::net::Ipv6Addr>) {
+        if let (Some(ip), Some(s)) = (
+            ip,
+            self.by_ike.get(&ike).and_then(|k| self.sessions.get_mut(k)),
+        ) {
+            s.assigned_ip6 = Some(IpAddr::V6(ip));
+        }
+    }
+
+    /// The engine ends this IKE SA's session at `end` (unix time; RADIUS Session-Timeout).
+    pub fn ike_session_end(&mut self, ike: IkeSaId, end: Option<u64>) {
+        if let (Some(end), Some(s)) = (
+            end,
+            self.by_ike.get(&ike).and_then(|k| self.sessions.get_mut(k)),
+        ) {
+            s.session_end = Some(end);
         }
     }
 
@@ -512,6 +540,8 @@ impl SessionTable {
             totals: Totals::default(),
             up_since: None,
             assigned_ip: None,
+            assigned_ip6: None,
+            session_timeout_s: None,
         }
     }
 

@@ -49,6 +49,8 @@ fn view(i: usize, now: u64) -> SessionView {
         totals: Totals::default(),
         up_since: Some(now),
         assigned_ip: None,
+        assigned_ip6: None,
+        session_timeout_s: None,
     }
 }
 

@@ -196,8 +196,9 @@ impl IkeSa {
                 let p = self.peer.children.get(i)?;
                 let (mut ni, nr) = (narrow(&ts_i, &p.remote_ts), narrow(&ts_r, &p.local_ts));
                 // A client with a leased address gets exactly it as its side (2.9, 3.15.4).
-                if let Some(vip) = self.virtual_ip_ts() {
-                    ni = narrow(&ni, &[vip]);
+                let vips = self.virtual_ip_ts();
+                if !vips.is_empty() {
+                    ni = narrow(&ni, &vips);
                 }
                 (!ni.is_empty() && !nr.is_empty()).then_some((i, ni, nr))
             })

@@ -496,6 +496,9 @@ impl IkeSa {
         // The peer's address lease goes with the IKE SA (3.15.4): the successor is the session.
         ctx.pools.transfer(self.id, new.id);
         new.virtual_ip = self.virtual_ip;
+        new.virtual_ip6 = self.virtual_ip6;
+        // The session's end is the session's, not the SA's (RFC 2865 5.27).
+        new.session_deadline = self.session_deadline;
         new.children = std::mem::take(&mut self.children);
         for c in &mut new.children {
             ctx.children.moved(c.id, new.id);

@@ -65,7 +65,10 @@ pub struct AuthenticatedUser {
     pub class: Vec<Vec<u8>>,
     /// Framed-IP-Address, if the server assigned one.
     pub framed_ip: Option<IpAddr>,
-    /// Session-Timeout, seconds.
+    /// Framed-Pool (RFC 2869 5.23) and Framed-IPv6-Pool (RFC 3162 2.4): the pools to
+    /// lease the client's addresses from (a pool's family says which address it gives).
+    pub framed_pools: Vec<String>,
+    /// Session-Timeout, seconds (RFC 2865 5.27): the engine ends the session then.
     pub session_timeout: Option<u32>,
     /// The RADIUS server that accepted.
     pub server: String,
@@ -559,10 +562,15 @@ impl IkeSa {
         if child.sa().is_none() {
             child.extend(inner.into_iter().filter(|p| !matches!(p, Payload::Auth(_))));
         }
-        // An address RADIUS assigned (Framed-IP-Address) instead of the profile's pool.
-        if let Some(std::net::IpAddr::V4(a)) = user.framed_ip {
-            self.address_request = Some(crate::ike::pool::AddressRequest::Fixed(a));
-        }
+        // An address RADIUS assigned (Framed-IP-Address), or a pool it named (Framed-Pool),
+        // instead of the profile's pool of that family (config.rs).
+        use crate::ike::pool::AddressRequest;
+        self.address_requests = user
+            .framed_ip
+            .map(AddressRequest::Fixed)
+            .into_iter()
+            .chain(user.framed_pools.iter().cloned().map(AddressRequest::Pool))
+            .collect();
         self.establish_responder(
             ctx,
             message_id,

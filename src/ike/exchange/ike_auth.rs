@@ -228,7 +228,9 @@ impl IkeSa {
         }
         inner.push(Payload::Auth(auth));
         if self.peer.remote_access.request_address {
-            inner.push(Payload::Cp(super::config::address_request()));
+            inner.push(Payload::Cp(super::config::address_request(
+                self.peer.remote_access.request_ipv6,
+            )));
         }
         let child = match self.peer.children.first() {
             Some(policy) => {
@@ -304,6 +306,7 @@ impl IkeSa {
         self.remote_id = Some(idr.identity.clone());
         if self.peer.remote_access.request_address {
             self.virtual_ip = inner.cp().and_then(super::config::replied_address);
+            self.virtual_ip6 = inner.cp().and_then(super::config::replied_address6);
         }
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
@@ -315,6 +318,8 @@ impl IkeSa {
             rekey_at,
             nat_t: self.nat.in_use(),
             virtual_ip: self.virtual_ip.map(IpAddr::V4),
+            virtual_ip6: self.virtual_ip6,
+            session_deadline: self.session_deadline,
             user: None,
         });
         let Some(offer) = pending.child else { return };
@@ -451,6 +456,13 @@ impl IkeSa {
         // The client's address before the daemon hears of the SA (3.15.4, config.rs).
         let cp = self.answer_cp(ctx, inner, initial_contact);
         let rekey_at = self.establish(ctx.now);
+        // RADIUS's Session-Timeout (RFC 2865 5.27) ends the session, rekeys or not; 0 is
+        // none (as FreeRADIUS and strongSwan's eap-radius read it).
+        self.session_deadline = user
+            .as_ref()
+            .and_then(|u| u.session_timeout)
+            .filter(|s| *s > 0)
+            .map(|s| ctx.now + std::time::Duration::from_secs(u64::from(s)));
         ctx.out.push_back(Output::IkeUp {
             ike: self.id,
             peer: self.peer.name.clone(),
@@ -461,6 +473,8 @@ impl IkeSa {
             rekey_at,
             nat_t: self.nat.in_use(),
             virtual_ip: self.virtual_ip.map(IpAddr::V4),
+            virtual_ip6: self.virtual_ip6,
+            session_deadline: self.session_deadline,
             user,
         });
         reply.extend(cp.reply.map(Payload::Cp));

@@ -13,7 +13,7 @@
 //! response to the task in the window, a request to the responder side.
 
 mod child;
-mod config;
+pub(crate) mod config;
 pub(crate) mod create_child_sa;
 pub(crate) mod eap;
 pub(crate) mod ike_auth;
