@@ -85,7 +85,7 @@ fn signed(code: u8, attrs: &[u8], auth: &[u8; 16], padding: usize) -> Vec<u8> {
     r.extend_from_slice(&len.to_be_bytes());
     r.extend_from_slice(&md5(&[&r[..4], auth, attrs, SECRET]));
     r.extend_from_slice(attrs);
-    r.extend(std::iter::repeat(0).take(padding));
+    r.extend(std::iter::repeat_n(0, padding));
     r
 }
 

@@ -1085,7 +1085,7 @@ impl Task {
             let Some(a) = self.active.get(&key) else {
                 continue;
             };
-            if !a.identities.first().is_some_and(|i| i.id == id) || !a.snapshot.is_empty() {
+            if a.identities.first().is_none_or(|i| i.id != id) || !a.snapshot.is_empty() {
                 continue;
             }
             let now = unix_now();

@@ -444,9 +444,9 @@ impl Outbox {
                 self.quick = 0;
                 self.window = (self.window + 1).min(MAX_IN_FLIGHT);
             }
-        } else if !self
+        } else if self
             .last_cut
-            .is_some_and(|t| now.duration_since(t) < self.timeout / 2)
+            .is_none_or(|t| now.duration_since(t) >= self.timeout / 2)
         {
             self.quick = 0;
             self.last_cut = Some(now);

@@ -521,8 +521,6 @@ peers:
     }
 
     #[test]
-
-    #[test]
     fn what_a_running_daemon_cannot_do_refuses_the_reload() {
         // A front-door VRF's IKE sockets are bound at start.
         let fvrf = "vrfs:\n  outside: 1100\n";

@@ -150,7 +150,7 @@ fn user_fqdn(s: &str) -> Result<IdSpec, String> {
 
 fn hex_decode(h: &str) -> Result<Vec<u8>, String> {
     let h: String = h.chars().filter(|c| *c != ':').collect();
-    if h.is_empty() || h.len() % 2 != 0 {
+    if h.is_empty() || !h.len().is_multiple_of(2) {
         return Err("hex needs an even, non-zero number of digits".into());
     }
     (0..h.len())

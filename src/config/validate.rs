@@ -1336,7 +1336,7 @@ impl Ctx {
         let local_addr = local
             .addresses
             .iter()
-            .find(|a| peer_family.map_or(true, |v4| a.is_ipv4() == v4))
+            .find(|a| peer_family.is_none_or(|v4| a.is_ipv4() == v4))
             .or(local.addresses.first())
             .copied();
         // How each side authenticates (RFC 7296 2.15): psk or pubkey (strongSwan's words);
@@ -2451,7 +2451,7 @@ impl Ctx {
                 let own = local
                     .addresses
                     .iter()
-                    .find(|a| family.map_or(true, |v4| a.is_ipv4() == v4));
+                    .find(|a| family.is_none_or(|v4| a.is_ipv4() == v4));
                 match (mode, own) {
                     (Mode::Transport, Some(a)) => vec![(host_ts(*a), cloc)],
                     (Mode::Transport, None) => {

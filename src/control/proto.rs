@@ -45,21 +45,21 @@ impl Filter {
     /// SAs, so a session without one (UP-NO-IKE) never matches a local port.
     pub fn matches(&self, s: &SessionView) -> bool {
         let same = |a: IpAddr, b: IpAddr| a.to_canonical() == b.to_canonical();
-        self.local.map_or(true, |a| same(a, s.local))
+        self.local.is_none_or(|a| same(a, s.local))
             && self
                 .local_port
-                .map_or(true, |p| s.ike_sas.iter().any(|i| i.local.port() == p))
-            && self.remote.map_or(true, |a| same(a, s.key.peer.ip()))
-            && self.remote_port.map_or(true, |p| p == s.key.peer.port())
+                .is_none_or(|p| s.ike_sas.iter().any(|i| i.local.port() == p))
+            && self.remote.is_none_or(|a| same(a, s.key.peer.ip()))
+            && self.remote_port.is_none_or(|p| p == s.key.peer.port())
             && self
                 .fvrf
                 .as_ref()
-                .map_or(true, |v| Some(v) == s.key.fvrf.as_ref())
+                .is_none_or(|v| Some(v) == s.key.fvrf.as_ref())
             && self
                 .ivrf
                 .as_ref()
-                .map_or(true, |v| Some(v) == s.key.ivrf.as_ref())
-            && self.username.as_ref().map_or(true, |u| {
+                .is_none_or(|v| Some(v) == s.key.ivrf.as_ref())
+            && self.username.as_ref().is_none_or(|u| {
                 Some(u.as_str()) == s.username() || Some(u.as_str()) == s.phase1_id.as_deref()
             })
     }

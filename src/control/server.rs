@@ -415,7 +415,7 @@ async fn accept_loop(
                 unlogged += 1;
                 stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 let now = tokio::time::Instant::now();
-                if last_log.map_or(true, |t| now - t >= ACCEPT_LOG_EVERY) {
+                if last_log.is_none_or(|t| now - t >= ACCEPT_LOG_EVERY) {
                     last_log = Some(now);
                     stats.accept_error_logs.fetch_add(1, Ordering::Relaxed);
                     warn!(

@@ -156,10 +156,7 @@ impl Daemon {
         }
         let due = self.ops.pending
             && self.ops.wanted()
-            && self
-                .ops
-                .published
-                .map_or(true, |t| now >= t + PUBLISH_EVERY);
+            && self.ops.published.is_none_or(|t| now >= t + PUBLISH_EVERY);
         if due {
             let snapshot = self.engine_snapshot();
             let up: u64 = STATUSES

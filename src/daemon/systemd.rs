@@ -71,8 +71,7 @@ impl Notifier {
                 self.next_ping = Some(now + every);
             }
         }
-        if self.status != self.status_sent
-            && self.status_at.map_or(true, |t| now >= t + STATUS_EVERY)
+        if self.status != self.status_sent && self.status_at.is_none_or(|t| now >= t + STATUS_EVERY)
         {
             send(&[NotifyState::Status(&self.status)]);
             self.status_sent.clone_from(&self.status);

@@ -484,7 +484,7 @@ impl Lab {
         }
         let sa = keyed[usize::from(body[0]) % keyed.len()];
         let flags = Flags::from_byte(body[2]);
-        let message_id = if body[3] % 2 == 0 {
+        let message_id = if body[3].is_multiple_of(2) {
             if flags.response {
                 sa.outstanding.as_ref().map_or(0, |o| o.message_id)
             } else {

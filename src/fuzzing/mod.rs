@@ -511,7 +511,7 @@ fn psk_file_is_safe(text: &str) -> bool {
             serde_json::Value::Object(m) => m.iter().all(|(k, v)| {
                 (k != "psk_file"
                     || v.as_str()
-                        .map_or(true, |s| !s.contains('/') && !s.contains("..")))
+                        .is_none_or(|s| !s.contains('/') && !s.contains("..")))
                     && walk(v)
             }),
             serde_json::Value::Array(a) => a.iter().all(walk),

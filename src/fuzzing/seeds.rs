@@ -50,7 +50,7 @@ pub fn ike_messages() -> Vec<Vec<u8>> {
 /// responder->initiator, 2/3 suite 1 (CBC + HMAC).
 pub(crate) fn sk_fixture(n: u8) -> SkFixture {
     let suite = n / 2;
-    let to_responder = n % 2 == 0;
+    let to_responder = n.is_multiple_of(2);
     let mut l = lab::Lab::new(lab::SUITES[usize::from(suite) % lab::SUITES.len()]);
     l.op(7, &[0, 0]); // the initiator starts
     l.deliver(2); // IKE_SA_INIT request and response: the initiator's IKE_AUTH is on the wire
@@ -103,7 +103,7 @@ pub fn sk_inputs() -> Vec<Vec<u8>> {
         for pad in [0u8, 3, 15] {
             let mut p = vec![1u8, n as u8, f.first_inner.0];
             p.extend_from_slice(&f.plain);
-            p.extend(std::iter::repeat(0).take(usize::from(pad)));
+            p.extend(std::iter::repeat_n(0, usize::from(pad)));
             p.push(pad);
             out.push(p);
         }

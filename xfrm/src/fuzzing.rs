@@ -90,7 +90,7 @@ fn attr(p: &mut Vec<u8>, kind: u16, value: &[u8]) {
     p.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
     p.extend_from_slice(&kind.to_ne_bytes());
     p.extend_from_slice(value);
-    while p.len() % 4 != 0 {
+    while !p.len().is_multiple_of(4) {
         p.push(0);
     }
 }

@@ -17,7 +17,7 @@ use vpnd_xfrm::{SaCounters, SaId};
 /// Peer i: 203.0.113.x / 198.51.100.x addresses, spread over both TEST-NETs' host parts and
 /// UDP ports so that every session key is distinct (these addresses are never contacted).
 fn peer_addr(i: usize) -> SocketAddr {
-    let net = if i % 2 == 0 {
+    let net = if i.is_multiple_of(2) {
         [203, 0, 113]
     } else {
         [198, 51, 100]

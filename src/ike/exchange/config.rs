@@ -39,7 +39,7 @@ impl IkeSa {
         let mut best = rank(&self.peer).map(|r| (r, self.peer.clone()));
         for p in ctx.peers.iter().filter(|p| p.remote.matches(from)) {
             if let Some(r) = rank(p) {
-                if best.as_ref().map_or(true, |(b, _)| r > *b) {
+                if best.as_ref().is_none_or(|(b, _)| r > *b) {
                     best = Some((r, p.clone()));
                 }
             }
