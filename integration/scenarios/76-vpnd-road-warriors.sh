@@ -261,8 +261,8 @@ scenario_run() {
     assert_eq 0 "$(_pool addressA in_use)" "none in the profile's addressA"
     assert_eq 1 "$(_pool v6 in_use)" "an IPv6 lease"
     lab_wait 20 "ann's Start" output_is 1 _records --where User-Name=ann@cclient --where Acct-Status-Type=Start --count
-    assert_eq "$v4" "$(_records --where User-Name=ann@cclient --where Acct-Status-Type=Start --get Framed-IP-Address)" \
-        "Start: Framed-IP-Address from gold"
+    assert_eq "$v4	$v6" "$(_records --where User-Name=ann@cclient --where Acct-Status-Type=Start --get Framed-IP-Address,Framed-IPv6-Address)" \
+        "Start: Framed-IP-Address from gold, Framed-IPv6-Address (RFC 6911) from v6"
 
     lab_log "== (b) carl by certificate, expired and unknown-CA clients refused"
     swanctl_in peer2 --initiate --child rw --timeout 40 >"$LAB_LOGDIR/initiate-carl.log" 2>&1 ||
@@ -306,8 +306,8 @@ scenario_run() {
     # When the Stop was looked for (after (b)), not when it came: a lower bound only.
     lab_log "ann's Stop found ${took}s after she came up"
     ((took >= 17)) || lab_fail "ann's session ended after ${took}s, before its Session-Timeout of 20"
-    assert_eq "Session-Timeout	$v4" \
-        "$(_records --where User-Name=ann@cclient --where Acct-Status-Type=Stop --get Acct-Terminate-Cause,Framed-IP-Address)" \
+    assert_eq "Session-Timeout	$v4	$v6" \
+        "$(_records --where User-Name=ann@cclient --where Acct-Status-Type=Stop --get Acct-Terminate-Cause,Framed-IP-Address,Framed-IPv6-Address)" \
         "Stop: Acct-Terminate-Cause Session-Timeout"
     assert_contains "$LAB_LOGDIR/charon-peer1.log" "received DELETE for IKE_SA rw" "charon got vpnd's Delete"
     vpnd_log_has gw1 "session timeout \(RADIUS\)" || lab_fail "vpnd did not log the reason"

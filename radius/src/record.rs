@@ -5,14 +5,14 @@
 //! attribute set (Cisco VSAs, gigawords carry, NAS-IPv6), length limits the crate does not
 //! enforce, and the Acct-Delay-Time, which changes on every transmission.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use radius::core::avp::AVP;
 use radius::core::code::Code;
 use radius::core::packet::Packet;
 use radius::core::vsa::StringVSA;
-use radius::core::{rfc2865, rfc2866, rfc2869, rfc3162};
+use radius::core::{rfc2865, rfc2866, rfc2869, rfc3162, rfc6911};
 use serde::{Deserialize, Serialize};
 
 /// Cisco's IANA enterprise number, the vendor of Cisco-AVPair and cisco-nas-port.
@@ -94,6 +94,9 @@ pub struct AccountingRecord {
     pub nas_port: Option<u32>,
     /// Framed-IP-Address (8): the address assigned to the client, if any.
     pub framed_ip: Option<Ipv4Addr>,
+    /// Framed-IPv6-Address (168, RFC 6911 3.1): the IPv6 address assigned to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framed_ipv6: Option<Ipv6Addr>,
     /// Class (25): the Access-Accept's, echoed unchanged in every record of the session
     /// (RFC 2865 5.25), each at most 253 octets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,6 +147,7 @@ impl AccountingRecord {
             nas_identifier: None,
             nas_port: None,
             framed_ip: None,
+            framed_ipv6: None,
             class: Vec::new(),
             cisco_avpairs: Vec::new(),
             cisco_nas_port: None,
@@ -221,6 +225,9 @@ impl AccountingRecord {
         }
         if let Some(ip) = self.framed_ip {
             b.avp(AVP::from_ipv4(rfc2865::FRAMED_IP_ADDRESS_TYPE, &ip), 4);
+        }
+        if let Some(ip) = self.framed_ipv6 {
+            b.avp(AVP::from_ipv6(rfc6911::FRAMED_IPV6_ADDRESS_TYPE, &ip), 16);
         }
         for class in &self.class {
             let class = &class[..class.len().min(MAX_STRING)];
@@ -309,6 +316,7 @@ impl AccountingRecord {
         let string = |s: Option<&str>, max: usize| s.map_or(0, |s| 2 + s.len().min(max));
         let mut n = 0;
         n += if self.framed_ip.is_some() { 6 } else { 0 };
+        n += if self.framed_ipv6.is_some() { 18 } else { 0 };
         n += self
             .class
             .iter()

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use radius::core::packet::Packet;
-use radius::core::{rfc2865, rfc2866, rfc2869, rfc3162};
+use radius::core::{rfc2865, rfc2866, rfc2869, rfc3162, rfc6911};
 use vpnd_radius::{gigawords, terminate_cause, AccountingRecord, AcctStatus};
 
 const SECRET: &[u8] = b"s3cret-shared";
@@ -23,6 +23,7 @@ fn stop_record() -> AccountingRecord {
         nas_identifier: Some("gw1".into()),
         nas_port: Some(0),
         framed_ip: Some(Ipv4Addr::new(10, 13, 13, 1)),
+        framed_ipv6: Some("2001:db8:77::1".parse().unwrap()),
         cisco_avpairs: vec![
             "vrf-id=cisco".into(),
             "isakmp-initator-ip=192.0.2.2".into(),
@@ -107,6 +108,11 @@ fn every_attribute_decodes_with_the_radius_crate() {
     assert_eq!(
         rfc2865::lookup_framed_ip_address(&p).unwrap().unwrap(),
         Ipv4Addr::new(10, 13, 13, 1)
+    );
+    assert_eq!(
+        rfc6911::lookup_framed_ipv6_address(&p).unwrap().unwrap(),
+        "2001:db8:77::1".parse::<Ipv6Addr>().unwrap(),
+        "Framed-IPv6-Address (RFC 6911) of a dual-stack client"
     );
     assert_eq!(rfc2866::lookup_acct_session_time(&p).unwrap().unwrap(), 709);
     assert_eq!(

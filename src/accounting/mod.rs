@@ -867,6 +867,10 @@ impl Task {
                     Some(std::net::IpAddr::V4(a)) => Some(a),
                     _ => None,
                 },
+                framed_ipv6: match v.assigned_ip6 {
+                    Some(std::net::IpAddr::V6(a)) => Some(a),
+                    _ => None,
+                },
                 nas_ip: self.nas_ip.or(Some(v.local)),
                 peer_ip: v.key.peer.ip(),
                 ivrf: profile.ivrf.clone(),

@@ -70,6 +70,9 @@ pub struct SessionIdentity {
     /// Framed-IP-Address: the address leased to the client (RFC 7296 3.15.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framed_ip: Option<std::net::Ipv4Addr>,
+    /// Framed-IPv6-Address (RFC 6911): the IPv6 address leased to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framed_ipv6: Option<std::net::Ipv6Addr>,
     pub nas_ip: Option<IpAddr>,
     /// The peer's IKE address (`isakmp-initator-ip`, as IOS spells it on the wire).
     pub peer_ip: IpAddr,
@@ -112,6 +115,7 @@ fn base(s: &SessionIdentity, status: AcctStatus, now: u64) -> AccountingRecord {
     AccountingRecord {
         user_name: s.user_name.clone(),
         framed_ip: s.framed_ip,
+        framed_ipv6: s.framed_ipv6,
         class: s.class.clone(),
         nas_ip: s.nas_ip,
         nas_port: Some(0),
@@ -228,6 +232,7 @@ mod tests {
             id: "0000018C2A1B00001".into(),
             user_name: Some("peer1.lab.example".into()),
             framed_ip: None,
+            framed_ipv6: None,
             nas_ip: Some("192.0.2.1".parse().unwrap()),
             peer_ip: "192.0.2.2".parse().unwrap(),
             ivrf: Some("cisco".into()),
@@ -325,6 +330,7 @@ mod tests {
             group: None,
             user_name: None,
             framed_ip: None,
+            framed_ipv6: None,
             ..identity()
         };
         assert_eq!(

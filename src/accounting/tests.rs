@@ -408,11 +408,18 @@ async fn a_clients_records_carry_its_address_and_group() {
     let mut v = view(Totals::default());
     v.phase1_id = Some("joe@cclient".into());
     v.assigned_ip = Some("203.0.113.200".parse().unwrap());
+    v.assigned_ip6 = Some("2001:db8:77::1".parse().unwrap());
     a.up(&v);
     let start = recv(&server, true).await;
     assert_eq!(start.status(), 1);
     assert_eq!(start.attrs[&1], b"joe@cclient", "User-Name");
     assert_eq!(start.attrs[&8], [203, 0, 113, 200], "Framed-IP-Address");
+    let v6: std::net::Ipv6Addr = "2001:db8:77::1".parse().unwrap();
+    assert_eq!(
+        start.attrs[&168],
+        v6.octets(),
+        "Framed-IPv6-Address (RFC 6911)"
+    );
     // Vendor 9 (Cisco), type 1 (Cisco-AVPair).
     let pair = |r: &Req, text: &[u8]| {
         r.vsas
@@ -428,6 +435,11 @@ async fn a_clients_records_carry_its_address_and_group() {
         stop.attrs[&8],
         [203, 0, 113, 200],
         "Framed-IP-Address in the Stop"
+    );
+    assert_eq!(
+        stop.attrs[&168],
+        v6.octets(),
+        "Framed-IPv6-Address in the Stop"
     );
     a.shutdown(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -577,6 +577,7 @@ fn identity(i: usize) -> SessionIdentity {
         id: format!("HANDMADE{i:05}"),
         user_name: Some(format!("client{i}")),
         framed_ip: None,
+        framed_ipv6: None,
         nas_ip: Some("192.0.2.1".parse().unwrap()),
         peer_ip: "192.0.2.2".parse().unwrap(),
         ivrf: None,

@@ -1359,6 +1359,7 @@ mod tests {
             id: "1".into(),
             user_name: up.phase1_id.clone(),
             framed_ip: None,
+            framed_ipv6: None,
             nas_ip: None,
             peer_ip: remote.ip(),
             ivrf: None,
