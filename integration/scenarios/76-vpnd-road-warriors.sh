@@ -57,9 +57,6 @@ _ipv6_on() {
     ip -n gw1 addr add 2001:db8:100::1/64 dev i0 nodad
     ip -n host1 addr add 2001:db8:100::10/64 dev e0 nodad
     ip -n host1 -6 route add default via 2001:db8:100::1
-    # The kernel routes before it consults the IPsec policy: the clients' IPv6 addresses
-    # need a route out of gw1 (start_vpnd adds only IPv4's default).
-    ip -n gw1 -6 route add default dev t0
 }
 
 _pki() {
@@ -190,6 +187,7 @@ peers:
     certificate: $PKI/gw1.pem
     private_key: $PKI/gw1.key
     start: respond
+    reverse_route: true
     group: cclient
     accounting: lab
     pool: addressA
@@ -208,6 +206,7 @@ peers:
     private_key: $PKI/gw1.key
     trustpoint: lab-ca
     start: respond
+    reverse_route: true
     group: certs
     accounting: lab
     pool: addressA

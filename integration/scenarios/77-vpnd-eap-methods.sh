@@ -95,6 +95,7 @@ peers:
     psk: "lab-secret-0123456789"
     auth: { remote: eap-radius, radius_group: radius }
     start: respond
+    reverse_route: true
     group: cclient
     accounting: lab
     pool: addressA

@@ -36,6 +36,7 @@ _peer() {
     remote_id: "@$1.lab.example"
     psk: "lab-secret-0123456789"
     start: initiate
+    reverse_route: true
     accounting: lab
     children:
       - name: lan
