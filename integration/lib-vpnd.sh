@@ -212,3 +212,46 @@ output_ge() {
     v=$("${@:2}")
     [[ $v =~ ^[0-9]+$ ]] && ((v >= $1))
 }
+
+# write_eap_gateway_conf FILE RADIUS_TIMEOUT : gw1's vpnd.yaml for EAP road warriors (77, 78):
+# profile "cclient" (address any, '*@cclient', PSK for the gateway, EAP relayed to the lab
+# FreeRADIUS at 192.0.2.10), pool addressA 203.0.113.200-209, start-stop accounting.
+write_eap_gateway_conf() {
+    cat >"$1" <<YAML
+local:
+  addresses: [192.0.2.1]
+log:
+  level: debug
+control:
+  socket: $LAB_WORKDIR/vpnd.sock
+ike_defaults:
+  proposals: [aes256gcm16-prfsha256-x25519]
+pools:
+  addressA: { begin: 203.0.113.200, end: 203.0.113.209 }
+radius:
+  servers:
+    - { name: lab-radius, address: 192.0.2.10, auth_port: 1812, acct_port: 1813, key: testing123 }
+  timeout: $2
+  retransmit: 2
+accounting:
+  journal: $LAB_WORKDIR/acct/accounting.journal
+  lists:
+    lab: { mode: start-stop, groups: [radius] }
+peers:
+  - name: cclient
+    address: any
+    local_id: "@gw1.lab.example"
+    remote_id: "*@cclient"
+    psk: "lab-secret-0123456789"
+    auth: { remote: eap-radius, radius_group: radius }
+    start: respond
+    reverse_route: true
+    group: cclient
+    accounting: lab
+    pool: addressA
+    children:
+      - name: rw
+        local_ts: [198.51.100.0/25]
+        remote_ts: [0.0.0.0/0]
+YAML
+}

@@ -66,46 +66,6 @@ secrets {
 CONF
 }
 
-_vpnd_conf() {
-    cat >"$1" <<YAML
-local:
-  addresses: [192.0.2.1]
-log:
-  level: debug
-control:
-  socket: $LAB_WORKDIR/vpnd.sock
-ike_defaults:
-  proposals: [aes256gcm16-prfsha256-x25519]
-pools:
-  addressA: { begin: 203.0.113.200, end: 203.0.113.209 }
-radius:
-  servers:
-    - { name: lab-radius, address: 192.0.2.10, auth_port: 1812, acct_port: 1813, key: testing123 }
-  timeout: 1s
-  retransmit: 2
-accounting:
-  journal: $LAB_WORKDIR/acct/accounting.journal
-  lists:
-    lab: { mode: start-stop, groups: [radius] }
-peers:
-  - name: cclient
-    address: any
-    local_id: "@gw1.lab.example"
-    remote_id: "*@cclient"
-    psk: "lab-secret-0123456789"
-    auth: { remote: eap-radius, radius_group: radius }
-    start: respond
-    reverse_route: true
-    group: cclient
-    accounting: lab
-    pool: addressA
-    children:
-      - name: rw
-        local_ts: [198.51.100.0/25]
-        remote_ts: [0.0.0.0/0]
-YAML
-}
-
 _auth_failed_count() { grep -c 'received AUTHENTICATION_FAILED notify' "$LAB_LOGDIR/charon-peer1.log" || true; }
 
 scenario_run() {
@@ -117,7 +77,7 @@ scenario_run() {
     CHARON_EXTRA_PLUGINS="eap-md5" start_charon peer1 "$d1"
     _client "$d2" 192.0.2.3 mschapv2 joe@cclient joe-password
     start_charon peer2 "$d2"
-    _vpnd_conf "$conf"
+    write_eap_gateway_conf "$conf" 1s
     start_vpnd gw1 "$conf"
     swanctl_in peer1 --stats >"$LAB_LOGDIR/stats-peer1.txt" 2>&1
     assert_contains "$LAB_LOGDIR/stats-peer1.txt" "loaded plugins: .*eap-md5" "peer1's charon has EAP-MD5"

@@ -73,46 +73,6 @@ secrets {
 CONF
 }
 
-_vpnd_conf() {
-    cat >"$1" <<YAML
-local:
-  addresses: [192.0.2.1]
-log:
-  level: debug
-control:
-  socket: $LAB_WORKDIR/vpnd.sock
-ike_defaults:
-  proposals: [aes256gcm16-prfsha256-x25519]
-pools:
-  addressA: { begin: 203.0.113.200, end: 203.0.113.209 }
-radius:
-  servers:
-    - { name: lab-radius, address: 192.0.2.10, auth_port: 1812, acct_port: 1813, key: testing123 }
-  timeout: 2s
-  retransmit: 2
-accounting:
-  journal: $LAB_WORKDIR/acct/accounting.journal
-  lists:
-    lab: { mode: start-stop, groups: [radius] }
-peers:
-  - name: cclient
-    address: any
-    local_id: "@gw1.lab.example"
-    remote_id: "*@cclient"
-    psk: "lab-secret-0123456789"
-    auth: { remote: eap-radius, radius_group: radius }
-    start: respond
-    reverse_route: true
-    group: cclient
-    accounting: lab
-    pool: addressA
-    children:
-      - name: rw
-        local_ts: [198.51.100.0/25]
-        remote_ts: [0.0.0.0/0]
-YAML
-}
-
 scenario_run() {
     local conf=$LAB_WORKDIR/vpnd.yaml d1=$LAB_WORKDIR/charon-peer1
     _pki
@@ -124,7 +84,7 @@ scenario_run() {
     start_freeradius radius
     _client "$d1"
     CHARON_EXTRA_PLUGINS="eap-tls" start_charon peer1 "$d1"
-    _vpnd_conf "$conf"
+    write_eap_gateway_conf "$conf" 2s
     start_vpnd gw1 "$conf"
 
     swanctl_in peer1 --initiate --child rw --timeout 60 >"$LAB_LOGDIR/initiate-bob.log" 2>&1 ||
