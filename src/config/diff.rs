@@ -153,7 +153,12 @@ impl Config {
             }
             let mut why = why;
             why.extend(PEER_MOVES.iter().filter(|f| updates.contains(f)));
-            if self.front_vrf(old) != new.front_vrf(p) && p.interface.is_some() {
+            // Also when the fvrf's name stays but becomes (or stops being) a real VRF: the
+            // peer turned route-based, or `vrfs` changed. Refused once either way.
+            if self.front_vrf(old) != new.front_vrf(p)
+                && p.interface.is_some()
+                && !updates.contains(&"fvrf of a route-based peer")
+            {
                 d.refused.push(format!(
                     "peers[{}].fvrf: a route-based peer's front-door VRF (its IKE sockets) \
                      changes only at a restart",
@@ -537,6 +542,28 @@ peers:
             "{:?}",
             d.1
         );
+        // A route-based peer moved to another front-door VRF: refused, once.
+        let routed = |fvrf: &str| {
+            format!(
+                "vrfs:\n  outside: 1100\n  outside2: 1101\n{}",
+                BASE.replacen(
+                    "  - name: gone\n",
+                    &format!(
+                        "  - name: gone\n    interface: ipsec9\n    if_id: 9\n    fvrf: {fvrf}\n"
+                    ),
+                    1
+                )
+            )
+        };
+        let d = load(&routed("outside")).reload(load(&routed("outside2"))).1;
+        assert_eq!(d.refused.len(), 1, "{d:?}");
+        assert!(d.refused[0].contains("peers[gone].fvrf"), "{d:?}");
+        // The same fvrf name, now a real VRF because the peer turned route-based: refused,
+        // once, though the name did not change.
+        let label = BASE.replacen("  - name: gone\n", "  - name: gone\n    fvrf: outside\n", 1);
+        let d = load(&label).reload(load(&routed("outside"))).1;
+        assert_eq!(d.refused.len(), 1, "{d:?}");
+        assert!(d.refused[0].contains("peers[gone].fvrf"), "{d:?}");
     }
 
     #[test]

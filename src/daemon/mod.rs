@@ -276,7 +276,8 @@ impl Daemon {
 
     /// The configured VRF that holds local address `ip` (looked up once per address).
     fn vrf_of_local(&mut self, ip: IpAddr) -> Option<String> {
-        // `vrfs` needs a restart to change: the running ones are the start's.
+        // Cached: the local addresses and their sockets are the start's (`local` needs a
+        // restart), so a VRF a reload adds holds none of them.
         let vrfs = &self.config.vrfs;
         if vrfs.is_empty() {
             return None;
@@ -913,9 +914,6 @@ fn standing_flows(config: &Config) -> Vec<Flow> {
     out
 }
 
-/// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
-/// policies included: protected flows go back to the routing table, in clear. For taking
-/// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
 /// Route-based peers and their XFRM interface's if_id, which their SAs and policies carry.
 fn if_ids(config: &Config) -> HashMap<String, u32> {
     config
@@ -967,6 +965,9 @@ async fn ensure_peer_links(
     Ok(())
 }
 
+/// `vpnd --flush`: removes every SA and policy vpnd owns (by its reqid band), standing
+/// policies included: protected flows go back to the routing table, in clear. For taking
+/// vpnd out of service; a stopped vpnd otherwise leaves its flows blocked.
 pub async fn flush(config: &Config) -> Result<Flushed> {
     let owner = Owner {
         reqid_base: config.local.reqid_base,
